@@ -1,0 +1,92 @@
+"""HuggingFace config.json → GPT2Config, refusing by name whatever is not implemented."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intjax.errors import ConfigError
+from intjax.model.config import ACTIVATIONS, GPT2Config
+
+# config.json key -> GPT2Config field (the computation reads these).
+_USED = {
+    "vocab_size": "vocab_size",
+    "n_positions": "n_positions",
+    "n_embd": "d_model",
+    "n_layer": "n_layers",
+    "n_head": "n_heads",
+    "layer_norm_epsilon": "layer_norm_eps",
+    "activation_function": "activation",
+    "scale_attn_weights": "scale_attn_weights",
+    "scale_attn_by_inverse_layer_idx": "scale_attn_by_inverse_layer_idx",
+    "tie_word_embeddings": "tie_word_embeddings",
+}
+
+# Keys that change the computation, and the only value intjax accepts.
+_REFUSED_UNLESS = {
+    "reorder_and_upcast_attn": False,
+    "add_cross_attention": False,
+    "is_encoder_decoder": False,
+    "chunk_size_feed_forward": 0,
+    "pruned_heads": {},
+}
+
+# Keys that do not change an inference forward pass (dropout, generation, training,
+# labels, bookkeeping).
+_IGNORED = {
+    "n_ctx", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_type",
+    "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+    "summary_first_dropout", "initializer_range", "use_cache", "bos_token_id",
+    "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id",
+    "task_specific_params", "architectures", "model_type", "transformers_version",
+    "torch_dtype", "dtype", "_name_or_path", "_attn_implementation_autoset",
+    "output_hidden_states", "output_attentions", "return_dict", "id2label", "label2id",
+    "problem_type", "num_labels", "torchscript", "use_bfloat16", "tf_legacy_loss",
+    "gradient_checkpointing", "prefix", "finetuning_task", "tokenizer_class",
+    "max_length", "min_length", "do_sample", "early_stopping", "num_beams",
+    "temperature", "top_k", "top_p", "repetition_penalty", "length_penalty",
+    "no_repeat_ngram_size", "bad_words_ids", "num_return_sequences",
+    "is_decoder", "cross_attention_hidden_size", "tie_encoder_decoder",
+    "output_scores", "return_dict_in_generate", "forced_bos_token_id",
+    "forced_eos_token_id", "remove_invalid_values", "diversity_penalty",
+    "num_beam_groups", "encoder_no_repeat_ngram_size", "typical_p",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens",
+    "_commit_hash", "n_special", "predict_special_tokens", "layer_norm_eps",
+}
+
+
+def config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
+    """Translate a GPT-2 config.json dict; unknown or unsupported keys raise ConfigError.
+
+    With `strict=False`, keys intjax has never heard of are ignored instead of refused.
+    """
+    model_type = hf.get("model_type", "gpt2")
+    if model_type != "gpt2":
+        raise ConfigError(
+            f"model_type {model_type!r} is not GPT-2; intjax loads the GPT-2 family "
+            "(gpt2, gpt2-medium/large/xl, distilgpt2 and GPT2LMHeadModel fine-tunes)"
+        )
+    for key, allowed in _REFUSED_UNLESS.items():
+        if key in hf and hf[key] not in (allowed, None):
+            raise ConfigError(
+                f"config.json sets {key}={hf[key]!r}, which intjax does not implement "
+                f"(only {key}={allowed!r}); use a checkpoint without it"
+            )
+    act = hf.get("activation_function", "gelu_new")
+    if act not in ACTIVATIONS:
+        raise ConfigError(
+            f"config.json sets activation_function={act!r}, which intjax does not "
+            f"implement; implemented: {sorted(ACTIVATIONS)}"
+        )
+    unknown = sorted(set(hf) - set(_USED) - set(_REFUSED_UNLESS) - _IGNORED)
+    if unknown and strict:
+        raise ConfigError(
+            f"config.json has keys intjax does not know: {unknown}. If they do not "
+            "change the forward pass, load with strict_config=False"
+        )
+    kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
+    n_embd = kwargs.get("d_model", GPT2Config.d_model)
+    kwargs["d_mlp"] = hf.get("n_inner") or 4 * n_embd
+    try:
+        return GPT2Config(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.json is not a valid GPT-2 config: {e}") from e

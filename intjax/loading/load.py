@@ -1,0 +1,58 @@
+"""`load_model`: one call from a folder or hub id to (GPT2, tokenizer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+
+from intjax.errors import LoadError
+from intjax.loading.config import config_from_hf
+from intjax.loading.resolve import resolve_model_dir
+from intjax.loading.tokenizer import load_tokenizer
+from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
+from intjax.model.gpt2 import GPT2
+
+
+def read_config(folder: Path) -> dict:
+    """The parsed config.json of a model folder."""
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise LoadError(f"{folder / 'config.json'} is not valid JSON: {e}") from e
+
+
+def read_state_dict(folder: Path) -> dict:
+    """All weight tensors of a HF folder: single or sharded safetensors, else Flax msgpack."""
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return read_safetensors(single)
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict = {}
+        for shard in shards:
+            if not (folder / shard).is_file():
+                raise LoadError(f"shard {shard} listed in {index} is missing; download it again")
+            state.update(read_safetensors(folder / shard))
+        return state
+    return read_flax_msgpack(folder / "flax_model.msgpack")
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    dtype=jnp.float32,
+    tokenizer: bool = True,
+    strict_config: bool = True,
+    revision: str | None = None,
+):
+    """Load a GPT-2 family model: `model, tokenizer = load_model("gpt2" or "/path")`.
+
+    `name_or_path` is a local folder in HuggingFace layout, the name of a model
+    shipped with intjax, or a hub id (downloaded and cached as HF caches).
+    """
+    folder = resolve_model_dir(name_or_path, revision=revision)
+    config = config_from_hf(read_config(folder), strict=strict_config)
+    model: GPT2 = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    return model, (load_tokenizer(folder) if tokenizer else None)

@@ -1,0 +1,159 @@
+"""HuggingFace GPT-2 weights (safetensors or Flax msgpack) → the stacked GPT2 module.
+
+The conversion is a whitelist: every tensor in the file is either used or a
+known non-parameter buffer; anything else, a missing key or a wrong shape raises
+LoadError naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+from intjax.errors import LoadError
+from intjax.model.config import GPT2Config
+from intjax.model.gpt2 import GPT2, Blocks
+
+# Buffers HF stores beside the parameters (causal masks in old checkpoints).
+_BUFFER = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Read a .safetensors file into numpy arrays, with a clear error if it is damaged."""
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types and OSError
+        raise LoadError(
+            f"{path} is not a readable safetensors file ({type(e).__name__}: {e}); "
+            "it may be truncated or corrupted: download it again"
+        ) from e
+
+
+def read_flax_msgpack(path: Path) -> dict[str, np.ndarray]:
+    """Read a HF Flax `flax_model.msgpack` into torch-named numpy arrays."""
+    from flax.serialization import msgpack_restore
+
+    try:
+        tree = msgpack_restore(path.read_bytes())
+    except Exception as e:
+        raise LoadError(
+            f"{path} is not a readable Flax msgpack file ({type(e).__name__}: {e}); "
+            "download it again"
+        ) from e
+    out: dict[str, np.ndarray] = {}
+
+    def walk(node, prefix):
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+            return
+        name, leaf = prefix.rsplit(".", 1)
+        arr = np.asarray(node)
+        if leaf == "kernel":  # FlaxConv1D stores [out, in]; torch Conv1D is [in, out]
+            arr, leaf = arr.T, "weight"
+        elif leaf in ("scale", "embedding"):
+            leaf = "weight"
+        out[f"{name}.{leaf}"] = arr
+
+    walk(tree, "")
+    return out
+
+
+def _strip_prefix(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k.removeprefix("transformer."): v for k, v in state.items()}
+
+
+def model_from_state_dict(
+    state: Mapping[str, np.ndarray], config: GPT2Config, dtype=jnp.float32
+) -> GPT2:
+    """Build GPT2 from a HF GPT-2 state dict (torch names, Conv1D [in, out] layout)."""
+    state = _strip_prefix(dict(state))
+    used: set[str] = set()
+    L, H, D, M = config.n_layers, config.n_heads, config.d_model, config.d_mlp
+    Dh = config.d_head
+
+    def take(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        if key not in state:
+            raise LoadError(
+                f"checkpoint has no tensor {key!r} (config: {L} layers, d_model={D}); "
+                "the weights file does not match config.json"
+            )
+        arr = np.asarray(state[key])
+        if arr.shape != shape:
+            raise LoadError(
+                f"tensor {key!r} has shape {tuple(arr.shape)}, expected {shape} from "
+                "config.json; the weights file does not match its config"
+            )
+        used.add(key)
+        return arr.astype(np.float32)
+
+    def stack(fmt: str, shape: tuple[int, ...]) -> np.ndarray:
+        return np.stack([take(fmt.format(l), shape) for l in range(L)])
+
+    c_attn_w = stack("h.{}.attn.c_attn.weight", (D, 3 * D))  # [L, D, 3D]
+    c_attn_b = stack("h.{}.attn.c_attn.bias", (3 * D,))
+    W_q, W_k, W_v = np.split(c_attn_w, 3, axis=-1)
+    b_q, b_k, b_v = np.split(c_attn_b, 3, axis=-1)
+
+    def heads_in(w):  # [L, D, H*Dh] -> [L, H, D, Dh]
+        return w.reshape(L, D, H, Dh).transpose(0, 2, 1, 3)
+
+    def heads_b(b):  # [L, H*Dh] -> [L, H, Dh]
+        return b.reshape(L, H, Dh)
+
+    blocks = dict(
+        ln1_w=stack("h.{}.ln_1.weight", (D,)),
+        ln1_b=stack("h.{}.ln_1.bias", (D,)),
+        W_Q=heads_in(W_q), b_Q=heads_b(b_q),
+        W_K=heads_in(W_k), b_K=heads_b(b_k),
+        W_V=heads_in(W_v), b_V=heads_b(b_v),
+        W_O=stack("h.{}.attn.c_proj.weight", (D, D)).reshape(L, H, Dh, D),
+        b_O=stack("h.{}.attn.c_proj.bias", (D,)),
+        ln2_w=stack("h.{}.ln_2.weight", (D,)),
+        ln2_b=stack("h.{}.ln_2.bias", (D,)),
+        W_in=stack("h.{}.mlp.c_fc.weight", (D, M)),
+        b_in=stack("h.{}.mlp.c_fc.bias", (M,)),
+        W_out=stack("h.{}.mlp.c_proj.weight", (M, D)),
+        b_out=stack("h.{}.mlp.c_proj.bias", (D,)),
+    )
+    W_E = take("wte.weight", (config.vocab_size, D))
+    W_pos = take("wpe.weight", (config.n_positions, D))
+    lnf_w, lnf_b = take("ln_f.weight", (D,)), take("ln_f.bias", (D,))
+    W_U = None
+    if "lm_head.weight" in state:
+        lm_head = take("lm_head.weight", (config.vocab_size, D))
+        if not config.tie_word_embeddings:
+            W_U = lm_head.T
+        elif not np.array_equal(lm_head, W_E):
+            raise LoadError(
+                "config.json says tie_word_embeddings=true but lm_head.weight differs "
+                "from wte.weight; set tie_word_embeddings=false in config.json"
+            )
+    elif not config.tie_word_embeddings:
+        raise LoadError("tie_word_embeddings=false but the checkpoint has no lm_head.weight")
+
+    extra = sorted(k for k in state if k not in used and not _BUFFER.match(k))
+    if extra:
+        raise LoadError(
+            f"checkpoint has tensors intjax does not know: {extra[:8]}"
+            f"{' …' if len(extra) > 8 else ''}; it is not a plain GPT-2 LM checkpoint"
+        )
+
+    def arr(a):
+        return jnp.asarray(a, dtype)
+
+    return GPT2(
+        config=config,
+        W_E=arr(W_E),
+        W_pos=arr(W_pos),
+        blocks=Blocks(**{k: arr(v) for k, v in blocks.items()}),
+        lnf_w=arr(lnf_w),
+        lnf_b=arr(lnf_b),
+        W_U=None if W_U is None else arr(W_U),
+    )

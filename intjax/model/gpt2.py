@@ -1,0 +1,216 @@
+"""GPT-2 as a pure Equinox module, written for ONE sequence (vmap outside).
+
+Parameters are stacked per layer (a leading `L` axis) and the layers run under
+`jax.lax.scan`. Attention weights are per head. Patching needs no hooks: a
+`LayerEdits` pytree, stacked per layer like the weights, says which sites to
+overwrite and with what; `run_blocks` applies it inside the scan.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from intjax.errors import InputError
+from intjax.model.config import GPT2Config
+
+
+class Activations(NamedTuple):
+    """Every activation of one forward pass, stacked over layers."""
+
+    resid_pre: Float[Array, "L T D"]
+    z: Float[Array, "L T H Dh"]
+    attn_out: Float[Array, "L T D"]
+    resid_mid: Float[Array, "L T D"]
+    mlp_out: Float[Array, "L T D"]
+    resid_post: Float[Array, "L T D"]
+    pattern: Optional[Float[Array, "L H T T"]] = None
+
+
+class SiteEdit(NamedTuple):
+    """Overwrite one site: v = value + pin·(clean − value), then v + mask·(source − v).
+
+    `mask` and `pin` have the site's shape without its last (feature) axis, e.g.
+    `[T, H]` for `z`; `source` and `clean` have the site's full shape. With
+    `pin=None` the base is the value computed in this run (recompute semantics).
+    """
+
+    mask: Array
+    source: Array
+    pin: Optional[Array] = None
+    clean: Optional[Array] = None
+
+    def apply(self, value: Array) -> Array:
+        """Return the edited value of the site."""
+        if self.pin is not None:
+            value = value + self.pin[..., None] * (self.clean - value)
+        return value + self.mask[..., None] * (self.source - value)
+
+
+class LayerEdits(NamedTuple):
+    """Edits of the sites of a layer (None: that site is left alone)."""
+
+    resid_pre: Optional[SiteEdit] = None  # mask [T]
+    z: Optional[SiteEdit] = None  # mask [T, H]
+    mlp_out: Optional[SiteEdit] = None  # mask [T]
+
+
+def _edit(edit: Optional[SiteEdit], value: Array) -> Array:
+    return value if edit is None else edit.apply(value)
+
+
+class Blocks(eqx.Module):
+    """Weights of all transformer blocks, stacked along a leading layer axis."""
+
+    ln1_w: Float[Array, "L D"]
+    ln1_b: Float[Array, "L D"]
+    W_Q: Float[Array, "L H D Dh"]
+    b_Q: Float[Array, "L H Dh"]
+    W_K: Float[Array, "L H D Dh"]
+    b_K: Float[Array, "L H Dh"]
+    W_V: Float[Array, "L H D Dh"]
+    b_V: Float[Array, "L H Dh"]
+    W_O: Float[Array, "L H Dh D"]
+    b_O: Float[Array, "L D"]
+    ln2_w: Float[Array, "L D"]
+    ln2_b: Float[Array, "L D"]
+    W_in: Float[Array, "L D M"]
+    b_in: Float[Array, "L M"]
+    W_out: Float[Array, "L M D"]
+    b_out: Float[Array, "L D"]
+
+
+def layer_norm(x: Float[Array, "... D"], w: Array, b: Array, eps: float) -> Float[Array, "... D"]:
+    """LayerNorm over the last axis, as torch.nn.LayerNorm computes it."""
+    mean = x.mean(-1, keepdims=True)
+    var = jnp.square(x - mean).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * w + b
+
+
+class GPT2(eqx.Module):
+    """GPT-2 for one sequence: `logits, acts = model(tokens)`."""
+
+    config: GPT2Config = eqx.field(static=True)
+    W_E: Float[Array, "V D"]
+    W_pos: Float[Array, "P D"]
+    blocks: Blocks
+    lnf_w: Float[Array, " D"]
+    lnf_b: Float[Array, " D"]
+    W_U: Optional[Float[Array, "D V"]] = None  # None: tied to W_E
+
+    def check_tokens(self, tokens: Int[Array, " T"]) -> None:
+        """Raise InputError for tokens the model cannot read (skipped under jit)."""
+        if isinstance(tokens, jax.core.Tracer):
+            return
+        t = np.asarray(tokens)
+        cfg = self.config
+        if t.ndim != 1:
+            raise InputError(
+                f"tokens must be one sequence of shape [T], got shape {t.shape}; "
+                "for a batch use jax.vmap(model)(tokens)"
+            )
+        if not np.issubdtype(t.dtype, np.integer):
+            raise InputError(f"tokens must be integers, got dtype {t.dtype}")
+        if t.shape[0] == 0 or t.shape[0] > cfg.n_positions:
+            raise InputError(
+                f"sequence length {t.shape[0]} is outside 1..n_positions={cfg.n_positions}; "
+                "shorten the prompt"
+            )
+        bad = t[(t < 0) | (t >= cfg.vocab_size)]
+        if bad.size:
+            raise InputError(
+                f"token ids {sorted(set(bad.tolist()))[:5]} are outside the vocabulary "
+                f"0..{cfg.vocab_size - 1}; tokenize with this model's tokenizer"
+            )
+
+    def embed(self, tokens: Int[Array, " T"]) -> Float[Array, "T D"]:
+        """Token plus position embedding: the residual stream before layer 0."""
+        self.check_tokens(tokens)
+        return self.W_E[tokens] + self.W_pos[: tokens.shape[0]]
+
+    def attn_scales(self) -> Float[Array, " L"]:
+        """Per-layer factor applied to the attention scores."""
+        cfg = self.config
+        s = np.ones(cfg.n_layers, np.float32)
+        if cfg.scale_attn_weights:
+            s /= np.sqrt(cfg.d_head)
+        if cfg.scale_attn_by_inverse_layer_idx:
+            s /= np.arange(1, cfg.n_layers + 1)
+        return jnp.asarray(s, self.W_E.dtype)
+
+    def run_blocks(
+        self,
+        resid: Float[Array, "T D"],
+        *,
+        start: int = 0,
+        stop: Optional[int] = None,
+        edits: Optional[LayerEdits] = None,
+        collect: bool = False,
+        with_pattern: bool = False,
+    ) -> tuple[Float[Array, "T D"], Optional[Activations]]:
+        """Run layers start..stop-1 on `resid`, applying `edits` (stacked over ALL layers).
+
+        Returns the residual after the last layer run and, if `collect`, the
+        activations of the layers run (leading axis stop - start).
+        """
+        cfg = self.config
+        stop = cfg.n_layers if stop is None else stop
+        layers = jax.tree.map(lambda a: a[start:stop], self.blocks)
+        scales = self.attn_scales()[start:stop]
+        edits = jax.tree.map(lambda a: a[start:stop], edits)
+        act_fn = cfg.activation_fn()
+        T = resid.shape[0]
+        causal = jnp.tril(jnp.ones((T, T), bool))
+        neg = jnp.finfo(resid.dtype).min
+
+        def block(resid, xs):
+            p, scale, e = xs
+            e = e if e is not None else LayerEdits()
+            resid = _edit(e.resid_pre, resid)
+            x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
+            q = jnp.einsum("td,hde->the", x, p.W_Q) + p.b_Q
+            k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
+            v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+            scores = jnp.einsum("the,she->hts", q, k) * scale
+            pattern = jax.nn.softmax(jnp.where(causal, scores, neg), axis=-1)
+            z = _edit(e.z, jnp.einsum("hts,she->the", pattern, v))
+            attn_out = jnp.einsum("the,hed->td", z, p.W_O) + p.b_O
+            resid_mid = resid + attn_out
+            x = layer_norm(resid_mid, p.ln2_w, p.ln2_b, cfg.layer_norm_eps)
+            mlp_out = _edit(e.mlp_out, act_fn(x @ p.W_in + p.b_in) @ p.W_out + p.b_out)
+            resid_post = resid_mid + mlp_out
+            if not collect:
+                return resid_post, None
+            acts = Activations(
+                resid, z, attn_out, resid_mid, mlp_out, resid_post,
+                pattern if with_pattern else None,
+            )
+            return resid_post, acts
+
+        return jax.lax.scan(block, resid, (layers, scales, edits))
+
+    def unembed(
+        self, resid: Float[Array, "*T D"], columns: Optional[Int[Array, " K"]] = None
+    ) -> Float[Array, "*T K"]:
+        """Final LayerNorm then logits; `columns` picks vocabulary entries (all if None)."""
+        x = layer_norm(resid, self.lnf_w, self.lnf_b, self.config.layer_norm_eps)
+        W_U = self.W_E.T if self.W_U is None else self.W_U
+        if columns is not None:
+            W_U = W_U[:, columns]
+        return x @ W_U
+
+    def __call__(
+        self, tokens: Int[Array, " T"], *, with_pattern: bool = False
+    ) -> tuple[Float[Array, "T V"], Activations]:
+        """Logits `[T, vocab]` and the activations pytree of one sequence."""
+        resid, acts = self.run_blocks(self.embed(tokens), collect=True, with_pattern=with_pattern)
+        return self.unembed(resid), acts
+
+    def n_params(self) -> int:
+        """Number of parameters (a tied unembedding counted once)."""
+        return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(self))

@@ -1,0 +1,84 @@
+"""Shared fixtures: tiny random HuggingFace GPT-2 checkpoints built on the spot.
+
+No hub access: every reference model is made here with transformers + torch,
+given random weights (biases and LayerNorm parameters included, so a dropped
+term shows) and saved with `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TRAIN_TEXT = [
+    "When Mary and John went to the store, John gave a drink to Mary.",
+    "When Tom and Anna went to the park, Anna gave a ball to Tom.",
+    "Then, Alice and Bob had a lot of fun at the school. Bob gave a ring to Alice.",
+    "The quick brown fox jumps over the lazy dog 0123456789 times!",
+] * 4
+
+
+def save_tokenizer(folder: Path, vocab_size: int = 300) -> int:
+    """Train a small byte-level BPE; write tokenizer.json, vocab.json, merges.txt."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(TRAIN_TEXT, vocab_size=vocab_size, min_frequency=1, show_progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    tok.save_model(str(folder))
+    return tok.get_vocab_size()
+
+
+def save_hf_gpt2(
+    folder: Path, *, seed: int = 0, with_tokenizer: bool = True, std: float = 0.1, **overrides
+):
+    """Save a random GPT2LMHeadModel into `folder`; returns the torch model (eval mode).
+
+    Every parameter is drawn from N(0, std), LayerNorm weights from N(1, 2·std).
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = save_tokenizer(folder) if with_tokenizer else 300
+    kwargs = dict(vocab_size=vocab, n_positions=32, n_embd=64, n_layer=3, n_head=4,
+                  bos_token_id=0, eos_token_id=0)
+    kwargs.update(overrides)
+    config = GPT2Config(**kwargs)
+    config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_ln_weight = (".ln_" in name or name.startswith("transformer.ln_f")) and name.endswith("weight")
+            p.copy_(torch.randn_like(p) * (2 * std if is_ln_weight else std) + float(is_ln_weight))
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
+
+
+def hf_forward(model, tokens: np.ndarray):
+    """HF logits [T, V] and hidden_states [(L+1), T, D] for one sequence, as numpy."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.tensor(np.asarray(tokens)[None]), output_hidden_states=True)
+    hidden = np.stack([h[0].numpy() for h in out.hidden_states])
+    return out.logits[0].numpy(), hidden
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(folder, torch model) of a tiny random GPT-2 with a tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    return folder, save_hf_gpt2(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny):
+    """The tiny checkpoint loaded by intjax: (GPT2, tokenizer)."""
+    import intjax
+
+    return intjax.load_model(tiny[0])
