@@ -92,6 +92,41 @@ def layer_norm(x: Float[Array, "... D"], w: Array, b: Array, eps: float) -> Floa
     return (x - mean) * jax.lax.rsqrt(var + eps) * w + b
 
 
+def block_forward(
+    cfg: GPT2Config,
+    p: Blocks,
+    scale: Float[Array, ""],
+    resid: Float[Array, "T D"],
+    edits: Optional[LayerEdits] = None,
+    with_pattern: bool = False,
+) -> tuple[Float[Array, "T D"], Activations]:
+    """One transformer block (weights `p` of ONE layer), applying `edits` to its sites.
+
+    Returns the residual after the block and the block's activations (leading
+    axes without L); unused activations cost nothing under jit.
+    """
+    e = edits if edits is not None else LayerEdits()
+    T = resid.shape[0]
+    resid = _edit(e.resid_pre, resid)
+    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
+    q = jnp.einsum("td,hde->the", x, p.W_Q) + p.b_Q
+    k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
+    v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+    scores = jnp.einsum("the,she->hts", q, k) * scale
+    causal = jnp.tril(jnp.ones((T, T), bool))
+    pattern = jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1)
+    z = _edit(e.z, jnp.einsum("hts,she->the", pattern, v))
+    attn_out = jnp.einsum("the,hed->td", z, p.W_O) + p.b_O
+    resid_mid = resid + attn_out
+    x = layer_norm(resid_mid, p.ln2_w, p.ln2_b, cfg.layer_norm_eps)
+    mlp_out = _edit(e.mlp_out, cfg.activation_fn()(x @ p.W_in + p.b_in) @ p.W_out + p.b_out)
+    resid_post = resid_mid + mlp_out
+    acts = Activations(
+        resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None
+    )
+    return resid_post, acts
+
+
 class GPT2(eqx.Module):
     """GPT-2 for one sequence: `logits, acts = model(tokens)`."""
 
@@ -163,36 +198,13 @@ class GPT2(eqx.Module):
         layers = jax.tree.map(lambda a: a[start:stop], self.blocks)
         scales = self.attn_scales()[start:stop]
         edits = jax.tree.map(lambda a: a[start:stop], edits)
-        act_fn = cfg.activation_fn()
-        T = resid.shape[0]
-        causal = jnp.tril(jnp.ones((T, T), bool))
-        neg = jnp.finfo(resid.dtype).min
 
-        def block(resid, xs):
+        def step(resid, xs):
             p, scale, e = xs
-            e = e if e is not None else LayerEdits()
-            resid = _edit(e.resid_pre, resid)
-            x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
-            q = jnp.einsum("td,hde->the", x, p.W_Q) + p.b_Q
-            k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
-            v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
-            scores = jnp.einsum("the,she->hts", q, k) * scale
-            pattern = jax.nn.softmax(jnp.where(causal, scores, neg), axis=-1)
-            z = _edit(e.z, jnp.einsum("hts,she->the", pattern, v))
-            attn_out = jnp.einsum("the,hed->td", z, p.W_O) + p.b_O
-            resid_mid = resid + attn_out
-            x = layer_norm(resid_mid, p.ln2_w, p.ln2_b, cfg.layer_norm_eps)
-            mlp_out = _edit(e.mlp_out, act_fn(x @ p.W_in + p.b_in) @ p.W_out + p.b_out)
-            resid_post = resid_mid + mlp_out
-            if not collect:
-                return resid_post, None
-            acts = Activations(
-                resid, z, attn_out, resid_mid, mlp_out, resid_post,
-                pattern if with_pattern else None,
-            )
-            return resid_post, acts
+            resid_post, acts = block_forward(cfg, p, scale, resid, e, with_pattern)
+            return resid_post, (acts if collect else None)
 
-        return jax.lax.scan(block, resid, (layers, scales, edits))
+        return jax.lax.scan(step, resid, (layers, scales, edits))
 
     def unembed(
         self, resid: Float[Array, "*T D"], columns: Optional[Int[Array, " K"]] = None

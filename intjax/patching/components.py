@@ -1,0 +1,135 @@
+"""Components: the units a patch acts on, named as researchers write them.
+
+    L9H6        head 6 of layer 9, all positions      (site z[9, :, 6])
+    L9H6@14     the same head at position 14 only
+    L3MLP       MLP output of layer 3                 (site mlp_out[3, :])
+    L3MLP@14    ... at position 14 only
+    L5RESID@14  residual stream before layer 5 at position 14 (site resid_pre[5, 14])
+    L3ATTN      every head of layer 3, as one unit
+    name=A+B+C  a group: components A, B, C patched together as one unit
+
+Spec shortcuts: `heads` (every head), `mlps` (every MLP), `layers` (every
+layer's attention as one unit), combined with commas: `heads,mlps`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Iterable, Literal, Optional
+
+from intjax.errors import InputError
+from intjax.model.config import GPT2Config
+
+SiteKind = Literal["z", "mlp_out", "resid_pre"]
+SITE_KINDS: tuple[SiteKind, ...] = ("resid_pre", "z", "mlp_out")
+
+FORMS = (
+    "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}MLP, L{layer}MLP@{pos}, "
+    "L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., or the shortcuts heads, mlps, layers"
+)
+_ATOM = re.compile(r"^L(\d+)(?:H(\d+)|(MLP)|(RESID)|(ATTN))(?:@(\d+))?$")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Site:
+    """One place in the forward pass: a head's z, an MLP output or a residual, at a layer."""
+
+    kind: SiteKind
+    layer: int
+    head: Optional[int] = None  # z only; None = every head of the layer
+    pos: Optional[int] = None  # None = every position
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """A named unit of patching: one site, or a group of sites patched together."""
+
+    name: str
+    sites: tuple[Site, ...]
+    members: tuple[str, ...] = ()  # a group's member names; empty for a single component
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @property
+    def spec(self) -> str:
+        """The text that parses back to this component (`name=A+B` for a group)."""
+        return f"{self.name}={'+'.join(self.members)}" if self.members else self.name
+
+    @property
+    def first_layer(self) -> int:
+        """The earliest layer any of its sites lives in."""
+        return min(s.layer for s in self.sites)
+
+
+def _atom(text: str, config: GPT2Config) -> Component:
+    m = _ATOM.match(text)
+    if not m:
+        raise InputError(f"cannot parse component {text!r}; valid forms: {FORMS}")
+    layer, head, mlp, resid, attn, pos = m.groups()
+    layer = int(layer)
+    pos = None if pos is None else int(pos)
+    if layer >= config.n_layers:
+        raise InputError(f"component {text!r}: layer {layer} is out of range 0..{config.n_layers - 1}")
+    if head is not None:
+        if int(head) >= config.n_heads:
+            raise InputError(f"component {text!r}: head {head} is out of range 0..{config.n_heads - 1}")
+        site = Site("z", layer, int(head), pos)
+    elif mlp:
+        site = Site("mlp_out", layer, None, pos)
+    elif attn:
+        site = Site("z", layer, None, pos)
+    else:
+        if pos is None:
+            raise InputError(f"component {text!r}: a residual needs a position, e.g. L{layer}RESID@3")
+        site = Site("resid_pre", layer, None, pos)
+    if pos is not None and pos >= config.n_positions:
+        raise InputError(f"component {text!r}: position {pos} is beyond n_positions={config.n_positions}")
+    return Component(text, (site,))
+
+
+def parse_component(text: str, config: GPT2Config) -> Component:
+    """Parse one component name (or `name=A+B` group) for a model of this config."""
+    text = text.strip()
+    if "=" in text:
+        name, members = text.split("=", 1)
+        if not name or not members:
+            raise InputError(f"cannot parse group {text!r}; write NAME=A+B+..., e.g. nm=L9H6+L9H9")
+        return group(name.strip(), [_atom(m.strip(), config) for m in members.split("+")])
+    return _atom(text, config)
+
+
+def group(name: str, members: Iterable[Component]) -> Component:
+    """One component that patches all `members` together."""
+    members = list(members)
+    if not members:
+        raise InputError(f"group {name!r} has no members")
+    if not re.match(r"^[A-Za-z_][\w.\-]*$", name) or _ATOM.match(name):
+        raise InputError(f"group name {name!r} must be a word (letters, digits, _ . -) and not a component name")
+    sites = tuple(s for m in members for s in m.sites)
+    names = tuple(n for m in members for n in (m.members or (m.name,)))
+    return Component(name, sites, names)
+
+
+def parse_components(spec: str | Iterable[str], config: GPT2Config) -> list[Component]:
+    """Expand a spec (`heads`, `mlps`, `layers`, names, groups; comma-separated) to components."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[Component] = []
+    for item in items:
+        item = item.strip()
+        if item == "heads":
+            out += [_atom(f"L{l}H{h}", config) for l in range(config.n_layers) for h in range(config.n_heads)]
+        elif item == "mlps":
+            out += [_atom(f"L{l}MLP", config) for l in range(config.n_layers)]
+        elif item == "layers":
+            out += [_atom(f"L{l}ATTN", config) for l in range(config.n_layers)]
+        elif item:
+            out.append(parse_component(item, config))
+    names = [c.name for c in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"components listed twice: {dupes}")
+    if not out:
+        raise InputError(f"no components in spec {spec!r}; valid forms: {FORMS}")
+    return out

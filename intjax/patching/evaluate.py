@@ -1,0 +1,106 @@
+"""Evaluate f at many masks: one compiled program per chunk shape, only the work needed.
+
+Masks are grouped by the first layer they touch; each group starts from the
+cached base residual there, so layers below a patch are never recomputed. A
+chunk runs one jitted layer step per layer (the layer index is traced, so all
+layers share one compile) and reads out only the logits the metric needs.
+Chunk size comes from a memory budget; short chunks are padded to a power of
+two to bound the number of compiled shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from intjax.errors import InputError
+from intjax.patching.problem import PatchProblem
+
+DEFAULT_MEMORY_BYTES = 1 << 30
+MAX_CHUNK = 4096
+
+
+def bytes_per_run(problem: PatchProblem) -> int:
+    """Rough peak bytes one (mask, prompt) patched run holds while a layer runs."""
+    cfg = problem.model.config
+    T = problem.data.resid_start.shape[2]
+    itemsize = problem.data.resid_start.dtype.itemsize
+    return itemsize * T * (8 * cfg.d_model + 2 * cfg.d_mlp + 3 * cfg.n_heads * T)
+
+
+def chunk_size(problem: PatchProblem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
+    """Masks per chunk so that one chunk's activations fit in `memory_bytes`."""
+    per_mask = bytes_per_run(problem) * problem.n_prompts
+    return int(max(1, min(MAX_CHUNK, memory_bytes // per_mask)))
+
+
+@eqx.filter_jit
+def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array) -> Array:
+    step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0))  # over prompts
+    return jax.vmap(step, in_axes=(None, 0, 0, None))(layer, resid, masks, problem.data)  # over masks
+
+
+@eqx.filter_jit
+def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
+    resid = problem.data.resid_start[:, layer]  # [P, T, D]
+    return jnp.broadcast_to(resid, (n_masks, *resid.shape))
+
+
+@eqx.filter_jit
+def _readout(problem: PatchProblem, resid: Array) -> Array:
+    read = jax.vmap(problem.readout, in_axes=(0, 0))
+    return jax.vmap(read, in_axes=(0, None))(resid, problem.data)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def evaluate_chunk(problem: PatchProblem, masks: Float[Array, "C n"], start: int) -> Float[Array, "C P"]:
+    """f at each mask of a chunk whose masks touch no layer below `start`."""
+    L = problem.model.config.n_layers
+    resid = _start(problem, jnp.asarray(start), masks.shape[0])
+    for layer in range(start, L):
+        resid = _layer(problem, jnp.asarray(layer), resid, masks)
+    return _readout(problem, resid)
+
+
+def evaluate(
+    problem: PatchProblem,
+    masks: Float[np.ndarray, "M n"],
+    *,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    chunk: Optional[int] = None,
+    on_chunk: Optional[Callable[[int], None]] = None,
+) -> np.ndarray:
+    """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
+
+    `on_chunk(n_masks_done)` is called after each chunk (progress bars).
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != problem.n_components:
+        raise InputError(
+            f"masks must have shape [n_masks, {problem.n_components}] (one column per "
+            f"component), got {masks.shape}"
+        )
+    dtype = problem.data.resid_start.dtype
+    size = chunk or chunk_size(problem, memory_bytes)
+    starts = problem.start_layers(masks)
+    out = np.empty((masks.shape[0], problem.n_prompts), np.float64)
+    for start in np.unique(starts):
+        idx = np.flatnonzero(starts == start)
+        for lo in range(0, len(idx), size):
+            part = idx[lo : lo + size]
+            padded = size if len(part) == size else min(size, _next_pow2(len(part)))
+            block = np.zeros((padded, masks.shape[1]), dtype)
+            block[: len(part)] = masks[part]
+            values = evaluate_chunk(problem, jnp.asarray(block), int(start))
+            out[part] = np.asarray(values[: len(part)], np.float64)
+            if on_chunk is not None:
+                on_chunk(len(part))
+    return out

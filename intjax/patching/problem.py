@@ -1,0 +1,263 @@
+"""The patch function f(α) (DESIGN.md §1): a PatchProblem holds what it needs, per prompt.
+
+    problem = build_problem(model, prompts, components, direction="noising")
+    problem(alpha)            # [P] metric per prompt; differentiable in alpha
+    evaluate(problem, masks)  # [M, P] for many masks, chunked (see evaluate.py)
+
+Site masks are linear in α: mask[site] = Σ_i α_i · indicator_i[site], so groups,
+heads at one position and whole layers all reduce to one formula per site,
+`value + mask·(source − value)` (frozen semantics first pins every analysed
+site to its cached base value).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Optional, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from intjax.errors import InputError
+from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, block_forward
+from intjax.patching.components import SITE_KINDS, Component
+from intjax.patching.metrics import Metric, get_metric
+from intjax.patching.prompts import PromptSet, check_vocab, pad
+
+Direction = Literal["noising", "denoising"]
+Semantics = Literal["recompute", "frozen"]
+Source = Literal["counterfactual", "mean", "zero"]
+DIRECTIONS = ("noising", "denoising")
+SEMANTICS = ("recompute", "frozen")
+SOURCES = ("counterfactual", "mean", "zero")
+
+
+class PromptArrays(NamedTuple):
+    """Per-prompt data f needs (leading axis P): cached base run and patch sources."""
+
+    last: Int[Array, " P"]  # index of the last real token
+    target: Int[Array, " P"]
+    foil: Int[Array, " P"]
+    resid_start: Float[Array, "P L+1 T D"]  # base resid_pre per layer, then the final resid
+    base: dict  # kind -> [P, L, T, ...] base activations (frozen semantics pins to these)
+    source: dict  # kind -> [P, L, T, ...] values patched in
+
+
+class PatchProblem(eqx.Module):
+    """f(α) for fixed prompts, components, direction, source, semantics and metric."""
+
+    model: GPT2
+    data: PromptArrays
+    indicator: dict  # kind -> [n, L, T] or [n, L, T, H]: which sites component i owns
+    metric_clean: Float[Array, " P"]
+    metric_corrupted: Float[Array, " P"]
+    components: tuple[Component, ...] = eqx.field(static=True)
+    direction: str = eqx.field(static=True)
+    source_kind: str = eqx.field(static=True)
+    semantics: str = eqx.field(static=True)
+    metric: Metric = eqx.field(static=True)
+
+    @property
+    def n_components(self) -> int:
+        """Number of components n (the length of α)."""
+        return len(self.components)
+
+    @property
+    def n_prompts(self) -> int:
+        """Number of prompts P."""
+        return int(self.data.last.shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        """Component names in α order."""
+        return [c.name for c in self.components]
+
+    @property
+    def metric_base(self) -> Float[Array, " P"]:
+        """f(0): the metric of the unpatched base run."""
+        return self.metric_clean if self.direction == "noising" else self.metric_corrupted
+
+    def first_layers(self) -> np.ndarray:
+        """First layer each component touches, [n]."""
+        return np.array([c.first_layer for c in self.components])
+
+    def start_layers(self, masks: np.ndarray) -> np.ndarray:
+        """First layer each mask touches, [M] (n_layers for an all-zero mask)."""
+        masks = np.asarray(masks)
+        L = self.model.config.n_layers
+        return np.where(masks != 0, self.first_layers()[None], L).min(axis=1, initial=L)
+
+    def layer_edits(self, alpha: Float[Array, " n"], d: PromptArrays, layer=None) -> LayerEdits:
+        """The edits α makes, for ONE prompt; all layers stacked, or only `layer` (may be traced)."""
+
+        def at(a):
+            return a if layer is None else a[layer]
+
+        edits = {}
+        for kind, ind in self.indicator.items():
+            ind = ind if layer is None else ind[:, layer]
+            mask = jnp.tensordot(alpha.astype(ind.dtype), ind, axes=1)
+            if self.semantics == "frozen":
+                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.base[kind]))
+            else:
+                edits[kind] = SiteEdit(mask, at(d.source[kind]))
+        return LayerEdits(**edits)
+
+    def readout(self, resid: Float[Array, "T D"], d: PromptArrays) -> Float[Array, ""]:
+        """The metric from the final residual: only the logits it reads are computed."""
+        x = resid[d.last]
+        if self.metric.full_vocab:
+            return self.metric.fn(self.model.unembed(x), d.target, d.foil)
+        logits = self.model.unembed(x, columns=jnp.stack([d.target, d.foil]))
+        return self.metric.fn(logits, 0, 1)
+
+    def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: int = 0) -> Float[Array, ""]:
+        """f(α) for ONE prompt, starting from the cached base residual at layer `start`."""
+        edits = self.layer_edits(alpha, d)
+        resid, _ = self.model.run_blocks(d.resid_start[start], start=start, edits=edits)
+        return self.readout(resid, d)
+
+    def __call__(self, alpha: Float[Array, " n"], start: int = 0) -> Float[Array, " P"]:
+        """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
+
+        `start` may skip layers below the first component α (and any tangent) touches.
+        """
+        return jax.vmap(self.value, in_axes=(None, 0, None))(alpha, self.data, start)
+
+    def layer_step(
+        self, layer: Int[Array, ""], resid: Float[Array, "T D"], alpha: Float[Array, " n"], d: PromptArrays
+    ) -> Float[Array, "T D"]:
+        """One patched layer for one (mask, prompt); `layer` is traced so one compile serves all."""
+        model = self.model
+        params = jax.tree.map(lambda a: a[layer], model.blocks)
+        scale = model.attn_scales()[layer]
+        return block_forward(model.config, params, scale, resid, self.layer_edits(alpha, d, layer))[0]
+
+
+def run_model(model: GPT2, tokens: Int[Array, "P T"]) -> Activations:
+    """Activations of every prompt (jit + vmap over the batch)."""
+    return _run_model(model, jnp.asarray(tokens))
+
+
+@eqx.filter_jit
+def _run_model(model: GPT2, tokens):
+    return jax.vmap(lambda t: model(t)[1])(tokens)
+
+
+def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int) -> dict:
+    shapes = {"z": (L, T, H), "mlp_out": (L, T), "resid_pre": (L, T)}
+    out = {}
+    for kind in kinds:
+        ind = np.zeros((len(components), *shapes[kind]), np.float32)
+        for i, comp in enumerate(components):
+            for s in comp.sites:
+                if s.kind != kind:
+                    continue
+                pos = slice(None) if s.pos is None else s.pos
+                if kind == "z":
+                    ind[i, s.layer, pos, slice(None) if s.head is None else s.head] = 1
+                else:
+                    ind[i, s.layer, pos] = 1
+        overlap = ind.sum(0) > 1
+        if overlap.any():
+            owners = [c.name for i, c in enumerate(components) if (ind[i] * overlap).any()]
+            raise InputError(
+                f"components {owners} share sites (a site may belong to one component); "
+                "remove the duplicates or merge them into one group"
+            )
+        out[kind] = ind
+    return out
+
+
+def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) -> dict:
+    """Mean over prompts per position, counting only prompts that reach the position."""
+    valid = (np.arange(acts.resid_pre.shape[2])[None] < lengths[:, None]).astype(np.float32)  # [R, T']
+    count = valid.sum(0)
+    if acts.resid_pre.shape[2] < T or (count[:T] == 0).any():
+        raise InputError(
+            f"the mean source needs reference prompts covering every position 0..{T - 1}; "
+            "give longer reference prompts"
+        )
+    out = {}
+    for kind in kinds:
+        a = np.asarray(getattr(acts, kind))[:, :, :T]  # [R, L, T, ...]
+        w = valid[:, None, :T].reshape(valid.shape[0], 1, T, *([1] * (a.ndim - 3)))
+        out[kind] = (a * w).sum(0) / count[:T].reshape(1, T, *([1] * (a.ndim - 3)))
+    return out
+
+
+def build_problem(
+    model: GPT2,
+    prompts: PromptSet,
+    components: Sequence[Component],
+    *,
+    direction: Direction = "noising",
+    source: Source = "counterfactual",
+    semantics: Semantics = "recompute",
+    metric: str | Metric = "logit_diff",
+    reference: Optional[PromptSet] = None,
+) -> PatchProblem:
+    """Run the base and source prompts once and cache everything f(α) needs.
+
+    noising: base = clean prompt, source = corrupted; denoising: the reverse.
+    `source="mean"` averages the source side of `reference` (default: `prompts`)
+    per position; `"zero"` patches zeros.
+    """
+    for value, allowed, what in ((direction, DIRECTIONS, "direction"), (source, SOURCES, "source"),
+                                 (semantics, SEMANTICS, "semantics")):
+        if value not in allowed:
+            raise InputError(f"unknown {what} {value!r}; choose one of {list(allowed)}")
+    if not components:
+        raise InputError("no components to patch")
+    cfg = model.config
+    metric = get_metric(metric)
+    check_vocab(prompts, cfg.vocab_size, cfg.n_positions)
+    lengths = prompts.lengths
+    T = int(lengths.max())
+    for comp in components:
+        for s in comp.sites:
+            if s.pos is not None and s.pos >= lengths.min():
+                raise InputError(
+                    f"component {comp.name} patches position {s.pos}, but the shortest prompt "
+                    f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
+                )
+    kinds = [k for k in SITE_KINDS if any(s.kind == k for c in components for s in c.sites)]
+    clean = run_model(model, pad(prompts.clean, T))
+    corrupted = run_model(model, pad(prompts.corrupted, T))
+    base, other = (clean, corrupted) if direction == "noising" else (corrupted, clean)
+    if source == "counterfactual":
+        src = {k: getattr(other, k) for k in kinds}
+    elif source == "zero":
+        src = {k: jnp.zeros_like(getattr(base, k)) for k in kinds}
+    else:
+        ref = reference if reference is not None else prompts
+        check_vocab(ref, cfg.vocab_size, cfg.n_positions)
+        ref_side = ref.corrupted if direction == "noising" else ref.clean
+        ref_acts = run_model(model, pad(ref_side))
+        means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
+        src = {k: jnp.broadcast_to(jnp.asarray(v, base.resid_pre.dtype), getattr(base, k).shape)
+               for k, v in means.items()}
+    data = PromptArrays(
+        last=jnp.asarray(lengths - 1),
+        target=jnp.asarray(prompts.target),
+        foil=jnp.asarray(prompts.foil),
+        resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
+        base={k: getattr(base, k) for k in kinds} if semantics == "frozen" else {},
+        source=src,
+    )
+    indicator = {k: jnp.asarray(v, base.resid_pre.dtype)
+                 for k, v in _indicators(components, kinds, cfg.n_layers, T, cfg.n_heads).items()}
+    problem = PatchProblem(
+        model=model, data=data, indicator=indicator,
+        metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),
+        components=tuple(components), direction=direction, source_kind=source,
+        semantics=semantics, metric=metric,
+    )
+    readout = jax.vmap(problem.readout)
+    final = lambda acts: acts.resid_post[:, -1]  # noqa: E731
+    return eqx.tree_at(
+        lambda p: (p.metric_clean, p.metric_corrupted), problem,
+        (readout(final(clean), data), readout(final(corrupted), data)),
+    )

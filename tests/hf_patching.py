@@ -1,0 +1,89 @@
+"""Independent reference for patching: HuggingFace's torch GPT-2, one run per patch,
+with each substitution written out explicitly in torch forward hooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# site key: ("z", layer, head, pos) | ("mlp_out", layer, None, pos) | ("resid_pre", layer, None, pos)
+# pos None = every position, head None = every head.
+
+
+def _sel(kind, head, pos, d_head):
+    t = slice(None) if pos is None else pos
+    if kind == "z" and head is not None:
+        return (0, t, slice(head * d_head, (head + 1) * d_head))
+    return (0, t)
+
+
+def run(model, tokens, replace=None, record=False):
+    """One forward pass on a single prompt. `replace`: {site: fn(current_value) -> new value}.
+
+    Returns (logits [T, V], recorded {(kind, layer): tensor [T, features]}).
+    """
+    replace = replace or {}
+    d_head = model.config.n_embd // model.config.n_head
+    recorded, handles = {}, []
+
+    def apply(kind, layer, x):
+        x = x.clone()
+        for (k, l, head, pos), fn in replace.items():
+            if k == kind and l == layer:
+                idx = _sel(k, head, pos, d_head)
+                x[idx] = fn(x[idx], (k, l, head, pos))
+        if record:
+            recorded[(kind, layer)] = x[0].detach().clone()
+        return x
+
+    for l, block in enumerate(model.transformer.h):
+        def pre_block(mod, args, kwargs, l=l):
+            if args:
+                return (apply("resid_pre", l, args[0]), *args[1:]), kwargs
+            kwargs["hidden_states"] = apply("resid_pre", l, kwargs["hidden_states"])
+            return args, kwargs
+
+        def pre_proj(mod, args, l=l):
+            return (apply("z", l, args[0]),)
+
+        def post_mlp(mod, args, out, l=l):
+            return apply("mlp_out", l, out)
+
+        handles += [
+            block.register_forward_pre_hook(pre_block, with_kwargs=True),
+            block.attn.c_proj.register_forward_pre_hook(pre_proj),
+            block.mlp.register_forward_hook(post_mlp),
+        ]
+    try:
+        with torch.no_grad():
+            logits = model(torch.tensor(np.asarray(tokens)[None])).logits[0]
+    finally:
+        for h in handles:
+            h.remove()
+    return logits.numpy(), recorded
+
+
+def site_value(recorded, site, d_head):
+    """The recorded value of one site (same slicing as the substitution)."""
+    kind, layer, head, pos = site
+    x = recorded[(kind, layer)][None]
+    return x[_sel(kind, head, pos, d_head)]
+
+
+def patched_logits(model, base_tokens, source_values, components, alpha, semantics, base_values):
+    """Logits of the base prompt with component i set to (1 − α_i)·b_i + α_i·s_i.
+
+    `components`: list of lists of sites; `source_values`/`base_values`: site -> tensor.
+    recompute: b_i is the value computed in this run; frozen: every analysed site
+    is first pinned to its base value.
+    """
+    replace = {}
+    for sites, a in zip(components, alpha):
+        for site in sites:
+            s = source_values[site]
+            if semantics == "frozen":
+                b = base_values[site]
+                replace[site] = lambda cur, _, s=s, b=b, a=float(a): (1 - a) * b + a * s
+            elif a != 0:
+                replace[site] = lambda cur, _, s=s, a=float(a): (1 - a) * cur + a * s
+    return run(model, base_tokens, replace)[0]

@@ -1,0 +1,210 @@
+"""The patch engine against an independent reference: HF torch GPT-2, one run per patch."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import hf_patching as ref
+from intjax.errors import InputError
+from intjax.patching import (
+    build_problem, evaluate, make_prompt_set, parse_component, parse_components,
+)
+
+SPEC = "L0H1,L1H2@3,L2MLP,L1MLP@2,L1RESID@4,grp=L0H0+L2H3,L1ATTN@5"
+LENGTHS = (7, 9, 8)
+
+
+def prompt_rows(vocab, lengths=LENGTHS, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        dict(clean_ids=rng.integers(0, vocab, n).tolist(), corrupted_ids=rng.integers(0, vocab, n).tolist(),
+             target_id=int(rng.integers(vocab)), foil_id=int(rng.integers(vocab)))
+        for n in lengths
+    ]
+
+
+def site_keys(component):
+    return [(s.kind, s.layer, s.head, s.pos) for s in component.sites]
+
+
+def mean_values(hf_model, token_lists, keys, d_head):
+    """Per-position mean of each site's recorded value over prompts covering the position."""
+    recs = [ref.run(hf_model, t, record=True)[1] for t in token_lists]
+    T = max(len(t) for t in token_lists)
+    means = {}
+    for key in {(k, l) for k, l, _, _ in keys}:
+        total = torch.zeros(T, recs[0][key].shape[-1])
+        count = torch.zeros(T, 1)
+        for r in recs:
+            total[: r[key].shape[0]] += r[key]
+            count[: r[key].shape[0]] += 1
+        means[key] = total / count
+    return means
+
+
+def reference_values(hf_model, rows, components, masks, direction, source, semantics, metric="logit_diff"):
+    d_head = hf_model.config.n_embd // hf_model.config.n_head
+    keys = [k for c in components for k in site_keys(c)]
+    base_side, src_side = ("clean_ids", "corrupted_ids") if direction == "noising" else ("corrupted_ids", "clean_ids")
+    if source == "mean":
+        mean = mean_values(hf_model, [r[src_side] for r in rows], keys, d_head)
+    out = np.zeros((len(masks), len(rows)))
+    for p, row in enumerate(rows):
+        _, base_rec = ref.run(hf_model, row[base_side], record=True)
+        if source == "counterfactual":
+            _, src_rec = ref.run(hf_model, row[src_side], record=True)
+        elif source == "mean":
+            src_rec = {k: v[: len(row[base_side])] for k, v in mean.items()}
+        else:
+            src_rec = {k: torch.zeros_like(v) for k, v in base_rec.items()}
+        src_vals = {k: ref.site_value(src_rec, k, d_head) for k in keys}
+        base_vals = {k: ref.site_value(base_rec, k, d_head) for k in keys}
+        comps = [site_keys(c) for c in components]
+        for m, alpha in enumerate(masks):
+            logits = ref.patched_logits(hf_model, row[base_side], src_vals, comps, alpha, semantics, base_vals)
+            last = logits[len(row[base_side]) - 1]
+            t, f = row["target_id"], row["foil_id"]
+            if metric == "logit_diff":
+                out[m, p] = last[t] - last[f]
+            elif metric == "logprob":
+                out[m, p] = torch.log_softmax(torch.tensor(last), -1)[t].item()
+            else:
+                out[m, p] = torch.softmax(torch.tensor(last), -1)[t].item()
+    return out
+
+
+def some_masks(n, rng):
+    eye = np.eye(n)
+    sets = np.array([[1 if i in s else 0 for i in range(n)] for s in ({0, 2}, {1, 3, 5}, set(range(n)))])
+    frac = rng.uniform(0, 1, (2, n)) * (rng.uniform(0, 1, (2, n)) < 0.5)
+    return np.concatenate([np.zeros((1, n)), eye, sets, frac])
+
+
+@pytest.mark.parametrize("semantics", ["recompute", "frozen"])
+@pytest.mark.parametrize("source", ["counterfactual", "mean", "zero"])
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+def test_f_matches_one_run_per_patch_reference(tiny, tiny_model, semantics, source, direction):
+    hf_model = tiny[1]
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size)
+    components = parse_components(SPEC, model.config)
+    problem = build_problem(model, make_prompt_set(rows), components, direction=direction,
+                            source=source, semantics=semantics)
+    masks = some_masks(len(components), np.random.default_rng(1))
+    got = evaluate(problem, masks, chunk=4)
+    expected = reference_values(hf_model, rows, components, masks, direction, source, semantics)
+    np.testing.assert_allclose(got, expected, atol=2e-4, rtol=1e-4)
+
+
+def test_whole_layers_and_mlps_match_reference(tiny, tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (6, 6))
+    components = parse_components("layers,mlps", model.config)
+    problem = build_problem(model, make_prompt_set(rows), components)
+    masks = some_masks(len(components), np.random.default_rng(2))
+    expected = reference_values(tiny[1], rows, components, masks, "noising", "counterfactual", "recompute")
+    np.testing.assert_allclose(evaluate(problem, masks), expected, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["logprob", "prob"])
+def test_metrics_match_reference(tiny, tiny_model, metric):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (5, 7))
+    components = parse_components("L0H0,L1MLP", model.config)
+    problem = build_problem(model, make_prompt_set(rows), components, metric=metric)
+    masks = np.array([[0, 0], [1, 0], [0, 1], [1, 1]])
+    expected = reference_values(tiny[1], rows, components, masks, "noising", "counterfactual", "recompute", metric)
+    np.testing.assert_allclose(evaluate(problem, masks), expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def problem(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9, 8, 9, 7))
+    components = parse_components("heads,mlps,L1RESID@3", model.config)
+    return build_problem(model, make_prompt_set(rows), components, semantics="recompute"), rows
+
+
+def test_start_layer_chunking_and_zero_mask(problem):
+    problem, _ = problem
+    rng = np.random.default_rng(3)
+    n = problem.n_components
+    masks = (rng.uniform(size=(23, n)) < 0.1) * rng.uniform(size=(23, n))
+    masks[0] = 0
+    full = np.stack([np.asarray(problem(jnp.asarray(m, jnp.float32), start=0)) for m in masks])
+    np.testing.assert_allclose(evaluate(problem, masks), full, atol=1e-5)
+    np.testing.assert_allclose(evaluate(problem, masks, chunk=1), full, atol=1e-5)
+    np.testing.assert_allclose(evaluate(problem, masks, chunk=5), full, atol=1e-5)
+    np.testing.assert_allclose(evaluate(problem, masks[:1])[0], problem.metric_base, atol=1e-6)
+    assert problem.start_layers(masks[:1])[0] == problem.model.config.n_layers
+
+
+def test_mixed_lengths_equal_one_prompt_at_a_time(tiny_model, problem):
+    model, _ = tiny_model
+    problem, rows = problem
+    masks = np.eye(problem.n_components)[::3]
+    together = evaluate(problem, masks)
+    for p, row in enumerate(rows):
+        alone = build_problem(model, make_prompt_set([row]), problem.components)
+        np.testing.assert_allclose(evaluate(alone, masks)[:, 0], together[:, p], atol=1e-5)
+
+
+def test_f_is_differentiable_in_alpha(problem):
+    problem, _ = problem
+    n = problem.n_components
+    alpha = jnp.full(n, 0.3)
+    direction = jnp.asarray(np.random.default_rng(4).normal(size=n), jnp.float32)
+
+    def total(a):
+        return problem(a).sum()
+
+    jax.config.update("jax_enable_x64", False)
+    _, tangent = jax.jvp(total, (alpha,), (direction,))
+    eps = 1e-2
+    fd = (total(alpha + eps * direction) - total(alpha - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(tangent, fd, rtol=2e-2, atol=2e-3)
+    np.testing.assert_allclose(jnp.dot(jax.grad(total)(alpha), direction), tangent, rtol=1e-4, atol=1e-4)
+
+
+def test_component_names_round_trip(tiny_model):
+    cfg = tiny_model[0].config
+    for text in ["L0H1", "L2H3@5", "L1MLP", "L1MLP@0", "L2RESID@4", "L1ATTN", "nm=L0H1+L2H3@2"]:
+        c = parse_component(text, cfg)
+        assert str(c) == text
+        assert parse_component(str(c), cfg) == c
+    assert len(parse_components("heads", cfg)) == cfg.n_layers * cfg.n_heads
+    assert [c.name for c in parse_components("mlps", cfg)] == ["L0MLP", "L1MLP", "L2MLP"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("L9H0", "layer 9 is out of range 0..2"),
+    ("L0H7", "head 7 is out of range 0..3"),
+    ("L0RESID", "needs a position"),
+    ("head0", "valid forms: L{layer}H{head}"),
+    ("L0H1=L1H1", "must be a word"),
+])
+def test_bad_component_names(tiny_model, text, message):
+    with pytest.raises(InputError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        parse_components(text, tiny_model[0].config)
+
+
+def test_bad_inputs(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (6, 6))
+    rows[1]["corrupted_ids"] = rows[1]["corrupted_ids"][:-1]
+    with pytest.raises(InputError, match="line 2: clean prompt has 6 tokens but corrupted has 5"):
+        make_prompt_set(rows)
+    rows = prompt_rows(model.config.vocab_size, (6, 4))
+    with pytest.raises(InputError, match="patches position 5, but the shortest prompt has 4"):
+        build_problem(model, make_prompt_set(rows), parse_components("L0H0@5", model.config))
+    with pytest.raises(InputError, match="share sites"):
+        build_problem(model, make_prompt_set(rows), parse_components("L0H0,L0ATTN", model.config))
+    problem = build_problem(model, make_prompt_set(rows), parse_components("L0H0,L1H1", model.config))
+    with pytest.raises(InputError, match=r"shape \[n_masks, 2\]"):
+        evaluate(problem, np.zeros((3, 3)))
+    with pytest.raises(InputError, match="unknown semantics"):
+        build_problem(model, make_prompt_set(rows), parse_components("L0H0", model.config), semantics="x")
