@@ -92,6 +92,42 @@ def layer_norm(x: Float[Array, "... D"], w: Array, b: Array, eps: float) -> Floa
     return (x - mean) * jax.lax.rsqrt(var + eps) * w + b
 
 
+def _rows(edit: Optional[SiteEdit], rows: Optional[Array]) -> Optional[SiteEdit]:
+    return edit if edit is None or rows is None else jax.tree.map(lambda a: a[rows], edit)
+
+
+def attention(
+    cfg: GPT2Config,
+    p: Blocks,
+    scale: Float[Array, ""],
+    resid: Float[Array, "T D"],
+    rows: Optional[Int[Array, " R"]] = None,
+) -> tuple[Float[Array, "H R T"], Float[Array, "R H Dh"]]:
+    """Attention pattern and per-head outputs z of ONE layer, for query rows `rows` (all if None)."""
+    T = resid.shape[0]
+    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
+    xq = x if rows is None else x[rows]
+    q = jnp.einsum("td,hde->the", xq, p.W_Q) + p.b_Q
+    k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
+    v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+    scores = jnp.einsum("the,she->hts", q, k) * scale
+    qpos = jnp.arange(T) if rows is None else rows
+    causal = qpos[:, None] >= jnp.arange(T)[None, :]
+    pattern = jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1)
+    return pattern, jnp.einsum("hts,she->the", pattern, v)
+
+
+def attn_output(p: Blocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"]:
+    """Sum over heads of z through W_O, plus the output bias."""
+    return jnp.einsum("the,hed->td", z, p.W_O) + p.b_O
+
+
+def mlp(cfg: GPT2Config, p: Blocks, resid_mid: Float[Array, "T D"]) -> Float[Array, "T D"]:
+    """The MLP output of one layer."""
+    x = layer_norm(resid_mid, p.ln2_w, p.ln2_b, cfg.layer_norm_eps)
+    return cfg.activation_fn()(x @ p.W_in + p.b_in) @ p.W_out + p.b_out
+
+
 def block_forward(
     cfg: GPT2Config,
     p: Blocks,
@@ -99,27 +135,30 @@ def block_forward(
     resid: Float[Array, "T D"],
     edits: Optional[LayerEdits] = None,
     with_pattern: bool = False,
-) -> tuple[Float[Array, "T D"], Activations]:
+    rows: Optional[Int[Array, " R"]] = None,
+    z: Optional[Float[Array, "R H Dh"]] = None,
+    resid_mid: Optional[Float[Array, "R D"]] = None,
+) -> tuple[Float[Array, "R D"], Activations]:
     """One transformer block (weights `p` of ONE layer), applying `edits` to its sites.
 
-    Returns the residual after the block and the block's activations (leading
-    axes without L); unused activations cost nothing under jit.
+    With `rows`, only those positions' outputs are computed (keys and values still
+    read every position): the last layer needs only the position the metric reads.
+    A run whose first edit is at a head or an MLP may pass the cached unedited `z`
+    or `resid_mid` of these rows; the block then starts there instead of
+    recomputing them. Returns the residual after the block and the block's
+    activations (no L axis; those not computed are None; unread ones cost
+    nothing under jit).
     """
     e = edits if edits is not None else LayerEdits()
-    T = resid.shape[0]
-    resid = _edit(e.resid_pre, resid)
-    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
-    q = jnp.einsum("td,hde->the", x, p.W_Q) + p.b_Q
-    k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
-    v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
-    scores = jnp.einsum("the,she->hts", q, k) * scale
-    causal = jnp.tril(jnp.ones((T, T), bool))
-    pattern = jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1)
-    z = _edit(e.z, jnp.einsum("hts,she->the", pattern, v))
-    attn_out = jnp.einsum("the,hed->td", z, p.W_O) + p.b_O
-    resid_mid = resid + attn_out
-    x = layer_norm(resid_mid, p.ln2_w, p.ln2_b, cfg.layer_norm_eps)
-    mlp_out = _edit(e.mlp_out, cfg.activation_fn()(x @ p.W_in + p.b_in) @ p.W_out + p.b_out)
+    pattern = attn_out = None
+    if resid_mid is None:
+        if z is None:
+            resid = _edit(e.resid_pre, resid)
+            pattern, z = attention(cfg, p, scale, resid, rows)
+        z = _edit(_rows(e.z, rows), z)
+        attn_out = attn_output(p, z)
+        resid_mid = (resid if rows is None else resid[rows]) + attn_out
+    mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, resid_mid))
     resid_post = resid_mid + mlp_out
     acts = Activations(
         resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None

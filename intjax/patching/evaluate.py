@@ -1,9 +1,11 @@
 """Evaluate f at many masks: one compiled program per chunk shape, only the work needed.
 
 Masks are grouped by the first layer they touch; each group starts from the
-cached base residual there, so layers below a patch are never recomputed. A
+cached base run there (at the residual, or at the cached z or resid_mid when
+the first edit is a head or an MLP), so nothing below a patch is recomputed. A
 chunk runs one jitted layer step per layer (the layer index is traced, so all
-layers share one compile) and reads out only the logits the metric needs.
+layers share one compile); the last layer computes only the position the
+metric reads, and the readout only the logits the metric reads.
 Chunk size comes from a memory budget; short chunks are padded to a power of
 two to bound the number of compiled shapes.
 """
@@ -40,9 +42,18 @@ def chunk_size(problem: PatchProblem, memory_bytes: int = DEFAULT_MEMORY_BYTES) 
 
 
 @eqx.filter_jit
-def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array) -> Array:
-    step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0))  # over prompts
-    return jax.vmap(step, in_axes=(None, 0, 0, None))(layer, resid, masks, problem.data)  # over masks
+def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: int) -> Array:
+    step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0, None))  # over prompts
+    return jax.vmap(step, in_axes=(None, 0, 0, None, None))(layer, resid, masks, problem.data, entry)
+
+
+@eqx.filter_jit
+def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: int) -> Array:
+    def one(resid, alpha, d):
+        x = problem.layer_step(layer, resid, alpha, d, entry, last_only=True)  # [1, D]
+        return problem.readout(x[0], d)
+
+    return jax.vmap(jax.vmap(one, in_axes=(0, None, 0)), in_axes=(0, 0, None))(resid, masks, problem.data)
 
 
 @eqx.filter_jit
@@ -51,23 +62,26 @@ def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
     return jnp.broadcast_to(resid, (n_masks, *resid.shape))
 
 
-@eqx.filter_jit
-def _readout(problem: PatchProblem, resid: Array) -> Array:
-    read = jax.vmap(problem.readout, in_axes=(0, 0))
-    return jax.vmap(read, in_axes=(0, None))(resid, problem.data)
-
-
 def _next_pow2(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-def evaluate_chunk(problem: PatchProblem, masks: Float[Array, "C n"], start: int) -> Float[Array, "C P"]:
-    """f at each mask of a chunk whose masks touch no layer below `start`."""
+def evaluate_chunk(
+    problem: PatchProblem, masks: Float[Array, "C n"], start: int, entry: int = 0
+) -> Float[Array, "C P"]:
+    """f at each mask of a chunk whose masks touch no layer below `start`.
+
+    The start layer begins at `entry` (0 residual, 1 cached z, 2 cached
+    resid_mid; see PatchProblem.entries); the last layer computes only the
+    position the metric reads.
+    """
     L = problem.model.config.n_layers
+    if start >= L:
+        return jnp.broadcast_to(problem.metric_base, (masks.shape[0], problem.n_prompts))
     resid = _start(problem, jnp.asarray(start), masks.shape[0])
-    for layer in range(start, L):
-        resid = _layer(problem, jnp.asarray(layer), resid, masks)
-    return _readout(problem, resid)
+    for layer in range(start, L - 1):
+        resid = _layer(problem, jnp.asarray(layer), resid, masks, entry if layer == start else 0)
+    return _final(problem, jnp.asarray(L - 1), resid, masks, entry if start == L - 1 else 0)
 
 
 def evaluate(
@@ -90,16 +104,17 @@ def evaluate(
         )
     dtype = problem.data.resid_start.dtype
     size = chunk or chunk_size(problem, memory_bytes)
-    starts = problem.start_layers(masks)
+    groups = problem.start_layers(masks) * 3 + problem.entries(masks)
     out = np.empty((masks.shape[0], problem.n_prompts), np.float64)
-    for start in np.unique(starts):
-        idx = np.flatnonzero(starts == start)
+    for group in np.unique(groups):
+        start, entry = divmod(int(group), 3)
+        idx = np.flatnonzero(groups == group)
         for lo in range(0, len(idx), size):
             part = idx[lo : lo + size]
             padded = size if len(part) == size else min(size, _next_pow2(len(part)))
             block = np.zeros((padded, masks.shape[1]), dtype)
             block[: len(part)] = masks[part]
-            values = evaluate_chunk(problem, jnp.asarray(block), int(start))
+            values = evaluate_chunk(problem, jnp.asarray(block), start, entry)
             out[part] = np.asarray(values[: len(part)], np.float64)
             if on_chunk is not None:
                 on_chunk(len(part))

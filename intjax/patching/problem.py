@@ -41,7 +41,9 @@ class PromptArrays(NamedTuple):
     target: Int[Array, " P"]
     foil: Int[Array, " P"]
     resid_start: Float[Array, "P L+1 T D"]  # base resid_pre per layer, then the final resid
-    base: dict  # kind -> [P, L, T, ...] base activations (frozen semantics pins to these)
+    z: Float[Array, "P L T H Dh"]  # base z: a run whose first edit is a head starts here
+    resid_mid: Float[Array, "P L T D"]  # base resid_mid: a run whose first edit is an MLP starts here
+    pinned: dict  # kind -> [P, L, T, ...] base values frozen semantics pins to (else empty)
     source: dict  # kind -> [P, L, T, ...] values patched in
 
 
@@ -100,14 +102,13 @@ class PatchProblem(eqx.Module):
             ind = ind if layer is None else ind[:, layer]
             mask = jnp.tensordot(alpha.astype(ind.dtype), ind, axes=1)
             if self.semantics == "frozen":
-                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.base[kind]))
+                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.pinned[kind]))
             else:
                 edits[kind] = SiteEdit(mask, at(d.source[kind]))
         return LayerEdits(**edits)
 
-    def readout(self, resid: Float[Array, "T D"], d: PromptArrays) -> Float[Array, ""]:
-        """The metric from the final residual: only the logits it reads are computed."""
-        x = resid[d.last]
+    def readout(self, x: Float[Array, " D"], d: PromptArrays) -> Float[Array, ""]:
+        """The metric from the final residual at the last position: only the logits it reads."""
         if self.metric.full_vocab:
             return self.metric.fn(self.model.unembed(x), d.target, d.foil)
         logits = self.model.unembed(x, columns=jnp.stack([d.target, d.foil]))
@@ -117,7 +118,7 @@ class PatchProblem(eqx.Module):
         """f(α) for ONE prompt, starting from the cached base residual at layer `start`."""
         edits = self.layer_edits(alpha, d)
         resid, _ = self.model.run_blocks(d.resid_start[start], start=start, edits=edits)
-        return self.readout(resid, d)
+        return self.readout(resid[d.last], d)
 
     def __call__(self, alpha: Float[Array, " n"], start: int = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
@@ -126,14 +127,44 @@ class PatchProblem(eqx.Module):
         """
         return jax.vmap(self.value, in_axes=(None, 0, None))(alpha, self.data, start)
 
+    def entries(self, masks: np.ndarray) -> np.ndarray:
+        """Where each mask's run can start inside its first layer, [M]: 0 = the
+        residual (a resid edit there), 1 = the cached z (a head edit), 2 = the
+        cached resid_mid (only MLP edits)."""
+        rank = {"resid_pre": 0, "z": 1, "mlp_out": 2}
+        comp_rank = np.array([min(rank[s.kind] for s in c.sites if s.layer == c.first_layer)
+                              for c in self.components])
+        starts = self.start_layers(masks)
+        at_start = (np.asarray(masks) != 0) & (self.first_layers()[None] == starts[:, None])
+        return np.where(at_start, comp_rank[None], 2).min(axis=1, initial=2)
+
     def layer_step(
-        self, layer: Int[Array, ""], resid: Float[Array, "T D"], alpha: Float[Array, " n"], d: PromptArrays
+        self,
+        layer: Int[Array, ""],
+        resid: Float[Array, "T D"],
+        alpha: Float[Array, " n"],
+        d: PromptArrays,
+        entry: int = 0,
+        last_only: bool = False,
     ) -> Float[Array, "T D"]:
-        """One patched layer for one (mask, prompt); `layer` is traced so one compile serves all."""
+        """One patched layer for one (mask, prompt); `layer` may be traced (one compile for all).
+
+        `entry` (see `entries`) starts the layer from the cached base z or
+        resid_mid; `last_only` computes only the last position (the final layer).
+        """
         model = self.model
         params = jax.tree.map(lambda a: a[layer], model.blocks)
-        scale = model.attn_scales()[layer]
-        return block_forward(model.config, params, scale, resid, self.layer_edits(alpha, d, layer))[0]
+        rows = d.last[None] if last_only else None
+
+        def cached(a):
+            return a[layer] if rows is None else a[layer][rows]
+
+        return block_forward(
+            model.config, params, model.attn_scales()[layer], resid,
+            self.layer_edits(alpha, d, layer), rows=rows,
+            z=cached(d.z) if entry == 1 else None,
+            resid_mid=cached(d.resid_mid) if entry == 2 else None,
+        )[0]
 
 
 def run_model(model: GPT2, tokens: Int[Array, "P T"]) -> Activations:
@@ -244,7 +275,9 @@ def build_problem(
         target=jnp.asarray(prompts.target),
         foil=jnp.asarray(prompts.foil),
         resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
-        base={k: getattr(base, k) for k in kinds} if semantics == "frozen" else {},
+        z=base.z,
+        resid_mid=base.resid_mid,
+        pinned={k: getattr(base, k) for k in kinds} if semantics == "frozen" else {},
         source=src,
     )
     indicator = {k: jnp.asarray(v, base.resid_pre.dtype)
@@ -255,8 +288,10 @@ def build_problem(
         components=tuple(components), direction=direction, source_kind=source,
         semantics=semantics, metric=metric,
     )
+    def final(acts):  # [P, D]: the residual the metric reads
+        return jax.vmap(lambda r, i: r[i])(acts.resid_post[:, -1], data.last)
+
     readout = jax.vmap(problem.readout)
-    final = lambda acts: acts.resid_post[:, -1]  # noqa: E731
     return eqx.tree_at(
         lambda p: (p.metric_clean, p.metric_corrupted), problem,
         (readout(final(clean), data), readout(final(corrupted), data)),
