@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `intjax` console script."""
     args = build_parser().parse_args(argv)
+    from intjax.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
     try:
         args.func(args)
     except IntjaxError as e:

@@ -7,10 +7,14 @@ term shows) and saved with `save_pretrained`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Tests never write the user's persistent compilation cache.
+os.environ.setdefault("INTJAX_COMPILATION_CACHE", "off")
 
 TRAIN_TEXT = [
     "When Mary and John went to the store, John gave a drink to Mary.",

@@ -6,8 +6,8 @@ the first edit is a head or an MLP), so nothing below a patch is recomputed. A
 chunk runs one jitted layer step per layer (the layer index is traced, so all
 layers share one compile); the last layer computes only the position the
 metric reads, and the readout only the logits the metric reads.
-Chunk size comes from a memory budget; short chunks are padded to a power of
-two to bound the number of compiled shapes.
+Chunk size comes from a memory budget; short chunks are padded to one of a few
+sizes (`padded_size`) to bound the number of compiled shapes.
 """
 
 from __future__ import annotations
@@ -62,8 +62,42 @@ def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
     return jnp.broadcast_to(resid, (n_masks, *resid.shape))
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
+def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:
+    """Matmul FLOPs `evaluate(problem, masks)` needs: from each mask's first edit on,
+    the last layer at the read position only, two unembedding columns.
+
+    Counted per prompt at its padded length; LayerNorm, softmax and activation
+    functions are not counted.
+    """
+    cfg = problem.model.config
+    D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
+    T = int(problem.data.resid_start.shape[2])
+    attn_in = 2 * 3 * D * D + 2 * 2 * T * D  # q, k, v and the two attention products, per query
+    after_z = 2 * D * D + 2 * 2 * D * M  # W_O and the MLP
+    per_entry = [attn_in + after_z, after_z, 2 * 2 * D * M]  # per token, by entry point
+    kv = 2 * 2 * D * D  # keys and values of one token
+    readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
+    total = 0
+    for start, entry in zip(problem.start_layers(masks), problem.entries(masks)):
+        if start >= L:
+            continue
+        first = per_entry[entry]
+        if start < L - 1:
+            total += T * first + T * (L - 2 - start) * per_entry[0]
+            total += T * kv + (per_entry[0] - kv) + readout  # last layer, one query
+        else:
+            total += (first if entry else T * kv + per_entry[0] - kv) + readout
+    return int(total) * problem.n_prompts
+
+
+def padded_size(n: int) -> int:
+    """The chunk shape a short chunk of n masks runs at: the next of 1, 2, 3, 4, 5, 6, 7,
+    8, 10, 12, 14, 16, 20, 24, 28, 32, … (at most 4 shapes per doubling, so at most
+    ~14% padding and few compiles)."""
+    if n <= 8:
+        return n
+    step = 1 << (n.bit_length() - 3)  # a quarter of the power of two below n
+    return -(-n // step) * step
 
 
 def evaluate_chunk(
@@ -111,7 +145,7 @@ def evaluate(
         idx = np.flatnonzero(groups == group)
         for lo in range(0, len(idx), size):
             part = idx[lo : lo + size]
-            padded = size if len(part) == size else min(size, _next_pow2(len(part)))
+            padded = size if len(part) == size else min(size, padded_size(len(part)))
             block = np.zeros((padded, masks.shape[1]), dtype)
             block[: len(part)] = masks[part]
             values = evaluate_chunk(problem, jnp.asarray(block), start, entry)

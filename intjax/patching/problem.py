@@ -168,13 +168,13 @@ class PatchProblem(eqx.Module):
 
 
 def run_model(model: GPT2, tokens: Int[Array, "P T"]) -> Activations:
-    """Activations of every prompt (jit + vmap over the batch)."""
+    """Activations of every prompt (jit + vmap over the batch; no logits computed)."""
     return _run_model(model, jnp.asarray(tokens))
 
 
 @eqx.filter_jit
 def _run_model(model: GPT2, tokens):
-    return jax.vmap(lambda t: model(t)[1])(tokens)
+    return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True)[1])(tokens)
 
 
 def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int) -> dict:

@@ -1,0 +1,33 @@
+"""Process-wide JAX settings intjax's commands use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+
+def default_cache_dir() -> Optional[Path]:
+    """Where compiled programs persist: $INTJAX_COMPILATION_CACHE ("off" disables),
+    else ~/.cache/intjax/xla."""
+    env = os.environ.get("INTJAX_COMPILATION_CACHE")
+    if env == "off":
+        return None
+    return Path(env) if env else Path.home() / ".cache" / "intjax" / "xla"
+
+
+def enable_compilation_cache(path: Optional[Path] = None) -> Optional[Path]:
+    """Persist every compiled XLA program, so a repeated sweep skips compilation.
+
+    Returns the folder used, or None when disabled. Safe to call more than once.
+    """
+    import jax
+
+    path = path or default_cache_dir()
+    if path is None:
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path

@@ -1,0 +1,66 @@
+"""`intjax patch` end to end: files, item names, and values against the HF reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from intjax.cli import main
+from intjax.results import read_results
+from test_patching import prompt_rows, reference_values
+from intjax.patching import parse_components
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_patch_writes_nie_matching_reference(tiny, tmp_path):
+    folder, hf_model = tiny
+    rows = prompt_rows(300, (6, 8))
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    spec = "L0H1,L2MLP,L1H3@2"
+    assert main(["patch", "--model", str(folder), "--data", str(data), "--components", spec,
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    arrays, summary = read_results(tmp_path / "out")
+    assert summary["arrays"]["nie_noising"]["items"] == ["L0H1", "L2MLP", "L1H3@2"]
+    assert summary["arrays"]["metric_clean"]["shape"] == [2, 1]
+    assert set(arrays) == {"metric_clean", "metric_corrupted", "nie_noising", "nie_denoising"}
+    import intjax
+
+    comps = parse_components(spec, intjax.load_model(folder)[0].config)
+    masks = np.concatenate([np.zeros((1, 3)), np.eye(3)])
+    for direction in ("noising", "denoising"):
+        ref = reference_values(hf_model, rows, comps, masks, direction, "counterfactual", "recompute")
+        np.testing.assert_allclose(arrays[f"nie_{direction}"], (ref[1:] - ref[:1]).T, atol=2e-4)
+    ref = reference_values(hf_model, rows, comps, masks[:1], "noising", "counterfactual", "recompute")
+    np.testing.assert_allclose(arrays["metric_clean"][:, 0], ref[0], atol=2e-5)
+
+
+def test_patch_reads_text_prompts(tiny, tiny_model, tmp_path, capsys):
+    folder, _ = tiny
+    tok = tiny_model[1]
+    row = dict(clean="When Mary and John went to the store, John gave a drink to",
+               corrupted="When Anna and Bob went to the store, Bob gave a drink to",
+               target="x", foil="y")  # single bytes: one token in any byte-level BPE
+    assert len(tok.encode(row["clean"]).ids) == len(tok.encode(row["corrupted"]).ids)
+    data = write_jsonl(tmp_path / "p.jsonl", [row])
+    assert main(["patch", "--model", str(folder), "--data", str(data), "--components", "heads",
+                 "--direction", "denoising", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    arrays, _ = read_results(tmp_path / "o")
+    assert arrays["nie_denoising"].shape == (1, 12) and "nie_noising" not in arrays
+    data = write_jsonl(tmp_path / "q.jsonl", [dict(row, target=" Mary and John")])
+    assert main(["patch", "--model", str(folder), "--data", str(data), "--components", "heads",
+                 "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    assert "line 1: ' Mary and John' is" in capsys.readouterr().err
+
+
+def test_patch_reports_bad_line(tiny, tmp_path, capsys):
+    rows = prompt_rows(300, (6, 6))
+    rows[1]["corrupted_ids"] = rows[1]["corrupted_ids"][:4]
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    assert main(["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "heads",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "line 2: clean prompt has 6 tokens but corrupted has 4" in capsys.readouterr().err
