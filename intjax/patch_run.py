@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from intjax.estimands.nie import nie
+from intjax.estimands.effects import nie
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component
 from intjax.patching.problem import build_problem

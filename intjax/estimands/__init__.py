@@ -1,5 +1,20 @@
-"""Estimands read off f (DESIGN.md §2): pure functions of a PatchProblem's values."""
+"""Estimands read off f (DESIGN.md §2): pure functions of a Game, never of the model."""
 
-from intjax.estimands.nie import nie, single_masks
+from intjax.estimands.derivatives import (
+    jvp, linear, local_affine_bound, mixed_partial, quadrature_interaction,
+)
+from intjax.estimands.effects import context_effects, nie, total_effect
+from intjax.estimands.game import FunctionGame, Game
+from intjax.estimands.mobius import (
+    fast_mobius, full_lattice_interactions, interactions, mobius, n_subsets_up_to, set_name,
+    subsets_up_to,
+)
+from intjax.estimands.scaling import loglog_slope, scaled_interactions, slopes_by_order
+from intjax.estimands.theorems import theorem_table
 
-__all__ = ["nie", "single_masks"]
+__all__ = [
+    "jvp", "linear", "local_affine_bound", "mixed_partial", "quadrature_interaction",
+    "context_effects", "nie", "total_effect", "FunctionGame", "Game", "fast_mobius",
+    "full_lattice_interactions", "interactions", "mobius", "n_subsets_up_to", "set_name",
+    "subsets_up_to", "loglog_slope", "scaled_interactions", "slopes_by_order", "theorem_table",
+]

@@ -246,10 +246,19 @@ class GPT2(eqx.Module):
         return jax.lax.scan(step, resid, (layers, scales, edits))
 
     def unembed(
-        self, resid: Float[Array, "*T D"], columns: Optional[Int[Array, " K"]] = None
+        self,
+        resid: Float[Array, "*T D"],
+        columns: Optional[Int[Array, " K"]] = None,
+        final_norm: bool = True,
     ) -> Float[Array, "*T K"]:
-        """Final LayerNorm then logits; `columns` picks vocabulary entries (all if None)."""
-        x = layer_norm(resid, self.lnf_w, self.lnf_b, self.config.layer_norm_eps)
+        """Final LayerNorm then logits; `columns` picks vocabulary entries (all if None).
+
+        `final_norm=False` skips the LayerNorm: a readout linear in the residual
+        (direct logit attribution's view).
+        """
+        x = resid
+        if final_norm:
+            x = layer_norm(resid, self.lnf_w, self.lnf_b, self.config.layer_norm_eps)
         W_U = self.W_E.T if self.W_U is None else self.W_U
         if columns is not None:
             W_U = W_U[:, columns]

@@ -21,11 +21,14 @@ class Metric:
     are computed: `logits` is `[2]` and `target, foil` are 0 and 1. With
     `full_vocab=True`, `logits` is `[vocab]` and `target, foil` are token ids.
     Either way `fn = lambda logits, t, f: logits[t] - logits[f]` reads correctly.
+    `final_norm=False` reads logits without the final LayerNorm (linear in the
+    residual stream).
     """
 
     name: str
     fn: MetricFn
     full_vocab: bool = False
+    final_norm: bool = True
 
 
 def _logit_diff(logits, t, f):
@@ -44,6 +47,7 @@ METRICS = {
     "logit_diff": Metric("logit_diff", _logit_diff),
     "logprob": Metric("logprob", _logprob, full_vocab=True),
     "prob": Metric("prob", _prob, full_vocab=True),
+    "logit_diff_direct": Metric("logit_diff_direct", _logit_diff, final_norm=False),
 }
 
 

@@ -43,7 +43,7 @@ class PromptArrays(NamedTuple):
     resid_start: Float[Array, "P L+1 T D"]  # base resid_pre per layer, then the final resid
     z: Float[Array, "P L T H Dh"]  # base z: a run whose first edit is a head starts here
     resid_mid: Float[Array, "P L T D"]  # base resid_mid: a run whose first edit is an MLP starts here
-    pinned: dict  # kind -> [P, L, T, ...] base values frozen semantics pins to (else empty)
+    base_sites: dict  # kind -> [P, L, T, ...] base values (frozen semantics pins to them)
     source: dict  # kind -> [P, L, T, ...] values patched in
 
 
@@ -81,6 +81,18 @@ class PatchProblem(eqx.Module):
         """f(0): the metric of the unpatched base run."""
         return self.metric_clean if self.direction == "noising" else self.metric_corrupted
 
+    def values(self, masks: np.ndarray, **evaluate_kwargs) -> np.ndarray:
+        """f at every mask, `[M, P]` float64 (see `evaluate` for the options)."""
+        from intjax.patching.evaluate import evaluate
+
+        return evaluate(self, masks, **evaluate_kwargs)
+
+    def with_source_scale(self, t: float) -> "PatchProblem":
+        """The same problem with every source moved toward the base: s(t) = b + t·(s − b)."""
+        d = self.data
+        scaled = {k: d.base_sites[k] + t * (d.source[k] - d.base_sites[k]) for k in d.source}
+        return eqx.tree_at(lambda p: p.data.source, self, scaled)
+
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, [n]."""
         return np.array([c.first_layer for c in self.components])
@@ -102,16 +114,17 @@ class PatchProblem(eqx.Module):
             ind = ind if layer is None else ind[:, layer]
             mask = jnp.tensordot(alpha.astype(ind.dtype), ind, axes=1)
             if self.semantics == "frozen":
-                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.pinned[kind]))
+                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.base_sites[kind]))
             else:
                 edits[kind] = SiteEdit(mask, at(d.source[kind]))
         return LayerEdits(**edits)
 
     def readout(self, x: Float[Array, " D"], d: PromptArrays) -> Float[Array, ""]:
         """The metric from the final residual at the last position: only the logits it reads."""
+        norm = self.metric.final_norm
         if self.metric.full_vocab:
-            return self.metric.fn(self.model.unembed(x), d.target, d.foil)
-        logits = self.model.unembed(x, columns=jnp.stack([d.target, d.foil]))
+            return self.metric.fn(self.model.unembed(x, final_norm=norm), d.target, d.foil)
+        logits = self.model.unembed(x, columns=jnp.stack([d.target, d.foil]), final_norm=norm)
         return self.metric.fn(logits, 0, 1)
 
     def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: int = 0) -> Float[Array, ""]:
@@ -120,12 +133,17 @@ class PatchProblem(eqx.Module):
         resid, _ = self.model.run_blocks(d.resid_start[start], start=start, edits=edits)
         return self.readout(resid[d.last], d)
 
-    def __call__(self, alpha: Float[Array, " n"], start: int = 0) -> Float[Array, " P"]:
+    per_prompt_alpha = True  # __call__ also takes one α per prompt
+
+    def __call__(self, alpha: Float[Array, "*P n"], start: int = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
 
-        `start` may skip layers below the first component α (and any tangent) touches.
+        `alpha` is `[n]` (the same mask for every prompt) or `[P, n]` (row p for
+        prompt p: one VJP then gives every prompt's gradient). `start` may skip
+        layers below the first component α (and any tangent) touches.
         """
-        return jax.vmap(self.value, in_axes=(None, 0, None))(alpha, self.data, start)
+        in_axes = (0 if alpha.ndim == 2 else None, 0, None)
+        return jax.vmap(self.value, in_axes=in_axes)(alpha, self.data, start)
 
     def entries(self, masks: np.ndarray) -> np.ndarray:
         """Where each mask's run can start inside its first layer, [M]: 0 = the
@@ -277,7 +295,7 @@ def build_problem(
         resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
         z=base.z,
         resid_mid=base.resid_mid,
-        pinned={k: getattr(base, k) for k in kinds} if semantics == "frozen" else {},
+        base_sites={k: getattr(base, k) for k in kinds},
         source=src,
     )
     indicator = {k: jnp.asarray(v, base.resid_pre.dtype)

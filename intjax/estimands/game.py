@@ -1,0 +1,52 @@
+"""What every estimand reads: f at 0/1 (or fractional) masks, and f itself for jax transforms.
+
+A `PatchProblem` is a Game. `FunctionGame` wraps any jax function of α, so the
+estimands can be checked on functions whose answers are known in closed form.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+
+@runtime_checkable
+class Game(Protocol):
+    """f(α) over n components, for P prompts."""
+
+    @property
+    def n_components(self) -> int:
+        """n, the length of α."""
+
+    def values(self, masks: np.ndarray) -> np.ndarray:
+        """f at each mask: `[M, n]` → `[M, P]` float64."""
+
+    def __call__(self, alpha: Float[Array, " n"]) -> Float[Array, " P"]:
+        """f(α) for every prompt, differentiable in α."""
+
+
+class FunctionGame:
+    """A Game from a jax function `fn(alpha [n]) -> [P]` (or a scalar, P = 1)."""
+
+    def __init__(self, fn: Callable[[Array], Array], n: int):
+        self.fn = fn
+        self._n = n
+        self._batched = jax.jit(jax.vmap(self.__call__))
+
+    @property
+    def n_components(self) -> int:
+        """n, the length of α."""
+        return self._n
+
+    def __call__(self, alpha: Float[Array, " n"]) -> Float[Array, " P"]:
+        """f(α), always as a vector over prompts."""
+        return jnp.atleast_1d(self.fn(alpha))
+
+    def values(self, masks: np.ndarray) -> np.ndarray:
+        """f at each mask, `[M, P]` float64."""
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        return np.asarray(self._batched(jnp.asarray(masks, dtype)), np.float64)

@@ -1,0 +1,120 @@
+"""Estimands on a real (tiny random) GPT-2: brute force against HF, identities, theorems."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import intjax
+from intjax.estimands import interactions, linear, nie, theorem_table
+from intjax.estimands.mobius import subset_masks, subsets_up_to
+from intjax.patching import build_problem, make_prompt_set, parse_components
+from test_patching import prompt_rows, reference_values
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+def brute_force_int(f_of_subset, T):
+    """Inclusion–exclusion written out: Σ_{U⊆T} (−1)^{|T|−|U|} f(1_U)."""
+    return sum((-1) ** (len(T) - j) * f_of_subset[U] for j in range(len(T) + 1)
+               for U in itertools.combinations(T, j))
+
+
+@pytest.mark.parametrize("semantics", ["recompute", "frozen"])
+def test_pairs_and_triples_match_brute_force_hf_loop(tiny, tiny_model, semantics):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 8))
+    comps = parse_components("L0H1,L1MLP,L2H3,L1H0@4", model.config)
+    problem = build_problem(model, make_prompt_set(rows), comps, semantics=semantics)
+    sets, ints, _ = interactions(problem, order=3)
+    subsets = subsets_up_to(4, 4)
+    ref = reference_values(tiny[1], rows, comps, subset_masks(subsets, 4), "noising", "counterfactual", semantics)
+    f = {U: ref[i] for i, U in enumerate(subsets)}
+    expected = np.stack([brute_force_int(f, T) for T in sets], axis=1)
+    np.testing.assert_allclose(ints, expected, atol=3e-4)
+
+
+def identity_residual(problem, order, dtype):
+    """max |f(1_S) − f(0) − Σ_{∅≠T⊆S} INT_T| / effect scale, f(1_S) from the scan path."""
+    sets, ints, values = interactions(problem, order=order)
+    n = problem.n_components
+    INT = {T: ints[:, i] for i, T in enumerate(sets)} | {(i,): values[(i,)] - values[()] for i in range(n)}
+    worst, scale = 0.0, max(np.abs(v).max() for v in INT.values())
+    f0 = np.asarray(problem(jnp.zeros(n, dtype)), np.float64)
+    for S in itertools.combinations(range(n), order):
+        mask = np.zeros(n)
+        mask[list(S)] = 1
+        fresh = np.asarray(problem(jnp.asarray(mask, dtype)), np.float64)
+        total = sum(INT[T] for j in range(1, order + 1) for T in itertools.combinations(S, j))
+        worst = max(worst, float(np.abs(fresh - f0 - total).max()))
+    return worst / scale
+
+
+def test_identities_float64(tiny, x64):
+    model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
+    rows = prompt_rows(model.config.vocab_size, (7, 8))
+    comps = parse_components("L0H1,L1MLP,L2H3,L0MLP", model.config)
+    problem = build_problem(model, make_prompt_set(rows), comps)
+    assert identity_residual(problem, 3, jnp.float64) < 1e-9
+
+
+def test_identities_float32(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 8))
+    comps = parse_components("L0H1,L1MLP,L2H3,L0MLP", model.config)
+    problem = build_problem(model, make_prompt_set(rows), comps)
+    assert identity_residual(problem, 3, jnp.float32) < 1e-5
+
+
+def test_linear_estimate_matches_finite_differences(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (6, 9))
+    comps = parse_components("heads,mlps", model.config)
+    problem = build_problem(model, make_prompt_set(rows), comps)
+    A = linear(problem)
+    eps = 1e-2
+    n = problem.n_components
+    plus = problem.values(eps * np.eye(n))
+    minus = problem.values(-eps * np.eye(n))
+    np.testing.assert_allclose(A, ((plus - minus) / (2 * eps)).T, atol=2e-3, rtol=2e-2)
+    gap = nie(problem) - A  # NIE − linear: the non-linear part of each single patch
+    assert gap.shape == (2, n) and np.abs(gap).max() > 1e-4
+
+
+def test_frozen_with_linear_readout_has_no_interactions(tiny, x64):
+    """Last-layer heads with the last MLP pinned and a readout without the final LayerNorm:
+    nothing non-linear lies between the analysed components and the metric."""
+    model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
+    rows = prompt_rows(model.config.vocab_size, (7, 8))
+    comps = parse_components("L2H0,L2H1,L2H2,L2H3,L2MLP", model.config)
+    problem = build_problem(model, make_prompt_set(rows), comps, semantics="frozen",
+                            metric="logit_diff_direct")
+    _, ints, _ = interactions(problem, order=4)
+    assert np.abs(ints).max() < 1e-10
+    recompute = build_problem(model, make_prompt_set(rows), comps, metric="logit_diff_direct")
+    assert np.abs(interactions(recompute, order=2)[1]).max() > 1e-3  # the MLP is non-linear
+
+
+def test_theorem_table_on_a_real_model(tiny, x64):
+    model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
+    rows = prompt_rows(model.config.vocab_size, (7, 7, 7))
+    comps = parse_components("L0H1,L0MLP,L1H2,L1MLP,L2H0", model.config)
+    prompts = make_prompt_set(rows)
+    problems = {s: build_problem(model, prompts, comps, semantics=s) for s in ("recompute", "frozen")}
+    table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=3, n_check=3)
+    assert table["identity_max_residual"] < 1e-9 * table["effect_scale"]
+    assert table["context_identity_max_residual"] < 1e-9 * table["effect_scale"]
+    assert table["quadrature_vs_exact_max_rel"] < 0.05
+    assert table["bound_holds_fraction"] == 1.0
+    for k, slope in table["slope_frozen"].items():
+        assert abs(slope - k) < 0.15, (k, slope)
+    assert abs(table["slope_recompute"][2] - 1) < 0.3  # a blocked path adds an O(t) term
