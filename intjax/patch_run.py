@@ -1,19 +1,23 @@
-"""`intjax patch` as a library call: NIE arrays for each direction, with timings."""
+"""`intjax patch` and `intjax theorems` as library calls."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from intjax.estimands.effects import nie
+from intjax.errors import InputError
+from intjax.estimands.derivatives import linear
+from intjax.estimands.mobius import interactions, set_name, subsets_up_to
+from intjax.estimands.theorems import theorem_table
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
+from intjax.sweeps.runner import CheckpointedGame, run_sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,18 +28,30 @@ class PatchOptions:
     semantics: str = "recompute"
     source: str = "counterfactual"
     metric: str = "logit_diff"
+    order: int = 1  # >= 2 adds exact interactions up to this order
+    linear: bool = False  # add the linear (attribution) estimates
     memory_gb: float = 1.0
+    chunk: int | None = None  # masks per chunk (default: from memory_gb)
     quiet: bool = False
+    restart: bool = False  # discard saved sweeps in the checkpoint folder
 
 
 def run_patch(
-    model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions
+    model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
+    checkpoints: str | Path | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, float]]:
-    """Compute metric_clean, metric_corrupted and nie_<direction> as `[n_prompts, n_items]` arrays.
+    """Arrays `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
+    nie_, int2_ … intK_ (order K) and linear_ (if asked).
 
-    Returns (arrays, item names per array, timings in seconds).
+    Each needed subset is patched once: NIE and every interaction order share
+    the same vertex values. With `checkpoints`, the sweeps are saved there chunk
+    by chunk and a rerun resumes them. Returns (arrays, item names per array,
+    timings in s).
     """
+    if options.order < 1:
+        raise InputError(f"--order must be at least 1, got {options.order}")
     names = [c.name for c in components]
+    n = len(components)
     arrays: dict[str, np.ndarray] = {}
     items: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
@@ -49,12 +65,52 @@ def run_patch(
             arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
             items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
         t0 = time.perf_counter()
-        with tqdm(total=len(components) * len(prompts), unit="run", desc=f"NIE {direction}",
-                  disable=options.quiet) as bar:
-            arrays[f"nie_{direction}"] = nie(
-                problem, memory_bytes=int(options.memory_gb * 2**30),
-                on_chunk=lambda k: bar.update(k * len(prompts)),
-            )
+        sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
+                     restart=options.restart, desc=f"patching ({direction})",
+                     options=dict(order=options.order))
+        game = CheckpointedGame(problem, Path(checkpoints) / direction, **sweep) if checkpoints else None
+        if options.order >= 2:
+            sets, ints, values = interactions(game or _Sweep(problem, sweep), options.order)
+        else:
+            sets, ints = [], np.zeros((len(prompts), 0))
+            masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
+            vals = (game or _Sweep(problem, sweep)).values(masks)
+            values = dict(zip(subsets_up_to(n, 1), vals))
+        arrays[f"nie_{direction}"] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
         items[f"nie_{direction}"] = names
-        timings[f"nie_{direction}_s"] = time.perf_counter() - t0
+        for k in range(2, options.order + 1):
+            cols = [i for i, T in enumerate(sets) if len(T) == k]
+            arrays[f"int{k}_{direction}"] = ints[:, cols]
+            items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
+        timings[f"patching_{direction}_s"] = time.perf_counter() - t0
+        if options.linear:
+            t0 = time.perf_counter()
+            arrays[f"linear_{direction}"] = linear(problem)
+            items[f"linear_{direction}"] = names
+            timings[f"linear_{direction}_s"] = time.perf_counter() - t0
     return arrays, items, timings
+
+
+class _Sweep:
+    """A problem whose values run through the sweep runner without checkpoints."""
+
+    def __init__(self, problem, sweep_kwargs):
+        self.problem, self.kwargs = problem, sweep_kwargs
+        self.n_components = problem.n_components
+
+    def values(self, masks):
+        return run_sweep(self.problem, masks, None, **self.kwargs)
+
+
+def run_theorems(
+    model: GPT2, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
+    direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
+    n_check: int = 6,
+) -> dict:
+    """The theorem table (DESIGN.md §2) for these components; use a float64 model for it."""
+    problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
+                                 semantics=s, metric=metric) for s in ("recompute", "frozen")}
+    table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check)
+    names = [c.name for c in components]
+    table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
+    return table

@@ -64,3 +64,46 @@ def test_patch_reports_bad_line(tiny, tmp_path, capsys):
     assert main(["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "heads",
                  "--out", str(tmp_path / "o")]) == 2
     assert "line 2: clean prompt has 6 tokens but corrupted has 4" in capsys.readouterr().err
+
+
+def test_patch_order_and_linear_arrays(tiny, tmp_path):
+    folder, hf_model = tiny
+    rows = prompt_rows(300, (6, 8))
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    spec = "L0H1,L2MLP,L1H3@2"
+    assert main(["patch", "--model", str(folder), "--data", str(data), "--components", spec,
+                 "--direction", "noising", "--order", "3", "--linear", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    arrays, summary = read_results(tmp_path / "o")
+    assert summary["arrays"]["int2_noising"]["items"] == ["L0H1,L2MLP", "L0H1,L1H3@2", "L2MLP,L1H3@2"]
+    assert summary["arrays"]["int3_noising"]["items"] == ["L0H1,L2MLP,L1H3@2"]
+    assert arrays["linear_noising"].shape == (2, 3)
+    import intjax
+    from intjax.estimands.mobius import subset_masks, subsets_up_to
+
+    comps = parse_components(spec, intjax.load_model(folder)[0].config)
+    subsets = subsets_up_to(3, 3)
+    ref = reference_values(hf_model, rows, comps, subset_masks(subsets, 3), "noising", "counterfactual", "recompute")
+    f = dict(zip(subsets, ref))
+    np.testing.assert_allclose(arrays["int2_noising"][:, 0], f[(0, 1)] - f[(0,)] - f[(1,)] + f[()], atol=2e-4)
+    triple = f[(0, 1, 2)] - f[(0, 1)] - f[(0, 2)] - f[(1, 2)] + f[(0,)] + f[(1,)] + f[(2,)] - f[()]
+    np.testing.assert_allclose(arrays["int3_noising"][:, 0], triple, atol=3e-4)
+
+
+def test_theorems_command_writes_table(tiny, tmp_path, capsys):
+    rows = prompt_rows(300, (7, 7))
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    try:
+        assert main(["theorems", "--model", str(tiny[0]), "--data", str(data), "--components",
+                     "L0H1,L1MLP,L2H0", "--order", "2", "--n-check", "2", "--out", str(tmp_path / "t")]) == 0
+    finally:
+        import jax
+
+        jax.config.update("jax_enable_x64", False)
+    table = json.loads((tmp_path / "t" / "theorems.json").read_text())
+    for key in ("identity_max_residual", "context_identity_max_residual", "quadrature_vs_exact_max_rel",
+                "bound_holds_fraction", "slope_frozen", "slope_recompute"):
+        assert key in table
+    assert table["identity_max_residual"] < 1e-9 and table["bound_holds_fraction"] == 1.0
+    assert abs(table["slope_frozen"]["2"] - 2) < 0.15
+    assert "slope_recompute" in capsys.readouterr().out

@@ -12,12 +12,14 @@ sizes (`padded_size`) to bound the number of compiled shapes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float
 
 from intjax.errors import InputError
@@ -100,22 +102,91 @@ def padded_size(n: int) -> int:
     return -(-n // step) * step
 
 
+def local_mesh() -> Optional[Mesh]:
+    """A 1-D mesh over this process's devices along the mask axis (None for one device)."""
+    devices = jax.local_devices()
+    return Mesh(np.array(devices), ("masks",)) if len(devices) > 1 else None
+
+
+def replicate(problem: PatchProblem, mesh: Optional[Mesh]) -> PatchProblem:
+    """The problem's arrays copied to every device of the mesh (once per sweep)."""
+    if mesh is None:
+        return problem
+    arrays, static = eqx.partition(problem, eqx.is_array)
+    arrays = jax.device_put(arrays, NamedSharding(mesh, PartitionSpec()))
+    return eqx.combine(arrays, static)
+
+
 def evaluate_chunk(
-    problem: PatchProblem, masks: Float[Array, "C n"], start: int, entry: int = 0
+    problem: PatchProblem, masks: Float[Array, "C n"], start: int, entry: int = 0,
+    mesh: Optional[Mesh] = None,
 ) -> Float[Array, "C P"]:
     """f at each mask of a chunk whose masks touch no layer below `start`.
 
     The start layer begins at `entry` (0 residual, 1 cached z, 2 cached
     resid_mid; see PatchProblem.entries); the last layer computes only the
-    position the metric reads.
+    position the metric reads. With a `mesh`, the chunk's masks are split over
+    its devices (C must be a multiple of the device count).
     """
     L = problem.model.config.n_layers
     if start >= L:
         return jnp.broadcast_to(problem.metric_base, (masks.shape[0], problem.n_prompts))
     resid = _start(problem, jnp.asarray(start), masks.shape[0])
+    if mesh is not None:
+        split = NamedSharding(mesh, PartitionSpec("masks"))
+        masks, resid = jax.device_put(masks, split), jax.device_put(resid, split)
     for layer in range(start, L - 1):
         resid = _layer(problem, jnp.asarray(layer), resid, masks, entry if layer == start else 0)
     return _final(problem, jnp.asarray(L - 1), resid, masks, entry if start == L - 1 else 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Masks run together: their rows in the mask array, shared start layer and entry, run shape."""
+
+    rows: np.ndarray
+    start: int
+    entry: int
+    size: int  # rows padded to this many masks
+
+
+def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
+    """Split masks into chunks of at most `size` that share a start layer and entry.
+
+    Deterministic for the same masks and size (resumed sweeps rely on it); run
+    shapes are multiples of `n_devices`.
+    """
+    size = max(n_devices, size // n_devices * n_devices)
+    groups = problem.start_layers(masks) * 3 + problem.entries(masks)
+    chunks = []
+    for group in np.unique(groups):
+        start, entry = divmod(int(group), 3)
+        idx = np.flatnonzero(groups == group)
+        for lo in range(0, len(idx), size):
+            part = idx[lo : lo + size]
+            padded = size if len(part) == size else min(size, padded_size(len(part)))
+            padded = -(-padded // n_devices) * n_devices
+            chunks.append(Chunk(part, start, entry, padded))
+    return chunks
+
+
+def check_masks(problem: PatchProblem, masks: np.ndarray) -> np.ndarray:
+    """The masks as a `[M, n]` array, or InputError naming the expected shape."""
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != problem.n_components:
+        raise InputError(
+            f"masks must have shape [n_masks, {problem.n_components}] (one column per "
+            f"component), got {masks.shape}"
+        )
+    return masks
+
+
+def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Optional[Mesh] = None) -> np.ndarray:
+    """f at the chunk's masks, `[len(chunk.rows), P]` float64."""
+    block = np.zeros((chunk.size, masks.shape[1]), problem.data.resid_start.dtype)
+    block[: len(chunk.rows)] = masks[chunk.rows]
+    values = evaluate_chunk(problem, jnp.asarray(block), chunk.start, chunk.entry, mesh)
+    return np.asarray(values, np.float64)[: len(chunk.rows)]
 
 
 def evaluate(
@@ -128,28 +199,17 @@ def evaluate(
 ) -> np.ndarray:
     """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
 
-    `on_chunk(n_masks_done)` is called after each chunk (progress bars).
+    Chunks are split over all local devices. `on_chunk(n_masks_done)` is called
+    after each chunk (progress bars). For a sweep that survives a crash, use
+    `intjax.sweeps.run_sweep`.
     """
-    masks = np.asarray(masks)
-    if masks.ndim != 2 or masks.shape[1] != problem.n_components:
-        raise InputError(
-            f"masks must have shape [n_masks, {problem.n_components}] (one column per "
-            f"component), got {masks.shape}"
-        )
-    dtype = problem.data.resid_start.dtype
-    size = chunk or chunk_size(problem, memory_bytes)
-    groups = problem.start_layers(masks) * 3 + problem.entries(masks)
+    masks = check_masks(problem, masks)
+    mesh = local_mesh()
+    n_devices = 1 if mesh is None else mesh.size
+    problem = replicate(problem, mesh)
     out = np.empty((masks.shape[0], problem.n_prompts), np.float64)
-    for group in np.unique(groups):
-        start, entry = divmod(int(group), 3)
-        idx = np.flatnonzero(groups == group)
-        for lo in range(0, len(idx), size):
-            part = idx[lo : lo + size]
-            padded = size if len(part) == size else min(size, padded_size(len(part)))
-            block = np.zeros((padded, masks.shape[1]), dtype)
-            block[: len(part)] = masks[part]
-            values = evaluate_chunk(problem, jnp.asarray(block), start, entry)
-            out[part] = np.asarray(values[: len(part)], np.float64)
-            if on_chunk is not None:
-                on_chunk(len(part))
+    for c in plan_chunks(problem, masks, chunk or chunk_size(problem, memory_bytes) * n_devices, n_devices):
+        out[c.rows] = run_chunk(problem, masks, c, mesh)
+        if on_chunk is not None:
+            on_chunk(len(c.rows))
     return out

@@ -1,0 +1,39 @@
+"""Provenance of a sweep: hashes of the model, the prompts and the masks, plus the options."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from intjax.patching.problem import PatchProblem
+
+
+def hash_arrays(*trees: Any) -> str:
+    """A short content hash of every array leaf (shape, dtype and bytes) in the trees."""
+    h = hashlib.blake2b(digest_size=12)
+    for leaf in jax.tree.leaves(eqx.filter(trees, eqx.is_array_like)):
+        arr = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{arr.shape}{arr.dtype}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) -> dict[str, Any]:
+    """What must be identical for a saved sweep to be resumed: model, prompts, masks, options."""
+    d = problem.data
+    return dict(
+        model=hash_arrays(problem.model),
+        prompts=hash_arrays(d.last, d.target, d.foil, d.resid_start),
+        sources=hash_arrays(d.source),
+        masks=hash_arrays(np.asarray(masks)),
+        components=[c.spec for c in problem.components],
+        direction=problem.direction,
+        semantics=problem.semantics,
+        source=problem.source_kind,
+        metric=problem.metric.name,
+        **options,
+    )

@@ -1,0 +1,158 @@
+"""A sweep that survives crashes: f at many masks, chunk by chunk, checkpointed with orbax.
+
+Every finished chunk is saved (orbax CheckpointManager: the values so far and
+which chunks are done) before the next starts, and logged in `chunks.log`. The
+same call after `kill -9` restores the last checkpoint and runs only the chunks
+not yet saved; a fingerprint (model, prompts, sources, masks, options) must
+match, or the sweep refuses to resume and says what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from intjax.errors import IntjaxError
+from intjax.patching.evaluate import (
+    DEFAULT_MEMORY_BYTES, check_masks, chunk_size, local_mesh, plan_chunks, replicate, run_chunk,
+)
+from intjax.patching.problem import PatchProblem
+from intjax.sweeps.fingerprint import sweep_fingerprint
+
+
+class ResumeError(IntjaxError):
+    """A saved sweep cannot be resumed (changed inputs, or a damaged checkpoint)."""
+
+
+def _manager(folder: Path):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(folder.resolve() / "state", options=options)
+
+
+def _describe_change(saved: dict, current: dict) -> str:
+    keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    return ", ".join(f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})"
+                     if not isinstance(saved.get(k), list) else k for k in keys)
+
+
+def run_sweep(
+    problem: PatchProblem,
+    masks: np.ndarray,
+    folder: Optional[str | Path] = None,
+    *,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    chunk: Optional[int] = None,
+    restart: bool = False,
+    quiet: bool = False,
+    desc: str = "patching",
+    options: Optional[dict[str, Any]] = None,
+) -> np.ndarray:
+    """f at every mask, `[M, P]` float64, resumable from `folder` (no persistence if None).
+
+    `options` joins the fingerprint (anything else that changes the answer).
+    `restart=True` discards a saved sweep in `folder` and starts over.
+    """
+    masks = check_masks(problem, masks)
+    mesh = local_mesh()
+    n_devices = 1 if mesh is None else mesh.size
+    size = chunk or chunk_size(problem, memory_bytes) * n_devices
+    chunks = plan_chunks(problem, masks, size, n_devices)
+    values = np.full((masks.shape[0], problem.n_prompts), np.nan)
+    done = np.zeros(len(chunks), bool)
+    manager = None
+    if folder is not None:
+        folder = Path(folder)
+        fingerprint = sweep_fingerprint(problem, masks, chunk_size=size, n_devices=n_devices, **(options or {}))
+        values, done, manager = _open(folder, fingerprint, values, done, restart)
+    problem = replicate(problem, mesh)
+    runs_per_chunk = [len(c.rows) * problem.n_prompts for c in chunks]
+    with tqdm(total=sum(runs_per_chunk), initial=sum(r for r, d in zip(runs_per_chunk, done) if d),
+              unit="run", desc=desc, disable=quiet, smoothing=0.1) as bar:
+        for k, c in enumerate(chunks):
+            if done[k]:
+                continue
+            values[c.rows] = run_chunk(problem, masks, c, mesh)
+            done[k] = True
+            if manager is not None:
+                _save(manager, folder, k, values, done)
+            bar.update(runs_per_chunk[k])
+    if manager is not None:
+        manager.close()
+    return values
+
+
+def _open(folder: Path, fingerprint: dict, values: np.ndarray, done: np.ndarray, restart: bool):
+    meta = folder / "sweep.json"
+    if restart and folder.exists():
+        shutil.rmtree(folder)
+    if meta.is_file():
+        try:
+            saved = json.loads(meta.read_text())
+        except json.JSONDecodeError as e:
+            raise ResumeError(f"{meta} is damaged ({e}); rerun with --restart to start over") from e
+        if saved != fingerprint:
+            raise ResumeError(
+                f"{folder} holds a sweep with other inputs: {_describe_change(saved, fingerprint)}. "
+                "Use another --out folder, or rerun with --restart to discard it"
+            )
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(fingerprint, indent=1))
+    manager = _manager(folder)
+    step = manager.latest_step()
+    if step is not None:
+        import orbax.checkpoint as ocp
+
+        try:
+            state = manager.restore(step, args=ocp.args.StandardRestore({"values": values, "done": done}))
+        except Exception as e:
+            raise ResumeError(
+                f"the checkpoint in {folder / 'state'} (step {step}) cannot be read "
+                f"({type(e).__name__}: {str(e)[:200]}); rerun with --restart to start over"
+            ) from e
+        values, done = np.asarray(state["values"]).copy(), np.asarray(state["done"]).copy()
+    return values, done, manager
+
+
+def _save(manager, folder: Path, k: int, values: np.ndarray, done: np.ndarray) -> None:
+    import orbax.checkpoint as ocp
+
+    step = int(done.sum())
+    manager.save(step, args=ocp.args.StandardSave({"values": values, "done": done}), force=True)
+    manager.wait_until_finished()
+    with open(folder / "chunks.log", "a") as log:
+        log.write(f"{k} {time.time():.3f}\n")
+
+
+class CheckpointedGame:
+    """A PatchProblem whose `values` run as resumable sweeps in `folder/sweep_<k>`
+    (k counts the calls, so a rerun of the same steps finds its own checkpoints)."""
+
+    def __init__(self, problem: PatchProblem, folder: str | Path, **sweep_kwargs: Any):
+        self.problem = problem
+        self.folder = Path(folder)
+        self.sweep_kwargs = sweep_kwargs
+        self.calls = 0
+
+    @property
+    def n_components(self) -> int:
+        """n, the length of α."""
+        return self.problem.n_components
+
+    def __call__(self, alpha):
+        """f(α) per prompt (the problem's differentiable path)."""
+        return self.problem(alpha)
+
+    def values(self, masks: np.ndarray, **overrides: Any) -> np.ndarray:
+        """f at each mask, `[M, P]`, as a checkpointed sweep."""
+        folder = self.folder / f"sweep_{self.calls}"
+        self.calls += 1
+        return run_sweep(self.problem, masks, folder, **{**self.sweep_kwargs, **overrides})
