@@ -116,6 +116,31 @@ def _slopes(slopes: dict) -> str:
     return ", ".join(f"{k}: {v:.2f}" for k, v in slopes.items())
 
 
+def cmd_ioi(args: argparse.Namespace) -> None:
+    """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
+    from intjax.loading import load_model
+    from intjax.studies import IOIAnalysisOptions, run_ioi_analysis
+
+    model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
+    options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
+                                 memory_gb=args.memory_gb, quiet=args.quiet)
+    if args.smoke:
+        options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
+                                      theorem_heads=3, theorem_order=2, theorem_prompts=2, top=5)
+    report = run_ioi_analysis(model, tokenizer, args.out, options, model_name=str(args.model))
+    print(f"report: {report}")
+    print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")
+
+
+def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
+    p.add_argument("--n-prompts", type=int, default=n_prompts, help="IOI prompts generated")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--corruption", choices=["abc", "s2_flip"], default="abc")
+    p.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
+    p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="local HF folder, shipped model name or hub id")
     p.add_argument("--lenient-config", action="store_true",
@@ -164,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     thm.add_argument("--n-check", type=int, default=6, help="strongest sets per order checked by quadrature")
     thm.add_argument("--out", required=True, help="output folder for theorems.json")
     thm.set_defaults(func=cmd_theorems)
+
+    ioi = sub.add_parser("ioi", help="IOI analysis of a GPT-2 checkpoint: NIE, interactions, theorems, report")
+    _model_args(ioi)
+    ioi.add_argument("--out", required=True, help="output folder")
+    _ioi_args(ioi, n_prompts=32)
+    ioi.set_defaults(func=cmd_ioi)
+
+    demo = sub.add_parser("demo", help="the IOI analysis on the shipped ioi-small model (offline, minutes)")
+    demo.add_argument("--out", default="intjax-demo", help="output folder (default: ./intjax-demo)")
+    _ioi_args(demo, n_prompts=32)
+    demo.set_defaults(func=cmd_ioi, model="ioi-small", lenient_config=False)
     return p
 
 

@@ -115,13 +115,14 @@ def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int
     return np.concatenate(out)[: len(pts)]
 
 
-def face_check(game: Game, T: Sequence[int], q: int = 4, grid: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def face_check(game: Game, T: Sequence[int], q: int = 4, grid: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(∫ D_T over the face by q-point Gauss–Legendre, sup |D_T| over the face), each `[P]`.
 
     The integral identity says the first equals INT_T; the local-affine bound
-    says |INT_T| ≤ the second (the sup is taken over a uniform grid plus the
-    quadrature nodes, so it bounds the quadrature value exactly); both vanish
-    where f is affine on the face. One pass of nested JVPs serves both.
+    says |INT_T| ≤ the second. The sup is taken over the product grid of the
+    quadrature nodes (so it bounds the quadrature value exactly), plus `grid`
+    uniform nodes per axis if asked; both vanish where f is affine on the face.
+    One pass of nested JVPs serves both.
     """
     x, w = gauss_legendre_01(q)
     nodes = np.concatenate([x, np.linspace(0, 1, grid)])
