@@ -29,9 +29,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import time
     from pathlib import Path
 
-    import numpy as np
-
     import jax
+    import numpy as np
 
     from intjax.loading import load_model
     from intjax.patch_run import PatchOptions, run_patch
@@ -59,6 +58,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
             [np.asarray(x) for x in (*prompts.clean, *prompts.corrupted, prompts.target, prompts.foil)])),
         versions=versions(), devices=[str(d) for d in jax.devices()], timings=timings,
     )
+    if jax.process_index() != 0:  # every process holds all values; process 0 writes them
+        return
     out = write_results(args.out, arrays, items, summary)
     if not args.quiet:
         print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s)")
@@ -141,6 +142,24 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _distributed(args: argparse.Namespace) -> None:
+    """Join a multi-process (multi-host) run when --coordinator is given."""
+    if getattr(args, "coordinator", None):
+        import jax
+
+        if jax.default_backend() == "cpu":
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+
+
+def _distributed_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("multi-host (start the same command on every host; see BUILD.md)")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0, for jax.distributed.initialize")
+    g.add_argument("--num-processes", type=int, help="number of processes (hosts)")
+    g.add_argument("--process-id", type=int, help="this process's index, 0..num-processes-1")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="local HF folder, shipped model name or hub id")
     p.add_argument("--lenient-config", action="store_true",
@@ -177,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--out", required=True,
                        help="output folder; DIR/checkpoints keeps finished chunks, so rerunning resumes")
     patch.add_argument("--quiet", action="store_true", help="no progress bars")
+    _distributed_args(patch)
     patch.set_defaults(func=cmd_patch)
 
     thm = sub.add_parser("theorems", help="check the interaction identities and laws numerically (float64)")
@@ -210,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()
     try:
+        _distributed(args)
         args.func(args)
     except IntjaxError as e:
         print(f"intjax: error: {e}", file=sys.stderr)

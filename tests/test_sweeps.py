@@ -137,3 +137,35 @@ def test_damaged_checkpoint_is_reported(tiny_model, tmp_path):
         run_sweep(problem, masks, tmp_path, chunk=4, quiet=True)
     values = run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, restart=True)
     assert np.isfinite(values).all()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_split_the_chunks_and_gather_the_values(tiny, tiny_model, tmp_path):
+    """Two JAX processes (as on two hosts) via jax.distributed.initialize on localhost."""
+    port = free_port()
+    procs = []
+    for pid in range(2):
+        code = textwrap.dedent(f"""
+            import jax
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes=2, process_id={pid})
+        """) + SETUP.format(tests=str(ROOT / "tests"), folder=str(tiny[0])) + textwrap.dedent(f"""
+            from intjax.sweeps import run_sweep
+            np.save({str(tmp_path)!r} + "/p{pid}.npy", run_sweep(problem, masks, {str(tmp_path / "ck")!r}, chunk=8, quiet=True))
+        """)
+        procs.append(run_script(code))
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    one = run_sweep(make_problem(tiny_model[0]), subset_masks(subsets_up_to(15, 2), 15), chunk=8, quiet=True)
+    for pid in range(2):
+        np.testing.assert_allclose(np.load(tmp_path / f"p{pid}.npy"), one, atol=1e-5, rtol=0)
+        log = (tmp_path / "ck" / f"process_{pid}_of_2" / "chunks.log").read_text().split()
+        assert {int(k) % 2 for k in log[::2]} == {pid}  # each process ran only its own chunks

@@ -31,9 +31,16 @@ class ResumeError(IntjaxError):
 
 
 def _manager(folder: Path):
+    """An orbax manager private to this process (each process checkpoints its own chunks)."""
+    import jax
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
+    pid = jax.process_index()
+    local = ocp.options.MultiprocessingOptions(primary_host=pid, active_processes={pid},
+                                               barrier_sync_key_prefix=f"intjax_p{pid}")
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=False, enable_async_checkpointing=False,
+                                           multiprocessing_options=local)
+    (folder / "state").mkdir(parents=True, exist_ok=True)
     return ocp.CheckpointManager(folder.resolve() / "state", options=options)
 
 
@@ -57,23 +64,32 @@ def run_sweep(
 ) -> np.ndarray:
     """f at every mask, `[M, P]` float64, resumable from `folder` (no persistence if None).
 
+    Each chunk is split over this process's devices. Under
+    `jax.distributed.initialize` with several processes, process i runs chunks
+    i, i + n, … (checkpointed in `folder/process_i_of_n`) and the values are
+    all-gathered at the end, so every process returns all of them.
     `options` joins the fingerprint (anything else that changes the answer).
     `restart=True` discards a saved sweep in `folder` and starts over.
     """
+    import jax
+
     masks = check_masks(problem, masks)
+    pid, n_proc = jax.process_index(), jax.process_count()
     mesh = local_mesh()
     n_devices = 1 if mesh is None else mesh.size
     size = chunk or chunk_size(problem, memory_bytes) * n_devices
     chunks = plan_chunks(problem, masks, size, n_devices)
+    mine = np.arange(len(chunks)) % n_proc == pid  # with several processes (hosts), chunk k is process k % n's
     values = np.full((masks.shape[0], problem.n_prompts), np.nan)
-    done = np.zeros(len(chunks), bool)
+    done = ~mine
     manager = None
     if folder is not None:
-        folder = Path(folder)
-        fingerprint = sweep_fingerprint(problem, masks, chunk_size=size, n_devices=n_devices, **(options or {}))
+        folder = Path(folder) if n_proc == 1 else Path(folder) / f"process_{pid}_of_{n_proc}"
+        fingerprint = sweep_fingerprint(problem, masks, chunk_size=size, n_devices=n_devices,
+                                        process=f"{pid}/{n_proc}", **(options or {}))
         values, done, manager = _open(folder, fingerprint, values, done, restart)
     problem = replicate(problem, mesh)
-    runs_per_chunk = [len(c.rows) * problem.n_prompts for c in chunks]
+    runs_per_chunk = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs_per_chunk), initial=sum(r for r, d in zip(runs_per_chunk, done) if d),
               unit="run", desc=desc, disable=quiet, smoothing=0.1) as bar:
         for k, c in enumerate(chunks):
@@ -86,7 +102,20 @@ def run_sweep(
             bar.update(runs_per_chunk[k])
     if manager is not None:
         manager.close()
+    if n_proc > 1:
+        values = _gather(values, chunks, n_proc)
     return values
+
+
+def _gather(values: np.ndarray, chunks: list, n_proc: int) -> np.ndarray:
+    """Every process's chunks, on every process (a JAX cross-process all-gather)."""
+    from jax.experimental import multihost_utils
+
+    everyone = np.asarray(multihost_utils.process_allgather(values))  # [n_proc, M, P]
+    out = np.empty_like(values)
+    for k, c in enumerate(chunks):
+        out[c.rows] = everyone[k % n_proc, c.rows]
+    return out
 
 
 def _open(folder: Path, fingerprint: dict, values: np.ndarray, done: np.ndarray, restart: bool):
