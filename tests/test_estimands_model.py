@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import intjax
-from intjax.estimands import interactions, linear, nie, theorem_table
+from intjax.estimands import interactions, linear, linear_gap, nie, theorem_table
 from intjax.estimands.mobius import subset_masks, subsets_up_to
 from intjax.patching import build_problem, make_prompt_set, parse_components
 from test_patching import prompt_rows, reference_values
@@ -86,7 +86,8 @@ def test_linear_estimate_matches_finite_differences(tiny_model):
     plus = problem.values(eps * np.eye(n))
     minus = problem.values(-eps * np.eye(n))
     np.testing.assert_allclose(A, ((plus - minus) / (2 * eps)).T, atol=2e-3, rtol=2e-2)
-    gap = nie(problem) - A  # NIE − linear: the non-linear part of each single patch
+    gap = linear_gap(problem)  # NIE − linear: the non-linear part of each single patch
+    np.testing.assert_allclose(gap, nie(problem) - A, atol=1e-6)
     assert gap.shape == (2, n) and np.abs(gap).max() > 1e-4
 
 

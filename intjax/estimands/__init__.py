@@ -1,7 +1,7 @@
 """Estimands read off f (DESIGN.md §2): pure functions of a Game, never of the model."""
 
 from intjax.estimands.derivatives import (
-    jvp, linear, local_affine_bound, mixed_partial, quadrature_interaction,
+    face_check, jvp, linear, linear_gap, local_affine_bound, mixed_partial, quadrature_interaction,
 )
 from intjax.estimands.effects import context_effects, nie, total_effect
 from intjax.estimands.game import FunctionGame, Game
@@ -13,7 +13,7 @@ from intjax.estimands.scaling import loglog_slope, scaled_interactions, slopes_b
 from intjax.estimands.theorems import theorem_table
 
 __all__ = [
-    "jvp", "linear", "local_affine_bound", "mixed_partial", "quadrature_interaction",
+    "face_check", "jvp", "linear", "linear_gap", "local_affine_bound", "mixed_partial", "quadrature_interaction",
     "context_effects", "nie", "total_effect", "FunctionGame", "Game", "fast_mobius",
     "full_lattice_interactions", "interactions", "mobius", "n_subsets_up_to", "set_name",
     "subsets_up_to", "loglog_slope", "scaled_interactions", "slopes_by_order", "theorem_table",
