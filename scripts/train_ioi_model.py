@@ -1,0 +1,706 @@
+#!/usr/bin/env python
+"""Train a small GPT-2 on generated IOI text and export it as `intjax/assets/ioi-small/`.
+
+What it does, in order (all seeded):
+
+1. trains a byte-level BPE tokenizer on generated text so that every name,
+   place and object of `intjax.tasks.ioi` (with a leading space) is one token;
+2. trains a GPT-2-architecture model (the intjax Equinox module, vmapped over
+   the batch) with optax AdamW on next-token cross entropy over full IOI
+   sentences ("Then, John and Mary went to the store. John gave a drink to
+   Mary") built only from the TRAIN names and places (the answer token gets a
+   larger loss weight). Held-out names and places occur in no training text.
+   To make the model treat every name alike (so that it generalises to names
+   it never saw), the embeddings of names, places and objects are not learned
+   per word: each is a random vector R times a learned scale plus a learned
+   offset per word class (name / place / object). For the first
+   --resample-from steps R is one fixed draw (the one exported); after that a
+   fresh R is drawn every step, so no name can be memorised and the circuit
+   has to work for any name vector. Optionally (--filler-frac) batches also
+   hold filler sentences with a single name (--train-word-embeddings trains
+   word embeddings like any token instead);
+3. checkpoints with orbax every --ckpt-every steps into --work-dir; rerunning
+   with the same arguments resumes from the last checkpoint;
+4. evaluates IO accuracy (logit(IO) > logit(S) at the last position) and the
+   mean logit difference on prompts built only from held-out names and places;
+5. exports HuggingFace GPT-2 layout (config.json, model.safetensors with
+   Conv1D [in, out] tensors, tokenizer.json) plus README.md into --out, checks
+   that `intjax.load_model` reads it back and that transformers'
+   GPT2LMHeadModel gives the same logits.
+
+    python scripts/train_ioi_model.py --out intjax/assets/ioi-small --work-dir runs/ioi-small
+
+Rerun the same command to resume an interrupted run; add --fresh to start over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from intjax.model.config import GPT2Config  # noqa: E402
+from intjax.model.gpt2 import GPT2, Blocks  # noqa: E402
+from intjax.patching.prompts import PromptSet, pad  # noqa: E402
+from intjax.tasks import ioi  # noqa: E402
+
+EOT = "<|endoftext|>"
+
+# Filler sentences: one name (used once or twice), one place, one object. The
+# COPY ones end by repeating the name after "to", so every name, held-out ones
+# included, is seen as something that can be copied; none has a second name.
+FILLER_TEMPLATES: tuple[str, ...] = (
+    "Then, [X] went to the [PLACE].",
+    "Afterwards, [X] had a lot of fun at the [PLACE].",
+    "When [X] got a [OBJECT] at the [PLACE], [X] was happy.",
+    "After the lunch, [X] went to the [PLACE] with a [OBJECT].",
+    "While [X] was working at the [PLACE], [X] found a [OBJECT].",
+    "Then, [X] decided to give the [OBJECT] to the [PLACE].",
+)
+COPY_TEMPLATES: tuple[str, ...] = (
+    "Then, [X] went to the [PLACE]. The [PLACE] gave a [OBJECT] to [X]",
+    "When [X] went to the [PLACE], the [PLACE] gave a [OBJECT] to [X]",
+    "After the lunch, [X] went to the [PLACE]. Then, a [OBJECT] was given to [X]",
+)
+
+
+def filler_text(rng: np.random.Generator, names: Sequence[str], places: Sequence[str],
+                copy_frac: float = 0.5) -> tuple[str, bool]:
+    """One filler sentence with a single name, a place and an object; and whether it is a COPY one."""
+    copy = bool(rng.random() < copy_frac)
+    ts = COPY_TEMPLATES if copy else FILLER_TEMPLATES
+    t = ts[rng.integers(len(ts))]
+    text = (
+        t.replace("[X]", str(names[rng.integers(len(names))]))
+        .replace("[PLACE]", str(places[rng.integers(len(places))]))
+        .replace("[OBJECT]", str(ioi.OBJECTS[rng.integers(len(ioi.OBJECTS))]))
+    )
+    return text, copy
+
+
+def ioi_text(rng: np.random.Generator, names: Sequence[str], places: Sequence[str]) -> str:
+    """One full IOI sentence (prompt plus answer) as text, for the tokenizer corpus."""
+    kind = ioi.BABA_TEMPLATES if rng.integers(2) else ioi.ABBA_TEMPLATES
+    t = kind[rng.integers(len(kind))] + " [A]"
+    a, b = rng.choice(list(names), 2, replace=False)
+    return (
+        t.replace("[A]", str(a)).replace("[B]", str(b))
+        .replace("[PLACE]", str(places[rng.integers(len(places))]))
+        .replace("[OBJECT]", str(ioi.OBJECTS[rng.integers(len(ioi.OBJECTS))]))
+    )
+
+
+def train_tokenizer(path: Path, seed: int, vocab_size: int) -> Any:
+    """Train (or reload) the byte-level BPE; every IOI word must come out as one token."""
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer
+
+    if not path.is_file():
+        rng = np.random.default_rng([seed, 1])
+        corpus = [ioi_text(rng, ioi.TRAIN_NAMES, ioi.TRAIN_PLACES) for _ in range(4000)]
+        corpus += [filler_text(rng, ioi.NAMES, ioi.PLACES)[0] for _ in range(2000)]
+        # every word a few times in context, so each gets its full merge chain
+        corpus += [" " + " ".join(ioi.NAMES + ioi.PLACES + ioi.OBJECTS)] * 20
+        bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+        bpe.train_from_iterator(
+            corpus, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
+            show_progress=False,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bpe.save(str(path))
+    tok = Tokenizer.from_file(str(path))
+    for words in (ioi.NAMES, ioi.PLACES, ioi.OBJECTS):
+        _, _, skipped = ioi.single_token_words(tok, words)
+        if skipped:
+            raise SystemExit(f"tokenizer splits {skipped}; raise --vocab-size")
+    if tok.token_to_id(EOT) != 0:
+        raise SystemExit(f"{EOT} must be token 0")
+    return tok
+
+
+# ---------------------------------------------------------------------------
+# Model
+
+
+def init_model(cfg: GPT2Config, key: jax.Array) -> GPT2:
+    """GPT-2 initialisation: N(0, 0.02) weights, output projections / sqrt(2L), zero biases."""
+    L, H, D, M, Dh = cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_mlp, cfg.d_head
+    ks = iter(jax.random.split(key, 16))
+    std, proj = 0.02, 0.02 / np.sqrt(2 * L)
+
+    def n(shape, s=std):
+        return s * jax.random.normal(next(ks), shape, jnp.float32)
+
+    z = lambda *s: jnp.zeros(s, jnp.float32)  # noqa: E731
+    o = lambda *s: jnp.ones(s, jnp.float32)  # noqa: E731
+    blocks = Blocks(
+        ln1_w=o(L, D), ln1_b=z(L, D),
+        W_Q=n((L, H, D, Dh)), b_Q=z(L, H, Dh),
+        W_K=n((L, H, D, Dh)), b_K=z(L, H, Dh),
+        W_V=n((L, H, D, Dh)), b_V=z(L, H, Dh),
+        W_O=n((L, H, Dh, D), proj), b_O=z(L, D),
+        ln2_w=o(L, D), ln2_b=z(L, D),
+        W_in=n((L, D, M)), b_in=z(L, M),
+        W_out=n((L, M, D), proj), b_out=z(L, D),
+    )
+    return GPT2(config=cfg, W_E=n((cfg.vocab_size, D)), W_pos=n((cfg.n_positions, D), 0.01),
+                blocks=blocks, lnf_w=o(D), lnf_b=z(D))
+
+
+def logits_of(model: GPT2, tokens: jax.Array) -> jax.Array:
+    """Logits [T, V] of one sequence (no activations collected)."""
+    resid, _ = model.run_blocks(model.embed(tokens))
+    return model.unembed(resid)
+
+
+def decay_mask(model: GPT2) -> GPT2:
+    """True for the weight matrices (weight decay), False for biases and LayerNorms."""
+    mask = jax.tree.map(lambda _: False, model)
+    mask = eqx.tree_at(
+        lambda m: (m.W_E, m.W_pos, m.blocks.W_Q, m.blocks.W_K, m.blocks.W_V, m.blocks.W_O,
+                   m.blocks.W_in, m.blocks.W_out),
+        mask, (True,) * 8,
+    )
+    return mask
+
+
+class Params(eqx.Module):
+    """What training updates: the model, plus a scale and an offset per word class.
+
+    With frozen word embeddings, the W_E rows of names, places and objects stay at
+    their random initialisation R; the embedding used (and exported) is
+    scale[class]·R + offset[class]. Held-out names then have embeddings drawn from
+    the same distribution as the training names, which they never share a
+    sentence with, so the model has to treat every name alike.
+    """
+
+    model: GPT2
+    word_scale: jax.Array  # [3]: names, places, objects
+    word_offset: jax.Array  # [3, D]
+
+
+def word_classes(tok: Any, vocab_size: int, frozen: bool) -> np.ndarray:
+    """[V] ints: 1 name, 2 place, 3 object (with leading space), 0 other; all 0 unless `frozen`."""
+    cls = np.zeros(vocab_size, np.int32)
+    if frozen:
+        for c, words in enumerate((ioi.NAMES, ioi.PLACES, ioi.OBJECTS), start=1):
+            for i in ioi.single_token_words(tok, words)[1].values():
+                cls[i] = c
+    return cls
+
+
+def init_params(cfg: GPT2Config, key: jax.Array, cls: np.ndarray) -> Params:
+    """GPT-2 init; frozen word rows are N(0, 1/D) times a trainable scale starting at 0.25."""
+    k1, k2 = jax.random.split(key)
+    model = init_model(cfg, k1)
+    R = jax.random.normal(k2, model.W_E.shape) / np.sqrt(cfg.d_model)
+    W_E = jnp.where(jnp.asarray(cls > 0)[:, None], R, model.W_E)
+    model = eqx.tree_at(lambda m: m.W_E, model, W_E)
+    return Params(model, jnp.full((3,), 0.25), jnp.zeros((3, cfg.d_model)))
+
+
+def effective(params: Params, cls: jax.Array, R: Optional[jax.Array] = None) -> GPT2:
+    """The plain GPT2 that `params` stands for (word scale and offset folded into W_E).
+
+    `R` ([V, D]) replaces the fixed random rows of the word classes (training draws
+    a fresh one every step).
+    """
+    W = params.model.W_E
+    idx = jnp.maximum(cls - 1, 0)
+    folded = params.word_scale[idx][:, None] * (W if R is None else R) + params.word_offset[idx]
+    return eqx.tree_at(lambda m: m.W_E, params.model, jnp.where((cls > 0)[:, None], folded, W))
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+class Batches:
+    """Deterministic batches: batch `step` depends only on (seed, step)."""
+
+    def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
+                 length: int):
+        self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
+        self.copy_frac = copy_frac
+        self.n_filler = int(round(batch * filler_frac))
+        self.n_ioi = batch - self.n_filler
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
+        seqs, answer_at = [], []
+        gen = ioi.ioi_prompts(
+            self.tok, self.n_ioi, seed=self.seed * 1_000_003 + step, corruption="s2_flip",
+            names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES,
+        )
+        for c, t in zip(gen.prompts.clean, gen.prompts.target):
+            seqs.append(list(c) + [int(t)])
+            answer_at.append(len(c) - 1)
+        rng = np.random.default_rng([self.seed, step, 7])
+        fill = [filler_text(rng, ioi.NAMES, ioi.PLACES, self.copy_frac) for _ in range(self.n_filler)]
+        for e, (_, copy) in zip(self.tok.encode_batch([t for t, _ in fill]), fill):
+            seqs.append(list(e.ids))
+            answer_at.append(len(e.ids) - 2 if copy else -1)  # a COPY sentence ends with the name
+        tokens = pad([np.asarray(s, np.int32) for s in seqs], self.length + 1)
+        weights = np.zeros((len(seqs), self.length), np.float32)
+        for i, s in enumerate(seqs):
+            weights[i, : len(s) - 1] = 1.0
+            if answer_at[i] >= 0:
+                weights[i, answer_at[i]] = ANSWER_WEIGHT
+        return tokens, weights
+
+
+ANSWER_WEIGHT = 5.0
+
+
+def loss_fn(params: Params, cls: jax.Array, R: Optional[jax.Array], tokens: jax.Array,
+            weights: jax.Array) -> jax.Array:
+    """Weighted next-token cross entropy over the batch."""
+    model = effective(params, cls, R)
+    logits = jax.vmap(logits_of, in_axes=(None, 0))(model, tokens[:, :-1])
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+    return (nll * weights).sum() / weights.sum()
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+
+
+@eqx.filter_jit
+def _final_logits(model: GPT2, tokens: jax.Array, last: jax.Array) -> jax.Array:
+    return jax.vmap(lambda t, i: logits_of(model, t)[i])(tokens, last)
+
+
+def evaluate(model: GPT2, tok: Any, ps: PromptSet, length: int) -> dict[str, float]:
+    """IO accuracy (logit IO > logit S), mean logit diff, and argmax-over-names accuracy."""
+    tokens = jnp.asarray(pad(list(ps.clean), length))
+    last = jnp.asarray(ps.lengths - 1)
+    logits = np.asarray(_final_logits(model, tokens, last))
+    rows = np.arange(len(ps))
+    ld = logits[rows, ps.target] - logits[rows, ps.foil]
+    _, name_ids, _ = ioi.single_token_words(tok, ioi.NAMES)
+    ids = np.array(list(name_ids.values()))
+    top_name = ids[np.argmax(logits[:, ids], axis=1)]
+    return {
+        "io_accuracy": float((ld > 0).mean()),
+        "mean_logit_diff": float(ld.mean()),
+        "name_argmax_accuracy": float((top_name == ps.target).mean()),
+        "vocab_argmax_accuracy": float((logits.argmax(1) == ps.target).mean()),
+        "n": int(len(ps)),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints (orbax)
+
+
+def _flat(tree: Any) -> dict[str, np.ndarray]:
+    return {f"{i:05d}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+
+
+def _unflat(template: Any, flat: dict[str, Any]) -> Any:
+    leaves, treedef = jax.tree.flatten(template)
+    new = [jnp.asarray(flat[f"{i:05d}"], dtype=l.dtype) for i, l in enumerate(leaves)]
+    return jax.tree.unflatten(treedef, new)
+
+
+def checkpoint_manager(work: Path, every: int) -> Any:
+    """An orbax CheckpointManager keeping the last two checkpoints."""
+    import orbax.checkpoint as ocp
+
+    opts = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=2)
+    return ocp.CheckpointManager(work.resolve() / "checkpoints", options=opts)
+
+
+def save_checkpoint(mngr: Any, step: int, state: Any, meta: dict, force: bool = False) -> None:
+    """Save (model, opt_state) leaves and metadata at `step`."""
+    import orbax.checkpoint as ocp
+
+    mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_flat(state)), meta=ocp.args.JsonSave(meta)), force=force)
+
+
+def restore_checkpoint(mngr: Any, state: Any) -> tuple[int, Any, dict]:
+    """(step, state, meta) of the latest checkpoint, or (0, state, {}) when there is none."""
+    import orbax.checkpoint as ocp
+
+    step = mngr.latest_step()
+    if step is None:
+        return 0, state, {}
+    out = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(_flat(state)), meta=ocp.args.JsonRestore()))
+    return step, _unflat(state, out["state"]), dict(out["meta"])
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def hf_state_dict(model: GPT2) -> dict[str, np.ndarray]:
+    """HF GPT2LMHeadModel tensors (Conv1D [in, out]): the inverse of intjax.loading.weights."""
+    cfg = model.config
+    L, H, D, Dh = cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head
+    b = jax.tree.map(np.asarray, model.blocks)
+
+    def heads_out(w):  # [L, H, D, Dh] -> [L, D, H*Dh]
+        return w.transpose(0, 2, 1, 3).reshape(L, D, H * Dh)
+
+    c_attn_w = np.concatenate([heads_out(b.W_Q), heads_out(b.W_K), heads_out(b.W_V)], -1)
+    c_attn_b = np.concatenate([x.reshape(L, H * Dh) for x in (b.b_Q, b.b_K, b.b_V)], -1)
+    sd = {
+        "transformer.wte.weight": np.asarray(model.W_E),
+        "transformer.wpe.weight": np.asarray(model.W_pos),
+        "transformer.ln_f.weight": np.asarray(model.lnf_w),
+        "transformer.ln_f.bias": np.asarray(model.lnf_b),
+    }
+    for l in range(L):
+        p = f"transformer.h.{l}."
+        sd.update({
+            p + "ln_1.weight": b.ln1_w[l], p + "ln_1.bias": b.ln1_b[l],
+            p + "attn.c_attn.weight": c_attn_w[l], p + "attn.c_attn.bias": c_attn_b[l],
+            p + "attn.c_proj.weight": b.W_O[l].reshape(H * Dh, D), p + "attn.c_proj.bias": b.b_O[l],
+            p + "ln_2.weight": b.ln2_w[l], p + "ln_2.bias": b.ln2_b[l],
+            p + "mlp.c_fc.weight": b.W_in[l], p + "mlp.c_fc.bias": b.b_in[l],
+            p + "mlp.c_proj.weight": b.W_out[l], p + "mlp.c_proj.bias": b.b_out[l],
+        })
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in sd.items()}
+
+
+def hf_config(cfg: GPT2Config) -> dict[str, Any]:
+    """config.json of the model, restricted to keys intjax's loader knows."""
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.n_positions,
+        "n_ctx": cfg.n_positions,
+        "n_embd": cfg.d_model,
+        "n_layer": cfg.n_layers,
+        "n_head": cfg.n_heads,
+        "n_inner": None,
+        "activation_function": cfg.activation,
+        "layer_norm_epsilon": cfg.layer_norm_eps,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False,
+        "tie_word_embeddings": True,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "initializer_range": 0.02,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    }
+
+
+def export(model: GPT2, tok_path: Path, out: Path) -> None:
+    """Write config.json, model.safetensors and tokenizer.json into `out`."""
+    from safetensors.numpy import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(hf_config(model.config), indent=2) + "\n")
+    save_file(hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "model.safetensors").chmod(0o644)
+    shutil.copyfile(tok_path, out / "tokenizer.json")
+
+
+def verify_export(model: GPT2, out: Path, prompts: ioi.IOIPrompts, hf: bool) -> dict[str, float]:
+    """Max |Δlogit| of the export read back by intjax and (if `hf`) by transformers."""
+    import intjax
+
+    loaded, tok = intjax.load_model(out)
+    res: dict[str, float] = {}
+    seqs = [np.asarray(c) for c in prompts.prompts.clean[:8]]
+    ref = [np.asarray(logits_of(model, jnp.asarray(s))) for s in seqs]
+    res["intjax_reload_max_abs_err"] = max(
+        float(np.abs(np.asarray(loaded(jnp.asarray(s))[0]) - r).max()) for s, r in zip(seqs, ref))
+    if hf:
+        import torch
+        from transformers import GPT2LMHeadModel
+
+        hfm = GPT2LMHeadModel.from_pretrained(str(out), attn_implementation="eager").eval()
+        with torch.no_grad():
+            res["transformers_max_abs_err"] = max(
+                float(np.abs(hfm(torch.tensor(s[None], dtype=torch.long)).logits[0].numpy() - r).max())
+                for s, r in zip(seqs, ref))
+    return res
+
+
+README = """# ioi-small
+
+A {n_layers}-layer, {n_heads}-head GPT-2 (d_model {d_model}, d_mlp {d_mlp}, n_positions
+{n_positions}, vocabulary {vocab_size}, {n_params:,} parameters, tied embeddings,
+gelu_new) trained from scratch on generated indirect-object-identification (IOI)
+text, so that intjax has a model whose IOI behaviour is known, which ships with
+the package and runs in seconds on a CPU.
+
+    import intjax
+    model, tokenizer = intjax.load_model("ioi-small")
+
+## Data
+
+{data}
+
+{embeddings}
+
+The tokenizer is a byte-level BPE (`tokenizers`) trained on generated text;
+every name, place and object of `intjax.tasks.ioi`, with its leading space, is
+one token. Sequences have no BOS token.
+
+## Training
+
+    {command}
+
+AdamW (lr {lr}, warmup {warmup}, cosine decay to lr/10, weight decay {weight_decay}
+on matrices, gradient clipping 1.0), {steps} steps of batch {batch}, seed {seed},
+{seconds:.0f} s of training on {device} (orbax checkpoints every {ckpt_every} steps
+into the work folder; rerunning the same command without --fresh resumes from the
+last one).
+
+## Evaluation
+
+{n_eval} prompts (mixed BABA/ABBA, seed {eval_seed}) built only from held-out names
+and places; metric logit(IO) - logit(S) at the last position:
+
+| prompts | IO accuracy (logit IO > logit S) | mean logit diff | argmax over names = IO |
+|---|---|---|---|
+| held-out names and places | {held[io_accuracy]:.4f} | {held[mean_logit_diff]:.3f} | {held[name_argmax_accuracy]:.4f} |
+| training names and places | {train[io_accuracy]:.4f} | {train[mean_logit_diff]:.3f} | {train[name_argmax_accuracy]:.4f} |
+
+Export check: intjax reload max |Δlogit| {check[intjax_reload_max_abs_err]:.2e},
+transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
+"""
+
+
+# ---------------------------------------------------------------------------
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "intjax/assets/ioi-small"), help="export folder")
+    p.add_argument("--work-dir", default="runs/ioi-small", help="tokenizer, checkpoints, args")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-positions", type=int, default=32)
+    p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary budget")
+    p.add_argument("--filler-frac", type=float, default=0.0,
+                   help="share of each batch given to single-name filler sentences")
+    p.add_argument("--copy-frac", type=float, default=0.6,
+                   help="share of filler sentences that end by copying their one name")
+    p.add_argument("--answer-weight", type=float, default=5.0)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--eval-prompts", type=int, default=2000)
+    p.add_argument("--eval-seed", type=int, default=10_000)
+    p.add_argument("--train-word-embeddings", action="store_true",
+                   help="train the embeddings of names, places and objects like any token "
+                        "(default: fixed random vectors with a trainable scale and offset per class)")
+    p.add_argument("--resample-from", type=int, default=1000,
+                   help="from this step on, draw fresh random word vectors every step, so that "
+                        "no name can be memorised (before it: the fixed ones the export uses); "
+                        "-1: never")
+    p.add_argument("--fresh", action="store_true", help="ignore existing checkpoints in --work-dir")
+    p.add_argument("--no-verify-hf", action="store_true", help="skip the transformers logit check")
+    return p.parse_args(argv)
+
+
+# flags that define the training run (a resume must match them)
+RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", "heads",
+            "d_model", "n_positions", "vocab_size", "filler_frac", "copy_frac", "answer_weight",
+            "train_word_embeddings", "resample_from")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Train, evaluate and export; returns 0 when the held-out IO accuracy is >= 95%."""
+    global ANSWER_WEIGHT
+    wall0 = time.perf_counter()
+    args = parse_args(argv)
+    if args.resample_from is not None and (args.resample_from < 0 or args.train_word_embeddings):
+        args.resample_from = None
+    ANSWER_WEIGHT = args.answer_weight
+    work, out = Path(args.work_dir), Path(args.out)
+    run = {k: getattr(args, k) for k in RUN_KEYS}
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    run_file = work / "run.json"
+    if run_file.is_file() and json.loads(run_file.read_text()) != run:
+        raise SystemExit(
+            f"{work} holds a run with other settings {json.loads(run_file.read_text())}; "
+            "rerun with the same arguments to resume, or pass --fresh / another --work-dir")
+    run_file.write_text(json.dumps(run, indent=2) + "\n")
+
+    tok_path = work / "tokenizer.json"
+    tok = train_tokenizer(tok_path, args.seed, args.vocab_size)
+    cfg = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=args.n_positions,
+                     d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
+                     d_mlp=4 * args.d_model)
+    probe = ioi.ioi_prompts(tok, 400, seed=args.seed, corruption="s2_flip")
+    length = int(max(probe.prompts.lengths)) + 1  # prompt + answer
+    rng = np.random.default_rng([args.seed, 2])
+    length = max(length, max(len(tok.encode(filler_text(rng, ioi.NAMES, ioi.PLACES)[0]).ids)
+                             for _ in range(400)))
+    if length > cfg.n_positions:
+        raise SystemExit(f"sequences need {length} positions; raise --n-positions")
+    batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1)
+
+    cls = word_classes(tok, cfg.vocab_size, not args.train_word_embeddings)
+    keep = jnp.asarray(cls == 0, jnp.float32)[:, None]  # W_E rows that training may change
+    cls = jnp.asarray(cls)
+    params = init_params(cfg, jax.random.PRNGKey(args.seed), np.asarray(cls))
+    warmup = min(args.warmup, args.steps // 2)
+    sched = optax.warmup_cosine_decay_schedule(0.0, args.lr, warmup, max(args.steps, warmup + 1),
+                                               args.lr / 10)
+    opt = optax.chain(optax.clip_by_global_norm(1.0),
+                      optax.adamw(sched, weight_decay=args.weight_decay,
+                                  mask=Params(decay_mask(params.model), False, False)))
+    opt_state = opt.init(params)
+    mngr = checkpoint_manager(work, args.ckpt_every)
+    start, (params, opt_state), meta = restore_checkpoint(mngr, (params, opt_state))
+    seconds = float(meta.get("seconds", 0.0))
+    print(f"model: {params.model.n_params():,} params, vocab {cfg.vocab_size}, seq len {length}; "
+          f"{'resuming at step ' + str(start) if start else 'starting'}", flush=True)
+
+    word_key = jax.random.PRNGKey(args.seed + 1)
+
+    def word_draw(params, step):  # the word vectors of this step (None: the fixed ones)
+        if args.resample_from is None:
+            return None
+        fresh = jax.random.normal(jax.random.fold_in(word_key, step),
+                                  (cfg.vocab_size, cfg.d_model)) / np.sqrt(cfg.d_model)
+        return jnp.where(step >= args.resample_from, fresh, params.model.W_E)
+
+    @eqx.filter_jit
+    def train_step(params, opt_state, tokens, weights, step):
+        R = word_draw(params, step)
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(params, cls, R, tokens, weights)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        updates = eqx.tree_at(lambda u: u.model.W_E, updates, updates.model.W_E * keep)
+        return eqx.apply_updates(params, updates), opt_state, loss
+
+    heldout = ioi.ioi_prompts(tok, args.eval_prompts, seed=args.eval_seed,
+                              names=ioi.HELDOUT_NAMES, places=ioi.HELDOUT_PLACES)
+    train_eval = ioi.ioi_prompts(tok, args.eval_prompts, seed=args.eval_seed + 1,
+                                 names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES)
+    t0, losses = time.perf_counter(), []
+    for step in range(start, args.steps):
+        tokens, weights = batches(step)
+        params, opt_state, loss = train_step(params, opt_state, jnp.asarray(tokens),
+                                             jnp.asarray(weights), jnp.asarray(step))
+        losses.append(float(loss))
+        done = step + 1
+        if done % args.log_every == 0 or done == args.steps:
+            el = seconds + time.perf_counter() - t0
+            msg = f"step {done}/{args.steps} loss {np.mean(losses):.4f} ({el:.0f}s)"
+            if done % args.ckpt_every == 0 or done == args.steps:
+                ev = evaluate(effective(params, cls), tok, heldout.prompts.subset(range(min(500, len(heldout)))), length)
+                msg += (f" | held-out IO acc {ev['io_accuracy']:.3f} logit diff "
+                        f"{ev['mean_logit_diff']:.2f} name argmax {ev['name_argmax_accuracy']:.3f}")
+            print(msg, flush=True)
+            losses = []
+        if done % args.ckpt_every == 0 or done == args.steps:
+            el = seconds + time.perf_counter() - t0
+            save_checkpoint(mngr, done, (params, opt_state), {"seconds": el, "step": done},
+                            force=done == args.steps)
+    mngr.wait_until_finished()
+    seconds += time.perf_counter() - t0
+    model = effective(params, cls)
+
+    held = evaluate(model, tok, heldout.prompts, length)
+    train = evaluate(model, tok, train_eval.prompts, length)
+    print(f"held-out: {held}\ntrain:    {train}", flush=True)
+
+    export(model, tok_path, out)
+    check = verify_export(model, out, heldout, hf=not args.no_verify_hf)
+    print(f"export check: {check}", flush=True)
+    if check["intjax_reload_max_abs_err"] > 1e-5 or check.get("transformers_max_abs_err", 0) >= 1e-4:
+        raise SystemExit(f"export does not reproduce the model's logits: {check}")
+    size = (out / "model.safetensors").stat().st_size
+    command = "python scripts/train_ioi_model.py " + " ".join(
+        a for a in (argv if argv is not None else sys.argv[1:]))
+    if batches.n_filler:
+        filler = (f", and {batches.n_filler} filler sentences that mention a single name and "
+                  "place, drawn from all names and places (held-out ones included; with "
+                  f"probability {args.copy_frac} the sentence ends by repeating the name: "
+                  "\"Then, Karen went to the lab. The lab gave a cup to Karen\"). Held-out "
+                  f"names ({len(ioi.HELDOUT_NAMES)}, `ioi.HELDOUT_NAMES`) and places "
+                  f"({len(ioi.HELDOUT_PLACES)}, `ioi.HELDOUT_PLACES`) never occur in a "
+                  "sentence with two names")
+    else:
+        filler = (f". Held-out names ({len(ioi.HELDOUT_NAMES)}, `ioi.HELDOUT_NAMES`) and "
+                  f"places ({len(ioi.HELDOUT_PLACES)}, `ioi.HELDOUT_PLACES`) occur in no "
+                  "training text at all")
+    if args.train_word_embeddings:
+        embeddings = "Every token embedding, names included, is trained as usual."
+    else:
+        scale = np.asarray(params.word_scale)
+        embeddings = (
+            "Word embeddings are not learned per word: the embedding of a name, place or "
+            "object is a random vector R (N(0, 1/d_model) per coordinate) times a learned "
+            "scale plus a learned offset of its class (name / place / object); the exported "
+            "W_E holds those folded values (learned scales: names "
+            f"{scale[0]:.3f}, places {scale[1]:.3f}, objects {scale[2]:.3f}; a scale near 0 "
+            "means the model reads only the class, not which word of it). "
+            + (f"For the first {args.resample_from} steps R is the one fixed draw that is "
+               "exported; from then on a fresh R is drawn every step, so no name can be "
+               "memorised and the mechanism has to work for any name vector. Held-out names "
+               "therefore have embeddings from the same distribution as training names."
+               if args.resample_from is not None else "R is one fixed draw, never trained."))
+    data = (
+        "Prompts follow Wang et al. 2022 (arXiv 2211.00593): the 15 BABA and 15 ABBA templates "
+        "of `intjax.tasks.ioi` (\"Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] "
+        f"to\" -> \" [A]\"). Each training batch of {args.batch} sequences holds "
+        f"{batches.n_ioi} full IOI sentences (prompt plus answer, BABA and ABBA balanced) "
+        f"built only from the training names ({len(ioi.TRAIN_NAMES)}, `ioi.TRAIN_NAMES`) and "
+        f"places ({len(ioi.TRAIN_PLACES)}, `ioi.TRAIN_PLACES`){filler}. Loss: next-token "
+        f"cross entropy on every token, the answer token weighted x{args.answer_weight}.")
+    wrap = textwrap.TextWrapper(width=80, break_long_words=False, break_on_hyphens=False)
+    (out / "README.md").write_text(README.format(
+        data=wrap.fill(data), embeddings=wrap.fill(embeddings),
+        **{k: getattr(cfg, k) for k in ("n_layers", "n_heads", "d_model", "d_mlp", "n_positions",
+                                        "vocab_size")},
+        n_params=model.n_params(), batch=args.batch, n_ioi=batches.n_ioi,
+        command=command.strip(), lr=args.lr, warmup=args.warmup,
+        weight_decay=args.weight_decay, steps=args.steps, seed=args.seed, seconds=seconds,
+        device=f"{jax.devices()[0].platform.upper()} ({jax.device_count()} device, "
+               f"{__import__('os').cpu_count()} cores)",
+        ckpt_every=args.ckpt_every, n_eval=len(heldout), eval_seed=args.eval_seed,
+        held=held, train=train, check=check,
+        hf_err=(f"{check['transformers_max_abs_err']:.2e}" if "transformers_max_abs_err" in check
+                else "not checked"),
+    ) + f"\nmodel.safetensors: {size / 1e6:.2f} MB. Whole script (tokenizer, compilation, "
+        f"training, evaluation, export and checks) this run: "
+        f"{time.perf_counter() - wall0:.0f} s wall.\n")
+    print(f"exported to {out} ({size / 1e6:.2f} MB), {seconds:.0f}s training", flush=True)
+    if size > 5e6:
+        print("WARNING: model.safetensors is over 5 MB", flush=True)
+    if held["io_accuracy"] < 0.95:
+        print(f"WARNING: held-out IO accuracy {held['io_accuracy']:.3f} is below 0.95", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
