@@ -59,20 +59,18 @@ def identity_residual(problem, order, dtype):
     return worst / scale
 
 
-def test_identities_float64(tiny, x64):
-    model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
-    rows = prompt_rows(model.config.vocab_size, (7, 8))
-    comps = parse_components("L0H1,L1MLP,L2H3,L0MLP", model.config)
-    problem = build_problem(model, make_prompt_set(rows), comps)
-    assert identity_residual(problem, 3, jnp.float64) < 1e-9
-
-
-def test_identities_float32(tiny_model):
-    model, _ = tiny_model
-    rows = prompt_rows(model.config.vocab_size, (7, 8))
-    comps = parse_components("L0H1,L1MLP,L2H3,L0MLP", model.config)
-    problem = build_problem(model, make_prompt_set(rows), comps)
-    assert identity_residual(problem, 3, jnp.float32) < 1e-5
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-9), ("float32", 1e-5)])
+def test_identities(tiny, dtype, tolerance):
+    """Möbius sums from the chunked evaluator against fresh f(1_S) from the scan path."""
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    try:
+        model, _ = intjax.load_model(tiny[0], dtype=getattr(jnp, dtype), tokenizer=False)
+        rows = prompt_rows(model.config.vocab_size, (7, 8))
+        comps = parse_components("L0H1,L1MLP,L2H3,L0MLP", model.config)
+        problem = build_problem(model, make_prompt_set(rows), comps)
+        assert identity_residual(problem, 3, getattr(jnp, dtype)) < tolerance
+    finally:
+        jax.config.update("jax_enable_x64", False)
 
 
 def test_linear_estimate_matches_finite_differences(tiny_model):
