@@ -43,8 +43,9 @@ def cmd_patch(args: argparse.Namespace) -> None:
     prompts = read_prompts(args.data, tokenizer)
     components = parse_components(args.components, model.config)
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
-    options = PatchOptions(directions, args.semantics, args.source, args.metric, args.order,
-                           args.linear, args.memory_gb, args.chunk, args.quiet, args.restart)
+    options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
+                           metric=args.metric, order=args.order, linear=args.linear,
+                           memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
     arrays, items, timings = run_patch(model, prompts, components, options,
                                        checkpoints=Path(args.out) / "checkpoints")
     timings["total_s"] = time.perf_counter() - t0

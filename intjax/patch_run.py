@@ -17,7 +17,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
-from intjax.sweeps.runner import CheckpointedGame, run_sweep
+from intjax.sweeps.runner import CheckpointedGame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +68,13 @@ def run_patch(
         sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
                      restart=options.restart, desc=f"patching ({direction})",
                      options=dict(order=options.order))
-        game = CheckpointedGame(problem, Path(checkpoints) / direction, **sweep) if checkpoints else None
+        game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
         if options.order >= 2:
-            sets, ints, values = interactions(game or _Sweep(problem, sweep), options.order)
+            sets, ints, values = interactions(game, options.order)
         else:
             sets, ints = [], np.zeros((len(prompts), 0))
             masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
-            vals = (game or _Sweep(problem, sweep)).values(masks)
+            vals = game.values(masks)
             values = dict(zip(subsets_up_to(n, 1), vals))
         arrays[f"nie_{direction}"] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
         items[f"nie_{direction}"] = names
@@ -89,17 +89,6 @@ def run_patch(
             items[f"linear_{direction}"] = names
             timings[f"linear_{direction}_s"] = time.perf_counter() - t0
     return arrays, items, timings
-
-
-class _Sweep:
-    """A problem whose values run through the sweep runner without checkpoints."""
-
-    def __init__(self, problem, sweep_kwargs):
-        self.problem, self.kwargs = problem, sweep_kwargs
-        self.n_components = problem.n_components
-
-    def values(self, masks):
-        return run_sweep(self.problem, masks, None, **self.kwargs)
 
 
 def run_theorems(

@@ -26,7 +26,7 @@ def linear(game: Game) -> np.ndarray:
     """
     zero = jnp.zeros(game.n_components, _dtype())
     if getattr(game, "per_prompt_alpha", False):  # α [P, n]: row p only feeds prompt p
-        P = int(_call(game, zero).shape[0])
+        P = int(f_at(game, zero).shape[0])
         return np.asarray(_grad_per_prompt(game, jnp.zeros((P, game.n_components), _dtype())), np.float64)
     return np.asarray(_jacobian(game, zero), np.float64)
 
@@ -41,7 +41,8 @@ def linear_gap(game: Game, **values_kwargs) -> np.ndarray:
 # Games pass through filter_jit as arguments, so a model's weights are inputs of
 # the compiled program rather than constants baked into it.
 @eqx.filter_jit
-def _call(game, alpha):
+def f_at(game, alpha):
+    """f(α) through the game's differentiable path, compiled once per game structure."""
     return game(alpha)
 
 

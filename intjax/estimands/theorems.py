@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from intjax.estimands.derivatives import _call, face_check
+from intjax.estimands.derivatives import f_at, face_check
 from intjax.estimands.mobius import Subset, interactions
 from intjax.estimands.scaling import DEFAULT_TS, scaled_interactions, slopes_by_order
 
@@ -23,7 +23,7 @@ from intjax.estimands.scaling import DEFAULT_TS, scaled_interactions, slopes_by_
 def _fresh(game) -> Callable[[np.ndarray], np.ndarray]:
     """f at one mask through game.__call__ (not the chunked evaluator)."""
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    return lambda mask: np.asarray(_call(game, jnp.asarray(mask, dtype)), np.float64)
+    return lambda mask: np.asarray(f_at(game, jnp.asarray(mask, dtype)), np.float64)
 
 
 def _int_lookup(sets, ints, values) -> Callable[[Subset], np.ndarray]:

@@ -163,11 +163,12 @@ def _save(manager, folder: Path, k: int, values: np.ndarray, done: np.ndarray) -
 
 class CheckpointedGame:
     """A PatchProblem whose `values` run as resumable sweeps in `folder/sweep_<k>`
-    (k counts the calls, so a rerun of the same steps finds its own checkpoints)."""
+    (k counts the calls, so a rerun of the same steps finds its own checkpoints);
+    with `folder=None`, sweeps without checkpoints."""
 
-    def __init__(self, problem: PatchProblem, folder: str | Path, **sweep_kwargs: Any):
+    def __init__(self, problem: PatchProblem, folder: Optional[str | Path], **sweep_kwargs: Any):
         self.problem = problem
-        self.folder = Path(folder)
+        self.folder = None if folder is None else Path(folder)
         self.sweep_kwargs = sweep_kwargs
         self.calls = 0
 
@@ -182,6 +183,6 @@ class CheckpointedGame:
 
     def values(self, masks: np.ndarray, **overrides: Any) -> np.ndarray:
         """f at each mask, `[M, P]`, as a checkpointed sweep."""
-        folder = self.folder / f"sweep_{self.calls}"
+        folder = None if self.folder is None else self.folder / f"sweep_{self.calls}"
         self.calls += 1
         return run_sweep(self.problem, masks, folder, **{**self.sweep_kwargs, **overrides})
