@@ -121,14 +121,19 @@ def _slopes(slopes: dict) -> str:
 def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
     from intjax.loading import load_model
-    from intjax.studies import IOIAnalysisOptions, run_ioi_analysis
+    from intjax.studies import IOIAnalysisOptions, IOIStudyOptions, run_ioi_analysis
 
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
+    studies = IOIStudyOptions(circuit=args.circuit, n_resamples=args.resamples, search_pool=args.search_pool,
+                              search_k=args.search_k)
     options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
-                                 memory_gb=args.memory_gb, quiet=args.quiet)
+                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies)
     if args.smoke:
         options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
-                                      theorem_heads=3, theorem_order=2, theorem_prompts=2, top=5)
+                                      theorem_heads=3, theorem_order=2, theorem_prompts=2, top=5,
+                                      studies=dataclasses.replace(studies, n_resamples=min(args.resamples, 3),
+                                                                  search_pool=min(args.search_pool, 6),
+                                                                  search_k=min(args.search_k, 4)))
     report = run_ioi_analysis(model, tokenizer, args.out, options, model_name=str(args.model))
     print(f"report: {report}")
     print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")
@@ -139,6 +144,14 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corruption", choices=["abc", "s2_flip"], default="abc")
     p.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
+    g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
+    g.add_argument("--circuit", default="auto",
+                   help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
+                        "file {class: [heads]}")
+    g.add_argument("--resamples", type=int, default=20, help="fresh prompt sets for the faithfulness spread")
+    g.add_argument("--search-pool", type=int, default=12,
+                   help="candidate heads for the best k-set (exhaustive up to 24, beam search beyond)")
+    g.add_argument("--search-k", type=int, default=6, help="largest budget k of the search")
     p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

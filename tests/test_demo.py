@@ -16,14 +16,25 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert f"report: {out / 'report.md'}" in capsys.readouterr().out
     report = (out / "report.md").read_text()
     for section in ("## NIE of every head", "## Strongest interactions", "## Linear (attribution)",
-                    "## Theorem table", "## Reading"):
+                    "## Theorem table", "## Reading", "## The circuit", "## Faithfulness",
+                    "## Invisible and inflated heads", "## Greedy versus combinatorial search",
+                    "## The remedies and where each fails"):
         assert section in report
     residual = float(re.search(r"\| identity_max_residual \| ([0-9.e+-]+) \|", report).group(1))
     assert residual < 1e-9
-    for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png"):
+    for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png",
+                "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     arrays, summary = read_results(out)
     assert arrays["nie_noising"].shape == (8, 16) and np.isfinite(arrays["nie_noising"]).all()
     assert len(summary["arrays"]["int2_noising"]["items"]) == 15  # pairs among the 6 strongest heads
+    # faithfulness: 3 resamples (smoke) × mean/resample/zero, whose parts add up to it
+    assert arrays["faithfulness"].shape == (3, 3)
+    parts = sum(arrays[f"faithfulness_part_{p}"] for p in ("ablated", "main", "pairwise", "higher"))
+    np.testing.assert_allclose(parts, arrays["faithfulness"], rtol=1e-9)
+    assert summary["circuit"] and "discovered" in summary["circuit_source"]
+    # the remedies' joint effect is the same whichever unit partitions the heads
+    rows = re.findall(r"\| noising \| (head|class|layer) \| \d+ \| [^|]+ \| ([0-9.+-]+) \|", report)
+    assert len(rows) == 3 and len({v for _, v in rows}) == 1
     # the shipped model does the task: IO preferred on the clean prompts
     assert (arrays["metric_clean"] > 0).mean() >= 0.75

@@ -57,3 +57,63 @@ def linear_vs_exact(exact: np.ndarray, linear: np.ndarray, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def faithfulness_strips(faithfulness: np.ndarray, ablations: Sequence[str], parts: dict, path: Path) -> Path:
+    """Left: faithfulness per resample for each ablation. Right: the mean decomposition into parts."""
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    rng = np.random.default_rng(0)
+    for a, name in enumerate(ablations):
+        ax.scatter(a + rng.uniform(-0.12, 0.12, faithfulness.shape[1]), faithfulness[a], s=14)
+    ax.set(xticks=range(len(ablations)), xticklabels=ablations, ylabel="faithfulness F(C)/F(M)",
+           title=f"faithfulness over {faithfulness.shape[1]} resamples")
+    ax.axhline(1, color="k", lw=0.8, ls="--")
+    bottom_pos, bottom_neg = np.zeros(len(ablations)), np.zeros(len(ablations))
+    for name, values in parts.items():
+        v = values.mean(axis=1)
+        bottom = np.where(v >= 0, bottom_pos, bottom_neg)
+        bx.bar(range(len(ablations)), v, bottom=bottom, label=name)
+        bottom_pos, bottom_neg = bottom_pos + np.maximum(v, 0), bottom_neg + np.minimum(v, 0)
+    bx.scatter(range(len(ablations)), faithfulness.mean(axis=1), color="k", zorder=3, label="faithfulness")
+    bx.axhline(0, color="k", lw=0.8)
+    bx.set(xticks=range(len(ablations)), xticklabels=ablations, ylabel="share of F(M)",
+           title="F(C) = ablated + main + pairwise + higher")
+    bx.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def search_curves(ks: Sequence[int], top: Sequence[float], best: Sequence[float], path: Path) -> Path:
+    """Joint effect of the top-k by |NIE| and of the best k-set, against the budget k."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+    ax.plot(ks, best, "o-", label="best k-set (combinatorial)")
+    ax.plot(ks, top, "s--", label="top-k by |NIE| (greedy)")
+    ax.set(xlabel="budget k", ylabel="mean joint effect", title="greedy vs combinatorial search")
+    ax.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def visibility_scatter(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], names: Sequence[str],
+                       path: Path, title: str) -> Path:
+    """Context effect against NIE per component; flagged ones labelled by name."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5), constrained_layout=True)
+    colors = {"invisible": "tab:red", "inflated": "tab:orange", "flipped": "tab:purple", "": "tab:gray"}
+    for lab, color in colors.items():
+        idx = [i for i, x in enumerate(labels) if x == lab]
+        ax.scatter(nie[idx], context[idx], s=16, color=color, label=lab or "unflagged")
+    for i, lab in enumerate(labels):
+        if lab:
+            ax.annotate(names[i], (nie[i], context[i]), fontsize=7)
+    lim = float(max(np.abs(nie).max(), np.abs(context).max(), 1e-9)) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="NIE (alone)", ylabel="context effect", title=title)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -19,7 +19,9 @@ from intjax.model.gpt2 import GPT2
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import versions, write_results
-from intjax.studies import figures
+from intjax.studies import figures, int_report
+from intjax.studies.circuit import is_gpt2_small
+from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
 
@@ -38,6 +40,7 @@ class IOIAnalysisOptions:
     top: int = 10  # rows in the report's tables
     memory_gb: float = 1.0
     quiet: bool = False
+    studies: IOIStudyOptions = IOIStudyOptions()  # faithfulness, invisible/inflated heads, search, remedies
 
 
 def _strongest(nie_noise: np.ndarray, nie_denoise: np.ndarray, k: int) -> list[int]:
@@ -83,6 +86,16 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         jax.config.update("jax_enable_x64", x64)
     timings["theorems_s"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
+    studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
+                              options.studies, seed=options.seed, checkpoints=ckpt,
+                              memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet)
+    study_arrays, study_items = studies_arrays(studies)
+    arrays.update(study_arrays), items.update(study_items)
+    timings.update(studies.seconds)
+    timings["studies_s"] = time.perf_counter() - t0
+
     L, H = model.config.n_layers, model.config.n_heads
     figs = {
         "nie": figures.nie_heatmaps(arrays["nie_noising"].mean(0).reshape(L, H),
@@ -96,14 +109,17 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         figs[f"int{order}"] = figures.interaction_bars(
             [items[f"int{order}_noising"][i] for i in top], mean[top], out / f"interactions_order{order}.png",
             f"strongest order-{order} interactions (noising)")
+    figs.update(int_report.write_figures(studies, out))
     timings["total_s"] = time.perf_counter() - t_start
     summary = dict(command="ioi", model=model_name, n_prompts=len(data), n_skipped_words=data.n_skipped,
                    options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
-                   triple_pool=[names[i] for i in pool3], timings=timings, versions=versions())
+                   triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
+                   circuit_source=studies.circuit_source, timings=timings, versions=versions())
     write_results(out, arrays, items, summary)
     (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
     report = out / "report.md"
-    report.write_text(_report(model_name, data, arrays, items, theorems, figs, options, timings))
+    report.write_text(_report(model_name, data, arrays, items, theorems, figs, options, timings)
+                      + "\n" + int_report.studies_report(studies, is_gpt2_small(model)))
     return report
 
 
@@ -214,7 +230,8 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         f"{_fmt(theorems['quadrature_points'])} nodes per axis: the mixed partials are sharply curved.",
         "",
         f"Run time {timings['total_s']:.1f} s. Files: values.npz, summary.json, theorems.json, prompts.jsonl, "
-        "nie_heads.png, interactions_order2.png, interactions_order3.png, linear_vs_exact.png.",
+        "nie_heads.png, interactions_order2.png, interactions_order3.png, linear_vs_exact.png, faithfulness.png, "
+        "search.png, visibility_noising.png, visibility_denoising.png.",
         "",
     ]
     return "\n".join(parts)

@@ -1,0 +1,128 @@
+"""Which circuit a study uses: Wang et al.'s for GPT-2 small, a file, or one found on the model.
+
+Discovery follows Wang et al. (2022) in spirit: a head is in the circuit when
+its mean NIE (noising or denoising) is at least `min_effect` of the total
+effect, and its class is the attention role it shows most on clean prompts
+(name movers attend from END to IO, S-inhibition heads from END to S2, …), when
+that attention is at least `min_attention`. Name movers whose noising NIE is
+positive (ablating them helps IO) are negative name movers; heads with no
+clear role are `other`. It is a heuristic: pass a circuit file to override it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from intjax.errors import InputError
+from intjax.model.gpt2 import GPT2
+from intjax.patching.prompts import pad
+from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, IOIPrompts
+
+ROLES = {  # class -> (query position, key position) whose attention marks it
+    "name_mover": ("end", "IO"),
+    "s_inhibition": ("end", "S2"),
+    "induction": ("S2", "S1+1"),
+    "duplicate_token": ("S2", "S1"),
+    "previous_token": ("S1+1", "S1"),
+}
+CIRCUIT_CHOICES = "auto, wang2022, discover, or a JSON file {class: [heads]}"
+
+
+def is_gpt2_small(model: GPT2) -> bool:
+    """Whether the model has GPT-2 small's shape (the Wang et al. circuit's heads exist and mean the same)."""
+    c = model.config
+    return (c.n_layers, c.n_heads, c.d_model, c.vocab_size) == (12, 12, 768, 50257)
+
+
+@eqx.filter_jit
+def _patterns(model: GPT2, tokens):
+    return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True, with_pattern=True)[1].pattern)(tokens)
+
+
+def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
+    """Mean attention of every head in each ROLES pattern on the clean prompts, `[L, H, len(ROLES)]`."""
+    pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, H, T, T]
+    out = np.zeros((*pattern.shape[1:3], len(ROLES)))
+    for p, text in enumerate(data.texts):
+        pos = dict(text["positions"], **{"S1+1": text["positions"]["S1"] + 1})
+        for r, (query, key) in enumerate(ROLES.values()):
+            out[:, :, r] += pattern[p, :, :, pos[query], pos[key]]
+    return out / len(data.texts)
+
+
+def discover_circuit(
+    model: GPT2,
+    data: IOIPrompts,
+    nie_noising: np.ndarray,
+    nie_denoising: np.ndarray,
+    total_effect: float,
+    *,
+    min_effect: float = 0.05,
+    min_attention: float = 0.2,
+) -> dict[str, list[str]]:
+    """The heads that matter (mean |NIE| ≥ min_effect·|TE| in either direction), grouped by attention role.
+
+    `nie_*` are `[P, L·H]` over every head in layer-major order.
+    """
+    L, H = model.config.n_layers, model.config.n_heads
+    noise, denoise = np.asarray(nie_noising).mean(0), np.asarray(nie_denoising).mean(0)
+    if noise.shape != (L * H,):
+        raise InputError(f"NIE must cover all {L * H} heads in layer-major order, got shape {noise.shape}")
+    roles = attention_roles(model, data).reshape(L * H, len(ROLES))
+    names = list(ROLES)
+    circuit: dict[str, list[str]] = {}
+    for i in np.flatnonzero(np.maximum(np.abs(noise), np.abs(denoise)) >= min_effect * abs(total_effect)):
+        r = int(roles[i].argmax())
+        cls = names[r] if roles[i, r] >= min_attention else "other"
+        if cls == "name_mover" and noise[i] > 0:
+            cls = "negative_name_mover"
+        circuit.setdefault(cls, []).append(f"L{i // H}H{i % H}")
+    if not circuit:
+        raise InputError(f"no head reaches {min_effect:.0%} of the total effect; lower min_effect")
+    return circuit
+
+
+def read_circuit(path: str | Path) -> dict[str, list[str]]:
+    """A circuit from a JSON file `{class: [head names]}`."""
+    path = Path(path)
+    try:
+        circuit = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read circuit file {path}: {e}; it must hold JSON {{class: [heads]}}") from e
+    if not isinstance(circuit, dict) or not all(
+            isinstance(v, list) and all(isinstance(h, str) for h in v) for v in circuit.values()):
+        raise InputError(f"circuit file {path} must hold a JSON object {{class: [head names]}}")
+    return circuit
+
+
+def resolve_circuit(spec: str, model: GPT2, data: IOIPrompts, nie_noising: np.ndarray,
+                    nie_denoising: np.ndarray, total_effect: float) -> tuple[dict[str, list[str]], str]:
+    """The circuit `spec` names (see CIRCUIT_CHOICES) and where it came from, in words."""
+    from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT_SOURCE
+
+    if spec == "auto":
+        spec = "wang2022" if is_gpt2_small(model) else "discover"
+    if spec == "wang2022":
+        if not is_gpt2_small(model):
+            raise InputError("the wang2022 circuit names GPT-2 small's heads; this model has another shape. "
+                             "Use --circuit discover or a circuit file")
+        return {k: list(v) for k, v in GPT2_SMALL_IOI_CIRCUIT.items()}, GPT2_SMALL_IOI_CIRCUIT_SOURCE
+    if spec == "discover":
+        circuit = discover_circuit(model, data, nie_noising, nie_denoising, total_effect)
+        return circuit, ("discovered on this model: heads with mean |NIE| ≥ 5% of |TE|, classed by "
+                         "their strongest attention role (intjax.studies.circuit)")
+    if Path(spec).suffix == ".json" or Path(spec).exists():
+        return read_circuit(spec), f"file {spec}"
+    raise InputError(f"unknown circuit {spec!r}; choose {CIRCUIT_CHOICES}")
+
+
+def class_of(circuit: dict[str, Sequence[str]]) -> dict[str, str]:
+    """Head name -> its class."""
+    return {h: cls for cls, heads in circuit.items() for h in heads}

@@ -1,0 +1,218 @@
+"""Report sections and figures of the IOI interaction studies (markdown, matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from intjax.studies import figures
+from intjax.studies.circuit import class_of, is_gpt2_small
+from intjax.studies.ioi_int import IOIStudies
+
+WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    if not names:
+        return "—"
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit})" if len(names) > limit else "")
+
+
+def write_figures(studies: IOIStudies, out: Path) -> dict[str, Path]:
+    """The studies' figures in `out`."""
+    f = studies.faithfulness
+    head_rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
+    figs = {
+        "faithfulness": figures.faithfulness_strips(f.faithfulness, f.ablations, f.parts, out / "faithfulness.png"),
+        "search": figures.search_curves([r.k for r in studies.search], [r.top_effect for r in studies.search],
+                                        [r.best_effect for r in studies.search], out / "search.png"),
+    }
+    for e, row in head_rows.items():
+        v = row.visibility
+        figs[f"visibility_{e}"] = figures.visibility_scatter(
+            v.nie, v.context, v.labels, list(row.names), out / f"visibility_{e}.png",
+            f"{e}: NIE vs context of {', '.join(row.names[i] for i in v.context_set)}")
+    return figs
+
+
+def circuit_section(studies: IOIStudies) -> str:
+    """The circuit the studies use."""
+    rows = [(cls, ", ".join(heads)) for cls, heads in studies.circuit.items()]
+    return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
+                      _table(rows, ("class", "heads")), ""])
+
+
+def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
+    """Faithfulness over resamples and ablations, and the share of its variance INT carries."""
+    f = studies.faithfulness
+    R = f.faithfulness.shape[1]
+    rows = []
+    for a, name in enumerate(f.ablations):
+        x = f.faithfulness[a]
+        s = f.shares(name)
+        int_part = f.parts["pairwise"][a] + f.parts["higher"][a]
+        rows.append((name, f"{x.mean():.1%}", f"{x.std():.1%}", f"{x.min():.1%} – {x.max():.1%}",
+                     f"{f.parts['main'][a].std():.1%}", f"{int_part.std():.1%}",
+                     f"{s['ablated']:+.0%}", f"{s['main']:+.0%}", f"{s['pairwise'] + s['higher']:+.0%}"))
+    pooled = f.shares(None)
+    spread_ablation = (f.faithfulness.max(0) - f.faithfulness.min(0)).mean()
+    parts = [(name, *(f"{f.parts[p][a].mean():+.3f}" for p in f.parts), f"{f.faithfulness[a].mean():.3f}")
+             for a, name in enumerate(f.ablations)]
+    k = len(f.classes)
+    sizes = np.array([bin(b).count("1") for b in range(1 << k)])
+    mean_terms = f.terms[0].mean(0)  # first ablation, mean over resamples
+    top = [b for b in np.argsort(-np.abs(mean_terms)) if sizes[b] >= 2][:6]
+    term_rows = [("+".join(f.classes[i] for i in range(k) if b >> i & 1), f"{mean_terms[b]:+.3f}",
+                  f"{f.terms[0, :, b].std():.3f}") for b in top]
+    reference = (f"For GPT-2 small the published reference is {WANG_2022}; this run's F(M) is "
+                 f"{f.model_metric.mean():.2f}." if gpt2_small else
+                 f"(For real GPT-2 small, Wang et al. report {WANG_2022}; `intjax ioi --model gpt2` runs the "
+                 "same code path on it.)")
+    lines = [
+        "## Faithfulness, and how interactions explain its spread",
+        "",
+        f"Faithfulness = F(C)/F(M): mean logit difference with every head outside the circuit ablated, over "
+        f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
+        f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over the resample's ABC prompts), "
+        "resample (each prompt's own ABC counterfactual), zero. F(M) over resamples: "
+        f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
+        "",
+        "![faithfulness](faithfulness.png)",
+        "",
+        _table(rows, ("ablation", "mean", "sd", "range", "sd of main part", "sd of INT part",
+                      "var share: ablated", "var share: main", "var share: INT")),
+        "",
+        "A variance share is Cov(part, faithfulness) / Var(faithfulness) across resamples: the three shares sum "
+        "to exactly 100%; a negative share means the part moves against the total and damps the spread, a share "
+        "above 100% that the other parts cancel some of it.",
+        "",
+        f"Across ablation choices the same prompts give faithfulness {spread_ablation:.1%} apart on average "
+        f"(max − min per resample). Pooled over resamples and ablation choices, the INT share is "
+        f"{pooled['pairwise'] + pooled['higher']:+.0%} (main effects {pooled['main']:+.0%}, the ablated "
+        f"baseline {pooled['ablated']:+.0%}).",
+        "",
+        "The exact decomposition F(C)/F(M) = ablated + main + pairwise + higher, with the circuit's classes as "
+        "units (mean over resamples, each a share of F(M)):",
+        "",
+        _table(parts, ("ablation", *f.parts, "faithfulness")),
+        "",
+    ]
+    if term_rows:
+        lines += [f"Largest class interactions ({f.ablations[0]} ablation; sd across resamples):", "",
+                  _table(term_rows, ("classes kept together", "INT / F(M)", "sd")), ""]
+    return "\n".join(lines)
+
+
+def visibility_section(studies: IOIStudies) -> str:
+    """Heads whose NIE hides or inflates what they do in context."""
+    rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
+    cls = class_of(studies.circuit)
+    flagged = sorted({i for r in rows.values() for i, lab in enumerate(r.visibility.labels) if lab},
+                     key=lambda i: -max(abs(rows["noising"].visibility.context[i]), abs(rows["noising"].visibility.nie[i])))
+    table = []
+    for i in flagged[:15]:
+        n, d = rows["noising"].visibility, rows["denoising"].visibility
+        table.append((studies.head_names[i], cls.get(studies.head_names[i], "—"), f"{n.nie[i]:+.3f}",
+                      f"{n.context[i]:+.3f}", n.labels[i] or "—", f"{d.nie[i]:+.3f}", f"{d.context[i]:+.3f}",
+                      d.labels[i] or "—"))
+    n_vis = rows["noising"].visibility
+    ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
+    return "\n".join([
+        "## Invisible and inflated heads",
+        "",
+        f"Each head's NIE against its context effect with the strongest heads already patched (noising: "
+        f"{ctx['noising']}; denoising: {ctx['denoising']}). Thresholds: {n_vis.rule} (= |TE|).",
+        "",
+        "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
+        "",
+        _table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
+                       "context denoising", "label")) if table else "No head is flagged at these thresholds.",
+        "",
+    ])
+
+
+def search_section(studies: IOIStudies) -> str:
+    """Top-k by |NIE| against the best k-set."""
+    s = studies.search
+    names = studies.head_names
+
+    def fmt(t):
+        return ", ".join(names[i] for i in t)
+    rows = [(r.k, fmt(r.top_by_nie), f"{r.top_effect:+.3f}", fmt(r.best), f"{r.best_effect:+.3f}",
+             fmt(r.missed) or "—") for r in s]
+    worst = max(s, key=lambda r: r.shortfall)
+    return "\n".join([
+        "## Greedy versus combinatorial search",
+        "",
+        f"Noising; candidate pool: the {len(studies.search_pool)} strongest heads ({', '.join(studies.search_pool)}); "
+        f"search: {s[0].method}, {s[0].n_evaluated} sets evaluated. Joint effect = mean of f(1_S) − f(0).",
+        "",
+        "![search](search.png)",
+        "",
+        _table(rows, ("k", "top-k by abs NIE", "joint", "best k-set", "joint", "greedy misses")),
+        "",
+        f"The largest shortfall is at k = {worst.k}: the top-{worst.k} by |NIE| reaches "
+        f"{1 - worst.shortfall:.0%} of the best {worst.k}-set's effect.",
+        "",
+    ])
+
+
+def remedies_section(studies: IOIStudies) -> str:
+    """Estimator × unit: single-unit sums against joint effects, and what each hides or inflates."""
+    rows = [(r.estimator, r.unit, len(r.names), f"{r.sum_nie:+.3f}", f"{r.joint:+.3f}", f"{r.int_total:+.3f}",
+             _names(r.named("invisible")), _names(r.named("inflated")), _names(r.named("flipped")))
+            for r in studies.remedies]
+    return "\n".join([
+        "## The remedies and where each fails",
+        "",
+        "Changing the estimator (rows) or the unit (head, circuit class + `rest`, whole layer). Σ NIE is what "
+        "single-unit patching attributes; joint is patching every unit together; their difference is every "
+        "INT term among the units. Labels as above, context = the strongest units of that kind.",
+        "",
+        _table(rows, ("estimator", "unit", "units", "Σ NIE", "joint", "INT = joint − Σ NIE", "invisible",
+                      "inflated", "flipped")),
+        "",
+        *_remedies_reading(studies),
+        "",
+    ])
+
+
+def _remedies_reading(studies: IOIStudies) -> list[str]:
+    """What the remedies table says on this model, in sentences computed from it."""
+    lines = []
+    estimators = list(dict.fromkeys(r.estimator for r in studies.remedies))
+    for e in estimators:
+        rows = [r for r in studies.remedies if r.estimator == e]
+        ints = ", ".join(f"{r.unit}s {abs(r.int_total):.2f}" for r in rows)
+        smallest = min(rows, key=lambda r: abs(r.int_total))
+        flagged = ", ".join(f"{r.unit}s {sum(1 for lab in r.visibility.labels if lab)}/{len(r.names)}" for r in rows)
+        gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
+        verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
+                   f"there single-unit effects add up to the joint effect within {gap:.0%}")
+        lines.append(f"- {e}: |INT among units| is {ints}; it is smallest for {smallest.unit}s, and {verdict}. "
+                     f"Flagged units: {flagged}.")
+    heads = {r.estimator: r for r in studies.remedies if r.unit == "head"}
+    if "noising" in heads and "denoising" in heads:
+        def flagged(r):
+            return {r.names[i] for i, lab in enumerate(r.visibility.labels) if lab}
+        only_n, only_d = flagged(heads["noising"]) - flagged(heads["denoising"]), \
+            flagged(heads["denoising"]) - flagged(heads["noising"])
+        lines.append(f"- Switching from noising to denoising un-flags {_names(sorted(only_n))} but flags "
+                     f"{_names(sorted(only_d))}: the two NIEs differ by exactly sums of INT, so changing the "
+                     "estimator moves interaction effects to other heads rather than removing them.")
+    return lines
+
+
+def studies_report(studies: IOIStudies, gpt2_small: bool) -> str:
+    """All the study sections, in order."""
+    return "\n".join([circuit_section(studies), faithfulness_section(studies, gpt2_small),
+                      visibility_section(studies), search_section(studies), remedies_section(studies)])
+
+
+__all__ = ["write_figures", "studies_report", "is_gpt2_small"]

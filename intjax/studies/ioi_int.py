@@ -1,0 +1,129 @@
+"""The IOI interaction studies: circuit faithfulness and its decomposition, invisible and
+inflated heads, greedy versus combinatorial search, and the remedies table.
+
+`run_ioi_studies` runs all four on one model; `ioi_analysis` calls it after the
+per-head NIE (which it reuses) and writes the results into the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from intjax.model.gpt2 import GPT2
+from intjax.patching.components import parse_components
+from intjax.patching.problem import build_problem
+from intjax.studies.circuit import resolve_circuit
+from intjax.studies.faithfulness import FaithfulnessStudy, faithfulness_study
+from intjax.studies.remedies import RemedyRow, remedies_table
+from intjax.studies.search import SearchRow, greedy_vs_best
+from intjax.sweeps.runner import CheckpointedGame
+from intjax.tasks.ioi import IOIPrompts
+
+
+@dataclasses.dataclass(frozen=True)
+class IOIStudyOptions:
+    """Sizes and thresholds of the IOI interaction studies."""
+
+    circuit: str = "auto"  # auto (wang2022 on GPT-2 small, else discover), wang2022, discover, or a JSON file
+    n_resamples: int = 20  # fresh prompt sets for the faithfulness spread
+    ablations: tuple[str, ...] = ("mean", "resample", "zero")
+    search_pool: int = 12  # candidates (strongest heads); ≤ 24 is exhaustive, more is beam search
+    search_k: int = 6
+    beam_width: int = 16
+    n_context: int = 2  # strongest units already patched for the context effect
+    ratio: float = 3.0  # invisible / inflated threshold (see studies.visibility)
+    floor: float = 0.05  # ... only for effects ≥ floor × |TE|
+
+
+@dataclasses.dataclass(frozen=True)
+class IOIStudies:
+    """Everything the four studies found on one model."""
+
+    circuit: dict[str, list[str]]
+    circuit_source: str
+    total_effect: float
+    faithfulness: FaithfulnessStudy
+    remedies: list[RemedyRow]
+    search: list[SearchRow]
+    search_pool: list[str]
+    head_names: list[str]
+    seconds: dict[str, float]
+
+    def remedy(self, estimator: str, unit: str) -> RemedyRow:
+        """The remedies row of this estimator and unit."""
+        return next(r for r in self.remedies if r.estimator == estimator and r.unit == unit)
+
+
+def run_ioi_studies(
+    model: GPT2,
+    tokenizer: Any,
+    data: IOIPrompts,
+    nie_noising: np.ndarray,
+    nie_denoising: np.ndarray,
+    total_effect: float,
+    options: IOIStudyOptions = IOIStudyOptions(),
+    *,
+    n_prompts: Optional[int] = None,
+    seed: int = 0,
+    checkpoints: Optional[str | Path] = None,
+    memory_bytes: int = 2**30,
+    quiet: bool = False,
+) -> IOIStudies:
+    """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
+
+    `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
+    circuit discovery and the search ranking. The exhaustive search is
+    checkpointed in `checkpoints/search` when a folder is given.
+    """
+    seconds: dict[str, float] = {}
+    kw = dict(memory_bytes=memory_bytes)
+    heads = parse_components("heads", model.config)
+    names = [h.name for h in heads]
+
+    t0 = time.perf_counter()
+    circuit, source = resolve_circuit(options.circuit, model, data, nie_noising, nie_denoising, total_effect)
+    seconds["circuit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
+                          ratio=options.ratio, floor=options.floor, **kw)
+    seconds["remedies_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    strength = np.maximum(np.abs(nie_noising.mean(0)), np.abs(nie_denoising.mean(0)))
+    pool = sorted(np.argsort(-strength, kind="stable")[: options.search_pool].tolist())
+    problem = build_problem(model, data.prompts, heads, direction="noising")
+    game = CheckpointedGame(problem, Path(checkpoints) / "search" if checkpoints else None, quiet=quiet,
+                            desc="search (noising)", options=dict(study="search"), **kw)
+    search = greedy_vs_best(game, options.search_k, pool, nie=nie_noising, beam_width=options.beam_width)
+    seconds["search_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    faith = faithfulness_study(model, tokenizer, circuit, n_resamples=options.n_resamples,
+                               n_prompts=n_prompts or len(data), seed=seed, ablations=options.ablations, **kw)
+    seconds["faithfulness_s"] = time.perf_counter() - t0
+    return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool],
+                      names, seconds)
+
+
+def studies_arrays(studies: IOIStudies) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """The studies' numbers as values.npz arrays with their item names."""
+    f = studies.faithfulness
+    arrays = {"faithfulness": f.faithfulness.T, "faithfulness_model_metric": f.model_metric[:, None],
+              "faithfulness_circuit_metric": f.circuit_metric.T}
+    items = {"faithfulness": list(f.ablations), "faithfulness_model_metric": ["F(M)"],
+             "faithfulness_circuit_metric": list(f.ablations)}
+    for part, values in f.parts.items():
+        arrays[f"faithfulness_part_{part}"] = values.T
+        items[f"faithfulness_part_{part}"] = list(f.ablations)
+    for row in studies.remedies:
+        key = f"remedy_{row.estimator.replace(' ', '_')}_{row.unit}"
+        arrays[key + "_nie"] = row.nie
+        arrays[key + "_context"] = row.visibility.context[None]
+        items[key + "_nie"] = items[key + "_context"] = list(row.names)
+    return arrays, items

@@ -1,0 +1,102 @@
+"""Invisible and inflated components: a single patch against the same patch in context.
+
+NIE_i = f(e_i) − f(0) measures i alone. The context effect Δ_i(C) = f(1_{C∪i}) −
+f(1_{C∖i}) measures i once the strongest components C are already patched
+(for i in C: given the rest of C). They differ by exactly the interactions of i
+with C (DESIGN.md §2), so comparing them shows where INT hides or inflates a
+component:
+
+- invisible: |Δ_i(C)| ≥ ratio · |NIE_i|  (i matters only together with C);
+- inflated:  |NIE_i| ≥ ratio · |Δ_i(C)|  (i's effect is taken over by C: redundancy);
+- flipped:   NIE_i and Δ_i(C) have opposite signs;
+
+each only when the larger of the two is at least `floor` × `scale` (so noise
+around zero is never flagged). All comparisons use means over prompts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+
+from intjax.errors import InputError
+from intjax.estimands.effects import context_effects, nie as nie_of
+from intjax.estimands.game import Game
+
+DEFAULT_RATIO = 3.0
+DEFAULT_FLOOR = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Visibility:
+    """Per component: mean NIE, mean context effect, and the label the thresholds give."""
+
+    nie: np.ndarray  # [n] mean over prompts
+    context: np.ndarray  # [n] mean over prompts of Δ_i(C)
+    context_set: tuple[int, ...]  # C
+    labels: tuple[str, ...]  # "invisible", "inflated", "flipped" or ""
+    scale: float  # effects below floor·scale are never flagged
+    ratio: float
+    floor: float
+
+    def flagged(self, label: str) -> list[int]:
+        """Indices of the components with this label."""
+        return [i for i, lab in enumerate(self.labels) if lab == label]
+
+    @property
+    def rule(self) -> str:
+        """The thresholds in words, for reports."""
+        return (f"invisible: |context| ≥ {self.ratio:g}×|NIE|; inflated: |NIE| ≥ {self.ratio:g}×|context|; "
+                f"flipped: opposite signs; only where the larger is ≥ {self.floor:.0%} of {self.scale:.3g}")
+
+
+def label_components(nie: np.ndarray, context: np.ndarray, scale: float,
+                     ratio: float = DEFAULT_RATIO, floor: float = DEFAULT_FLOOR) -> tuple[str, ...]:
+    """The label of each component from its mean NIE and mean context effect (rules in the module doc)."""
+    if ratio <= 1:
+        raise InputError(f"ratio must exceed 1, got {ratio}")
+    labels = []
+    for a, c in zip(np.asarray(nie, float), np.asarray(context, float)):
+        if max(abs(a), abs(c)) < floor * abs(scale):
+            labels.append("")
+        elif abs(c) >= ratio * abs(a):
+            labels.append("invisible")
+        elif abs(a) >= ratio * abs(c):
+            labels.append("inflated")
+        elif np.sign(a) != np.sign(c):
+            labels.append("flipped")
+        else:
+            labels.append("")
+    return tuple(labels)
+
+
+def visibility(
+    game: Game,
+    n_context: int = 2,
+    *,
+    context: Optional[Sequence[int]] = None,
+    nie: Optional[np.ndarray] = None,
+    scale: Optional[float] = None,
+    ratio: float = DEFAULT_RATIO,
+    floor: float = DEFAULT_FLOOR,
+    **values_kwargs,
+) -> Visibility:
+    """NIE against the context effect with the `n_context` strongest components (by |mean
+    NIE|) already patched, or the given `context`, and the labels they earn.
+
+    `scale` defaults to the largest |mean NIE| or |mean context effect|.
+    """
+    nie = nie_of(game, **values_kwargs) if nie is None else np.asarray(nie)
+    nie_mean = nie.mean(axis=0)
+    if context is None:
+        if not 0 <= n_context <= game.n_components:
+            raise InputError(f"n_context={n_context} must be in 0..{game.n_components}")
+        context = np.argsort(-np.abs(nie_mean), kind="stable")[:n_context]
+    context = tuple(sorted(int(i) for i in context))
+    ctx_mean = context_effects(game, context, **values_kwargs).mean(axis=0)
+    if scale is None:
+        scale = float(max(np.abs(nie_mean).max(), np.abs(ctx_mean).max()))
+    labels = label_components(nie_mean, ctx_mean, scale, ratio, floor)
+    return Visibility(nie_mean, ctx_mean, context, labels, float(abs(scale)), ratio, floor)

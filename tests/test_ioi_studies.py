@@ -1,0 +1,193 @@
+"""The IOI studies on the shipped model, against HuggingFace torch runs and brute-force loops."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from hf_patching import run as hf_run
+from intjax.errors import InputError
+from intjax.estimands import nie
+from intjax.loading.resolve import _ASSETS
+from intjax.patching.components import parse_components
+from intjax.patching.problem import build_problem
+from intjax.studies.circuit import ROLES, attention_roles, discover_circuit, resolve_circuit
+from intjax.studies.faithfulness import circuit_units, faithfulness_study
+from intjax.studies.remedies import remedies_table
+from intjax.studies.search import greedy_vs_best
+from intjax.tasks.ioi import ioi_prompts
+
+CIRCUIT = {"movers": ["L0H1", "L2H0", "L3H2"], "inhibition": ["L1H0"]}
+
+
+@pytest.fixture(scope="module")
+def ioi_small():
+    import intjax
+
+    return intjax.load_model("ioi-small")
+
+
+@pytest.fixture(scope="module")
+def hf_ioi_small():
+    from transformers import GPT2LMHeadModel
+
+    return GPT2LMHeadModel.from_pretrained(_ASSETS / "ioi-small", attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="module")
+def data(ioi_small):
+    return ioi_prompts(ioi_small[1], 6, seed=0)
+
+
+def _hf_logit_diff(hf, tokens, target, foil, replace=None):
+    logits, _ = hf_run(hf, tokens, replace=replace)
+    return float(logits[-1, target] - logits[-1, foil])
+
+
+def test_circuit_units_partition_the_heads(ioi_small):
+    model, _ = ioi_small
+    units = circuit_units(CIRCUIT, model)
+    assert [u.name for u in units] == ["movers", "inhibition", "rest"]
+    members = [m for u in units for m in u.members]
+    assert sorted(members) == sorted(h.name for h in parse_components("heads", model.config))
+    with pytest.raises(InputError, match="not heads"):
+        circuit_units({"a": ["L9H9"]}, model)
+    with pytest.raises(InputError, match="two circuit classes"):
+        circuit_units({"a": ["L0H1"], "b": ["L0H1"]}, model)
+    with pytest.raises(InputError, match="every head"):
+        circuit_units({"all": [h.name for h in parse_components("heads", model.config)]}, model)
+
+
+def test_faithfulness_matches_hf_ablations(ioi_small, hf_ioi_small, data):
+    """F(C) with every non-circuit head zeroed, or set to its ABC-counterfactual value, run in torch."""
+    model, tok = ioi_small
+    study = faithfulness_study(model, tok, CIRCUIT, n_resamples=2, n_prompts=6, seed=0,
+                               ablations=("zero", "resample"))
+    outside = [h for h in parse_components("heads", model.config)
+               if h.name not in {x for v in CIRCUIT.values() for x in v}]
+    p = data.prompts
+    d_head = model.config.d_head
+    ref = {"zero": [], "resample": [], "model": []}
+    for c, x, t, f in zip(p.clean, p.corrupted, p.target, p.foil):
+        ref["model"].append(_hf_logit_diff(hf_ioi_small, c, t, f))
+        zero = {("z", h.sites[0].layer, h.sites[0].head, None): (lambda v, k: v * 0) for h in outside}
+        ref["zero"].append(_hf_logit_diff(hf_ioi_small, c, t, f, zero))
+        _, rec = hf_run(hf_ioi_small, x, record=True)
+
+        def from_corrupted(v, key):
+            _, layer, head, _ = key
+            return rec[("z", layer)][:, head * d_head:(head + 1) * d_head]
+        swap = {("z", h.sites[0].layer, h.sites[0].head, None): from_corrupted for h in outside}
+        ref["resample"].append(_hf_logit_diff(hf_ioi_small, c, t, f, swap))
+    assert study.model_metric[0] == pytest.approx(np.mean(ref["model"]), abs=1e-3)
+    for a, name in enumerate(study.ablations):
+        assert study.circuit_metric[a, 0] == pytest.approx(np.mean(ref[name]), abs=1e-3)
+        assert study.faithfulness[a, 0] == pytest.approx(np.mean(ref[name]) / np.mean(ref["model"]), abs=1e-4)
+    # the parts sum to faithfulness on every resample, and the variance shares to one
+    np.testing.assert_allclose(sum(study.parts.values()), study.faithfulness, rtol=1e-9)
+    assert sum(study.shares("zero").values()) == pytest.approx(1.0)
+    # resamples are different prompt sets
+    assert study.model_metric[0] != study.model_metric[1]
+
+
+def test_attention_roles_match_hf_attentions(ioi_small, hf_ioi_small, data):
+    model, _ = ioi_small
+    roles = attention_roles(model, data)
+    expected = np.zeros_like(roles)
+    for c, text in zip(data.prompts.clean, data.texts):
+        with torch.no_grad():
+            att = hf_ioi_small(torch.tensor(np.asarray(c)[None]), output_attentions=True).attentions
+        pos = dict(text["positions"], **{"S1+1": text["positions"]["S1"] + 1})
+        for r, (q, k) in enumerate(ROLES.values()):
+            for layer, a in enumerate(att):
+                expected[layer, :, r] += a[0, :, pos[q], pos[k]].numpy() / len(data.texts)
+    np.testing.assert_allclose(roles, expected, atol=1e-5)
+
+
+def test_discover_and_resolve_circuit(ioi_small, data, tmp_path):
+    model, _ = ioi_small
+    heads = parse_components("heads", model.config)
+    n_noise = nie(build_problem(model, data.prompts, heads, direction="noising"))
+    n_denoise = nie(build_problem(model, data.prompts, heads, direction="denoising"))
+    te = 10.0
+    circuit = discover_circuit(model, data, n_noise, n_denoise, te)
+    found = [h for v in circuit.values() for h in v]
+    strength = np.maximum(np.abs(n_noise.mean(0)), np.abs(n_denoise.mean(0)))
+    assert sorted(found) == sorted(heads[i].name for i in np.flatnonzero(strength >= 0.05 * te))
+    roles = attention_roles(model, data).reshape(len(heads), -1)
+    for cls, members in circuit.items():
+        for h in members:
+            i = [x.name for x in heads].index(h)
+            if cls == "other":
+                assert roles[i].max() < 0.2
+            elif cls == "negative_name_mover":
+                assert list(ROLES)[roles[i].argmax()] == "name_mover" and n_noise.mean(0)[i] > 0
+            else:
+                assert list(ROLES)[roles[i].argmax()] == cls
+    args = (model, data, n_noise, n_denoise, te)
+    assert resolve_circuit("auto", *args)[0] == circuit
+    with pytest.raises(InputError, match="GPT-2 small"):
+        resolve_circuit("wang2022", *args)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(CIRCUIT))
+    assert resolve_circuit(str(path), *args)[0] == CIRCUIT
+    path.write_text("[1, 2]")
+    with pytest.raises(InputError, match="class"):
+        resolve_circuit(str(path), *args)
+    with pytest.raises(InputError, match="unknown circuit"):
+        resolve_circuit("nonsense", *args)
+
+
+def test_search_on_the_model_matches_brute_force(ioi_small, data):
+    model, _ = ioi_small
+    heads = parse_components("heads", model.config)
+    problem = build_problem(model, data.prompts, heads, direction="noising")
+    pool = [1, 4, 8, 11, 14]
+    rows = greedy_vs_best(problem, k_max=3, pool=pool)
+    f = jax.jit(problem.__call__)
+    base = float(f(jnp.zeros(len(heads))).mean())
+
+    def joint(s):  # the differentiable path, one set at a time
+        return float(f(jnp.zeros(len(heads)).at[np.array(s)].set(1.0)).mean()) - base
+    import itertools
+    for r in rows:
+        effects = {s: joint(s) for s in itertools.combinations(pool, r.k)}
+        best = max(effects, key=lambda s: abs(effects[s]))
+        assert r.best == best and r.best_effect == pytest.approx(effects[best], abs=1e-3)
+        assert r.top_effect == pytest.approx(effects[r.top_by_nie], abs=1e-3)
+
+
+def test_remedies_joint_effect_is_the_same_for_every_unit(ioi_small, data):
+    model, _ = ioi_small
+    rows = remedies_table(model, data.prompts, CIRCUIT, estimators=("noising", "mean ablation"))
+    assert [(r.estimator, r.unit) for r in rows] == [(e, u) for e in ("noising", "mean ablation")
+                                                    for u in ("head", "class", "layer")]
+    for e in ("noising", "mean ablation"):
+        joints = [r.joint for r in rows if r.estimator == e]
+        np.testing.assert_allclose(joints, joints[0], atol=1e-4)  # heads, classes and layers cover the same heads
+    head_row = rows[0]
+    assert head_row.int_total == pytest.approx(head_row.joint - head_row.nie.mean(0).sum())
+    assert len(head_row.visibility.context_set) == 2
+
+
+def test_gpt2_small_gets_the_wang_circuit_as_units():
+    """On GPT-2 small's shape, `auto` is Wang et al.'s circuit: 7 classes of 26 distinct heads, plus the rest."""
+    from types import SimpleNamespace
+
+    from intjax.model.config import GPT2Config
+    from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT
+
+    gpt2_small = SimpleNamespace(config=GPT2Config())
+    circuit, source = resolve_circuit("auto", gpt2_small, None, None, None, 0.0)
+    assert circuit == GPT2_SMALL_IOI_CIRCUIT and "Wang" in source
+    units = circuit_units(circuit, gpt2_small)
+    assert [u.name for u in units][:-1] == list(GPT2_SMALL_IOI_CIRCUIT) and units[-1].name == "rest"
+    assert sum(len(u.members) for u in units[:-1]) == 26 and len(units[-1].members) == 144 - 26
+    other_shape = SimpleNamespace(config=GPT2Config(n_layers=4, n_heads=4, d_model=128, vocab_size=1021))
+    with pytest.raises(InputError, match="GPT-2 small"):
+        resolve_circuit("wang2022", other_shape, None, None, None, 0.0)
