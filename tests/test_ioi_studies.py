@@ -191,3 +191,24 @@ def test_gpt2_small_gets_the_wang_circuit_as_units():
     other_shape = SimpleNamespace(config=GPT2Config(n_layers=4, n_heads=4, d_model=128, vocab_size=1021))
     with pytest.raises(InputError, match="GPT-2 small"):
         resolve_circuit("wang2022", other_shape, None, None, None, 0.0)
+
+
+def test_faithfulness_resumes_after_a_crash(ioi_small, tmp_path):
+    """A run that dies after resample 0 keeps it; the rerun loads it and ends where a clean run does."""
+    model, tok = ioi_small
+    kw = dict(n_resamples=3, n_prompts=4, seed=5, ablations=("mean", "zero"))
+
+    def die_after_first(r):
+        if r == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        faithfulness_study(model, tok, CIRCUIT, checkpoints=tmp_path, on_resample=die_after_first, **kw)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ["resample0_mean", "resample0_zero"]
+    log = (tmp_path / "resample0_mean" / "sweep_0" / "chunks.log").read_text()
+    resumed = faithfulness_study(model, tok, CIRCUIT, checkpoints=tmp_path, **kw)
+    assert (tmp_path / "resample0_mean" / "sweep_0" / "chunks.log").read_text() == log  # not recomputed
+    fresh = faithfulness_study(model, tok, CIRCUIT, **kw)
+    np.testing.assert_allclose(resumed.faithfulness, fresh.faithfulness, rtol=1e-12)
+    np.testing.assert_allclose(resumed.terms, fresh.terms, rtol=1e-12)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from intjax.estimands.mobius import Subset, fast_mobius, lattice_masks
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
+from intjax.sweeps.runner import CheckpointedGame
 from intjax.tasks.ioi import ioi_prompts
 
 ABLATIONS = {"mean": "mean", "resample": "counterfactual", "zero": "zero"}  # name -> PatchProblem source
@@ -152,13 +154,16 @@ def faithfulness_study(
     seed: int = 0,
     ablations: Sequence[str] = tuple(ABLATIONS),
     on_resample: Callable[[int], None] | None = None,
-    **values_kwargs,
+    checkpoints: Optional[str | Path] = None,
+    **sweep_kwargs,
 ) -> FaithfulnessStudy:
     """Faithfulness of `circuit` on `n_resamples` fresh IOI prompt sets (seeds seed, seed+1, …).
 
     Ablations: "mean" (per position over the resample's ABC prompts), "resample"
     (each prompt's own ABC counterfactual: same template, three fresh names),
-    "zero". Each resample is decomposed exactly (see the module doc).
+    "zero". Each resample is decomposed exactly (see the module doc). With
+    `checkpoints`, every resample × ablation is saved there as it finishes and a
+    rerun picks them up; `sweep_kwargs` go to `run_sweep` (e.g. memory_bytes).
     """
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown or not ablations:
@@ -176,7 +181,8 @@ def faithfulness_study(
         prompts = ioi_prompts(tokenizer, n_prompts, seed=seed + r, corruption="abc").prompts
         for a, name in enumerate(ablations):
             problem = build_problem(model, prompts, units, direction="noising", source=ABLATIONS[name])
-            dec = decompose(problem, k, **values_kwargs)
+            folder = Path(checkpoints) / f"resample{r}_{name}" if checkpoints else None
+            dec = decompose(CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs), k)
             fm = dec.model.mean()
             model_metric[r] = fm
             circuit_metric[a, r] = dec.circuit.mean()

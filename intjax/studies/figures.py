@@ -112,7 +112,10 @@ def visibility_scatter(nie: np.ndarray, context: np.ndarray, labels: Sequence[st
             ax.annotate(names[i], (nie[i], context[i]), fontsize=7)
     lim = float(max(np.abs(nie).max(), np.abs(context).max(), 1e-9)) * 1.1
     ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="NIE (alone)", ylabel="context effect", title=title)
+    for scale in (ax.set_xscale, ax.set_yscale):  # linear near zero, logarithmic beyond: small heads stay visible
+        scale("symlog", linthresh=lim / 100)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="NIE (alone), symlog", ylabel="context effect, symlog",
+           title=title)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)

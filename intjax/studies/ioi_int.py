@@ -77,8 +77,8 @@ def run_ioi_studies(
     """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
 
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
-    circuit discovery and the search ranking. The exhaustive search is
-    checkpointed in `checkpoints/search` when a folder is given.
+    circuit discovery and the search ranking. With `checkpoints`, every sweep is
+    saved there (remedies/, search/, faithfulness/) and a rerun resumes them.
     """
     seconds: dict[str, float] = {}
     kw = dict(memory_bytes=memory_bytes)
@@ -90,22 +90,25 @@ def run_ioi_studies(
     seconds["circuit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    ckpt = Path(checkpoints) if checkpoints else None
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
-                          ratio=options.ratio, floor=options.floor, **kw)
+                          ratio=options.ratio, floor=options.floor,
+                          checkpoints=ckpt / "remedies" if ckpt else None, **kw)
     seconds["remedies_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     strength = np.maximum(np.abs(nie_noising.mean(0)), np.abs(nie_denoising.mean(0)))
     pool = sorted(np.argsort(-strength, kind="stable")[: options.search_pool].tolist())
     problem = build_problem(model, data.prompts, heads, direction="noising")
-    game = CheckpointedGame(problem, Path(checkpoints) / "search" if checkpoints else None, quiet=quiet,
+    game = CheckpointedGame(problem, ckpt / "search" if ckpt else None, quiet=quiet,
                             desc="search (noising)", options=dict(study="search"), **kw)
     search = greedy_vs_best(game, options.search_k, pool, nie=nie_noising, beam_width=options.beam_width)
     seconds["search_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     faith = faithfulness_study(model, tokenizer, circuit, n_resamples=options.n_resamples,
-                               n_prompts=n_prompts or len(data), seed=seed, ablations=options.ablations, **kw)
+                               n_prompts=n_prompts or len(data), seed=seed, ablations=options.ablations,
+                               checkpoints=ckpt / "faithfulness" if ckpt else None, **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool],
                       names, seconds)

@@ -13,7 +13,8 @@ within an estimator the joint effect is the same for every unit: a check.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
 from intjax.studies.faithfulness import circuit_units
 from intjax.studies.visibility import DEFAULT_FLOOR, DEFAULT_RATIO, Visibility, visibility
+from intjax.sweeps.runner import CheckpointedGame
 
 ESTIMATORS = {  # name -> (direction, source)
     "noising": ("noising", "counterfactual"),
@@ -72,18 +74,21 @@ def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]]) -
 
 def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
                *, n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
-               floor: float = DEFAULT_FLOOR, **values_kwargs) -> RemedyRow:
-    """Effects of one unit kind under one estimator (see the module doc)."""
+               floor: float = DEFAULT_FLOOR, checkpoints: Optional[str | Path] = None,
+               **sweep_kwargs) -> RemedyRow:
+    """Effects of one unit kind under one estimator (see the module doc); with `checkpoints`,
+    its sweeps are saved there and a rerun resumes them."""
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
     direction, source = ESTIMATORS[estimator]
     units = unit_components(unit, model, circuit)
     problem = build_problem(model, prompts, units, direction=direction, source=source)
+    folder = Path(checkpoints) / f"{estimator.replace(' ', '_')}_{unit}" if checkpoints else None
+    game = CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs)
     n = len(units)
-    vals = problem.values(np.concatenate([np.zeros((1, n)), np.eye(n), np.ones((1, n))]), **values_kwargs)
+    vals = game.values(np.concatenate([np.zeros((1, n)), np.eye(n), np.ones((1, n))]))
     nie = (vals[1:-1] - vals[:1]).T
-    vis = visibility(problem, min(n_context, n - 1), nie=nie, scale=scale, ratio=ratio, floor=floor,
-                     **values_kwargs)
+    vis = visibility(game, min(n_context, n - 1), nie=nie, scale=scale, ratio=ratio, floor=floor)
     return RemedyRow(estimator, unit, tuple(u.name for u in units), vis, float((vals[-1] - vals[0]).mean()), nie)
 
 
