@@ -212,3 +212,31 @@ def test_faithfulness_resumes_after_a_crash(ioi_small, tmp_path):
     fresh = faithfulness_study(model, tok, CIRCUIT, **kw)
     np.testing.assert_allclose(resumed.faithfulness, fresh.faithfulness, rtol=1e-12)
     np.testing.assert_allclose(resumed.terms, fresh.terms, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_studies_on_gpt2_small_shape_use_the_wang_circuit(tmp_path, ioi_small):
+    """The GPT-2 small path end to end: random weights of GPT-2 small's shape, prompts from the
+    shipped tokenizer (its ids are valid GPT-2 ids); `auto` picks Wang et al.'s 7 classes."""
+    from conftest import save_hf_gpt2
+
+    import intjax
+    from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies
+
+    save_hf_gpt2(tmp_path, with_tokenizer=False, std=0.02, vocab_size=50257, n_positions=1024,
+                 n_embd=768, n_layer=12, n_head=12)
+    model, _ = intjax.load_model(tmp_path, tokenizer=False)
+    tok = ioi_small[1]
+    data = ioi_prompts(tok, 4, seed=0)
+    heads = parse_components("heads", model.config)
+    problems = {d: build_problem(model, data.prompts, heads, direction=d) for d in ("noising", "denoising")}
+    nies = {d: nie(p) for d, p in problems.items()}
+    te = float((problems["noising"].metric_corrupted - problems["noising"].metric_clean).mean())
+    options = IOIStudyOptions(n_resamples=2, search_pool=5, search_k=2, ablations=("mean",))
+    studies = run_ioi_studies(model, tok, data, nies["noising"], nies["denoising"], te, options, quiet=True)
+    assert len(studies.circuit) == 7 and "Wang" in studies.circuit_source
+    f = studies.faithfulness
+    assert f.terms.shape == (1, 2, 2**7)
+    np.testing.assert_allclose(sum(f.parts.values()), f.faithfulness, rtol=1e-9)
+    assert [r.k for r in studies.search] == [1, 2] and studies.search[0].method == "exhaustive"
+    assert len(studies.remedies) == 9
