@@ -215,3 +215,23 @@ def test_ioi_small_heldout_accuracy(ioi_small):
     c = p.prompts.clean[0]
     exact = np.asarray(model(jnp.asarray(c))[0])[-1]
     assert np.isclose(exact[p.prompts.target[0]] - exact[p.prompts.foil[0]], ld[0], atol=1e-4)
+
+
+def test_template_reference_pairs_each_prompt_with_its_template(tok):
+    data = ioi_prompts(tok, 12, seed=2)
+    reference, (groups, ref_groups) = ioi.template_reference(tok, data, per_template=3, seed=2)
+    assert len(groups) == 12 and len(ref_groups) == len(reference) == 3 * len(set(groups))
+    for p, g in enumerate(groups):
+        assert g == f"{data.texts[p]['kind']}{data.texts[p]['template']}"
+        members = [r for r, x in enumerate(ref_groups) if x == g]
+        assert len(members) == 3
+        # same template: same length, same non-name tokens as the prompt
+        for r in members:
+            assert len(reference.clean[r]) == len(data.prompts.clean[p])
+            pos = data.texts[p]["positions"]
+            names = {pos["IO"], pos["S1"], pos["S2"]}
+            fixed = [i for i in range(len(reference.clean[r])) if i not in names]
+            same = (reference.clean[r][fixed] == data.prompts.clean[p][fixed]).mean()
+            assert same >= 0.8  # only the place and object words may differ
+    with pytest.raises(InputError, match="template_index"):
+        ioi_prompts(tok, 2, templates="mixed", template_index=0)

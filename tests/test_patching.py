@@ -47,18 +47,20 @@ def mean_values(hf_model, token_lists, keys, d_head):
     return means
 
 
-def reference_values(hf_model, rows, components, masks, direction, source, semantics, metric="logit_diff"):
+def reference_values(hf_model, rows, components, masks, direction, source, semantics, metric="logit_diff",
+                     mean_rows=None):
+    """`mean_rows[p]`: the rows prompt p's mean source averages (default: all rows)."""
     d_head = hf_model.config.n_embd // hf_model.config.n_head
     keys = [k for c in components for k in site_keys(c)]
     base_side, src_side = ("clean_ids", "corrupted_ids") if direction == "noising" else ("corrupted_ids", "clean_ids")
-    if source == "mean":
-        mean = mean_values(hf_model, [r[src_side] for r in rows], keys, d_head)
     out = np.zeros((len(masks), len(rows)))
     for p, row in enumerate(rows):
         _, base_rec = ref.run(hf_model, row[base_side], record=True)
         if source == "counterfactual":
             _, src_rec = ref.run(hf_model, row[src_side], record=True)
         elif source == "mean":
+            averaged = rows if mean_rows is None else mean_rows[p]
+            mean = mean_values(hf_model, [r[src_side] for r in averaged], keys, d_head)
             src_rec = {k: v[: len(row[base_side])] for k, v in mean.items()}
         else:
             src_rec = {k: torch.zeros_like(v) for k, v in base_rec.items()}
@@ -99,6 +101,28 @@ def test_f_matches_one_run_per_patch_reference(tiny, tiny_model, semantics, sour
     got = evaluate(problem, masks, chunk=4)
     expected = reference_values(hf_model, rows, components, masks, direction, source, semantics)
     np.testing.assert_allclose(got, expected, atol=2e-4, rtol=1e-4)
+
+
+def test_mean_within_groups_matches_reference(tiny, tiny_model):
+    """Each prompt gets the mean over its own group of a separate reference set (per-template means)."""
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9, 7, 9), seed=4)
+    refs = prompt_rows(model.config.vocab_size, (7, 7, 9, 9, 9), seed=5)
+    groups, ref_groups = ["a", "b", "a", "b"], ["a", "a", "b", "b", "b"]
+    components = parse_components("L0H1,L1MLP,L2H3", model.config)
+    problem = build_problem(model, make_prompt_set(rows), components, source="mean",
+                            reference=make_prompt_set(refs), mean_groups=(groups, ref_groups))
+    masks = some_masks(len(components), np.random.default_rng(6))
+    mean_rows = [[r for r, g in zip(refs, ref_groups) if g == group] for group in groups]
+    expected = reference_values(tiny[1], rows, components, masks, "noising", "mean", "recompute",
+                                mean_rows=mean_rows)
+    np.testing.assert_allclose(evaluate(problem, masks), expected, atol=2e-4, rtol=1e-4)
+    with pytest.raises(InputError, match="no reference prompt is in group"):
+        build_problem(model, make_prompt_set(rows), components, source="mean", reference=make_prompt_set(refs),
+                      mean_groups=(["a", "b", "c", "b"], ref_groups))
+    with pytest.raises(InputError, match="covering every position"):  # group b's references are too short
+        build_problem(model, make_prompt_set(rows), components, source="mean", reference=make_prompt_set(refs),
+                      mean_groups=(groups, ["b", "b", "a", "a", "a"]))
 
 
 def test_whole_layers_and_mlps_match_reference(tiny, tiny_model):

@@ -237,6 +237,30 @@ def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) ->
     return out
 
 
+def _group_means(ref_acts: Activations, ref_lengths: np.ndarray, mean_groups, lengths: np.ndarray,
+                 kinds, base: Activations) -> dict:
+    """Per prompt, the mean per position over the reference prompts of its group."""
+    groups, ref_groups = (np.asarray(g) for g in mean_groups)
+    if groups.shape != lengths.shape or ref_groups.shape != ref_lengths.shape:
+        raise InputError(f"mean_groups needs one group per prompt ({len(lengths)}) and per reference prompt "
+                         f"({len(ref_lengths)}); got {groups.shape} and {ref_groups.shape}")
+    src = {k: np.zeros(getattr(base, k).shape, np.float32) for k in kinds}
+    for g in np.unique(groups):
+        rows, refs = np.flatnonzero(groups == g), np.flatnonzero(ref_groups == g)
+        if not len(refs):
+            raise InputError(f"mean_groups: no reference prompt is in group {g!r}; give reference prompts "
+                             "for every group")
+        T_g = int(lengths[rows].max())
+        sub = jax.tree.map(lambda a: a[refs], ref_acts)
+        try:
+            means = _mean_per_position(sub, ref_lengths[refs], kinds, T_g)
+        except InputError as e:
+            raise InputError(f"group {g!r}: {e}") from e
+        for k, v in means.items():
+            src[k][rows, :, :T_g] = v
+    return {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in src.items()}
+
+
 def build_problem(
     model: GPT2,
     prompts: PromptSet,
@@ -247,12 +271,15 @@ def build_problem(
     semantics: Semantics = "recompute",
     metric: str | Metric = "logit_diff",
     reference: Optional[PromptSet] = None,
+    mean_groups: Optional[tuple[Sequence, Sequence]] = None,
 ) -> PatchProblem:
     """Run the base and source prompts once and cache everything f(α) needs.
 
     noising: base = clean prompt, source = corrupted; denoising: the reverse.
     `source="mean"` averages the source side of `reference` (default: `prompts`)
-    per position; `"zero"` patches zeros.
+    per position; with `mean_groups = (group of each prompt, group of each
+    reference prompt)` each prompt gets the mean over the reference prompts of
+    its own group (e.g. its template, so positions align). `"zero"` patches zeros.
     """
     for value, allowed, what in ((direction, DIRECTIONS, "direction"), (source, SOURCES, "source"),
                                  (semantics, SEMANTICS, "semantics")):
@@ -285,9 +312,12 @@ def build_problem(
         check_vocab(ref, cfg.vocab_size, cfg.n_positions)
         ref_side = ref.corrupted if direction == "noising" else ref.clean
         ref_acts = run_model(model, pad(ref_side))
-        means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
-        src = {k: jnp.broadcast_to(jnp.asarray(v, base.resid_pre.dtype), getattr(base, k).shape)
-               for k, v in means.items()}
+        if mean_groups is None:
+            means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
+            src = {k: jnp.broadcast_to(jnp.asarray(v, base.resid_pre.dtype), getattr(base, k).shape)
+                   for k, v in means.items()}
+        else:
+            src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
     data = PromptArrays(
         last=jnp.asarray(lengths - 1),
         target=jnp.asarray(prompts.target),

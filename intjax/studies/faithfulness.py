@@ -33,7 +33,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
-from intjax.tasks.ioi import ioi_prompts
+from intjax.tasks.ioi import ioi_prompts, template_reference
 
 ABLATIONS = {"mean": "mean", "resample": "counterfactual", "zero": "zero"}  # name -> PatchProblem source
 PARTS = ("ablated", "main", "pairwise", "higher")
@@ -128,6 +128,7 @@ class FaithfulnessStudy:
     parts: dict[str, np.ndarray]  # part -> [A, R], divided by F(M): they sum to faithfulness
     terms: np.ndarray  # [A, R, 2^k] mean INT over kept classes (bit-indexed), divided by F(M)
     n_prompts: int
+    reference_per_template: int  # fresh ABC prompts per template behind the mean ablation
     seed: int  # resample r used prompt seed `seed + r`
     seconds: float
 
@@ -153,15 +154,17 @@ def faithfulness_study(
     n_prompts: int = 32,
     seed: int = 0,
     ablations: Sequence[str] = tuple(ABLATIONS),
+    reference_per_template: int = 8,
     on_resample: Callable[[int], None] | None = None,
     checkpoints: Optional[str | Path] = None,
     **sweep_kwargs,
 ) -> FaithfulnessStudy:
     """Faithfulness of `circuit` on `n_resamples` fresh IOI prompt sets (seeds seed, seed+1, …).
 
-    Ablations: "mean" (per position over the resample's ABC prompts), "resample"
-    (each prompt's own ABC counterfactual: same template, three fresh names),
-    "zero". Each resample is decomposed exactly (see the module doc). With
+    Ablations: "mean" (per position over `reference_per_template` fresh ABC
+    prompts of each prompt's own template, so positions align, as Wang et al.
+    do), "resample" (each prompt's own ABC counterfactual: same template, three
+    fresh names), "zero". Each resample is decomposed exactly (see the module doc). With
     `checkpoints`, every resample × ablation is saved there as it finishes and a
     rerun picks them up; `sweep_kwargs` go to `run_sweep` (e.g. memory_bytes).
     """
@@ -178,9 +181,14 @@ def faithfulness_study(
     terms = np.zeros((A, R, 1 << k))
     parts = {p: np.zeros((A, R)) for p in PARTS}
     for r in range(R):
-        prompts = ioi_prompts(tokenizer, n_prompts, seed=seed + r, corruption="abc").prompts
+        data = ioi_prompts(tokenizer, n_prompts, seed=seed + r, corruption="abc")
         for a, name in enumerate(ablations):
-            problem = build_problem(model, prompts, units, direction="noising", source=ABLATIONS[name])
+            mean = {}
+            if name == "mean":
+                reference, groups = template_reference(tokenizer, data, reference_per_template, seed=seed + r)
+                mean = dict(reference=reference, mean_groups=groups)
+            problem = build_problem(model, data.prompts, units, direction="noising", source=ABLATIONS[name],
+                                    **mean)
             folder = Path(checkpoints) / f"resample{r}_{name}" if checkpoints else None
             dec = decompose(CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs), k)
             fm = dec.model.mean()
@@ -192,5 +200,6 @@ def faithfulness_study(
         if on_resample is not None:
             on_resample(r)
     return FaithfulnessStudy(tuple(u.name for u in units[:-1]), tuple(ablations), model_metric, circuit_metric,
-                             circuit_metric / model_metric[None], parts, terms, n_prompts, seed,
+                             circuit_metric / model_metric[None], parts, terms, n_prompts,
+                             reference_per_template, seed,
                              time.perf_counter() - t0)

@@ -10,6 +10,7 @@ from intjax.studies import figures
 from intjax.studies.circuit import class_of, is_gpt2_small
 from intjax.studies.ioi_int import IOIStudies
 
+PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
 
 
@@ -79,8 +80,10 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         "",
         f"Faithfulness = F(C)/F(M): mean logit difference with every head outside the circuit ablated, over "
         f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
-        f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over the resample's ABC prompts), "
-        "resample (each prompt's own ABC counterfactual), zero. F(M) over resamples: "
+        f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over "
+        f"{f.reference_per_template} fresh ABC prompts of each prompt's own template, so positions align, as "
+        "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the circuit is ablated at every position, and circuit heads "
+        "are kept at every position (Wang et al. keep each class only at its positions). F(M) over resamples: "
         f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
         "",
         "![faithfulness](faithfulness.png)",
@@ -171,7 +174,8 @@ def remedies_section(studies: IOIStudies) -> str:
     return "\n".join([
         "## The remedies and where each fails",
         "",
-        "Changing the estimator (rows) or the unit (head, circuit class + `rest`, whole layer). Σ NIE is what "
+        "Changing the estimator (rows) or the unit (head, circuit class + `rest`, whole layer); mean ablation "
+        "averages each prompt's own template, as in the faithfulness study. Σ NIE is what "
         "single-unit patching attributes; joint is patching every unit together; their difference is every "
         "INT term among the units. Labels as above, context = the strongest units of that kind.",
         "",
@@ -189,14 +193,15 @@ def _remedies_reading(studies: IOIStudies) -> list[str]:
     estimators = list(dict.fromkeys(r.estimator for r in studies.remedies))
     for e in estimators:
         rows = [r for r in studies.remedies if r.estimator == e]
-        ints = ", ".join(f"{r.unit}s {abs(r.int_total):.2f}" for r in rows)
+        ints = ", ".join(f"{PLURAL[r.unit]} {abs(r.int_total):.2f}" for r in rows)
         smallest = min(rows, key=lambda r: abs(r.int_total))
-        flagged = ", ".join(f"{r.unit}s {sum(1 for lab in r.visibility.labels if lab)}/{len(r.names)}" for r in rows)
+        flagged = ", ".join(f"{PLURAL[r.unit]} {sum(1 for lab in r.visibility.labels if lab)}/{len(r.names)}"
+                            for r in rows)
         gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
         verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
                    f"there single-unit effects add up to the joint effect within {gap:.0%}")
-        lines.append(f"- {e}: |INT among units| is {ints}; it is smallest for {smallest.unit}s, and {verdict}. "
-                     f"Flagged units: {flagged}.")
+        lines.append(f"- {e}: |INT among units| is {ints}; it is smallest for {PLURAL[smallest.unit]}, "
+                     f"and {verdict}. Flagged units: {flagged}.")
     heads = {r.estimator: r for r in studies.remedies if r.unit == "head"}
     if "noising" in heads and "denoising" in heads:
         def flagged(r):

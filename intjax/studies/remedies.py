@@ -75,14 +75,16 @@ def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]]) -
 def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
                *, n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
                floor: float = DEFAULT_FLOOR, checkpoints: Optional[str | Path] = None,
-               **sweep_kwargs) -> RemedyRow:
+               mean_source: Optional[dict] = None, **sweep_kwargs) -> RemedyRow:
     """Effects of one unit kind under one estimator (see the module doc); with `checkpoints`,
-    its sweeps are saved there and a rerun resumes them."""
+    its sweeps are saved there and a rerun resumes them. `mean_source` (build_problem's
+    `reference` and `mean_groups`) sets what the mean ablation averages."""
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
     direction, source = ESTIMATORS[estimator]
     units = unit_components(unit, model, circuit)
-    problem = build_problem(model, prompts, units, direction=direction, source=source)
+    extra = (mean_source or {}) if source == "mean" else {}
+    problem = build_problem(model, prompts, units, direction=direction, source=source, **extra)
     folder = Path(checkpoints) / f"{estimator.replace(' ', '_')}_{unit}" if checkpoints else None
     game = CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs)
     n = len(units)

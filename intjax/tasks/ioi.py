@@ -265,6 +265,7 @@ def ioi_prompts(
     seed: int = 0,
     corruption: str = "abc",
     templates: str = "mixed",
+    template_index: Optional[int] = None,
     names: Optional[Sequence[str]] = None,
     places: Optional[Sequence[str]] = None,
     objects: Optional[Sequence[str]] = None,
@@ -273,7 +274,8 @@ def ioi_prompts(
 
     `corruption`: "abc" replaces the three names by three fresh distinct names;
     "s2_flip" replaces the second subject mention by the IO name (the answer
-    flips to S). `templates`: "mixed" (balanced BABA/ABBA), "BABA" or "ABBA".
+    flips to S). `templates`: "mixed" (balanced BABA/ABBA), "BABA" or "ABBA";
+    `template_index` (with "BABA" or "ABBA") uses only that template.
     `names`, `places`, `objects` restrict the word lists (default: NAMES,
     PLACES, OBJECTS); words that are not one token with a leading space are
     skipped and counted in `n_skipped`.
@@ -282,6 +284,11 @@ def ioi_prompts(
         raise InputError(f"n={n}: ask for at least one prompt")
     if corruption not in CORRUPTIONS:
         raise InputError(f"corruption={corruption!r}; choose one of {list(CORRUPTIONS)}")
+    if template_index is not None:
+        pool = {"BABA": BABA_TEMPLATES, "ABBA": ABBA_TEMPLATES}.get(str(templates).upper())
+        if pool is None or not 0 <= template_index < len(pool):
+            raise InputError(f"template_index={template_index} needs templates='BABA' or 'ABBA' and an index "
+                             f"in 0..{len(BABA_TEMPLATES) - 1}")
     rng = np.random.default_rng(seed)
     name_list, name_ids, skip_n = single_token_words(tokenizer, NAMES if names is None else names)
     place_list, place_ids, skip_p = single_token_words(tokenizer, PLACES if places is None else places)
@@ -326,7 +333,7 @@ def ioi_prompts(
     texts: list[dict[str, Any]] = []
     clean_ids, corr_ids, targets, foils = [], [], [], []
     for kind in kinds:
-        t = int(rng.integers(len(by_kind[kind])))
+        t = int(rng.integers(len(by_kind[kind]))) if template_index is None else template_index
         pieces = parsed[kind][t]
         io, s = (str(x) for x in rng.choice(name_list, 2, replace=False))
         place = str(place_list[rng.integers(len(place_list))])
@@ -357,6 +364,25 @@ def ioi_prompts(
         np.asarray(targets, np.int64), np.asarray(foils, np.int64),
     )
     return IOIPrompts(prompts, texts, len(skipped), skipped)
+
+
+def template_reference(tokenizer: Any, data: IOIPrompts, per_template: int = 8, *, seed: int = 0,
+                       corruption: str = "abc") -> tuple[PromptSet, tuple[list[str], list[str]]]:
+    """Fresh prompts (`per_template` for each template `data` uses) for per-template mean
+    ablation, and the `mean_groups` that pair each prompt of `data` with its template's."""
+    keys = [f"{t['kind']}{t['template']}" for t in data.texts]
+    clean, corrupted, target, foil, ref_keys = [], [], [], [], []
+    for key in dict.fromkeys(keys):
+        kind, index = key[:4], int(key[4:])
+        ref_seed = int(np.random.SeedSequence([seed, TEMPLATE_KINDS.index(kind), index]).generate_state(1)[0])
+        ref = ioi_prompts(tokenizer, per_template, seed=ref_seed, corruption=corruption, templates=kind,
+                          template_index=index).prompts
+        clean += ref.clean
+        corrupted += ref.corrupted
+        target.append(ref.target), foil.append(ref.foil)
+        ref_keys += [key] * per_template
+    reference = PromptSet(tuple(clean), tuple(corrupted), np.concatenate(target), np.concatenate(foil))
+    return reference, (keys, ref_keys)
 
 
 def _check_alignment(tokenizer: Any, texts: list[dict], clean_ids: list, corr_ids: list) -> None:
