@@ -125,7 +125,8 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     studies = IOIStudyOptions(circuit=args.circuit, n_resamples=args.resamples, search_pool=args.search_pool,
-                              search_k=args.search_k)
+                              search_k=args.search_k, positional={"auto": None, "on": True, "off": False}[
+                                  args.positional])
     options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
                                  memory_gb=args.memory_gb, quiet=args.quiet, studies=studies)
     if args.smoke:
@@ -148,6 +149,9 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     g.add_argument("--circuit", default="auto",
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
                         "file {class: [heads]}")
+    g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
+                   help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
+                        "auto: only for Wang et al.'s circuit")
     g.add_argument("--resamples", type=int, default=20, help="fresh prompt sets for the faithfulness spread")
     g.add_argument("--search-pool", type=int, default=12,
                    help="candidate heads for the best k-set (exhaustive up to 24, beam search beyond)")

@@ -11,7 +11,7 @@ import torch
 
 
 def _sel(kind, head, pos, d_head):
-    t = slice(None) if pos is None else pos
+    t = slice(None) if pos is None else list(pos) if isinstance(pos, tuple) else pos  # tuple: several positions
     if kind == "z" and head is not None:
         return (0, t, slice(head * d_head, (head + 1) * d_head))
     return (0, t)

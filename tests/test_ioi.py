@@ -129,7 +129,15 @@ def test_restrict_rows_and_jsonl(tok, tmp_path):
     path = p.write_jsonl(tmp_path / "PROMPTS.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert set(rows[0]) == {"clean", "corrupted", "target", "foil",
-                            "clean_ids", "corrupted_ids", "target_id", "foil_id"}
+                            "clean_ids", "corrupted_ids", "target_id", "foil_id", "positions"}
+    for r, t in zip(rows, p.texts):  # the named positions hold the names they name
+        pos = r["positions"]
+        assert pos["S1next"] == pos["S1"] + 1 and set(pos) == {"IO", "S1", "S2", "S1next"}
+        assert r["clean_ids"][pos["IO"]] == r["target_id"] and r["clean_ids"][pos["S2"]] == r["foil_id"]
+        assert r["clean_ids"][pos["S1"]] == r["foil_id"]
+        assert all(pos[k] == t["positions"][k] for k in ("IO", "S1", "S2"))
+    from_ids = make_prompt_set(rows)
+    assert all(np.array_equal(from_ids.positions[k], p.prompts.positions[k]) for k in p.prompts.positions)
     from_text = make_prompt_set([{k: r[k] for k in ("clean", "corrupted", "target", "foil")}
                                  for r in rows], tok)
     assert np.array_equal(from_text.target, p.prompts.target)

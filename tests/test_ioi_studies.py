@@ -235,8 +235,34 @@ def test_studies_on_gpt2_small_shape_use_the_wang_circuit(tmp_path, ioi_small):
     options = IOIStudyOptions(n_resamples=2, search_pool=5, search_k=2, ablations=("mean",))
     studies = run_ioi_studies(model, tok, data, nies["noising"], nies["denoising"], te, options, quiet=True)
     assert len(studies.circuit) == 7 and "Wang" in studies.circuit_source
+    from intjax.tasks.ioi import CLASS_POSITIONS
+    assert studies.faithfulness.class_positions == CLASS_POSITIONS  # Wang's circuit: classes at their positions
     f = studies.faithfulness
     assert f.terms.shape == (1, 2, 2**7)
     np.testing.assert_allclose(sum(f.parts.values()), f.faithfulness, rtol=1e-9)
     assert [r.k for r in studies.search] == [1, 2] and studies.search[0].method == "exhaustive"
     assert len(studies.remedies) == 9
+
+
+def test_positional_faithfulness_matches_hf(ioi_small, hf_ioi_small, data):
+    """Classes kept only at their positions (movers and inhibition at END, as Wang et al. do):
+    every other head, and the circuit heads at every other position, zeroed in torch."""
+    model, tok = ioi_small
+    where = {"movers": "END", "inhibition": "END"}
+    units = circuit_units(CIRCUIT, model, where)
+    assert units[0].members == ("L0H1@END", "L2H0@END", "L3H2@END") and "L1H0@~END" in units[-1].members
+    study = faithfulness_study(model, tok, CIRCUIT, n_resamples=2, n_prompts=6, seed=0, ablations=("zero",),
+                               class_positions=where)
+    inside = {x for v in CIRCUIT.values() for x in v}
+    ref = []
+    for c, t, f in zip(data.prompts.clean, data.prompts.target, data.prompts.foil):
+        replace = {}
+        for h in parse_components("heads", model.config):
+            layer, head = h.sites[0].layer, h.sites[0].head
+            pos = None if h.name not in inside else tuple(range(len(c) - 1))  # all but END
+            replace[("z", layer, head, pos)] = lambda v, k: v * 0
+        ref.append(_hf_logit_diff(hf_ioi_small, c, t, f, replace))
+    assert study.circuit_metric[0, 0] == pytest.approx(np.mean(ref), abs=1e-3)
+    # keeping the circuit everywhere keeps more of the model than keeping it at END only
+    everywhere = faithfulness_study(model, tok, CIRCUIT, n_resamples=2, n_prompts=6, seed=0, ablations=("zero",))
+    assert everywhere.circuit_metric[0, 0] != pytest.approx(study.circuit_metric[0, 0], abs=1e-3)

@@ -125,6 +125,55 @@ def test_mean_within_groups_matches_reference(tiny, tiny_model):
                       mean_groups=(groups, ["b", "b", "a", "a", "a"]))
 
 
+def _resolved(component, row):
+    """The component with role positions replaced by this prompt's indices (a tuple for ~ROLE)."""
+    import dataclasses
+
+    roles = {"END": len(row["clean_ids"]) - 1, **row["positions"]}
+
+    def where(pos):
+        if not isinstance(pos, str):
+            return pos
+        if pos.startswith("~"):
+            return tuple(i for i in range(len(row["clean_ids"])) if i != roles[pos[1:]])
+        return roles[pos]
+    return dataclasses.replace(component, sites=tuple(dataclasses.replace(s, pos=where(s.pos))
+                                                      for s in component.sites))
+
+
+@pytest.mark.parametrize("semantics", ["recompute", "frozen"])
+def test_role_positions_match_reference(tiny, tiny_model, semantics):
+    """`L0H1@S2` patches each prompt at its own S2; `@~X` everywhere but X; END is the last token."""
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9, 8), seed=7)
+    for row, (s2, x) in zip(rows, [(2, 5), (6, 3), (4, 7)]):
+        row["positions"] = {"S2": s2, "X": x}
+    components = parse_components("L0H1@S2,L1H2@~X,L2MLP@END,L1RESID@S2,grp=L0H0@X+L2H3@S2", model.config)
+    problem = build_problem(model, make_prompt_set(rows), components, semantics=semantics)
+    masks = some_masks(len(components), np.random.default_rng(8))
+    got = evaluate(problem, masks)
+    for p, row in enumerate(rows):
+        expected = reference_values(tiny[1], [row], [_resolved(c, row) for c in components], masks,
+                                    "noising", "counterfactual", semantics)
+        np.testing.assert_allclose(got[:, p], expected[:, 0], atol=2e-4, rtol=1e-4)
+
+
+def test_role_position_errors(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9), seed=7)
+    with pytest.raises(InputError, match="positions"):  # no prompt names S2
+        build_problem(model, make_prompt_set(rows), parse_components("L0H1@S2", model.config))
+    rows[0]["positions"], rows[1]["positions"] = {"S2": 3}, {"IO": 3}
+    with pytest.raises(InputError, match="same roles"):
+        make_prompt_set(rows)
+    rows[1]["positions"] = {"S2": 9}
+    with pytest.raises(InputError, match="token indices"):
+        make_prompt_set(rows)
+    with pytest.raises(InputError, match="share sites"):  # L0H1@S2 lies inside L0H1
+        rows[1]["positions"] = {"S2": 4}
+        build_problem(model, make_prompt_set(rows), parse_components("L0H1,x=L0H1@S2", model.config))
+
+
 def test_whole_layers_and_mlps_match_reference(tiny, tiny_model):
     model, _ = tiny_model
     rows = prompt_rows(model.config.vocab_size, (6, 6))

@@ -2,6 +2,8 @@
 
     L9H6        head 6 of layer 9, all positions      (site z[9, :, 6])
     L9H6@14     the same head at position 14 only
+    L9H6@S2     ... at the prompt's position named S2 (a role; its index may differ per prompt)
+    L9H6@~S2    ... at every position except S2
     L3MLP       MLP output of layer 3                 (site mlp_out[3, :])
     L3MLP@14    ... at position 14 only
     L5RESID@14  residual stream before layer 5 at position 14 (site resid_pre[5, 14])
@@ -26,9 +28,10 @@ SITE_KINDS: tuple[SiteKind, ...] = ("resid_pre", "z", "mlp_out")
 
 FORMS = (
     "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}MLP, L{layer}MLP@{pos}, "
-    "L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., or the shortcuts heads, mlps, layers"
+    "L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., or the shortcuts heads, mlps, layers; "
+    "{pos} is an index, a role the prompts name (END, S2, ...) or ~ROLE (every position but ROLE)"
 )
-_ATOM = re.compile(r"^L(\d+)(?:H(\d+)|(MLP)|(RESID)|(ATTN))(?:@(\d+))?$")
+_ATOM = re.compile(r"^L(\d+)(?:H(\d+)|(MLP)|(RESID)|(ATTN))(?:@(\d+|~?[A-Za-z][A-Za-z0-9_]*))?$")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -38,7 +41,7 @@ class Site:
     kind: SiteKind
     layer: int
     head: Optional[int] = None  # z only; None = every head of the layer
-    pos: Optional[int] = None  # None = every position
+    pos: Optional[int | str] = None  # None = every position; "ROLE" / "~ROLE" = a named position / all but it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _atom(text: str, config: GPT2Config) -> Component:
         raise InputError(f"cannot parse component {text!r}; valid forms: {FORMS}")
     layer, head, mlp, resid, attn, pos = m.groups()
     layer = int(layer)
-    pos = None if pos is None else int(pos)
+    pos = int(pos) if pos is not None and pos.isdigit() else pos
     if layer >= config.n_layers:
         raise InputError(f"component {text!r}: layer {layer} is out of range 0..{config.n_layers - 1}")
     if head is not None:
@@ -84,7 +87,7 @@ def _atom(text: str, config: GPT2Config) -> Component:
         if pos is None:
             raise InputError(f"component {text!r}: a residual needs a position, e.g. L{layer}RESID@3")
         site = Site("resid_pre", layer, None, pos)
-    if pos is not None and pos >= config.n_positions:
+    if isinstance(pos, int) and pos >= config.n_positions:
         raise InputError(f"component {text!r}: position {pos} is beyond n_positions={config.n_positions}")
     return Component(text, (site,))
 

@@ -45,6 +45,7 @@ class PromptArrays(NamedTuple):
     resid_mid: Float[Array, "P L T D"]  # base resid_mid: a run whose first edit is an MLP starts here
     base_sites: dict  # kind -> [P, L, T, ...] base values (frozen semantics pins to them)
     source: dict  # kind -> [P, L, T, ...] values patched in
+    indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
 
 
 class PatchProblem(eqx.Module):
@@ -52,7 +53,7 @@ class PatchProblem(eqx.Module):
 
     model: GPT2
     data: PromptArrays
-    indicator: dict  # kind -> [n, L, T] or [n, L, T, H]: which sites component i owns
+    indicator: dict  # kind -> [n, L, T] or [n, L, T, H]: which sites component i owns ({} if per prompt)
     metric_clean: Float[Array, " P"]
     metric_corrupted: Float[Array, " P"]
     components: tuple[Component, ...] = eqx.field(static=True)
@@ -110,7 +111,7 @@ class PatchProblem(eqx.Module):
             return a if layer is None else a[layer]
 
         edits = {}
-        for kind, ind in self.indicator.items():
+        for kind, ind in (d.indicator or self.indicator).items():  # per prompt when positions are roles
             ind = ind if layer is None else ind[:, layer]
             mask = jnp.tensordot(alpha.astype(ind.dtype), ind, axes=1)
             if self.semantics == "frozen":
@@ -195,29 +196,45 @@ def _run_model(model: GPT2, tokens):
     return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True)[1])(tokens)
 
 
-def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int) -> dict:
+def _site_positions(pos, roles: dict[str, np.ndarray], p: int, T: int):
+    """The token indices a site's `pos` means in prompt p (an index, a slice or a boolean mask)."""
+    if pos is None:
+        return slice(None)
+    if isinstance(pos, str):
+        where = int(roles[pos.lstrip("~")][p])
+        return np.arange(T) != where if pos.startswith("~") else where
+    return pos
+
+
+def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int,
+                roles: dict[str, np.ndarray]) -> tuple[dict, bool]:
+    """Which sites each component owns: kind -> [n, L, T, ...], or [P, n, L, T, ...] (and
+    True) when some component names a role position, whose index differs per prompt."""
     shapes = {"z": (L, T, H), "mlp_out": (L, T), "resid_pre": (L, T)}
+    per_prompt = any(isinstance(s.pos, str) for c in components for s in c.sites)
+    P = len(next(iter(roles.values()))) if per_prompt else 1
     out = {}
     for kind in kinds:
-        ind = np.zeros((len(components), *shapes[kind]), np.float32)
-        for i, comp in enumerate(components):
-            for s in comp.sites:
-                if s.kind != kind:
-                    continue
-                pos = slice(None) if s.pos is None else s.pos
-                if kind == "z":
-                    ind[i, s.layer, pos, slice(None) if s.head is None else s.head] = 1
-                else:
-                    ind[i, s.layer, pos] = 1
-        overlap = ind.sum(0) > 1
+        ind = np.zeros((P, len(components), *shapes[kind]), np.float32)
+        for p in range(P):
+            for i, comp in enumerate(components):
+                for s in comp.sites:
+                    if s.kind != kind:
+                        continue
+                    pos = _site_positions(s.pos, roles, p, T)
+                    if kind == "z":
+                        ind[p, i, s.layer, pos, slice(None) if s.head is None else s.head] = 1
+                    else:
+                        ind[p, i, s.layer, pos] = 1
+        overlap = ind.sum(1) > 1
         if overlap.any():
-            owners = [c.name for i, c in enumerate(components) if (ind[i] * overlap).any()]
+            owners = [c.name for i, c in enumerate(components) if (ind[:, i] * overlap).any()]
             raise InputError(
                 f"components {owners} share sites (a site may belong to one component); "
                 "remove the duplicates or merge them into one group"
             )
-        out[kind] = ind
-    return out
+        out[kind] = ind if per_prompt else ind[0]
+    return out, per_prompt
 
 
 def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) -> dict:
@@ -292,9 +309,15 @@ def build_problem(
     check_vocab(prompts, cfg.vocab_size, cfg.n_positions)
     lengths = prompts.lengths
     T = int(lengths.max())
+    roles = prompts.roles
     for comp in components:
         for s in comp.sites:
-            if s.pos is not None and s.pos >= lengths.min():
+            if isinstance(s.pos, str) and s.pos.lstrip("~") not in roles:
+                raise InputError(
+                    f"component {comp.name} patches position {s.pos.lstrip('~')!r}, but the prompts name only "
+                    f"{sorted(roles)}; give each prompt line \"positions\": {{\"{s.pos.lstrip('~')}\": index}}"
+                )
+            if isinstance(s.pos, int) and s.pos >= lengths.min():
                 raise InputError(
                     f"component {comp.name} patches position {s.pos}, but the shortest prompt "
                     f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
@@ -327,9 +350,12 @@ def build_problem(
         resid_mid=base.resid_mid,
         base_sites={k: getattr(base, k) for k in kinds},
         source=src,
+        indicator={},
     )
-    indicator = {k: jnp.asarray(v, base.resid_pre.dtype)
-                 for k, v in _indicators(components, kinds, cfg.n_layers, T, cfg.n_heads).items()}
+    indicator, per_prompt = _indicators(components, kinds, cfg.n_layers, T, cfg.n_heads, roles)
+    indicator = {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in indicator.items()}
+    if per_prompt:
+        data, indicator = data._replace(indicator=indicator), {}
     problem = PatchProblem(
         model=model, data=data, indicator=indicator,
         metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),

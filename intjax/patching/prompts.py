@@ -1,4 +1,5 @@
-"""Prompt pairs (clean, corrupted) with the target and foil tokens the metric reads."""
+"""Prompt pairs (clean, corrupted) with the target and foil tokens the metric reads, and
+named positions (roles such as S2 or END) that may sit at a different index in each prompt."""
 
 from __future__ import annotations
 
@@ -20,9 +21,23 @@ class PromptSet:
     corrupted: tuple[np.ndarray, ...]
     target: np.ndarray  # [P] int
     foil: np.ndarray  # [P] int
+    positions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # role -> [P] index
+
+    def __post_init__(self) -> None:
+        lengths = self.lengths
+        for role, where in self.positions.items():
+            where = np.asarray(where)
+            if where.shape != lengths.shape or (where < 0).any() or (where >= lengths).any():
+                raise InputError(f"position {role!r} must give one index inside each prompt "
+                                 f"(0..length−1) for all {len(lengths)} prompts")
 
     def __len__(self) -> int:
         return len(self.clean)
+
+    @property
+    def roles(self) -> dict[str, np.ndarray]:
+        """Named positions per prompt, `role -> [P]`, with END (the last token) always present."""
+        return {"END": self.lengths - 1, **{k: np.asarray(v) for k, v in self.positions.items()}}
 
     @property
     def lengths(self) -> np.ndarray:
@@ -34,7 +49,20 @@ class PromptSet:
         return PromptSet(
             tuple(self.clean[i] for i in idx), tuple(self.corrupted[i] for i in idx),
             self.target[list(idx)], self.foil[list(idx)],
+            {k: np.asarray(v)[list(idx)] for k, v in self.positions.items()},
         )
+
+
+def concat_prompt_sets(sets: Sequence[PromptSet]) -> PromptSet:
+    """One PromptSet holding every pair of `sets`, in order (they must name the same roles)."""
+    roles = [set(s.positions) for s in sets]
+    if any(r != roles[0] for r in roles):
+        raise InputError(f"cannot join prompt sets that name different positions: {[sorted(r) for r in roles]}")
+    return PromptSet(
+        tuple(c for s in sets for c in s.clean), tuple(x for s in sets for x in s.corrupted),
+        np.concatenate([s.target for s in sets]), np.concatenate([s.foil for s in sets]),
+        {k: np.concatenate([s.positions[k] for s in sets]) for k in roles[0]},
+    )
 
 
 def _single_token(tokenizer, text: str, where: str) -> int:
@@ -49,8 +77,9 @@ def _single_token(tokenizer, text: str, where: str) -> int:
 
 def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str = "prompts") -> PromptSet:
     """Build a PromptSet from dicts with `clean_ids`/`corrupted_ids`/`target_id`/`foil_id`
-    or `clean`/`corrupted`/`target`/`foil` text (needs `tokenizer`)."""
-    clean, corrupted, target, foil = [], [], [], []
+    or `clean`/`corrupted`/`target`/`foil` text (needs `tokenizer`), and optionally
+    `positions`: {role: token index} (the same roles on every line)."""
+    clean, corrupted, target, foil, positions = [], [], [], [], []
     for n, row in enumerate(rows, start=1):
         where = f"{source} line {n}"
         try:
@@ -76,10 +105,17 @@ def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str 
             )
         if len(c) == 0:
             raise InputError(f"{where}: empty prompt")
-        clean.append(c), corrupted.append(x), target.append(t), foil.append(f)
+        roles = row.get("positions", {})
+        if positions and set(roles) != set(positions[0]):
+            raise InputError(f"{where}: positions {sorted(roles)} differ from line 1's {sorted(positions[0])}; "
+                             "give every line the same roles")
+        if not all(isinstance(v, int) and 0 <= v < len(c) for v in roles.values()):
+            raise InputError(f"{where}: positions {roles} must be token indices in 0..{len(c) - 1}")
+        clean.append(c), corrupted.append(x), target.append(t), foil.append(f), positions.append(roles)
     if not clean:
         raise InputError(f"{source} holds no prompts")
-    return PromptSet(tuple(clean), tuple(corrupted), np.array(target), np.array(foil))
+    by_role = {k: np.array([p[k] for p in positions]) for k in positions[0]}
+    return PromptSet(tuple(clean), tuple(corrupted), np.array(target), np.array(foil), by_role)
 
 
 def read_prompts(path: str | Path, tokenizer=None) -> PromptSet:

@@ -98,8 +98,14 @@ def variance_shares(total: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str
     return {k: float(np.mean((total - total.mean()) * (p - np.mean(p))) / var) for k, p in parts.items()}
 
 
-def circuit_units(circuit: dict[str, Sequence[str]], model: GPT2) -> list[Component]:
-    """One group per circuit class, then `rest`: every head outside the circuit."""
+def circuit_units(circuit: dict[str, Sequence[str]], model: GPT2,
+                  positions: Optional[dict[str, str]] = None) -> list[Component]:
+    """One group per circuit class, then `rest`: every head outside the circuit.
+
+    With `positions` ({class: role}, e.g. tasks.ioi.CLASS_POSITIONS), a class
+    keeps its heads only at its role position (`L9H6@END`) and `rest` also holds
+    those heads at every other position (`L9H6@~END`), as Wang et al. do.
+    """
     heads = parse_components("heads", model.config)
     inside = [h for members in circuit.values() for h in members]
     unknown = sorted(set(inside) - {h.name for h in heads})
@@ -108,12 +114,17 @@ def circuit_units(circuit: dict[str, Sequence[str]], model: GPT2) -> list[Compon
                          f"({model.config.n_layers} layers × {model.config.n_heads} heads)")
     if len(set(inside)) != len(inside):
         raise InputError("a head is listed in two circuit classes; each head belongs to one class")
-    by_name = {h.name: h for h in heads}
-    rest = [h for h in heads if h.name not in set(inside)]
+    positions = positions or {}
+    rest = [h.name for h in heads if h.name not in set(inside)]
+    rest += [f"{h}@~{positions[cls]}" for cls, members in circuit.items() if cls in positions for h in members]
     if not rest:
         raise InputError("the circuit holds every head: nothing is left to ablate")
-    units = [group(name, [by_name[h] for h in members]) for name, members in circuit.items() if members]
-    return units + [group("rest", rest)]
+
+    def atoms(names):
+        return parse_components(names, model.config)
+    units = [group(cls, atoms([f"{h}@{positions[cls]}" if cls in positions else h for h in members]))
+             for cls, members in circuit.items() if members]
+    return units + [group("rest", atoms(rest))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +140,7 @@ class FaithfulnessStudy:
     terms: np.ndarray  # [A, R, 2^k] mean INT over kept classes (bit-indexed), divided by F(M)
     n_prompts: int
     reference_per_template: int  # fresh ABC prompts per template behind the mean ablation
+    class_positions: Optional[dict[str, str]]  # class -> the role position it is kept at (None: everywhere)
     seed: int  # resample r used prompt seed `seed + r`
     seconds: float
 
@@ -155,6 +167,7 @@ def faithfulness_study(
     seed: int = 0,
     ablations: Sequence[str] = tuple(ABLATIONS),
     reference_per_template: int = 8,
+    class_positions: Optional[dict[str, str]] = None,
     on_resample: Callable[[int], None] | None = None,
     checkpoints: Optional[str | Path] = None,
     **sweep_kwargs,
@@ -164,7 +177,8 @@ def faithfulness_study(
     Ablations: "mean" (per position over `reference_per_template` fresh ABC
     prompts of each prompt's own template, so positions align, as Wang et al.
     do), "resample" (each prompt's own ABC counterfactual: same template, three
-    fresh names), "zero". Each resample is decomposed exactly (see the module doc). With
+    fresh names), "zero". `class_positions` keeps each class only at its role
+    position (see `circuit_units`). Each resample is decomposed exactly (see the module doc). With
     `checkpoints`, every resample × ablation is saved there as it finishes and a
     rerun picks them up; `sweep_kwargs` go to `run_sweep` (e.g. memory_bytes).
     """
@@ -174,7 +188,7 @@ def faithfulness_study(
     if n_resamples < 2:
         raise InputError(f"n_resamples={n_resamples}: a spread needs at least 2 resamples")
     t0 = time.perf_counter()
-    units = circuit_units(circuit, model)
+    units = circuit_units(circuit, model, class_positions)
     k = len(units) - 1
     A, R = len(ablations), n_resamples
     model_metric, circuit_metric = np.zeros(R), np.zeros((A, R))
@@ -201,5 +215,5 @@ def faithfulness_study(
             on_resample(r)
     return FaithfulnessStudy(tuple(u.name for u in units[:-1]), tuple(ablations), model_metric, circuit_metric,
                              circuit_metric / model_metric[None], parts, terms, n_prompts,
-                             reference_per_template, seed,
+                             reference_per_template, class_positions, seed,
                              time.perf_counter() - t0)

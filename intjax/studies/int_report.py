@@ -44,9 +44,10 @@ def write_figures(studies: IOIStudies, out: Path) -> dict[str, Path]:
 
 def circuit_section(studies: IOIStudies) -> str:
     """The circuit the studies use."""
-    rows = [(cls, ", ".join(heads)) for cls, heads in studies.circuit.items()]
+    where = studies.faithfulness.class_positions or {}
+    rows = [(cls, ", ".join(heads), where.get(cls, "every position")) for cls, heads in studies.circuit.items()]
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
-                      _table(rows, ("class", "heads")), ""])
+                      _table(rows, ("class", "heads", "kept at")), ""])
 
 
 def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
@@ -71,6 +72,9 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
     top = [b for b in np.argsort(-np.abs(mean_terms)) if sizes[b] >= 2][:6]
     term_rows = [("+".join(f.classes[i] for i in range(k) if b >> i & 1), f"{mean_terms[b]:+.3f}",
                   f"{f.terms[0, :, b].std():.3f}") for b in top]
+    positions_text = ("circuit heads are kept only at their class's position (table above) and ablated "
+                      "elsewhere, as Wang et al. do." if f.class_positions else
+                      "circuit heads are kept at every position.")
     reference = (f"For GPT-2 small the published reference is {WANG_2022}; this run's F(M) is "
                  f"{f.model_metric.mean():.2f}." if gpt2_small else
                  f"(For real GPT-2 small, Wang et al. report {WANG_2022}; `intjax ioi --model gpt2` runs the "
@@ -82,8 +86,8 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
         f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over "
         f"{f.reference_per_template} fresh ABC prompts of each prompt's own template, so positions align, as "
-        "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the circuit is ablated at every position, and circuit heads "
-        "are kept at every position (Wang et al. keep each class only at its positions). F(M) over resamples: "
+        "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the circuit is ablated at every position; "
+        f"{positions_text} F(M) over resamples: "
         f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
         "",
         "![faithfulness](faithfulness.png)",

@@ -22,7 +22,7 @@ from intjax.studies.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.studies.remedies import RemedyRow, remedies_table
 from intjax.studies.search import SearchRow, greedy_vs_best
 from intjax.sweeps.runner import CheckpointedGame
-from intjax.tasks.ioi import IOIPrompts, template_reference
+from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,9 @@ class IOIStudyOptions:
     n_resamples: int = 20  # fresh prompt sets for the faithfulness spread
     ablations: tuple[str, ...] = ("mean", "resample", "zero")
     reference_per_template: int = 8  # fresh ABC prompts per template for the mean ablation
+    # keep each class only at its position (tasks.ioi.CLASS_POSITIONS), as Wang et al.; None: only for
+    # Wang et al.'s own circuit (a discovered circuit's classes say nothing about positions)
+    positional: Optional[bool] = None
     search_pool: int = 12  # candidates (strongest heads); ≤ 24 is exhaustive, more is beam search
     search_k: int = 6
     beam_width: int = 16
@@ -93,9 +96,12 @@ def run_ioi_studies(
     t0 = time.perf_counter()
     ckpt = Path(checkpoints) if checkpoints else None
     reference, groups = template_reference(tokenizer, data, options.reference_per_template, seed=seed)
+    positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
+    positions = CLASS_POSITIONS if positional else None
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
                           ratio=options.ratio, floor=options.floor, mean_source=dict(reference=reference,
                                                                                      mean_groups=groups),
+                          class_positions=positions,
                           checkpoints=ckpt / "remedies" if ckpt else None, **kw)
     seconds["remedies_s"] = time.perf_counter() - t0
 
@@ -111,7 +117,7 @@ def run_ioi_studies(
     t0 = time.perf_counter()
     faith = faithfulness_study(model, tokenizer, circuit, n_resamples=options.n_resamples,
                                n_prompts=n_prompts or len(data), seed=seed, ablations=options.ablations,
-                               reference_per_template=options.reference_per_template,
+                               reference_per_template=options.reference_per_template, class_positions=positions,
                                checkpoints=ckpt / "faithfulness" if ckpt else None, **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool],

@@ -61,12 +61,14 @@ class RemedyRow:
         return [self.names[i] for i in self.visibility.flagged(label)]
 
 
-def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]]) -> list[Component]:
-    """The components of a unit kind: every head, the circuit's classes plus `rest`, or every layer."""
+def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]],
+                    class_positions: Optional[dict[str, str]] = None) -> list[Component]:
+    """The components of a unit kind: every head, the circuit's classes plus `rest` (see
+    `circuit_units` for `class_positions`), or every layer."""
     if unit == "head":
         return parse_components("heads", model.config)
     if unit == "class":
-        return circuit_units(circuit, model)
+        return circuit_units(circuit, model, class_positions)
     if unit == "layer":
         return parse_components("layers", model.config)
     raise InputError(f"unknown unit {unit!r}; choose one of {list(UNITS)}")
@@ -75,14 +77,15 @@ def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]]) -
 def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
                *, n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
                floor: float = DEFAULT_FLOOR, checkpoints: Optional[str | Path] = None,
-               mean_source: Optional[dict] = None, **sweep_kwargs) -> RemedyRow:
+               mean_source: Optional[dict] = None, class_positions: Optional[dict[str, str]] = None,
+               **sweep_kwargs) -> RemedyRow:
     """Effects of one unit kind under one estimator (see the module doc); with `checkpoints`,
     its sweeps are saved there and a rerun resumes them. `mean_source` (build_problem's
     `reference` and `mean_groups`) sets what the mean ablation averages."""
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
     direction, source = ESTIMATORS[estimator]
-    units = unit_components(unit, model, circuit)
+    units = unit_components(unit, model, circuit, class_positions)
     extra = (mean_source or {}) if source == "mean" else {}
     problem = build_problem(model, prompts, units, direction=direction, source=source, **extra)
     folder = Path(checkpoints) / f"{estimator.replace(' ', '_')}_{unit}" if checkpoints else None

@@ -27,7 +27,7 @@ def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) 
     d = problem.data
     return dict(
         model=hash_arrays(problem.model),
-        prompts=hash_arrays(d.last, d.target, d.foil, d.resid_start),
+        prompts=hash_arrays(d.last, d.target, d.foil, d.resid_start, d.indicator),
         sources=hash_arrays(d.source),
         masks=hash_arrays(np.asarray(masks)),
         components=[c.spec for c in problem.components],

@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.patching.prompts import PromptSet
+from intjax.patching.prompts import PromptSet, concat_prompt_sets
 
 # ---------------------------------------------------------------------------
 # Word lists (every entry is used with a leading space: " Mary", " store").
@@ -132,6 +132,10 @@ GPT2_SMALL_IOI_CIRCUIT: dict[str, list[str]] = {
     "duplicate_token": ["L0H1", "L0H10", "L3H0"],
     "previous_token": ["L2H2", "L4H11"],
 }
+CLASS_POSITIONS: dict[str, str] = {  # where each class acts (Wang et al. 2022, Sec. 3); roles of ioi_prompts
+    "name_mover": "END", "backup_name_mover": "END", "negative_name_mover": "END", "s_inhibition": "END",
+    "induction": "S2", "duplicate_token": "S2", "previous_token": "S1next",
+}
 GPT2_SMALL_IOI_CIRCUIT_SOURCE = (
     "Wang, Variengien, Conmy, Shlegeris, Steinhardt (2022), 'Interpretability in the Wild: "
     "a Circuit for Indirect Object Identification in GPT-2 small', arXiv:2211.00593, "
@@ -213,6 +217,7 @@ class IOIPrompts:
                 "target": t["target"], "foil": t["foil"],
                 "clean_ids": [int(i) for i in c], "corrupted_ids": [int(i) for i in x],
                 "target_id": int(tid), "foil_id": int(fid),
+                "positions": {k: int(v[len(out)]) for k, v in self.prompts.positions.items()},
             })
         return out
 
@@ -358,10 +363,12 @@ def ioi_prompts(
         targets.append(name_ids[io]), foils.append(name_ids[s])
 
     _check_alignment(tokenizer, texts, clean_ids, corr_ids)
+    roles = {role: np.array([t["positions"][role] for t in texts]) for role in ("IO", "S1", "S2")}
     prompts = PromptSet(
         tuple(np.asarray(c, np.int32) for c in clean_ids),
         tuple(np.asarray(x, np.int32) for x in corr_ids),
         np.asarray(targets, np.int64), np.asarray(foils, np.int64),
+        {**roles, "S1next": roles["S1"] + 1},  # END is every PromptSet's last token
     )
     return IOIPrompts(prompts, texts, len(skipped), skipped)
 
@@ -371,17 +378,14 @@ def template_reference(tokenizer: Any, data: IOIPrompts, per_template: int = 8, 
     """Fresh prompts (`per_template` for each template `data` uses) for per-template mean
     ablation, and the `mean_groups` that pair each prompt of `data` with its template's."""
     keys = [f"{t['kind']}{t['template']}" for t in data.texts]
-    clean, corrupted, target, foil, ref_keys = [], [], [], [], []
+    parts, ref_keys = [], []
     for key in dict.fromkeys(keys):
         kind, index = key[:4], int(key[4:])
         ref_seed = int(np.random.SeedSequence([seed, TEMPLATE_KINDS.index(kind), index]).generate_state(1)[0])
-        ref = ioi_prompts(tokenizer, per_template, seed=ref_seed, corruption=corruption, templates=kind,
-                          template_index=index).prompts
-        clean += ref.clean
-        corrupted += ref.corrupted
-        target.append(ref.target), foil.append(ref.foil)
+        parts.append(ioi_prompts(tokenizer, per_template, seed=ref_seed, corruption=corruption, templates=kind,
+                                 template_index=index).prompts)
         ref_keys += [key] * per_template
-    reference = PromptSet(tuple(clean), tuple(corrupted), np.concatenate(target), np.concatenate(foil))
+    reference = concat_prompt_sets(parts)
     return reference, (keys, ref_keys)
 
 
