@@ -218,6 +218,33 @@ def test_start_layer_chunking_and_zero_mask(problem):
     assert problem.start_layers(masks[:1])[0] == problem.model.config.n_layers
 
 
+def test_shared_prefixes_equal_one_mask_at_a_time(tiny_model):
+    """Subsets that share their early components run those layers once: values must not change."""
+    from intjax.estimands.mobius import subset_masks, subsets_up_to
+    from intjax.patching.evaluate import layer_touch, prefix_plan
+
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9, 8))
+    components = parse_components("L0H1,L0MLP,L1H2,g=L0H3+L2H0,L1RESID@3,L2MLP@4,L2H1", model.config)
+    problem = build_problem(model, make_prompt_set(rows), components)
+    masks = subset_masks(subsets_up_to(len(components), 3), len(components))
+    masks[-5:] *= 0.5  # fractional values make distinct prefixes too
+    full_run = eqx.filter_jit(lambda p, a: p(a, start=0))
+    full = np.stack([np.asarray(full_run(problem, jnp.asarray(m, jnp.float32))) for m in masks])
+    for chunk in (None, 7):
+        np.testing.assert_allclose(evaluate(problem, masks, chunk=chunk), full, atol=1e-5)
+    # the plan: one run per distinct prefix, and every mask's chain of parents follows its own prefix
+    touch = layer_touch(problem)
+    sub = masks[problem.start_layers(masks) == 0]
+    plan = prefix_plan(touch, sub, 0)
+    assert len(plan[0][0]) == len({tuple(m[touch[:, 0]]) for m in sub}) < len(sub)
+    for layer in range(1, len(plan)):
+        reps, parents = plan[layer]
+        prev_reps = plan[layer - 1][0]
+        active = touch[:, :layer].any(1)
+        np.testing.assert_array_equal(sub[reps][:, active], sub[prev_reps[parents]][:, active])
+
+
 def test_mixed_lengths_equal_one_prompt_at_a_time(tiny_model, problem):
     model, _ = tiny_model
     problem, rows = problem

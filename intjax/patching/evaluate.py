@@ -123,28 +123,79 @@ def replicate(problem: PatchProblem, mesh: Optional[Mesh]) -> PatchProblem:
     return eqx.combine(arrays, static)
 
 
+def layer_touch(problem: PatchProblem) -> np.ndarray:
+    """`[n, L]` bool: whether component i has a site in layer l."""
+    touch = np.zeros((problem.n_components, problem.model.config.n_layers), bool)
+    for i, comp in enumerate(problem.components):
+        touch[i, [s.layer for s in comp.sites]] = True
+    return touch
+
+
+def prefix_plan(touch: np.ndarray, masks: np.ndarray, start: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Which runs each layer needs when masks share prefixes.
+
+    The residual leaving layer l depends only on the mask values of components
+    with a site in layers ≤ l, so masks that agree on those share it. For each
+    layer l from `start` to the second-to-last, returns (one representative row
+    of `masks` per distinct prefix, the index of each prefix's parent among the
+    previous layer's prefixes); the last layer runs every mask, and its entry's
+    parents index the second-to-last layer's prefixes.
+    """
+    L = touch.shape[1]
+    plan, previous = [], None
+    for layer in range(start, L):
+        if layer == L - 1:
+            reps, inverse = np.arange(len(masks)), np.arange(len(masks))
+        else:
+            active = touch[:, : layer + 1].any(axis=1)
+            _, reps, inverse = np.unique(masks[:, active], axis=0, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        parents = np.zeros(len(reps), int) if previous is None else previous[reps]
+        plan.append((reps, parents))
+        previous = inverse
+    return plan
+
+
+def _pad_rows(rows: np.ndarray, n_devices: int) -> np.ndarray:
+    """Rows padded (with repeats of row 0) to a run shape from `padded_size`, a multiple of n_devices."""
+    size = -(-padded_size(len(rows)) // n_devices) * n_devices
+    return np.concatenate([rows, np.zeros(size - len(rows), int)])
+
+
 def evaluate_chunk(
-    problem: PatchProblem, masks: Float[Array, "C n"], start: int, entry: int = 0,
+    problem: PatchProblem, masks: Float[np.ndarray, "C n"], start: int, entry: int = 0,
     mesh: Optional[Mesh] = None,
 ) -> Float[Array, "C P"]:
     """f at each mask of a chunk whose masks touch no layer below `start`.
 
     The start layer begins at `entry` (0 residual, 1 cached z, 2 cached
-    resid_mid; see PatchProblem.entries); the last layer computes only the
-    position the metric reads. With a `mesh`, the chunk's masks are split over
-    its devices (C must be a multiple of the device count).
+    resid_mid; see PatchProblem.entries). Each layer runs once per distinct
+    prefix (`prefix_plan`): masks that differ only in later layers share the
+    earlier ones. The last layer computes only the position the metric reads.
+    With a `mesh`, every layer's runs are split over its devices.
     """
     L = problem.model.config.n_layers
+    masks = np.asarray(masks)
     if start >= L:
         return jnp.broadcast_to(problem.metric_base, (masks.shape[0], problem.n_prompts))
+    n_devices = 1 if mesh is None else mesh.size
+    split = None if mesh is None else NamedSharding(mesh, PartitionSpec("masks"))
+    plan = prefix_plan(layer_touch(problem), masks, start)
     problem = compile_view(problem)
-    resid = _start(problem, jnp.asarray(start), masks.shape[0])
-    if mesh is not None:
-        split = NamedSharding(mesh, PartitionSpec("masks"))
-        masks, resid = jax.device_put(masks, split), jax.device_put(resid, split)
-    for layer in range(start, L - 1):
-        resid = _layer(problem, jnp.asarray(layer), resid, masks, entry if layer == start else 0)
-    return _final(problem, jnp.asarray(L - 1), resid, masks, entry if start == L - 1 else 0)
+    dtype = problem.data.resid_start.dtype
+    resid = None
+    for layer, (reps, parents) in zip(range(start, L), plan):
+        rows = _pad_rows(np.arange(len(reps)), n_devices)
+        block = jnp.asarray(masks[reps[rows]], dtype)
+        if resid is None:
+            resid = _start(problem, jnp.asarray(start), len(rows))
+        else:
+            resid = jnp.take(resid, jnp.asarray(parents[rows]), axis=0)
+        if split is not None:
+            block, resid = jax.device_put(block, split), jax.device_put(resid, split)
+        step = _final if layer == L - 1 else _layer
+        resid = step(problem, jnp.asarray(layer), resid, block, entry if layer == start else 0)
+    return resid[: masks.shape[0]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,17 +209,21 @@ class Chunk:
 
 
 def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
-    """Split masks into chunks of at most `size` that share a start layer and entry.
+    """Split masks into chunks of at most `size` that share a start layer and entry,
+    ordered by their values on early components first, so that a chunk's masks
+    share prefixes (see `prefix_plan`).
 
     Deterministic for the same masks and size (resumed sweeps rely on it); run
     shapes are multiples of `n_devices`.
     """
     size = max(n_devices, size // n_devices * n_devices)
     groups = problem.start_layers(masks) * 3 + problem.entries(masks)
+    by_layer = np.argsort(problem.first_layers(), kind="stable")  # sort so that chunks share prefixes
+    order = np.lexsort([masks[:, i] for i in by_layer[::-1]])
     chunks = []
     for group in np.unique(groups):
         start, entry = divmod(int(group), 3)
-        idx = np.flatnonzero(groups == group)
+        idx = order[groups[order] == group]
         for lo in range(0, len(idx), size):
             part = idx[lo : lo + size]
             padded = size if len(part) == size else min(size, padded_size(len(part)))
@@ -190,10 +245,8 @@ def check_masks(problem: PatchProblem, masks: np.ndarray) -> np.ndarray:
 
 def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Optional[Mesh] = None) -> np.ndarray:
     """f at the chunk's masks, `[len(chunk.rows), P]` float64."""
-    block = np.zeros((chunk.size, masks.shape[1]), problem.data.resid_start.dtype)
-    block[: len(chunk.rows)] = masks[chunk.rows]
-    values = evaluate_chunk(problem, jnp.asarray(block), chunk.start, chunk.entry, mesh)
-    return np.asarray(values, np.float64)[: len(chunk.rows)]
+    values = evaluate_chunk(problem, masks[chunk.rows], chunk.start, chunk.entry, mesh)
+    return np.asarray(values, np.float64)
 
 
 def evaluate(
