@@ -2,12 +2,14 @@
 
 Masks are grouped by the first layer they touch; each group starts from the
 cached base run there (at the residual, or at the cached z or resid_mid when
-the first edit is a head or an MLP), so nothing below a patch is recomputed. A
-chunk runs one jitted layer step per layer (the layer index is traced, so all
-layers share one compile); the last layer computes only the position the
-metric reads, and the readout only the logits the metric reads.
-Chunk size comes from a memory budget; short chunks are padded to one of a few
-sizes (`padded_size`) to bound the number of compiled shapes.
+the first edit is a head or an MLP), so nothing below a patch is recomputed.
+Masks that agree on every component up to a layer share that layer's run
+(`prefix_plan`: {i} and {i, j} compute the layers before j once), and chunks
+are ordered so that their masks share prefixes. A chunk runs one jitted layer
+step per layer (the layer index is traced, so all layers share one compile);
+the last layer computes only the position the metric reads, and the readout
+only the logits the metric reads. Chunk size comes from a memory budget; runs
+are padded to one of a few sizes (`padded_size`) to bound the compiled shapes.
 """
 
 from __future__ import annotations
