@@ -128,10 +128,12 @@ def cmd_ioi(args: argparse.Namespace) -> None:
                               search_k=args.search_k, positional={"auto": None, "on": True, "off": False}[
                                   args.positional])
     options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
-                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies)
+                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies,
+                                 theorem_heads=args.theorem_heads)
     if args.smoke:
         options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
-                                      theorem_heads=3, theorem_order=2, theorem_prompts=2, top=5,
+                                      theorem_heads=min(args.theorem_heads, 3), theorem_order=2,
+                                      theorem_prompts=2, top=5,
                                       studies=dataclasses.replace(studies, n_resamples=min(args.resamples, 3),
                                                                   search_pool=min(args.search_pool, 6),
                                                                   search_k=min(args.search_k, 4)))
@@ -145,6 +147,9 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corruption", choices=["abc", "s2_flip"], default="abc")
     p.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
+    p.add_argument("--theorem-heads", type=int, default=4,
+                   help="heads in the float64 theorem table (0 skips it: on GPT-2 small on a CPU it takes "
+                        "over half an hour)")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
     g.add_argument("--circuit", default="auto",
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "

@@ -38,3 +38,15 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert len(rows) == 3 and len({v for _, v in rows}) == 1
     # the shipped model does the task: IO preferred on the clean prompts
     assert (arrays["metric_clean"] > 0).mean() >= 0.75
+
+
+def test_ioi_without_theorems(tmp_path):
+    """`--theorem-heads 0` skips the float64 table (slow on large models) and says so."""
+    out = tmp_path / "ioi"
+    args = ["ioi", "--model", "ioi-small", "--out", str(out), "--smoke", "--quiet", "--theorem-heads", "0",
+            "--resamples", "2", "--search-pool", "4", "--search-k", "2"]
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "Skipped (`--theorem-heads 0`)" in report and not (out / "theorems.json").exists()
+    arrays, _ = read_results(out)
+    assert arrays["faithfulness"].shape == (2, 3)

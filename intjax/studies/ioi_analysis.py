@@ -76,14 +76,17 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         timings.update({f"order{order}_{k}": v for k, v in t.items()})
 
     t0 = time.perf_counter()
-    thm_heads = [heads[i] for i in _strongest(arrays["nie_noising"], arrays["nie_denoising"], options.theorem_heads)]
-    x64 = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
-        theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2)
-    finally:
-        jax.config.update("jax_enable_x64", x64)
+    theorems = None  # theorem_heads = 0 skips the table (float64 on a large model's CPU run is slow)
+    if options.theorem_heads > 0:
+        thm_heads = [heads[i] for i in _strongest(arrays["nie_noising"], arrays["nie_denoising"],
+                                                  options.theorem_heads)]
+        x64 = jax.config.jax_enable_x64
+        jax.config.update("jax_enable_x64", True)
+        try:
+            prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
+            theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2)
+        finally:
+            jax.config.update("jax_enable_x64", x64)
     timings["theorems_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -116,7 +119,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                    triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
                    circuit_source=studies.circuit_source, timings=timings, versions=versions())
     write_results(out, arrays, items, summary)
-    (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
+    if theorems is not None:
+        (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
     report = out / "report.md"
     report.write_text(_report(model_name, data, arrays, items, theorems, figs, options, timings)
                       + "\n" + int_report.studies_report(studies, is_gpt2_small(model)))
@@ -133,6 +137,28 @@ def _table(rows: list[tuple], header: tuple) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _theorem_table(theorems: dict | None) -> list[str]:
+    if theorems is None:
+        return ["Skipped (`--theorem-heads 0`); `intjax theorems` runs it on its own.", ""]
+    keys = ("identity_max_residual", "context_identity_max_residual", "effect_scale", "quadrature_vs_exact_max_rel",
+            "bound_holds_fraction", "slope_frozen", "slope_recompute")
+    return [_table([(k, _fmt(theorems[k])) for k in keys], ("check", "value")), "",
+            f"Checked on {', '.join(theorems['checked_sets'][:3])}, …", ""]
+
+
+def _theorem_reading(theorems: dict | None) -> list[str]:
+    if theorems is None:
+        return []
+    worst = max(theorems["identity_max_residual"], theorems["context_identity_max_residual"])
+    return [
+        f"- The identities hold to {worst:.1e} in float64; frozen-semantics slopes "
+        f"({_fmt(theorems['slope_frozen'])}) follow |T|, while recompute slopes "
+        f"({_fmt(theorems['slope_recompute'])}) show the O(t) term from blocked paths. Gauss–Legendre quadrature "
+        f"of the mixed partials reproduces INT_T to {theorems['quadrature_vs_exact_max_rel']:.1%} (relative to "
+        f"the largest |INT_T|) with {_fmt(theorems['quadrature_points'])} nodes per axis: the mixed partials are "
+        "sharply curved."]
 
 
 def _report(model_name, data, arrays, items, theorems, figs, options, timings) -> str:
@@ -205,13 +231,7 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         "",
         "## Theorem table (float64)",
         "",
-        _table([(k_, _fmt(theorems[k_]))
-                for k_ in ("identity_max_residual", "context_identity_max_residual", "effect_scale",
-                           "quadrature_vs_exact_max_rel", "bound_holds_fraction", "slope_frozen",
-                           "slope_recompute")], ("check", "value")),
-        "",
-        f"Checked on {', '.join(theorems['checked_sets'][:3])}, …",
-        "",
+        *_theorem_table(theorems),
         "## Reading",
         "",
         f"- The heads that matter most when noised are {', '.join(names[i] for i in by_noise[:3])}; when "
@@ -222,12 +242,7 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         + ("Its sign is opposite to its members' effects: together they do less than the sum of their parts "
            "(redundancy/backup)." if np.sign(pair_mean[top_pairs[0]]) != np.sign(sum(nie_of[m] for m in members))
            else "Its sign matches its members' effects: together they do more than the sum of their parts."),
-        f"- The identities hold to {max(theorems['identity_max_residual'], theorems['context_identity_max_residual']):.1e} "
-        f"in float64; frozen-semantics slopes ({_fmt(theorems['slope_frozen'])}) follow |T|, while "
-        f"recompute slopes ({_fmt(theorems['slope_recompute'])}) show the O(t) term from blocked paths. "
-        f"Gauss–Legendre quadrature of the mixed partials reproduces INT_T to "
-        f"{theorems['quadrature_vs_exact_max_rel']:.1%} (relative to the largest |INT_T|) with "
-        f"{_fmt(theorems['quadrature_points'])} nodes per axis: the mixed partials are sharply curved.",
+        *_theorem_reading(theorems),
         "",
         f"Run time {timings['total_s']:.1f} s. Files: values.npz, summary.json, theorems.json, prompts.jsonl, "
         "nie_heads.png, interactions_order2.png, interactions_order3.png, linear_vs_exact.png, faithfulness.png, "

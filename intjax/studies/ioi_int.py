@@ -89,19 +89,18 @@ def run_ioi_studies(
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
 
+    ckpt = Path(checkpoints) if checkpoints else None
     t0 = time.perf_counter()
     circuit, source = resolve_circuit(options.circuit, model, data, nie_noising, nie_denoising, total_effect)
+    positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
+    positions = CLASS_POSITIONS if positional else None
     seconds["circuit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ckpt = Path(checkpoints) if checkpoints else None
     reference, groups = template_reference(tokenizer, data, options.reference_per_template, seed=seed)
-    positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
-    positions = CLASS_POSITIONS if positional else None
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
-                          ratio=options.ratio, floor=options.floor, mean_source=dict(reference=reference,
-                                                                                     mean_groups=groups),
-                          class_positions=positions,
+                          ratio=options.ratio, floor=options.floor, class_positions=positions,
+                          mean_source=dict(reference=reference, mean_groups=groups),
                           checkpoints=ckpt / "remedies" if ckpt else None, **kw)
     seconds["remedies_s"] = time.perf_counter() - t0
 
