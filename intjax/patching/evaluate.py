@@ -202,12 +202,12 @@ def evaluate_chunk(
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Masks run together: their rows in the mask array, shared start layer and entry, run shape."""
+    """Masks run together: their rows in the mask array, shared start layer and entry (each
+    layer's run shape is set in `evaluate_chunk`)."""
 
     rows: np.ndarray
     start: int
     entry: int
-    size: int  # rows padded to this many masks
 
 
 def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
@@ -215,8 +215,8 @@ def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: 
     ordered by their values on early components first, so that a chunk's masks
     share prefixes (see `prefix_plan`).
 
-    Deterministic for the same masks and size (resumed sweeps rely on it); run
-    shapes are multiples of `n_devices`.
+    Deterministic for the same masks and size (resumed sweeps rely on it); the
+    size is rounded down to a multiple of `n_devices`.
     """
     size = max(n_devices, size // n_devices * n_devices)
     groups = problem.start_layers(masks) * 3 + problem.entries(masks)
@@ -226,11 +226,7 @@ def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: 
     for group in np.unique(groups):
         start, entry = divmod(int(group), 3)
         idx = order[groups[order] == group]
-        for lo in range(0, len(idx), size):
-            part = idx[lo : lo + size]
-            padded = size if len(part) == size else min(size, padded_size(len(part)))
-            padded = -(-padded // n_devices) * n_devices
-            chunks.append(Chunk(part, start, entry, padded))
+        chunks += [Chunk(idx[lo : lo + size], start, entry) for lo in range(0, len(idx), size)]
     return chunks
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2
 from intjax.patching.prompts import pad
-from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, IOIPrompts
+from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
 ROLES = {  # class -> (query position, key position) whose attention marks it
     "name_mover": ("end", "IO"),
@@ -105,8 +105,6 @@ def read_circuit(path: str | Path) -> dict[str, list[str]]:
 def resolve_circuit(spec: str, model: GPT2, data: IOIPrompts, nie_noising: np.ndarray,
                     nie_denoising: np.ndarray, total_effect: float) -> tuple[dict[str, list[str]], str]:
     """The circuit `spec` names (see CIRCUIT_CHOICES) and where it came from, in words."""
-    from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT_SOURCE
-
     if spec == "auto":
         spec = "wang2022" if is_gpt2_small(model) else "discover"
     if spec == "wang2022":

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from intjax.studies import figures
-from intjax.studies.circuit import class_of, is_gpt2_small
+from intjax.studies.circuit import class_of
 from intjax.studies.ioi_int import IOIStudies
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
 
 
-def _table(rows: list[tuple], header: tuple) -> str:
+def markdown_table(rows: list[tuple], header: tuple) -> str:
+    """A markdown table with this header row and one row per tuple."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
@@ -47,7 +48,7 @@ def circuit_section(studies: IOIStudies) -> str:
     where = studies.faithfulness.class_positions or {}
     rows = [(cls, ", ".join(heads), where.get(cls, "every position")) for cls, heads in studies.circuit.items()]
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
-                      _table(rows, ("class", "heads", "kept at")), ""])
+                      markdown_table(rows, ("class", "heads", "kept at")), ""])
 
 
 def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
@@ -86,13 +87,13 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
         f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over "
         f"{f.reference_per_template} fresh ABC prompts of each prompt's own template, so positions align, as "
-        "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the circuit is ablated at every position; "
-        f"{positions_text} F(M) over resamples: "
+        "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the "
+        f"circuit is ablated at every position; {positions_text} F(M) over resamples: "
         f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
         "",
         "![faithfulness](faithfulness.png)",
         "",
-        _table(rows, ("ablation", "mean", "sd", "range", "sd of main part", "sd of INT part",
+        markdown_table(rows, ("ablation", "mean", "sd", "range", "sd of main part", "sd of INT part",
                       "var share: ablated", "var share: main", "var share: INT")),
         "",
         "A variance share is Cov(part, faithfulness) / Var(faithfulness) across resamples: the three shares sum "
@@ -107,12 +108,12 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         "The exact decomposition F(C)/F(M) = ablated + main + pairwise + higher, with the circuit's classes as "
         "units (mean over resamples, each a share of F(M)):",
         "",
-        _table(parts, ("ablation", *f.parts, "faithfulness")),
+        markdown_table(parts, ("ablation", *f.parts, "faithfulness")),
         "",
     ]
     if term_rows:
         lines += [f"Largest class interactions ({f.ablations[0]} ablation; sd across resamples):", "",
-                  _table(term_rows, ("classes kept together", "INT / F(M)", "sd")), ""]
+                  markdown_table(term_rows, ("classes kept together", "INT / F(M)", "sd")), ""]
     return "\n".join(lines)
 
 
@@ -120,8 +121,9 @@ def visibility_section(studies: IOIStudies) -> str:
     """Heads whose NIE hides or inflates what they do in context."""
     rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
     cls = class_of(studies.circuit)
+    noising = rows["noising"].visibility
     flagged = sorted({i for r in rows.values() for i, lab in enumerate(r.visibility.labels) if lab},
-                     key=lambda i: -max(abs(rows["noising"].visibility.context[i]), abs(rows["noising"].visibility.nie[i])))
+                     key=lambda i: -max(abs(noising.context[i]), abs(noising.nie[i])))
     table = []
     for i in flagged[:15]:
         n, d = rows["noising"].visibility, rows["denoising"].visibility
@@ -138,7 +140,7 @@ def visibility_section(studies: IOIStudies) -> str:
         "",
         "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
         "",
-        _table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
+        markdown_table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
                        "context denoising", "label")) if table else "No head is flagged at these thresholds.",
         "",
     ])
@@ -162,7 +164,7 @@ def search_section(studies: IOIStudies) -> str:
         "",
         "![search](search.png)",
         "",
-        _table(rows, ("k", "top-k by abs NIE", "joint", "best k-set", "joint", "greedy misses")),
+        markdown_table(rows, ("k", "top-k by abs NIE", "joint", "best k-set", "joint", "greedy misses")),
         "",
         f"The largest shortfall is at k = {worst.k}: the top-{worst.k} by |NIE| reaches "
         f"{1 - worst.shortfall:.0%} of the best {worst.k}-set's effect.",
@@ -183,7 +185,7 @@ def remedies_section(studies: IOIStudies) -> str:
         "single-unit patching attributes; joint is patching every unit together; their difference is every "
         "INT term among the units. Labels as above, context = the strongest units of that kind.",
         "",
-        _table(rows, ("estimator", "unit", "units", "Σ NIE", "joint", "INT = joint − Σ NIE", "invisible",
+        markdown_table(rows, ("estimator", "unit", "units", "Σ NIE", "joint", "INT = joint − Σ NIE", "invisible",
                       "inflated", "flipped")),
         "",
         *_remedies_reading(studies),
@@ -199,8 +201,7 @@ def _remedies_reading(studies: IOIStudies) -> list[str]:
         rows = [r for r in studies.remedies if r.estimator == e]
         ints = ", ".join(f"{PLURAL[r.unit]} {abs(r.int_total):.2f}" for r in rows)
         smallest = min(rows, key=lambda r: abs(r.int_total))
-        flagged = ", ".join(f"{PLURAL[r.unit]} {sum(1 for lab in r.visibility.labels if lab)}/{len(r.names)}"
-                            for r in rows)
+        flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)}" for r in rows)
         gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
         verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
                    f"there single-unit effects add up to the joint effect within {gap:.0%}")
@@ -208,10 +209,8 @@ def _remedies_reading(studies: IOIStudies) -> list[str]:
                      f"and {verdict}. Flagged units: {flagged}.")
     heads = {r.estimator: r for r in studies.remedies if r.unit == "head"}
     if "noising" in heads and "denoising" in heads:
-        def flagged(r):
-            return {r.names[i] for i, lab in enumerate(r.visibility.labels) if lab}
-        only_n, only_d = flagged(heads["noising"]) - flagged(heads["denoising"]), \
-            flagged(heads["denoising"]) - flagged(heads["noising"])
+        noising, denoising = heads["noising"].flagged_names(), heads["denoising"].flagged_names()
+        only_n, only_d = noising - denoising, denoising - noising
         lines.append(f"- Switching from noising to denoising un-flags {_names(sorted(only_n))} but flags "
                      f"{_names(sorted(only_d))}: the two NIEs differ by exactly sums of INT, so changing the "
                      "estimator moves interaction effects to other heads rather than removing them.")
@@ -223,5 +222,3 @@ def studies_report(studies: IOIStudies, gpt2_small: bool) -> str:
     return "\n".join([circuit_section(studies), faithfulness_section(studies, gpt2_small),
                       visibility_section(studies), search_section(studies), remedies_section(studies)])
 
-
-__all__ = ["write_figures", "studies_report", "is_gpt2_small"]

@@ -20,8 +20,9 @@ from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import versions, write_results
 from intjax.studies import figures, int_report
+from intjax.studies.int_report import markdown_table
 from intjax.studies.circuit import is_gpt2_small
-from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, studies_arrays
+from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
 
@@ -43,11 +44,6 @@ class IOIAnalysisOptions:
     studies: IOIStudyOptions = IOIStudyOptions()  # faithfulness, invisible/inflated heads, search, remedies
 
 
-def _strongest(nie_noise: np.ndarray, nie_denoise: np.ndarray, k: int) -> list[int]:
-    strength = np.maximum(np.abs(nie_noise.mean(0)), np.abs(nie_denoise.mean(0)))
-    return sorted(np.argsort(-strength)[:k].tolist())
-
-
 def _float64(model: GPT2) -> GPT2:
     return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
 
@@ -66,8 +62,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     base = dict(memory_gb=options.memory_gb, quiet=options.quiet)
 
     arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads")
-    pool2 = _strongest(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
-    pool3 = _strongest(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
+    pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
+    pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
     for pool, order in ((pool2, 2), (pool3, 3)):
         comps = [heads[i] for i in pool]
         a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}")
@@ -78,7 +74,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     t0 = time.perf_counter()
     theorems = None  # theorem_heads = 0 skips the table (float64 on a large model's CPU run is slow)
     if options.theorem_heads > 0:
-        thm_heads = [heads[i] for i in _strongest(arrays["nie_noising"], arrays["nie_denoising"],
+        thm_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
                                                   options.theorem_heads)]
         x64 = jax.config.jax_enable_x64
         jax.config.update("jax_enable_x64", True)
@@ -133,18 +129,12 @@ def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _table(rows: list[tuple], header: tuple) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _theorem_table(theorems: dict | None) -> list[str]:
     if theorems is None:
         return ["Skipped (`--theorem-heads 0`); `intjax theorems` runs it on its own.", ""]
     keys = ("identity_max_residual", "context_identity_max_residual", "effect_scale", "quadrature_vs_exact_max_rel",
             "bound_holds_fraction", "slope_frozen", "slope_recompute")
-    return [_table([(k, _fmt(theorems[k])) for k in keys], ("check", "value")), "",
+    return [markdown_table([(k, _fmt(theorems[k])) for k in keys], ("check", "value")), "",
             f"Checked on {', '.join(theorems['checked_sets'][:3])}, …", ""]
 
 
@@ -199,16 +189,16 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         "",
         "![NIE heatmaps](nie_heads.png)",
         "",
-        _table([(names[i], f"{noise[i]:+.3f}", f"{denoise[i]:+.3f}") for i in by_noise],
+        markdown_table([(names[i], f"{noise[i]:+.3f}", f"{denoise[i]:+.3f}") for i in by_noise],
                ("head (strongest noising NIE)", "noising NIE", "denoising NIE")),
         "",
-        _table([(names[i], f"{denoise[i]:+.3f}", f"{noise[i]:+.3f}") for i in by_denoise],
+        markdown_table([(names[i], f"{denoise[i]:+.3f}", f"{noise[i]:+.3f}") for i in by_denoise],
                ("head (strongest denoising NIE)", "denoising NIE", "noising NIE")),
         "",
         "Heads whose effect depends most on the direction (|noising| vs |denoising| NIE; the two "
         "differ exactly by sums of interactions, DESIGN.md §2):",
         "",
-        _table([(names[i], f"{noise[i]:+.3f}", f"{denoise[i]:+.3f}") for i in lopsided],
+        markdown_table([(names[i], f"{noise[i]:+.3f}", f"{denoise[i]:+.3f}") for i in lopsided],
                ("head", "noising NIE", "denoising NIE")),
         "",
         f"## Strongest interactions (exact, among the {len(set(','.join(items['int2_noising']).split(',')))} "
@@ -216,11 +206,13 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         "",
         "![pairwise](interactions_order2.png) ![third order](interactions_order3.png)",
         "",
-        _table([(items["int2_noising"][i], f"{pair_mean[i]:+.3f}", f"{arrays['int2_denoising'].mean(0)[i]:+.3f}")
-                for i in top_pairs], ("pair", "INT noising", "INT denoising")),
+        markdown_table([(items["int2_noising"][i], f"{pair_mean[i]:+.3f}",
+                         f"{arrays['int2_denoising'].mean(0)[i]:+.3f}") for i in top_pairs],
+                       ("pair", "INT noising", "INT denoising")),
         "",
-        _table([(items["int3_noising"][i], f"{trip_mean[i]:+.3f}", f"{arrays['int3_denoising'].mean(0)[i]:+.3f}")
-                for i in top_trips], ("triple", "INT noising", "INT denoising")),
+        markdown_table([(items["int3_noising"][i], f"{trip_mean[i]:+.3f}",
+                         f"{arrays['int3_denoising'].mean(0)[i]:+.3f}") for i in top_trips],
+                       ("triple", "INT noising", "INT denoising")),
         "",
         "## Linear (attribution) estimate versus exact NIE",
         "",

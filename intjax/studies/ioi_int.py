@@ -25,6 +25,12 @@ from intjax.sweeps.runner import CheckpointedGame
 from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
 
 
+def strongest_heads(nie_noising: np.ndarray, nie_denoising: np.ndarray, k: int) -> list[int]:
+    """Indices (sorted) of the k heads with the largest max(|mean noising NIE|, |mean denoising NIE|)."""
+    strength = np.maximum(np.abs(nie_noising.mean(0)), np.abs(nie_denoising.mean(0)))
+    return sorted(np.argsort(-strength, kind="stable")[:k].tolist())
+
+
 @dataclasses.dataclass(frozen=True)
 class IOIStudyOptions:
     """Sizes and thresholds of the IOI interaction studies."""
@@ -105,8 +111,7 @@ def run_ioi_studies(
     seconds["remedies_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    strength = np.maximum(np.abs(nie_noising.mean(0)), np.abs(nie_denoising.mean(0)))
-    pool = sorted(np.argsort(-strength, kind="stable")[: options.search_pool].tolist())
+    pool = strongest_heads(nie_noising, nie_denoising, options.search_pool)
     problem = build_problem(model, data.prompts, heads, direction="noising")
     game = CheckpointedGame(problem, ckpt / "search" if ckpt else None, quiet=quiet,
                             desc="search (noising)", options=dict(study="search"), **kw)

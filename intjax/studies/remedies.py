@@ -60,6 +60,10 @@ class RemedyRow:
         """Names of the units with this visibility label."""
         return [self.names[i] for i in self.visibility.flagged(label)]
 
+    def flagged_names(self) -> set[str]:
+        """Names of the units with any visibility label."""
+        return {name for name, label in zip(self.names, self.visibility.labels) if label}
+
 
 def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]],
                     class_positions: Optional[dict[str, str]] = None) -> list[Component]:
