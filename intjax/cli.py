@@ -42,15 +42,17 @@ def cmd_patch(args: argparse.Namespace) -> None:
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     prompts = read_prompts(args.data, tokenizer)
     components = parse_components(args.components, model.config)
+    witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
                            metric=args.metric, order=args.order, linear=args.linear,
                            memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
     arrays, items, timings = run_patch(model, prompts, components, options,
-                                       checkpoints=Path(args.out) / "checkpoints")
+                                       checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
     timings["total_s"] = time.perf_counter() - t0
     summary = dict(
         command="patch", model=str(args.model), data=str(args.data), components=args.components,
+        pinned=args.pin or "",
         n_prompts=len(prompts), n_components=len(components),
         options=dict(direction=args.direction, semantics=args.semantics, source=args.source,
                      metric=args.metric, order=args.order, linear=args.linear, memory_gb=args.memory_gb,
@@ -200,13 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(info)
     info.set_defaults(func=cmd_info)
 
-    patch = sub.add_parser("patch", help="activation patching: NIE of each component")
+    patch = sub.add_parser("patch", help="activation patching: NIE (or PIE) of each component, interactions")
     _model_args(patch)
     patch.add_argument("--data", required=True, help="PROMPTS.jsonl (clean/corrupted pairs)")
     patch.add_argument("--components", required=True,
                        help="heads, mlps, layers, or a comma list of names (L9H6, L3MLP@14, nm=L9H6+L9H9)")
     patch.add_argument("--direction", choices=["noising", "denoising", "both"], default="both")
-    patch.add_argument("--semantics", choices=["recompute", "frozen"], default="recompute")
+    patch.add_argument("--semantics", choices=["recompute", "frozen"], default="recompute",
+                       help="recompute: the other components respond to a patch (NIE, nie_*); frozen: every "
+                            "other analysed component is pinned at its base-run value (PIE, pie_*)")
+    patch.add_argument("--pin", default=None, metavar="SPEC",
+                       help="witnesses: components held at their base-run values (clean under noising, "
+                            "corrupted under denoising) in every run while the rest recomputes; same syntax "
+                            "as --components, disjoint from it")
     patch.add_argument("--source", choices=["counterfactual", "mean", "zero"], default="counterfactual")
     patch.add_argument("--metric", choices=["logit_diff", "logprob", "prob"], default="logit_diff")
     patch.add_argument("--order", type=int, default=1,

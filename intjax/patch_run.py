@@ -38,10 +38,12 @@ class PatchOptions:
 
 def run_patch(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
-    checkpoints: str | Path | None = None,
+    checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, float]]:
     """Arrays `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
-    nie_, int2_ … intK_ (order K) and linear_ (if asked).
+    nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked).
+
+    `witnesses` are held at their base-run values in every run (witness pinning).
 
     Each needed subset is patched once: NIE and every interaction order share
     the same vertex values. With `checkpoints`, the sweeps are saved there chunk
@@ -58,7 +60,7 @@ def run_patch(
     for direction in options.directions:
         t0 = time.perf_counter()
         problem = build_problem(model, prompts, components, direction=direction, source=options.source,
-                                semantics=options.semantics, metric=options.metric)
+                                semantics=options.semantics, metric=options.metric, pin=witnesses)
         timings[f"setup_{direction}_s"] = time.perf_counter() - t0
         if "metric_clean" not in arrays:
             arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
@@ -76,8 +78,9 @@ def run_patch(
             masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
             vals = game.values(masks)
             values = dict(zip(subsets_up_to(n, 1), vals))
-        arrays[f"nie_{direction}"] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
-        items[f"nie_{direction}"] = names
+        single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
+        arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
+        items[single] = names
         for k in range(2, options.order + 1):
             cols = [i for i, T in enumerate(sets) if len(T) == k]
             arrays[f"int{k}_{direction}"] = ints[:, cols]

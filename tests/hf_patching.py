@@ -70,14 +70,14 @@ def site_value(recorded, site, d_head):
     return x[_sel(kind, head, pos, d_head)]
 
 
-def patched_logits(model, base_tokens, source_values, components, alpha, semantics, base_values):
+def patched_logits(model, base_tokens, source_values, components, alpha, semantics, base_values, witnesses=()):
     """Logits of the base prompt with component i set to (1 − α_i)·b_i + α_i·s_i.
 
     `components`: list of lists of sites; `source_values`/`base_values`: site -> tensor.
     recompute: b_i is the value computed in this run; frozen: every analysed site
-    is first pinned to its base value.
+    is first pinned to its base value. `witnesses`: sites always set to their base value.
     """
-    replace = {}
+    replace = {site: (lambda cur, _, b=base_values[site]: b) for site in witnesses}
     for sites, a in zip(components, alpha):
         for site in sites:
             s = source_values[site]

@@ -67,9 +67,9 @@ def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
 
 
 def compile_view(problem: PatchProblem) -> PatchProblem:
-    """The problem with the static labels the compiled steps never read (component names,
-    direction, source) blanked, so problems that differ only in them share compiled programs."""
-    return dataclasses.replace(problem, components=(), direction="", source_kind="")
+    """The problem with the static labels the compiled steps never read (component and
+    witness names, direction, source) blanked, so problems that differ only in them share compiled programs."""
+    return dataclasses.replace(problem, components=(), witnesses=(), direction="", source_kind="")
 
 
 def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:

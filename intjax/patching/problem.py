@@ -6,8 +6,9 @@
 
 Site masks are linear in α: mask[site] = Σ_i α_i · indicator_i[site], so groups,
 heads at one position and whole layers all reduce to one formula per site,
-`value + mask·(source − value)` (frozen semantics first pins every analysed
-site to its cached base value).
+`value + mask·(source − value)`. A site may first be *pinned* to its cached
+base value: every analysed site under frozen semantics (PIE), and the sites of
+witness components (`pin=`) under either semantics.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class PromptArrays(NamedTuple):
     base_sites: dict  # kind -> [P, L, T, ...] base values (frozen semantics pins to them)
     source: dict  # kind -> [P, L, T, ...] values patched in
     indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
+    pin: dict  # kind -> [P, L, T, ...] witness sites held at base values, when roles are per prompt, else {}
 
 
 class PatchProblem(eqx.Module):
@@ -54,6 +56,7 @@ class PatchProblem(eqx.Module):
     model: GPT2
     data: PromptArrays
     indicator: dict  # kind -> [n, L, T] or [n, L, T, H]: which sites component i owns ({} if per prompt)
+    pin: dict  # kind -> [L, T] or [L, T, H]: witness sites held at their base values ({} if per prompt)
     metric_clean: Float[Array, " P"]
     metric_corrupted: Float[Array, " P"]
     components: tuple[Component, ...] = eqx.field(static=True)
@@ -61,6 +64,7 @@ class PatchProblem(eqx.Module):
     source_kind: str = eqx.field(static=True)
     semantics: str = eqx.field(static=True)
     metric: Metric = eqx.field(static=True)
+    witnesses: tuple[Component, ...] = eqx.field(static=True, default=())
 
     @property
     def n_components(self) -> int:
@@ -111,13 +115,17 @@ class PatchProblem(eqx.Module):
             return a if layer is None else a[layer]
 
         edits = {}
+        pins = d.pin if d.indicator else self.pin
         for kind, ind in (d.indicator or self.indicator).items():  # per prompt when positions are roles
             ind = ind if layer is None else ind[:, layer]
             mask = jnp.tensordot(alpha.astype(ind.dtype), ind, axes=1)
-            if self.semantics == "frozen":
-                edits[kind] = SiteEdit(mask, at(d.source[kind]), ind.sum(0), at(d.base_sites[kind]))
-            else:
+            pin = None if kind not in pins else (pins[kind] if layer is None else pins[kind][layer])
+            if self.semantics == "frozen":  # PIE: every analysed site pinned too
+                pin = ind.sum(0) if pin is None else pin + ind.sum(0)
+            if pin is None:
                 edits[kind] = SiteEdit(mask, at(d.source[kind]))
+            else:
+                edits[kind] = SiteEdit(mask, at(d.source[kind]), pin, at(d.base_sites[kind]))
         return LayerEdits(**edits)
 
     def readout(self, x: Float[Array, " D"], d: PromptArrays) -> Float[Array, ""]:
@@ -230,7 +238,7 @@ def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T
         if overlap.any():
             owners = [c.name for i, c in enumerate(components) if (ind[:, i] * overlap).any()]
             raise InputError(
-                f"components {owners} share sites (a site may belong to one component); "
+                f"components {owners} share sites (a site may belong to one component or witness); "
                 "remove the duplicates or merge them into one group"
             )
         out[kind] = ind if per_prompt else ind[0]
@@ -289,6 +297,7 @@ def build_problem(
     metric: str | Metric = "logit_diff",
     reference: Optional[PromptSet] = None,
     mean_groups: Optional[tuple[Sequence, Sequence]] = None,
+    pin: Sequence[Component] = (),
 ) -> PatchProblem:
     """Run the base and source prompts once and cache everything f(α) needs.
 
@@ -297,6 +306,9 @@ def build_problem(
     per position; with `mean_groups = (group of each prompt, group of each
     reference prompt)` each prompt gets the mean over the reference prompts of
     its own group (e.g. its template, so positions align). `"zero"` patches zeros.
+    `pin`: witness components held at their base-run values (clean under noising,
+    corrupted under denoising) in every run while the rest recomputes; with
+    `semantics="frozen"` every analysed component is pinned as well (PIE).
     """
     for value, allowed, what in ((direction, DIRECTIONS, "direction"), (source, SOURCES, "source"),
                                  (semantics, SEMANTICS, "semantics")):
@@ -304,13 +316,18 @@ def build_problem(
             raise InputError(f"unknown {what} {value!r}; choose one of {list(allowed)}")
     if not components:
         raise InputError("no components to patch")
+    pin = tuple(pin)
+    both = sorted({c.name for c in components} & {w.name for w in pin})
+    if both:
+        raise InputError(f"{both} are both patched and pinned; a witness must not be one of the analysed "
+                         "components: remove it from one of the two lists")
     cfg = model.config
     metric = get_metric(metric)
     check_vocab(prompts, cfg.vocab_size, cfg.n_positions)
     lengths = prompts.lengths
     T = int(lengths.max())
     roles = prompts.roles
-    for comp in components:
+    for comp in (*components, *pin):
         for s in comp.sites:
             if isinstance(s.pos, str) and s.pos.lstrip("~") not in roles:
                 raise InputError(
@@ -322,7 +339,7 @@ def build_problem(
                     f"component {comp.name} patches position {s.pos}, but the shortest prompt "
                     f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
                 )
-    kinds = [k for k in SITE_KINDS if any(s.kind == k for c in components for s in c.sites)]
+    kinds = [k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites)]
     clean = run_model(model, pad(prompts.clean, T))
     corrupted = run_model(model, pad(prompts.corrupted, T))
     base, other = (clean, corrupted) if direction == "noising" else (corrupted, clean)
@@ -351,13 +368,19 @@ def build_problem(
         base_sites={k: getattr(base, k) for k in kinds},
         source=src,
         indicator={},
+        pin={},
     )
-    indicator, per_prompt = _indicators(components, kinds, cfg.n_layers, T, cfg.n_heads, roles)
-    indicator = {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in indicator.items()}
+    n = len(components)
+    owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, roles)
+    dtype = base.resid_pre.dtype
+    axis = 1 if per_prompt else 0  # the component axis
+    indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}
+    pinned = {k: jnp.asarray(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis), dtype)
+              for k, v in owned.items()} if pin else {}
     if per_prompt:
-        data, indicator = data._replace(indicator=indicator), {}
+        data, indicator, pinned = data._replace(indicator=indicator, pin=pinned), {}, {}
     problem = PatchProblem(
-        model=model, data=data, indicator=indicator,
+        model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
         metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),
         components=tuple(components), direction=direction, source_kind=source,
         semantics=semantics, metric=metric,

@@ -31,6 +31,8 @@ def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) 
         sources=hash_arrays(d.source),
         masks=hash_arrays(np.asarray(masks)),
         components=[c.spec for c in problem.components],
+        pinned=[c.spec for c in problem.witnesses],
+        pins=hash_arrays(problem.pin, d.pin),
         direction=problem.direction,
         semantics=problem.semantics,
         source=problem.source_kind,
