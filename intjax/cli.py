@@ -87,8 +87,9 @@ def cmd_theorems(args: argparse.Namespace) -> None:
     model, tokenizer = load_model(args.model, dtype=jnp.float64, strict_config=not args.lenient_config)
     prompts = read_prompts(args.data, tokenizer)
     components = parse_components(args.components, model.config)
+    cut = parse_components(args.cut, model.config)
     table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
-                         source=args.source, n_check=args.n_check)
+                         source=args.source, n_check=args.n_check, cut=cut)
     table.update(model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)
@@ -238,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     thm.add_argument("--direction", choices=["noising", "denoising"], default="noising")
     thm.add_argument("--source", choices=["counterfactual", "mean", "zero"], default="counterfactual")
     thm.add_argument("--n-check", type=int, default=6, help="strongest sets per order checked by quadrature")
+    thm.add_argument("--cut", default="heads,mlps", metavar="SPEC",
+                     help="components the noising/denoising duality is checked over (it holds under frozen "
+                          "semantics when they form a complete cut: heads,mlps is one when clean and corrupted "
+                          "share their last token)")
     thm.add_argument("--out", required=True, help="output folder for theorems.json")
     thm.set_defaults(func=cmd_theorems)
 

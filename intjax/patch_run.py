@@ -12,10 +12,11 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.derivatives import linear
 from intjax.estimands.mobius import interactions, set_name, subsets_up_to
-from intjax.estimands.theorems import theorem_table
+from intjax.estimands.theorems import duality_check, theorem_table
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component
-from intjax.patching.problem import build_problem
+from intjax.patching.problem import SEMANTICS, build_problem
+from intjax.patching.structure import predicted_slopes, reads_matrix
 from intjax.patching.prompts import PromptSet
 from intjax.sweeps.runner import CheckpointedGame
 
@@ -97,12 +98,42 @@ def run_patch(
 def run_theorems(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
-    n_check: int = 6,
+    n_check: int = 6, cut: Sequence[Component] | None = None,
 ) -> dict:
-    """The theorem table (DESIGN.md §2) for these components; use a float64 model for it."""
+    """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
+
+    `cut`: the components the noising/denoising duality is checked over, under
+    both semantics (default: `components`). The duality holds only under frozen
+    semantics for a complete cut, e.g. every head and MLP (`heads,mlps`) when
+    clean and corrupted prompts share their last token; it needs the
+    counterfactual source (skipped otherwise).
+    """
     problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
-                                 semantics=s, metric=metric) for s in ("recompute", "frozen")}
-    table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check)
+                                 semantics=s, metric=metric) for s in SEMANTICS}
     names = [c.name for c in components]
+    lengths, roles = prompts.lengths, prompts.roles
+    per_prompt = [{k: int(v[p]) for k, v in roles.items()} for p in range(len(prompts))]
+
+    def structure(T: tuple[int, ...]) -> dict:
+        return predicted_slopes(reads_matrix([components[i] for i in T], per_prompt, lengths))
+
+    table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
+                          structure=structure)
     table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
+    for row in table["slopes_by_set"]:
+        row["set"] = [names[i] for i in row["set"]]
+        if "chain" in row:
+            row["chain"] = [names[i] for i in row["chain"]]
+            row["cover"] = [[names[i] for i in block] for block in row["cover"]]
+    cut = list(components if cut is None else cut)
+    if source != "counterfactual":
+        table["duality"] = dict(skipped=f"the duality compares the two directions of a counterfactual patch; "
+                                        f"source {source!r} has no reverse game")
+        return table
+    reverse = "denoising" if direction == "noising" else "noising"
+    table["duality"] = dict(cut=[c.name for c in cut], direction=direction)
+    for semantics in SEMANTICS:
+        game, back = (build_problem(model, prompts, cut, direction=d, source=source, semantics=semantics,
+                                    metric=metric) for d in (direction, reverse))
+        table["duality"][semantics] = duality_check(game, back)
     return table

@@ -1,9 +1,11 @@
-"""The theorem table: DESIGN.md §2's identities, integral identity, bound and scaling law,
-checked numerically on a model.
+"""The theorem table: DESIGN.md §2's identities, integral identity, bound, scaling law and
+noising/denoising duality, checked numerically on a model.
 
 Every check compares two different computations: the Möbius sums from the
 chunked evaluator against fresh f values from the differentiable scan path;
-quadrature of nested-JVP mixed partials against the exact Möbius INT.
+quadrature of nested-JVP mixed partials against the exact Möbius INT; measured
+scaling slopes against the slopes the sets' causal structure predicts; the
+denoising game against the noising game read from the other corner.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.estimands.derivatives import f_at, face_check
+from intjax.estimands.effects import nie
+from intjax.estimands.game import Game
 from intjax.estimands.mobius import Subset, interactions
-from intjax.estimands.scaling import DEFAULT_TS, scaled_interactions, slopes_by_order
+from intjax.estimands.scaling import DEFAULT_TS, rounding_floor, scaled_interactions, slopes_by_order, slopes_by_set
 
 
 def _fresh(game) -> Callable[[np.ndarray], np.ndarray]:
@@ -46,6 +50,42 @@ def strongest_sets(sets: Sequence[Subset], ints: np.ndarray, per_order: int) -> 
     return out
 
 
+def duality_check(game: Game, reverse: Game, tol: float = 1e-6) -> dict:
+    """Noising/denoising duality on two games over the same components in opposite directions.
+
+    When the components form a complete cut under frozen semantics (the metric
+    is a function of their values alone), the reverse game is the game read
+    from the other corner, g(1_U) = f(1_{N∖U}), so
+    NIE^reverse_i = −Δ_i(N∖i) = −Σ_{T∋i} INT_T (every INT of the game containing
+    i). Under recompute semantics nothing makes the two games agree; the gap is
+    measured, not claimed.
+
+    `complete_cut`: patching every component reproduces the other run's metric
+    in both directions (f(1_N) = g(0) and g(1_N) = f(0)), to `tol` × the
+    effect scale — necessary for a cut, and what makes the corners agree.
+    Returns the largest residual of the duality (absolute and relative to the
+    largest |NIE^reverse|), the cut residual, and whether the duality holds to
+    `tol` (only meaningful, and only claimed, for a complete cut).
+    """
+    n = game.n_components
+    ones = np.ones((1, n))
+    leave_one_out = ones - np.eye(n)
+    f = game.values(np.concatenate([np.zeros((1, n)), ones, leave_one_out]))  # [2 + n, P]
+    g = reverse.values(np.concatenate([np.zeros((1, n)), ones]))
+    minus_delta = -(f[1][None] - f[2:]).T  # −Δ_i(N∖i) = −Σ_{T∋i} INT_T, [P, n]
+    nie_reverse = nie(reverse)
+    scale = max(float(np.abs(nie_reverse).max()), float(np.abs(f[1] - f[0]).max()), 1e-12)
+    residual = float(np.abs(nie_reverse - minus_delta).max())
+    cut = float(max(np.abs(f[1] - g[0]).max(), np.abs(g[1] - f[0]).max()))
+    complete = cut <= tol * scale
+    return dict(
+        complete_cut=bool(complete), cut_residual=cut, max_residual=residual,
+        max_rel_residual=residual / scale, effect_scale=scale, tolerance=tol,
+        holds=bool(complete and residual <= tol * scale), n_components=n,
+        reverse_nie_mean=nie_reverse.mean(0).tolist(), minus_context_mean=minus_delta.mean(0).tolist(),
+    )
+
+
 def theorem_table(
     game_at: Callable[[str, float], object],
     order: int = 2,
@@ -54,12 +94,16 @@ def theorem_table(
     quadrature_points: dict[int, int] | None = None,
     ts: Sequence[float] = DEFAULT_TS,
     seed: int = 0,
+    structure: Callable[[Subset], dict] | None = None,
 ) -> dict:
     """Check the identities of DESIGN.md §2 on `game_at(semantics, t)`.
 
     `game_at("recompute", 1.0)` is the game under study; scaled and frozen
     versions are used for the scaling law. Checks use the `n_check` strongest
     sets per order (and up to 8·n_check sampled sets for the identities).
+    `structure(T)` gives the slopes a set's causal structure predicts
+    (`intjax.patching.structure.predicted_slopes`); each checked set's measured
+    slopes are listed beside them in `slopes_by_set`.
     `quadrature_points[k]`: Gauss–Legendre nodes per axis for order k (default
     12 for pairs, 6 for triples, 4 above: trained models have sharply curved
     mixed partials, and the quadrature error shows how well it converged).
@@ -104,10 +148,27 @@ def theorem_table(
     rel = float(np.abs(quad - exact).max() / max(np.abs(exact).max(), 1e-12))
     holds = float(np.mean(np.abs(exact) <= bound * (1 + 1e-6) + 1e-12))
 
-    slopes = {}
+    eps = float(np.finfo(np.float64 if jax.config.jax_enable_x64 else np.float32).eps)
+    magnitude = max(float(np.abs(values[()]).max()), scale)
+
+    def floor(k: int) -> float:
+        return rounding_floor(k, magnitude, eps)
+
+    slopes, per_set = {}, {}
     for semantics in ("frozen", "recompute"):
         scaled = scaled_interactions(lambda t: game_at(semantics, t), checked, ts)
-        slopes[semantics] = slopes_by_order(ts, checked, scaled)
+        slopes[semantics] = slopes_by_order(ts, checked, scaled, floor)
+        per_set[semantics] = slopes_by_set(ts, checked, scaled, floor)
+    by_set = []
+    for j, T in enumerate(checked):
+        row = dict(set=list(map(int, T)), frozen=per_set["frozen"][j], recompute=per_set["recompute"][j],
+                   predicted_frozen=len(T))
+        if structure is not None:
+            pred = structure(T)
+            row.update(predicted_recompute=pred["recompute"], conjecture_recompute=pred["conjecture"],
+                       chain=[int(T[i]) for i in pred["chain"]],
+                       cover=[[int(T[i]) for i in block] for block in pred["cover"]])
+        by_set.append(row)
     return dict(
         order=order,
         n_components=n,
@@ -120,6 +181,7 @@ def theorem_table(
         bound_holds_fraction=holds,
         slope_frozen=slopes["frozen"],
         slope_recompute=slopes["recompute"],
+        slopes_by_set=by_set,
         checked_sets=[list(map(int, T)) for T in checked],
         checked_exact_mean=np.abs(exact).mean(axis=0).tolist(),
         checked_quadrature_mean=np.abs(quad).mean(axis=0).tolist(),

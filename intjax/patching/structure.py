@@ -1,0 +1,117 @@
+"""Causal structure among components: which component's value a patch of another can reach.
+
+A site is computed at a *stage* of the forward pass (layer l: the residual
+`resid_pre` at 3l, the heads' `z` at 3l + 1, `mlp_out` at 3l + 2). Site b reads
+site a when b comes later and some path carries a's value to b's positions:
+positions mix only through attention, which moves information from a position
+to the same or a later one. So b reads a if an attention layer lies between
+them (b at a position ≥ one of a's), or else if they share a position.
+
+Under recompute semantics a patched downstream component blocks the paths of
+an upstream one through it; that is what lowers the distance-scaling order of
+an interaction (DESIGN.md §2), so the structure here predicts the slope.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Mapping, Optional, Sequence
+
+from intjax.patching.components import Component, Site
+
+_STAGE = {"resid_pre": 0, "z": 1, "mlp_out": 2}
+
+
+def stage(site: Site) -> int:
+    """Order of the site's computation in the forward pass."""
+    return 3 * site.layer + _STAGE[site.kind]
+
+
+def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozenset[int]:
+    """Token indices the site covers in a prompt with these role indices and this length."""
+    if site.pos is None:
+        return frozenset(range(length))
+    if isinstance(site.pos, str):
+        where = int(roles[site.pos.lstrip("~")])
+        return frozenset(range(length)) - {where} if site.pos.startswith("~") else frozenset({where})
+    return frozenset({int(site.pos)})
+
+
+def site_reads(a: Site, b: Site, roles: Mapping[str, int], length: int) -> bool:
+    """Whether b's value depends on a's (b later, on a path from a)."""
+    sa, sb = stage(a), stage(b)
+    if sb <= sa:
+        return False
+    pa, pb = site_positions(a, roles, length), site_positions(b, roles, length)
+    if not pa or not pb:
+        return False
+    first_attention = 3 * (-(-sa // 3)) + 1  # z of the first layer whose residual input follows a
+    if first_attention <= sb:
+        return max(pb) >= min(pa)
+    return bool(pa & pb)
+
+
+def reads(a: Component, b: Component, roles: Optional[Mapping[str, int]] = None, length: int = 1024) -> bool:
+    """Whether some site of b depends on some site of a (b is downstream of a)."""
+    roles = roles or {}
+    return any(site_reads(x, y, roles, length) for x in a.sites for y in b.sites)
+
+
+def reads_matrix(components: Sequence[Component], roles_per_prompt: Sequence[Mapping[str, int]] = ({},),
+                 lengths: Sequence[int] = (1024,)) -> list[list[bool]]:
+    """R[i][j]: component j reads component i in at least one prompt (roles and lengths per prompt)."""
+    n = len(components)
+    return [[i != j and any(reads(components[i], components[j], r, t) for r, t in zip(roles_per_prompt, lengths))
+             for j in range(n)] for i in range(n)]
+
+
+def longest_chain(R: Sequence[Sequence[bool]]) -> list[int]:
+    """The longest sequence of distinct members, each reading the previous (brute force; |T| ≤ 8)."""
+    n = len(R)
+    best: list[int] = [0] if n else []
+    for k in range(2, n + 1):
+        for perm in itertools.permutations(range(n), k):
+            if all(R[perm[m]][perm[m + 1]] for m in range(k - 1)):
+                best = list(perm)
+                break
+        else:
+            break
+    return best
+
+
+def _partitions(items: list[int]):
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _partitions(rest):
+        yield [[first]] + part
+        for i in range(len(part)):
+            yield part[:i] + [[first] + part[i]] + part[i + 1:]
+
+
+def chain_cover(R: Sequence[Sequence[bool]]) -> list[list[int]]:
+    """The fewest chains (blocks whose members are pairwise ordered by R) that partition the members,
+    each listed upstream first (brute force over partitions; |T| ≤ 8)."""
+    def is_chain(block):
+        return all(R[a][b] or R[b][a] for a, b in itertools.combinations(block, 2))
+
+    best = None
+    for part in _partitions(list(range(len(R)))):
+        if (best is None or len(part) < len(best)) and all(is_chain(b) for b in part):
+            best = part
+    return [sorted(b, key=lambda i: -sum(R[i][j] for j in b)) for b in best or []]
+
+
+def predicted_slopes(R: Sequence[Sequence[bool]]) -> dict:
+    """Distance-scaling slopes the structure predicts for the interaction of all members.
+
+    frozen: |T| (no member responds to another). recompute: the fewest chains
+    covering T: a chain of members each reading the previous contributes one
+    order of t (the downstream patch blocks the upstream paths through it)
+    instead of one per member. `conjecture` is DESIGN.md's earlier rule
+    |T| − ℓ(T) + 1 (ℓ the longest chain); the two agree for |T| ≤ 3.
+    """
+    chain, cover = longest_chain(R), chain_cover(R)
+    return dict(frozen=len(R), recompute=len(cover), conjecture=len(R) - len(chain) + 1,
+                chain=chain, cover=cover)
