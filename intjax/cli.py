@@ -78,6 +78,7 @@ def cmd_theorems(args: argparse.Namespace) -> None:
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
+    from intjax.estimands.theorems import format_theorem_rows, theorem_rows
     from intjax.loading import load_model
     from intjax.patch_run import run_theorems
     from intjax.patching import parse_components, read_prompts
@@ -95,30 +96,8 @@ def cmd_theorems(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "theorems.json").write_text(json.dumps(table, indent=2))
-    print(format_theorems(table))
+    print(format_theorem_rows(theorem_rows(table)))
     print(f"wrote {out / 'theorems.json'}")
-
-
-def format_theorems(table: dict) -> str:
-    """The theorem table as aligned text."""
-    rows = [
-        ("identity_max_residual", f"{table['identity_max_residual']:.3e}",
-         "f(1_S) - f(0) vs the sum of its Möbius terms"),
-        ("context_identity_max_residual", f"{table['context_identity_max_residual']:.3e}",
-         "Δ_i(C) vs the sum of INT_T over i ∈ T ⊆ C∪i"),
-        ("effect_scale", f"{table['effect_scale']:.3e}", "largest |NIE| or |INT| (residuals are absolute)"),
-        ("quadrature_vs_exact_max_rel", f"{table['quadrature_vs_exact_max_rel']:.3e}",
-         "Gauss-Legendre ∫D_T vs exact INT_T, relative to the largest |INT_T|"),
-        ("bound_holds_fraction", f"{table['bound_holds_fraction']:.3f}", "|INT_T| <= sup |D_T| on the face"),
-        ("slope_frozen", _slopes(table["slope_frozen"]), "log-log slope of INT_T(t), expected |T|"),
-        ("slope_recompute", _slopes(table["slope_recompute"]), "blocked paths add an O(t) term"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{name:<{width}}  {value:<14}  {what}" for name, value, what in rows)
-
-
-def _slopes(slopes: dict) -> str:
-    return ", ".join(f"{k}: {v:.2f}" for k, v in slopes.items())
 
 
 def cmd_ioi(args: argparse.Namespace) -> None:

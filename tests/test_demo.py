@@ -20,8 +20,13 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
                     "## Invisible and inflated heads", "## Greedy versus combinatorial search",
                     "## The remedies and where each fails"):
         assert section in report
-    residual = float(re.search(r"\| identity_max_residual \| ([0-9.e+-]+) \|", report).group(1))
-    assert residual < 1e-9
+    residual, verdict = re.search(r"\| Möbius identity \| ([0-9.e+-]+) \| [^|]+ \| (\w+) \|", report).groups()
+    assert float(residual) < 1e-9 and verdict == "pass"
+    # the duality is claimed only under frozen semantics over a complete cut (every head and MLP here)
+    assert re.search(r"\| duality \(frozen\) \| [^|]+ \| [^|]+ \| pass \|", report)
+    assert re.search(r"\| duality \(recompute\) \| [^|]+ \| — \| measured \|", report)
+    assert "differ exactly by sums" not in report
+    assert "### Witnesses of" in report and "noising PIE" in report
     for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png",
                 "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

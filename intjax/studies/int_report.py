@@ -143,7 +143,37 @@ def visibility_section(studies: IOIStudies) -> str:
         markdown_table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
                        "context denoising", "label")) if table else "No head is flagged at these thresholds.",
         "",
+        *witness_lines(studies),
     ])
+
+
+def witness_lines(studies: IOIStudies) -> list[str]:
+    """Which heads and MLPs respond when the strongest suspect is noised (witness importance)."""
+    w = studies.witnesses
+    ci = w.ci()
+    order = w.ranked()
+    rows = [(w.witnesses[j], f"{w.pinned[:, j].mean():+.3f}", f"{w.importance[j]:+.3f}",
+             f"[{ci[j, 0]:+.3f}, {ci[j, 1]:+.3f}]") for j in order[:8]]
+    top = order[0]
+    excludes = ci[top, 0] > 0 or ci[top, 1] < 0
+    reading = (f"Pinning {w.witnesses[top]} moves {w.suspect}'s NIE the most "
+               f"({w.importance[top]:+.3f}; its 95% CI {'excludes' if excludes else 'includes'} 0)."
+               if len(order) else "")
+    return [
+        f"### Witnesses of {w.suspect}",
+        "",
+        f"{w.suspect}'s noising NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) held "
+        "at its clean value while the rest recomputes, and the witness importance |NIE with w pinned| − "
+        "|NIE| (bootstrap 95% CI over prompts): a positive importance means w responds to the patch and hides "
+        f"part of {w.suspect}'s effect (compensation), a negative one that w's response amplifies it. "
+        f"Components that do not read {w.suspect} ({len(w.skipped)}: earlier layers, or its own layer's other "
+        "heads) are unaffected by the patch, so pinning them changes nothing and they are not listed.",
+        "",
+        markdown_table(rows, ("witness", "NIE with w pinned", "importance", "95% CI")),
+        "",
+        reading,
+        "",
+    ]
 
 
 def search_section(studies: IOIStudies) -> str:
@@ -212,8 +242,9 @@ def _remedies_reading(studies: IOIStudies) -> list[str]:
         noising, denoising = heads["noising"].flagged_names(), heads["denoising"].flagged_names()
         only_n, only_d = noising - denoising, denoising - noising
         lines.append(f"- Switching from noising to denoising un-flags {_names(sorted(only_n))} but flags "
-                     f"{_names(sorted(only_d))}: the two NIEs differ by exactly sums of INT, so changing the "
-                     "estimator moves interaction effects to other heads rather than removing them.")
+                     f"{_names(sorted(only_d))}: the two directions are different games (under recompute "
+                     "semantics neither NIE is the other plus a sum of INT), and each has interactions of "
+                     "its own, so changing the estimator moves where they show rather than removing them.")
     return lines
 
 

@@ -21,6 +21,7 @@ from intjax.studies.circuit import resolve_circuit
 from intjax.studies.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.studies.remedies import RemedyRow, remedies_table
 from intjax.studies.search import SearchRow, greedy_vs_best
+from intjax.studies.witnesses import WitnessImportance, witness_importance
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
 
@@ -62,6 +63,7 @@ class IOIStudies:
     search: list[SearchRow]
     search_pool: list[str]
     head_names: list[str]
+    witnesses: WitnessImportance  # for the strongest suspect of the noising visibility study
     seconds: dict[str, float]
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
@@ -111,6 +113,13 @@ def run_ioi_studies(
     seconds["remedies_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    suspect = strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head"))
+    # Every head's own-layer MLP reads it, so there is always a candidate.
+    witnesses = witness_importance(model, data.prompts, heads[suspect],
+                                   [*heads, *parse_components("mlps", model.config)], **kw)
+    seconds["witnesses_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     pool = strongest_heads(nie_noising, nie_denoising, options.search_pool)
     problem = build_problem(model, data.prompts, heads, direction="noising")
     game = CheckpointedGame(problem, ckpt / "search" if ckpt else None, quiet=quiet,
@@ -125,7 +134,17 @@ def run_ioi_studies(
                                checkpoints=ckpt / "faithfulness" if ckpt else None, **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool],
-                      names, seconds)
+                      names, witnesses, seconds)
+
+
+def strongest_suspect(row: RemedyRow) -> int:
+    """The flagged unit with the largest |NIE| or |context effect| (the largest |context − NIE| if none
+    is flagged): the one whose witnesses the report lists."""
+    v = row.visibility
+    flagged = [i for i, label in enumerate(v.labels) if label]
+    if flagged:
+        return max(flagged, key=lambda i: max(abs(v.nie[i]), abs(v.context[i])))
+    return int(np.argmax(np.abs(v.context - v.nie)))
 
 
 def studies_arrays(studies: IOIStudies) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:

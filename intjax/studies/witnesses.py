@@ -64,6 +64,7 @@ def witness_importance(
     direction: str = "noising",
     source: str = "counterfactual",
     metric: str = "logit_diff",
+    memory_bytes: int = 2**30,
     **build_kwargs,
 ) -> WitnessImportance:
     """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it)."""
@@ -75,10 +76,11 @@ def witness_importance(
         raise InputError(f"no candidate witness reads {suspect.name}: pinning a component upstream of it "
                          "changes nothing; give components in later layers")
     kw = dict(direction=direction, source=source, metric=metric, **build_kwargs)
-    base, patched = evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]))
+    base, patched = evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]),
+                             memory_bytes=memory_bytes)
     # Pinning at base values leaves the unpatched run as it is, so f(0) is shared.
-    pinned = [evaluate(build_problem(model, prompts, [suspect], pin=[w], **kw), np.ones((1, 1)))[0]
-              for w in downstream]
+    pinned = [evaluate(build_problem(model, prompts, [suspect], pin=[w], **kw), np.ones((1, 1)),
+                       memory_bytes=memory_bytes)[0] for w in downstream]
     return WitnessImportance(
         suspect.name, tuple(c.name for c in downstream),
         tuple(c.name for c in candidates if c not in downstream), direction,
