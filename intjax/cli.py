@@ -115,7 +115,7 @@ def cmd_ioi(args: argparse.Namespace) -> None:
     if args.smoke:
         options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
                                       theorem_heads=min(args.theorem_heads, 3), theorem_order=2,
-                                      theorem_prompts=2, top=5,
+                                      theorem_prompts=2, top=5, distance_heads=3, distance_prompts=4,
                                       studies=dataclasses.replace(studies, n_resamples=min(args.resamples, 3),
                                                                   search_pool=min(args.search_pool, 6),
                                                                   search_k=min(args.search_k, 4)))
@@ -127,7 +127,9 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     p.add_argument("--n-prompts", type=int, default=n_prompts, help="IOI prompts generated")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corruption", choices=["abc", "s2_flip"], default="abc")
+    p.add_argument("--corruption", choices=["abc", "s2_flip", "random_token"], default="abc",
+                   help="abc: three fresh names; s2_flip: S2 becomes the IO name; random_token: S2 becomes a "
+                        "random non-name token")
     p.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
     p.add_argument("--theorem-heads", type=int, default=4,
                    help="heads in the float64 theorem table (0 skips it: on GPT-2 small on a CPU it takes "

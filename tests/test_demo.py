@@ -18,7 +18,7 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     for section in ("## NIE of every head", "## Strongest interactions", "## Linear (attribution)",
                     "## Theorem table", "## Reading", "## The circuit", "## Faithfulness",
                     "## Invisible and inflated heads", "## Greedy versus combinatorial search",
-                    "## The remedies and where each fails"):
+                    "## The remedies and where each fails", "## Interactions and distance on real prompts"):
         assert section in report
     residual, verdict = re.search(r"\| Möbius identity \| ([0-9.e+-]+) \| [^|]+ \| (\w+) \|", report).groups()
     assert float(residual) < 1e-9 and verdict == "pass"
@@ -28,7 +28,8 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert "differ exactly by sums" not in report
     assert "### Witnesses of" in report and "noising PIE" in report
     for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png",
-                "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png"):
+                "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png",
+                "distance_scaling.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     arrays, summary = read_results(out)
     assert arrays["nie_noising"].shape == (8, 16) and np.isfinite(arrays["nie_noising"]).all()

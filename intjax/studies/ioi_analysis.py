@@ -23,6 +23,7 @@ from intjax.results import versions, write_results
 from intjax.studies import figures, int_report
 from intjax.studies.int_report import markdown_table
 from intjax.studies.circuit import is_gpt2_small
+from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
@@ -39,6 +40,8 @@ class IOIAnalysisOptions:
     theorem_heads: int = 4  # theorem table over this many strongest heads (float64)
     theorem_order: int = 3
     theorem_prompts: int = 8  # the identities hold per prompt: a few prompts check them
+    distance_heads: int = 5  # the distance-scaling study over pairs and triples of this many heads (0 skips)
+    distance_prompts: int = 16
     top: int = 10  # rows in the report's tables
     memory_gb: float = 1.0
     quiet: bool = False
@@ -93,6 +96,18 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     timings["theorems_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    distance = None
+    if options.distance_heads > 1:
+        dist_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
+                                                        min(options.distance_heads, len(heads)))]
+        problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
+                                         seed=options.seed)
+        distance = distance_scaling_study(problems)
+        (out / "distance_scaling.json").write_text(json.dumps(dict(summary=distance.summary(),
+                                                                   rows=distance.rows()), indent=1))
+    timings["distance_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
     studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
                               options.studies, seed=options.seed, checkpoints=ckpt,
@@ -116,6 +131,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
             [items[f"int{order}_noising"][i] for i in top], mean[top], out / f"interactions_order{order}.png",
             f"strongest order-{order} interactions (noising)")
     figs.update(int_report.write_figures(studies, out))
+    if distance is not None:
+        figs["distance"] = plot_distance_scaling(distance, out / "distance_scaling.png")
     timings["total_s"] = time.perf_counter() - t_start
     summary = dict(command="ioi", model=model_name, n_prompts=len(data), n_skipped_words=data.n_skipped,
                    options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
@@ -126,7 +143,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
     report = out / "report.md"
     report.write_text(_report(model_name, data, arrays, items, theorems, figs, options, timings)
-                      + "\n" + int_report.studies_report(studies, is_gpt2_small(model)))
+                      + "\n" + int_report.studies_report(studies, is_gpt2_small(model))
+                      + "\n" + int_report.distance_section(distance))
     return report
 
 

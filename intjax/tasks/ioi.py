@@ -108,7 +108,7 @@ ABBA_TEMPLATES: tuple[str, ...] = tuple(_swap_first_pair(t) for t in BABA_TEMPLA
 TEMPLATE_KINDS: tuple[str, ...] = ("BABA", "ABBA")
 # The IOI metric: intjax's built-in logit difference, read with target = IO, foil = S.
 IOI_METRIC = "logit_diff"
-CORRUPTIONS: tuple[str, ...] = ("abc", "s2_flip")
+CORRUPTIONS: tuple[str, ...] = ("abc", "s2_flip", "random_token")
 
 # A fixed split of the word lists for training models on IOI: train on the rest,
 # evaluate on prompts built only from these (used by scripts/train_ioi_model.py
@@ -253,6 +253,30 @@ def single_token_words(
     return kept, ids, skipped
 
 
+_FILLER_WORD = re.compile(r" [A-Za-z]+")
+
+
+def non_name_tokens(tokenizer: Any, exclude: Sequence[str] = ()) -> list[tuple[str, int]]:
+    """Vocabulary tokens that are one word with a leading space (" store", " the") and no name.
+
+    The `random_token` corruption draws from these, by token id order. A token
+    qualifies when it decodes to a space plus letters, " word" encodes back to
+    exactly that token (so it stays one token in any prompt: byte-level BPE
+    splits before each space), and the word is neither a name of NAMES or
+    `exclude` nor the start of one (" Jessic", " N"), case-insensitively.
+    """
+    names = {w.lower() for w in (*NAMES, *exclude)}
+    size = tokenizer.get_vocab_size() if hasattr(tokenizer, "get_vocab_size") else len(tokenizer.get_vocab())
+    ids = list(range(size))
+    if hasattr(tokenizer, "decode_batch"):
+        words = tokenizer.decode_batch([[i] for i in ids])
+    else:
+        words = [tokenizer.decode([i]) for i in ids]
+    cands = [(w[1:], i) for w, i in zip(words, ids)
+             if _FILLER_WORD.fullmatch(w) and not any(n.startswith(w[1:].lower()) for n in names)]
+    return [(w, i) for w, i in cands if _encode(tokenizer, " " + w) == [i]]
+
+
 def _kinds(rng: np.random.Generator, n: int, templates: str) -> list[str]:
     key = templates.upper() if isinstance(templates, str) else templates
     if key in TEMPLATE_KINDS:
@@ -279,7 +303,12 @@ def ioi_prompts(
 
     `corruption`: "abc" replaces the three names by three fresh distinct names;
     "s2_flip" replaces the second subject mention by the IO name (the answer
-    flips to S). `templates`: "mixed" (balanced BABA/ABBA), "BABA" or "ABBA";
+    flips to S); "random_token" replaces the second subject mention by a random
+    vocabulary token that is not a name (a one-word token with a leading space,
+    see `non_name_tokens`), drawn from its own seeded stream so that the clean
+    prompts are those "s2_flip" makes with the same seed, and recorded as
+    `texts[i]["replacement"]`. Every corruption keeps each pair's lengths and
+    positions aligned. `templates`: "mixed" (balanced BABA/ABBA), "BABA" or "ABBA";
     `template_index` (with "BABA" or "ABBA") uses only that template.
     `names`, `places`, `objects` restrict the word lists (default: NAMES,
     PLACES, OBJECTS); words that are not one token with a leading space are
@@ -310,9 +339,18 @@ def ioi_prompts(
             f"no usable single-token {'places' if not place_list else 'objects'} "
             f"(skipped: {(skip_p if not place_list else skip_o)[:8]})"
         )
+    fillers: list[tuple[str, int]] = []
+    if corruption == "random_token":
+        fillers = non_name_tokens(tokenizer, exclude=name_list)
+        if not fillers:
+            raise InputError("corruption='random_token' found no vocabulary token that is one word with a "
+                             "leading space and not a name")
+        # its own stream: the main one (and so the clean prompts) stays that of s2_flip
+        filler_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x52414E44]))
     word_ids = {**{("PLACE", w): i for w, i in place_ids.items()},
                 **{("OBJECT", w): i for w, i in obj_ids.items()},
-                **{("NAME", w): i for w, i in name_ids.items()}}
+                **{("NAME", w): i for w, i in name_ids.items()},
+                **{("FILLER", w): i for w, i in fillers}}
     by_kind = {"BABA": BABA_TEMPLATES, "ABBA": ABBA_TEMPLATES}
     parsed = {k: [_parse(t) for t in ts] for k, ts in by_kind.items()}
     lit_ids: dict[str, list[int]] = {}
@@ -331,7 +369,8 @@ def ioi_prompts(
                 word = fill[(val, occ)] if (val, occ) in fill else fill[(val, 0)]
                 text += " " + word
                 pos[(val, occ)] = len(ids)
-                ids.append(word_ids[("NAME" if val in "AB" else val, word)])
+                key = ("NAME" if val in "AB" else val, word)
+                ids.append(word_ids[key] if key in word_ids else word_ids[("FILLER", word)])
         return text, ids, pos
 
     kinds = _kinds(rng, n, templates)
@@ -349,6 +388,9 @@ def ioi_prompts(
             pool = [w for w in name_list if w not in (io, s)]
             x, y, z = (str(w) for w in rng.choice(pool, 3, replace=False))
             corr_fill = {**base, ("A", 0): x, ("B", 0): y, ("B", 1): z}
+        elif corruption == "random_token":
+            filler = fillers[int(filler_rng.integers(len(fillers)))][0]
+            corr_fill = {**base, ("A", 0): io, ("B", 0): s, ("B", 1): filler}
         else:  # s2_flip
             corr_fill = {**base, ("A", 0): io, ("B", 0): s, ("B", 1): io}
         c_text, c_ids, c_pos = build(pieces, clean_fill)
@@ -359,6 +401,8 @@ def ioi_prompts(
             "positions": {"IO": c_pos[("A", 0)], "S1": c_pos[("B", 0)],
                           "S2": c_pos[("B", 1)], "end": len(c_ids) - 1},
         })
+        if corruption == "random_token":
+            texts[-1]["replacement"] = " " + filler
         clean_ids.append(c_ids), corr_ids.append(x_ids)
         targets.append(name_ids[io]), foils.append(name_ids[s])
 
