@@ -92,6 +92,8 @@ def test_patch_order_and_linear_arrays(tiny, tmp_path):
 
 def test_theorems_command_writes_table(tiny, tmp_path, capsys):
     rows = prompt_rows(300, (7, 7))
+    for r in rows:  # IOI-like: clean and corrupted end in the same token
+        r["corrupted_ids"][-1] = r["clean_ids"][-1]
     data = write_jsonl(tmp_path / "p.jsonl", rows)
     try:
         assert main(["theorems", "--model", str(tiny[0]), "--data", str(data), "--components",
@@ -101,9 +103,14 @@ def test_theorems_command_writes_table(tiny, tmp_path, capsys):
 
         jax.config.update("jax_enable_x64", False)
     table = json.loads((tmp_path / "t" / "theorems.json").read_text())
-    for key in ("identity_max_residual", "context_identity_max_residual", "quadrature_vs_exact_max_rel",
-                "bound_holds_fraction", "slope_frozen", "slope_recompute"):
-        assert key in table
-    assert table["identity_max_residual"] < 1e-9 and table["bound_holds_fraction"] == 1.0
-    assert abs(table["slope_frozen"]["2"] - 2) < 0.15
-    assert "slope_recompute" in capsys.readouterr().out
+    # fresh scan path vs chunked sweep (a code-path check), slopes against the causal structure
+    assert table["identity_max_residual"] < 1e-9
+    by_set = {tuple(r["set"]): r for r in table["slopes_by_set"]}
+    for members, row in by_set.items():
+        assert abs(row["frozen"] - 2) < 0.15 and abs(row["recompute"] - row["predicted_recompute"]) < 0.15
+    for members, row in by_set.items():  # every pair of these three is a chain (later layers, or an MLP)
+        assert row["chain"] == list(members) and row["predicted_recompute"] == 1
+    # the default cut (every head and MLP) with a shared last token: duality claimed under frozen only
+    assert table["duality"]["frozen"]["holds"] and not table["duality"]["recompute"]["holds"]
+    out = capsys.readouterr().out
+    assert "duality (frozen)" in out and "measured" in out and "fail" not in out
