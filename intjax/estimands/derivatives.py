@@ -126,11 +126,12 @@ def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int
 def face_check(game: Game, T: Sequence[int], q: int = 4, grid: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(∫ D_T over the face by q-point Gauss–Legendre, sup |D_T| over the face), each `[P]`.
 
-    The integral identity says the first equals INT_T; the local-affine bound
-    says |INT_T| ≤ the second. The sup is taken over the product grid of the
-    quadrature nodes (so it bounds the quadrature value exactly), plus `grid`
-    uniform nodes per axis if asked; both vanish where f is affine on the face.
-    One pass of nested JVPs serves both.
+    The integral identity says the first equals INT_T. The second is the max over
+    the product grid of the quadrature nodes plus `grid` uniform nodes per axis:
+    it always bounds the quadrature value (positive weights summing to 1), so
+    comparing it with INT_T only re-tests quadrature convergence, and it can
+    miss a peak between nodes; `estimands.bound.sampled_sup` is the honest sup.
+    Both vanish where f is affine on the face. One pass of nested JVPs serves both.
     """
     x, w = gauss_legendre_01(q)
     nodes = np.concatenate([x, np.linspace(0, 1, grid)])
@@ -147,5 +148,6 @@ def quadrature_interaction(game: Game, T: Sequence[int], q: int = 4) -> np.ndarr
 
 
 def local_affine_bound(game: Game, T: Sequence[int], q: int = 4, grid: int = 5) -> np.ndarray:
-    """sup |D_T| over the face, `[P]`: |INT_T| ≤ this bound (see `face_check`)."""
+    """max |D_T| over a fixed face grid, `[P]` (see `face_check`): a lower estimate of the sup
+    that bounds |INT_T|; `estimands.bound.sampled_sup` refines it until it converges."""
     return face_check(game, T, q, grid)[1]

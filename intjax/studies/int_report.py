@@ -15,9 +15,11 @@ WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87
 
 
 def markdown_table(rows: list[tuple], header: tuple) -> str:
-    """A markdown table with this header row and one row per tuple."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+    """A markdown table with this header row and one row per tuple (a `|` inside a cell is escaped)."""
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
 
 
 def _names(names: list[str], limit: int = 8) -> str:
