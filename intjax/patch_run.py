@@ -98,7 +98,7 @@ def run_patch(
 def run_theorems(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
-    n_check: int = 6, cut: Sequence[Component] | None = None,
+    n_check: int = 6, cut: Sequence[Component] | None = None, **table_kwargs,
 ) -> dict:
     """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
 
@@ -106,7 +106,8 @@ def run_theorems(
     both semantics (default: `components`). The duality holds only under frozen
     semantics for a complete cut, e.g. every head and MLP (`heads,mlps`) when
     clean and corrupted prompts share their last token; it needs the
-    counterfactual source (skipped otherwise).
+    counterfactual source (skipped otherwise). `table_kwargs` go to `theorem_table`
+    (e.g. `bound_max_points`).
     """
     problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
                                  semantics=s, metric=metric) for s in SEMANTICS}
@@ -118,7 +119,7 @@ def run_theorems(
         return predicted_slopes(reads_matrix([components[i] for i in T], per_prompt, lengths))
 
     table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
-                          structure=structure)
+                          structure=structure, **table_kwargs)
     table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
     for row in table["slopes_by_set"]:
         row["set"] = [names[i] for i in row["set"]]

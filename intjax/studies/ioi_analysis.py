@@ -40,6 +40,7 @@ class IOIAnalysisOptions:
     theorem_heads: int = 4  # theorem table over this many strongest heads (float64)
     theorem_order: int = 3
     theorem_prompts: int = 8  # the identities hold per prompt: a few prompts check them
+    bound_order: int = 2  # the sampled-sup bound for sets up to this order (`intjax theorems` does all)
     distance_heads: int = 5  # the distance-scaling study over pairs and triples of this many heads (0 skips)
     distance_prompts: int = 16
     top: int = 10  # rows in the report's tables
@@ -90,7 +91,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         try:
             prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
             theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
-                                    cut=parse_components("heads,mlps", model.config))
+                                    cut=parse_components("heads,mlps", model.config),
+                                    bound_order=options.bound_order, bound_polish_starts=1)
         finally:
             jax.config.update("jax_enable_x64", x64)
     timings["theorems_s"] = time.perf_counter() - t0
