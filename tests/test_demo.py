@@ -16,7 +16,7 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert f"report: {out / 'report.md'}" in capsys.readouterr().out
     report = (out / "report.md").read_text()
     for section in ("## NIE of every head", "## Strongest interactions", "## Linear (attribution)",
-                    "## Theorem table", "## Reading", "## The circuit", "## Faithfulness",
+                    "## Theorem table", "## Summary", "## The circuit", "## Faithfulness",
                     "## Invisible and inflated heads", "## Greedy versus combinatorial search",
                     "## The remedies and where each fails", "## Interactions and distance on real prompts"):
         assert section in report
@@ -27,6 +27,10 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert re.search(r"\| duality \(recompute\) \| [^|]+ \| — \| measured \|", report)
     assert "differ exactly by sums" not in report
     assert "### Witnesses of" in report and "noising PIE" in report
+    # summary and sign box first, the footer last; no reading claims redundancy from a sign alone
+    assert report.index("## Summary") < report.index("How to read the signs") < report.index("## NIE of every head")
+    assert report.rstrip().splitlines()[-1].startswith("Run time") and "## Files and run" in report
+    assert "(redundancy/backup)" not in report
     for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png",
                 "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png",
                 "distance_scaling.png"):

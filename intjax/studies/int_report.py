@@ -11,6 +11,7 @@ from intjax.studies.circuit import class_of
 from intjax.studies.ioi_int import IOIStudies
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
+LABELS = ("invisible", "inflated", "flipped")
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
 
 
@@ -54,18 +55,16 @@ def circuit_section(studies: IOIStudies) -> str:
 
 
 def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
-    """Faithfulness over resamples and ablations, and the share of its variance INT carries."""
+    """Faithfulness over resamples and ablations, and what its parts say about its spread."""
+    from intjax.studies.faithfulness_variance_report import variance_section
+
     f = studies.faithfulness
     R = f.faithfulness.shape[1]
     rows = []
     for a, name in enumerate(f.ablations):
         x = f.faithfulness[a]
-        s = f.shares(name)
-        int_part = f.parts["pairwise"][a] + f.parts["higher"][a]
-        rows.append((name, f"{x.mean():.1%}", f"{x.std():.1%}", f"{x.min():.1%} – {x.max():.1%}",
-                     f"{f.parts['main'][a].std():.1%}", f"{int_part.std():.1%}",
-                     f"{s['ablated']:+.0%}", f"{s['main']:+.0%}", f"{s['pairwise'] + s['higher']:+.0%}"))
-    pooled = f.shares(None)
+        lo, hi = _boot_ci(x)
+        rows.append((name, f"{x.mean():.1%} [{lo:.1%}, {hi:.1%}]", f"{x.std():.1%}", f"{x.min():.1%} – {x.max():.1%}"))
     spread_ablation = (f.faithfulness.max(0) - f.faithfulness.min(0)).mean()
     parts = [(name, *(f"{f.parts[p][a].mean():+.3f}" for p in f.parts), f"{f.faithfulness[a].mean():.3f}")
              for a, name in enumerate(f.ablations)]
@@ -95,17 +94,12 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         "",
         "![faithfulness](faithfulness.png)",
         "",
-        markdown_table(rows, ("ablation", "mean", "sd", "range", "sd of main part", "sd of INT part",
-                      "var share: ablated", "var share: main", "var share: INT")),
+        markdown_table(rows, ("ablation", "mean [95% CI over resamples]", "sd", "range")),
         "",
-        "A variance share is Cov(part, faithfulness) / Var(faithfulness) across resamples: the three shares sum "
-        "to exactly 100%; a negative share means the part moves against the total and damps the spread, a share "
-        "above 100% that the other parts cancel some of it.",
+        f"Across ablation choices the same prompts give faithfulness {spread_ablation:.1%} points apart on "
+        "average (max − min per resample).",
         "",
-        f"Across ablation choices the same prompts give faithfulness {spread_ablation:.1%} apart on average "
-        f"(max − min per resample). Pooled over resamples and ablation choices, the INT share is "
-        f"{pooled['pairwise'] + pooled['higher']:+.0%} (main effects {pooled['main']:+.0%}, the ablated "
-        f"baseline {pooled['ablated']:+.0%}).",
+        variance_section(f),
         "",
         "The exact decomposition F(C)/F(M) = ablated + main + pairwise + higher, with the circuit's classes as "
         "units (mean over resamples, each a share of F(M)):",
@@ -127,11 +121,17 @@ def visibility_section(studies: IOIStudies) -> str:
     flagged = sorted({i for r in rows.values() for i, lab in enumerate(r.visibility.labels) if lab},
                      key=lambda i: -max(abs(noising.context[i]), abs(noising.nie[i])))
     table = []
+    n, d = rows["noising"].visibility, rows["denoising"].visibility
+    se = {e: r.nie.std(0, ddof=1) / np.sqrt(len(r.nie)) for e, r in rows.items()}
+
+    def label(v, i):
+        flip = " (sign flips)" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
+        return (v.labels[i] or "—") + flip
+
     for i in flagged[:15]:
-        n, d = rows["noising"].visibility, rows["denoising"].visibility
-        table.append((studies.head_names[i], cls.get(studies.head_names[i], "—"), f"{n.nie[i]:+.3f}",
-                      f"{n.context[i]:+.3f}", n.labels[i] or "—", f"{d.nie[i]:+.3f}", f"{d.context[i]:+.3f}",
-                      d.labels[i] or "—"))
+        table.append((studies.head_names[i], cls.get(studies.head_names[i], "—"),
+                      f"{n.nie[i]:+.3f} ± {se['noising'][i]:.3f}", f"{n.context[i]:+.3f}", label(n, i),
+                      f"{d.nie[i]:+.3f} ± {se['denoising'][i]:.3f}", f"{d.context[i]:+.3f}", label(d, i)))
     n_vis = rows["noising"].visibility
     ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
     return "\n".join([
@@ -288,3 +288,41 @@ def distance_section(study) -> str:
           "frozen semantics, one order per chain of members under recompute.",
         "",
     ])
+
+
+def _boot_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95% CI of the mean of `x` (resamples, prompts)."""
+    from intjax.studies.readings import mean_ci
+
+    return mean_ci(x, n_boot, seed)[1:]
+
+
+def studies_summary(studies: IOIStudies) -> list[str]:
+    """One line per study section: what it found, with its uncertainty."""
+    f = studies.faithfulness
+    faith = "; ".join(f"{name} {f.faithfulness[a].mean():.0%} [{_boot_ci(f.faithfulness[a])[0]:.0%}, "
+                      f"{_boot_ci(f.faithfulness[a])[1]:.0%}]" for a, name in enumerate(f.ablations))
+    rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
+    flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {', '.join(r.named(lab))}" for lab in LABELS if r.named(lab))
+                                    or "none") for e, r in rows.items())
+    w = studies.witnesses
+    top = w.ranked()[0]
+    lo, hi = w.ci()[top]
+    worst = max(studies.search, key=lambda r: r.shortfall)
+    return [
+        f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}.",
+        f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}): "
+        f"{flagged}.",
+        f"- Witnesses of {w.suspect}: pinning {w.witnesses[top]} changes its |NIE| by {w.importance[top]:+.3f} "
+        f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).",
+        f"- Search (noising, on the analysis prompts): the top-{worst.k} by |NIE| reaches "
+        f"{1 - worst.shortfall:.0%} of the best {worst.k}-set's joint effect (its largest shortfall).",
+    ]
+
+
+def distance_summary(study) -> list[str]:
+    """The distance study's finding in one line."""
+    if study is None:
+        return []
+    return [f"- |INT_T| against the distance of the patch: log-log {study.fit.label()} over "
+            f"{study.fit.n_points} (set, prompt, patch kind) points."]

@@ -24,6 +24,7 @@ from intjax.studies import figures, int_report
 from intjax.studies.int_report import markdown_table
 from intjax.studies.circuit import is_gpt2_small
 from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
+from intjax.studies.readings import read_pair_per_prompt, sign_box
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
@@ -122,16 +123,24 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     L, H = model.config.n_layers, model.config.n_heads
     figs = {
         "nie": figures.nie_heatmaps(arrays["nie_noising"].mean(0).reshape(L, H),
-                                    arrays["nie_denoising"].mean(0).reshape(L, H), out / "nie_heads.png"),
+                                    arrays["nie_denoising"].mean(0).reshape(L, H), out / "nie_heads.png",
+                                    noising_se=_se(arrays["nie_noising"]).reshape(L, H),
+                                    denoising_se=_se(arrays["nie_denoising"]).reshape(L, H)),
         "linear": figures.linear_vs_exact(arrays["nie_noising"].mean(0), arrays["linear_noising"].mean(0),
                                           out / "linear_vs_exact.png"),
     }
-    for order in (2, 3):
-        mean = arrays[f"int{order}_noising"].mean(0)
-        top = np.argsort(-np.abs(mean))[: options.top]
+    for order in (2, 3):  # run_patch lists the sets in the same order for both directions
+        n, d = arrays[f"int{order}_noising"], arrays[f"int{order}_denoising"]
+        top = np.argsort(-np.abs(n.mean(0)))[: options.top]
+
+        def ci(a):  # normal 95% interval of the mean over prompts, [K, 2]
+            return np.stack([a.mean(0) - 1.96 * _se(a), a.mean(0) + 1.96 * _se(a)], axis=1)[top]
+
         figs[f"int{order}"] = figures.interaction_bars(
-            [items[f"int{order}_noising"][i] for i in top], mean[top], out / f"interactions_order{order}.png",
-            f"strongest order-{order} interactions (noising)")
+            [items[f"int{order}_noising"][i] for i in top], n.mean(0)[top], d.mean(0)[top],
+            out / f"interactions_order{order}.png",
+            f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
+            noising_ci=ci(n), denoising_ci=ci(d))
     figs.update(int_report.write_figures(studies, out))
     if distance is not None:
         figs["distance"] = plot_distance_scaling(distance, out / "distance_scaling.png")
@@ -144,9 +153,12 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     if theorems is not None:
         (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
     report = out / "report.md"
-    report.write_text(_report(model_name, data, arrays, items, theorems, figs, options, timings)
+    lines, summary = _report(model_name, data, arrays, items, theorems, options)
+    summary += int_report.studies_summary(studies) + int_report.distance_summary(distance)
+    head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
+    report.write_text("\n".join(lines).replace("@SUMMARY@", head)
                       + "\n" + int_report.studies_report(studies, is_gpt2_small(model))
-                      + "\n" + int_report.distance_section(distance))
+                      + "\n" + int_report.distance_section(distance) + "\n" + _footer(figs, timings))
     return report
 
 
@@ -189,41 +201,67 @@ def _theorem_reading(theorems: dict | None) -> list[str]:
     return lines
 
 
-def _report(model_name, data, arrays, items, theorems, figs, options, timings) -> str:
+def _se(x: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over prompts (axis 0)."""
+    return x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.full(x.shape[1:], np.nan)
+
+
+def _pm(mean: float, se: float) -> str:
+    return f"{mean:+.3f} ± {se:.3f}"
+
+
+def _pair_readings(arrays, items, direction: str, rows) -> list:
+    """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs."""
+    index = {n: i for i, n in enumerate(items[f"nie_{direction}"])}
+    nie = arrays[f"nie_{direction}"]
+    out = []
+    for r in rows:
+        a, b = items[f"int2_{direction}"][r].split(",")
+        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], arrays[f"int2_{direction}"][:, r],
+                                        direction)[0])
+    return out
+
+
+def _report(model_name, data, arrays, items, theorems, options) -> tuple[list[str], list[str]]:
+    """The analysis's own sections (header, NIE, interactions, linear, theorems) and their summary lines."""
     clean = arrays["metric_clean"][:, 0]
     corrupted = arrays["metric_corrupted"][:, 0]
     names = items["nie_noising"]
-    noise, denoise = arrays["nie_noising"].mean(0), arrays["nie_denoising"].mean(0)
+    n_arr, d_arr = arrays["nie_noising"], arrays["nie_denoising"]
+    noise, denoise = n_arr.mean(0), d_arr.mean(0)
+    se_n, se_d = _se(n_arr), _se(d_arr)
     pie_n, pie_d = arrays["pie_noising"].mean(0), arrays["pie_denoising"].mean(0)
+    gap_n_se = _se(n_arr - arrays["pie_noising"])
+    gap_d_se = _se(d_arr - arrays["pie_denoising"])
     lin = arrays["linear_noising"].mean(0)
-    te = float((corrupted - clean).mean())
+    te_p = corrupted - clean
+    te = float(te_p.mean())
     k = options.top
     by_noise = np.argsort(noise)[:k]  # most negative: patching the head breaks the behaviour
     by_denoise = np.argsort(-denoise)[:k]  # most positive: the head restores it alone
     ratio = (np.abs(noise) + 1e-9) / (np.abs(denoise) + 1e-9)
     lopsided = [i for i in np.argsort(-np.abs(np.log(ratio))) if max(abs(noise[i]), abs(denoise[i])) > 0.05 * abs(te)][:5]
-    pair_mean = arrays["int2_noising"].mean(0)
-    top_pairs = np.argsort(-np.abs(pair_mean))[:k]
-    trip_mean = arrays["int3_noising"].mean(0)
-    top_trips = np.argsort(-np.abs(trip_mean))[:k]
-    nie_of = dict(zip(names, noise))
-    best_pair = items["int2_noising"][top_pairs[0]]
-    members = best_pair.split(",")
+    pair_n, pair_d = arrays["int2_noising"], arrays["int2_denoising"]
+    top_pairs = np.argsort(-np.abs(pair_n.mean(0)))[:k]
+    readings_n = _pair_readings(arrays, items, "noising", top_pairs)
+    readings_d = _pair_readings(arrays, items, "denoising", top_pairs)
+    trip_n, trip_d = arrays["int3_noising"], arrays["int3_denoising"]
+    top_trips = np.argsort(-np.abs(trip_n.mean(0)))[:k]
     corr = float(np.corrcoef(noise, lin)[0, 1]) if np.std(lin) > 0 else float("nan")
     gap = np.abs(noise - lin)
     sum_nie = float(noise.sum())
-    parts = [
+    header = [
         f"# IOI analysis: {model_name}",
         "",
-        f"{len(data)} prompts (Wang et al. 2022 templates, {options.corruption.upper()} corruption, seed "
-        f"{options.seed}); metric logit(IO) − logit(S) at the last position. Every number is a mean over "
-        "prompts; per-prompt values are in `values.npz` (item names in `summary.json`).",
+        f"What was run: {len(data)} IOI prompts (Wang et al. 2022 templates, {options.corruption.upper()} "
+        f"corruption, seed {options.seed}) through {model_name}; metric y = logit(IO) − logit(S) at the last "
+        f"position. Clean y = {_pm(clean.mean(), _se(clean[:, None])[0])} (IO preferred on "
+        f"{100 * (clean > 0).mean():.1f}% of prompts), corrupted y = {_pm(corrupted.mean(), _se(corrupted[:, None])[0])}, "
+        f"total effect TE = {_pm(te, _se(te_p[:, None])[0])}. Means are over prompts, ± one standard error over "
+        "prompts unless a 95% CI is given; per-prompt values are in `values.npz` (item names in `summary.json`).",
         "",
-        f"- clean: mean logit difference {clean.mean():.3f}, IO preferred on {100 * (clean > 0).mean():.1f}% of prompts",
-        f"- corrupted: mean logit difference {corrupted.mean():.3f}; total effect TE = {te:.3f}",
-        f"- the sum of all single-head noising NIEs is {sum_nie:.3f}, against the {te:.3f} of patching "
-        "everything: the difference is interactions (and the paths that avoid the heads).",
-        "",
+    ]
+    nie_section = [
         "## NIE of every head",
         "",
         "![NIE heatmaps](nie_heads.png)",
@@ -232,34 +270,47 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         "head's effect through paths that avoid the other heads. NIE − PIE is what flows through the other "
         "heads' responses.",
         "",
-        markdown_table([(names[i], f"{noise[i]:+.3f}", f"{pie_n[i]:+.3f}", f"{noise[i] - pie_n[i]:+.3f}",
-                         f"{denoise[i]:+.3f}") for i in by_noise],
-               ("head (strongest noising NIE)", "noising NIE", "noising PIE", "NIE − PIE", "denoising NIE")),
+        markdown_table([(names[i], _pm(noise[i], se_n[i]), f"{pie_n[i]:+.3f}", _pm(noise[i] - pie_n[i], gap_n_se[i]),
+                         _pm(denoise[i], se_d[i])) for i in by_noise],
+                       ("head (most negative noising NIE)", "noising NIE", "noising PIE", "NIE − PIE",
+                        "denoising NIE")),
         "",
-        markdown_table([(names[i], f"{denoise[i]:+.3f}", f"{pie_d[i]:+.3f}", f"{denoise[i] - pie_d[i]:+.3f}",
-                         f"{noise[i]:+.3f}") for i in by_denoise],
-               ("head (strongest denoising NIE)", "denoising NIE", "denoising PIE", "NIE − PIE", "noising NIE")),
+        markdown_table([(names[i], _pm(denoise[i], se_d[i]), f"{pie_d[i]:+.3f}",
+                         _pm(denoise[i] - pie_d[i], gap_d_se[i]), _pm(noise[i], se_n[i])) for i in by_denoise],
+                       ("head (most positive denoising NIE)", "denoising NIE", "denoising PIE", "NIE − PIE",
+                        "noising NIE")),
+        "",
+        f"The single-head noising NIEs sum to {sum_nie:+.3f}, against TE = {te:+.3f} for patching everything: the "
+        "difference is every interaction among the heads (and the paths that avoid them).",
         "",
         "Heads whose effect depends most on the direction (|noising| vs |denoising| NIE; the two directions "
         "are different games, not related by sums of interactions under recompute semantics: see the "
         "duality rows of the theorem table):",
         "",
-        markdown_table([(names[i], f"{noise[i]:+.3f}", f"{denoise[i]:+.3f}") for i in lopsided],
-               ("head", "noising NIE", "denoising NIE")),
+        markdown_table([(names[i], _pm(noise[i], se_n[i]), _pm(denoise[i], se_d[i])) for i in lopsided],
+                       ("head", "noising NIE", "denoising NIE")),
         "",
-        f"## Strongest interactions (exact, among the {len(set(','.join(items['int2_noising']).split(',')))} "
-        "strongest heads)",
+    ]
+    pool_size = len(set(",".join(items["int2_noising"]).split(",")))
+    interactions_section = [
+        f"## Strongest interactions (exact, among the {pool_size} strongest heads)",
         "",
         "![pairwise](interactions_order2.png) ![third order](interactions_order3.png)",
         "",
-        markdown_table([(items["int2_noising"][i], f"{pair_mean[i]:+.3f}",
-                         f"{arrays['int2_denoising'].mean(0)[i]:+.3f}") for i in top_pairs],
-                       ("pair", "INT noising", "INT denoising")),
+        "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
+        "direction (rules in the sign box above; a quantity whose 95% CI includes 0 reads as 0).",
         "",
-        markdown_table([(items["int3_noising"][i], f"{trip_mean[i]:+.3f}",
-                         f"{arrays['int3_denoising'].mean(0)[i]:+.3f}") for i in top_trips],
+        markdown_table([(items["int2_noising"][i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.mechanism,
+                         _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.mechanism)
+                        for i, rn, rd in zip(top_pairs, readings_n, readings_d)],
+                       ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)")),
+        "",
+        markdown_table([(items["int3_noising"][i], _pm(trip_n[:, i].mean(), _se(trip_n)[i]),
+                         _pm(trip_d[:, i].mean(), _se(trip_d)[i])) for i in top_trips],
                        ("triple", "INT noising", "INT denoising")),
         "",
+    ]
+    linear_section = [
         "## Linear (attribution) estimate versus exact NIE",
         "",
         "![linear vs exact](linear_vs_exact.png)",
@@ -267,24 +318,22 @@ def _report(model_name, data, arrays, items, theorems, figs, options, timings) -
         f"Correlation over heads {corr:.3f}; largest gap {gap.max():.3f} at {names[int(gap.argmax())]} "
         f"(exact {noise[int(gap.argmax())]:+.3f}, linear {lin[int(gap.argmax())]:+.3f}).",
         "",
-        "## Theorem table (float64)",
-        "",
-        *_theorem_table(theorems),
-        "## Reading",
-        "",
-        f"- The heads that matter most when noised are {', '.join(names[i] for i in by_noise[:3])}; when "
-        f"denoised, {', '.join(names[i] for i in by_denoise[:3])}. Where the two lists disagree, a head's "
-        "single-patch effect is carried by its interactions with the rest of the circuit.",
-        f"- The strongest pairwise interaction is {best_pair}: {pair_mean[top_pairs[0]]:+.3f}, against NIEs of "
-        f"{', '.join(f'{m} {nie_of[m]:+.3f}' for m in members)}. "
-        + ("Its sign is opposite to its members' effects: together they do less than the sum of their parts "
-           "(redundancy/backup)." if np.sign(pair_mean[top_pairs[0]]) != np.sign(sum(nie_of[m] for m in members))
-           else "Its sign matches its members' effects: together they do more than the sum of their parts."),
-        *_theorem_reading(theorems),
-        "",
-        f"Run time {timings['total_s']:.1f} s. Files: values.npz, summary.json, theorems.json, prompts.jsonl, "
-        "nie_heads.png, interactions_order2.png, interactions_order3.png, linear_vs_exact.png, faithfulness.png, "
-        "search.png, visibility_noising.png, visibility_denoising.png.",
-        "",
     ]
-    return "\n".join(parts)
+    theorem_section = ["## Theorem table (float64)", "", *_theorem_table(theorems)]
+    summary = [
+        f"- NIE: noising hurts most at {', '.join(f'{names[i]} {_pm(noise[i], se_n[i])}' for i in by_noise[:3])}; "
+        f"denoising restores most at {', '.join(f'{names[i]} {_pm(denoise[i], se_d[i])}' for i in by_denoise[:3])}.",
+        f"- Strongest pair {items['int2_noising'][top_pairs[0]]}: {readings_n[0].sentence}; "
+        f"{readings_d[0].sentence}.",
+        f"- Attribution patching (linear) against exact NIE: correlation {corr:.2f} over heads, largest gap "
+        f"{gap.max():.2f} at {names[int(gap.argmax())]}.",
+        *_theorem_reading(theorems),
+    ]
+    return [*header, "@SUMMARY@", *nie_section, *interactions_section, *linear_section, *theorem_section], summary
+
+
+def _footer(figs: dict, timings: dict) -> str:
+    files = ", ".join(["values.npz", "summary.json", "theorems.json", "prompts.jsonl", "distance_scaling.json",
+                       *sorted(Path(p).name for p in figs.values())])
+    return "\n".join(["## Files and run", "", f"Run time {timings['total_s']:.1f} s. Files: {files}. Versions and "
+                       "every option are in `summary.json`.", ""])

@@ -11,7 +11,10 @@ component:
 - flipped:   NIE_i and Δ_i(C) have opposite signs;
 
 each only when the larger of the two is at least `floor` × `scale` (so noise
-around zero is never flagged). All comparisons use means over prompts.
+around zero is never flagged). One label per component, by precedence:
+invisible, then inflated, then flipped (an invisible or inflated component may
+also have flipped its sign: reports mark that separately, `sign_flipped`). All
+comparisons use means over prompts.
 """
 
 from __future__ import annotations
@@ -49,7 +52,12 @@ class Visibility:
     def rule(self) -> str:
         """The thresholds in words, for reports."""
         return (f"invisible: |context| ≥ {self.ratio:g}×|NIE|; inflated: |NIE| ≥ {self.ratio:g}×|context|; "
-                f"flipped: opposite signs; only where the larger is ≥ {self.floor:.0%} of {self.scale:.3g}")
+                f"flipped: opposite signs; one label each, in that precedence; only where the larger is "
+                f"≥ {self.floor:.0%} of {self.scale:.3g}")
+
+    def sign_flipped(self, i: int) -> bool:
+        """Whether component i's NIE and context effect have opposite signs (whatever its label)."""
+        return bool(np.sign(self.nie[i]) * np.sign(self.context[i]) < 0)
 
 
 def label_components(nie: np.ndarray, context: np.ndarray, scale: float,
