@@ -36,7 +36,9 @@ def write_figures(studies: IOIStudies, out: Path) -> dict[str, Path]:
     figs = {
         "faithfulness": figures.faithfulness_strips(f.faithfulness, f.ablations, f.parts, out / "faithfulness.png"),
         "search": figures.search_curves([r.k for r in studies.search], [r.top_effect for r in studies.search],
-                                        [r.best_effect for r in studies.search], out / "search.png"),
+                                        [r.best_effect for r in studies.search], out / "search.png",
+                                        top_ci=np.array([r.top_ci for r in studies.search]),
+                                        best_ci=np.array([r.best_ci for r in studies.search])),
     }
     for e, row in head_rows.items():
         v = row.visibility
@@ -179,29 +181,12 @@ def witness_lines(studies: IOIStudies) -> list[str]:
 
 
 def search_section(studies: IOIStudies) -> str:
-    """Top-k by |NIE| against the best k-set."""
-    s = studies.search
-    names = studies.head_names
+    """Top-k by |NIE| against the best k-set, chosen on half the prompts and scored on the other half."""
+    from intjax.studies.heldout_search_report import heldout_search_section
 
-    def fmt(t):
-        return ", ".join(names[i] for i in t)
-    rows = [(r.k, fmt(r.top_by_nie), f"{r.top_effect:+.3f}", fmt(r.best), f"{r.best_effect:+.3f}",
-             fmt(r.missed) or "—") for r in s]
-    worst = max(s, key=lambda r: r.shortfall)
-    return "\n".join([
-        "## Greedy versus combinatorial search",
-        "",
-        f"Noising; candidate pool: the {len(studies.search_pool)} strongest heads ({', '.join(studies.search_pool)}); "
-        f"search: {s[0].method}, {s[0].n_evaluated} sets evaluated. Joint effect = mean of f(1_S) − f(0).",
-        "",
-        "![search](search.png)",
-        "",
-        markdown_table(rows, ("k", "top-k by abs NIE", "joint", "best k-set", "joint", "greedy misses")),
-        "",
-        f"The largest shortfall is at k = {worst.k}: the top-{worst.k} by |NIE| reaches "
-        f"{1 - worst.shortfall:.0%} of the best {worst.k}-set's effect.",
-        "",
-    ])
+    section = heldout_search_section(studies.search, studies.head_names, studies.search_pool,
+                                     studies.search_pool_rule)
+    return section.replace("on held-out prompts\n", "on held-out prompts\n\n![search](search.png)\n", 1)
 
 
 def remedies_section(studies: IOIStudies) -> str:
@@ -308,15 +293,17 @@ def studies_summary(studies: IOIStudies) -> list[str]:
     w = studies.witnesses
     top = w.ranked()[0]
     lo, hi = w.ci()[top]
-    worst = max(studies.search, key=lambda r: r.shortfall)
+    worse = [r for r in studies.search if r.greedy_worse]
     return [
         f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}.",
         f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}): "
         f"{flagged}.",
         f"- Witnesses of {w.suspect}: pinning {w.witnesses[top]} changes its |NIE| by {w.importance[top]:+.3f} "
         f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).",
-        f"- Search (noising, on the analysis prompts): the top-{worst.k} by |NIE| reaches "
-        f"{1 - worst.shortfall:.0%} of the best {worst.k}-set's joint effect (its largest shortfall).",
+        "- Search (noising; chosen on half the prompts, scored on the other half): "
+        + (f"greedy's held-out shortfall is significant at k = {', '.join(str(r.k) for r in worse)} (largest "
+           f"{max(r.shortfall for r in worse):.0%})." if worse else
+           "the best k-set never beats the top-k by |NIE| on held-out prompts with a 95% CI that excludes 0."),
     ]
 
 

@@ -24,7 +24,10 @@ from intjax.studies import figures, int_report
 from intjax.studies.int_report import markdown_table
 from intjax.studies.circuit import is_gpt2_small
 from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
+from intjax.patching.problem import build_problem
+from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_pair_per_prompt, sign_box
+from intjax.sweeps.runner import CheckpointedGame
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
@@ -42,6 +45,7 @@ class IOIAnalysisOptions:
     theorem_order: int = 3
     theorem_prompts: int = 8  # the identities hold per prompt: a few prompts check them
     bound_order: int = 2  # the sampled-sup bound for sets up to this order (`intjax theorems` does all)
+    split_pairs: int = 1000  # pairs of heads behind the pairwise/higher split of joint − Σ NIE (sampled beyond)
     distance_heads: int = 5  # the distance-scaling study over pairs and triples of this many heads (0 skips)
     distance_prompts: int = 16
     top: int = 10  # rows in the report's tables
@@ -73,6 +77,13 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     for d in ("noising", "denoising"):
         arrays[f"pie_{d}"], items[f"pie_{d}"] = pie[f"pie_{d}"], pie_items[f"pie_{d}"]
     timings.update({f"pie_{k}": v for k, v in t.items()})
+    splits = {}
+    for d in ("noising", "denoising"):
+        game = CheckpointedGame(build_problem(model, data.prompts, heads, direction=d), ckpt / "order_split" / d,
+                                quiet=options.quiet, desc=f"pairwise split ({d})",
+                                options=dict(study="order_split", max_pairs=options.split_pairs),
+                                memory_bytes=int(options.memory_gb * 2**30))
+        splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
     pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
     pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
     for pool, order in ((pool2, 2), (pool3, 3)):
@@ -148,12 +159,14 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     summary = dict(command="ioi", model=model_name, n_prompts=len(data), n_skipped_words=data.n_skipped,
                    options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
                    triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
-                   circuit_source=studies.circuit_source, timings=timings, versions=versions())
+                   circuit_source=studies.circuit_source,
+                   order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
+                   search_pool_rule=studies.search_pool_rule, timings=timings, versions=versions())
     write_results(out, arrays, items, summary)
     if theorems is not None:
         (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
     report = out / "report.md"
-    lines, summary = _report(model_name, data, arrays, items, theorems, options)
+    lines, summary = _report(model_name, data, arrays, items, theorems, options, splits)
     summary += int_report.studies_summary(studies) + int_report.distance_summary(distance)
     head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
     report.write_text("\n".join(lines).replace("@SUMMARY@", head)
@@ -222,7 +235,7 @@ def _pair_readings(arrays, items, direction: str, rows) -> list:
     return out
 
 
-def _report(model_name, data, arrays, items, theorems, options) -> tuple[list[str], list[str]]:
+def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple[list[str], list[str]]:
     """The analysis's own sections (header, NIE, interactions, linear, theorems) and their summary lines."""
     clean = arrays["metric_clean"][:, 0]
     corrupted = arrays["metric_corrupted"][:, 0]
@@ -280,8 +293,11 @@ def _report(model_name, data, arrays, items, theorems, options) -> tuple[list[st
                        ("head (most positive denoising NIE)", "denoising NIE", "denoising PIE", "NIE − PIE",
                         "noising NIE")),
         "",
-        f"The single-head noising NIEs sum to {sum_nie:+.3f}, against TE = {te:+.3f} for patching everything: the "
-        "difference is every interaction among the heads (and the paths that avoid them).",
+        f"The single-head noising NIEs sum to {sum_nie:+.3f}, against TE = {te:+.3f} for patching everything "
+        "(the paths that avoid the heads differ too). Patching every head together, the gap between the joint "
+        "effect and Σ NIE is exactly the sum of every interaction among the heads; split by order:",
+        "",
+        *[f"- {order_split_sentence(sp, d)}" for d, sp in splits.items()],
         "",
         "Heads whose effect depends most on the direction (|noising| vs |denoising| NIE; the two directions "
         "are different games, not related by sums of interactions under recompute semantics: see the "
@@ -325,6 +341,10 @@ def _report(model_name, data, arrays, items, theorems, options) -> tuple[list[st
         f"denoising restores most at {', '.join(f'{names[i]} {_pm(denoise[i], se_d[i])}' for i in by_denoise[:3])}.",
         f"- Strongest pair {items['int2_noising'][top_pairs[0]]}: {readings_n[0].sentence}; "
         f"{readings_d[0].sentence}.",
+        f"- All heads at once, noising: the gap joint − Σ NIE is {splits['noising'].gap:+.2f}, pairwise "
+        f"{splits['noising'].pairwise:+.2f} [{splits['noising'].pairwise_ci[0]:+.2f}, "
+        f"{splits['noising'].pairwise_ci[1]:+.2f}], higher orders {splits['noising'].higher:+.2f} "
+        f"[{splits['noising'].higher_ci[0]:+.2f}, {splits['noising'].higher_ci[1]:+.2f}].",
         f"- Attribution patching (linear) against exact NIE: correlation {corr:.2f} over heads, largest gap "
         f"{gap.max():.2f} at {names[int(gap.argmax())]}.",
         *_theorem_reading(theorems),

@@ -20,7 +20,7 @@ from intjax.patching.problem import build_problem
 from intjax.studies.circuit import resolve_circuit
 from intjax.studies.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.studies.remedies import RemedyRow, remedies_table
-from intjax.studies.search import SearchRow, greedy_vs_best
+from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
 from intjax.studies.witnesses import WitnessImportance, witness_importance
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
@@ -43,7 +43,7 @@ class IOIStudyOptions:
     # keep each class only at its position (tasks.ioi.CLASS_POSITIONS), as Wang et al.; None: only for
     # Wang et al.'s own circuit (a discovered circuit's classes say nothing about positions)
     positional: Optional[bool] = None
-    search_pool: int = 12  # candidates (strongest heads); ≤ 24 is exhaustive, more is beam search
+    search_pool: int = 12  # candidates (by |NIE| and by |context effect|); ≤ 24 is exhaustive, more is beam search
     search_k: int = 6
     beam_width: int = 16
     n_context: int = 2  # strongest units already patched for the context effect
@@ -60,8 +60,9 @@ class IOIStudies:
     total_effect: float
     faithfulness: FaithfulnessStudy
     remedies: list[RemedyRow]
-    search: list[SearchRow]
+    search: list[HeldoutRow]  # selected on half the prompts, scored on the other half
     search_pool: list[str]
+    search_pool_rule: str
     head_names: list[str]
     witnesses: WitnessImportance  # for the strongest suspect of the noising visibility study
     seconds: dict[str, float]
@@ -120,11 +121,17 @@ def run_ioi_studies(
     seconds["witnesses_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    pool = strongest_heads(nie_noising, nie_denoising, options.search_pool)
-    problem = build_problem(model, data.prompts, heads, direction="noising")
-    game = CheckpointedGame(problem, ckpt / "search" if ckpt else None, quiet=quiet,
-                            desc="search (noising)", options=dict(study="search"), **kw)
-    search = greedy_vs_best(game, options.search_k, pool, nie=nie_noising, beam_width=options.beam_width)
+    # select on half the prompts, score on the other half; the pool admits heads by context effect too
+    select_idx, score_idx = split_indices(len(data), 0.5, seed)
+    games = {part: CheckpointedGame(build_problem(model, data.prompts.subset(idx), heads, direction="noising"),
+                                    ckpt / "search" / part if ckpt else None, quiet=quiet,
+                                    desc=f"search (noising, {part})", options=dict(study="search"), **kw)
+             for part, idx in (("select", select_idx), ("score", score_idx))}
+    nie_select = nie_noising[select_idx]
+    pool, context, _ = context_pool(games["select"], options.search_pool, options.n_context, nie=nie_select)
+    search = heldout_greedy_vs_best(games["select"], games["score"], min(options.search_k, len(pool)), pool,
+                                    nie=nie_select, beam_width=options.beam_width, seed=seed)
+    rule = pool_rule(len(pool), [names[i] for i in context])
     seconds["search_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -133,7 +140,7 @@ def run_ioi_studies(
                                reference_per_template=options.reference_per_template, class_positions=positions,
                                checkpoints=ckpt / "faithfulness" if ckpt else None, **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
-    return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool],
+    return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
                       names, witnesses, seconds)
 
 
