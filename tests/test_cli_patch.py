@@ -113,4 +113,4 @@ def test_theorems_command_writes_table(tiny, tmp_path, capsys):
     # the default cut (every head and MLP) with a shared last token: duality claimed under frozen only
     assert table["duality"]["frozen"]["holds"] and not table["duality"]["recompute"]["holds"]
     out = capsys.readouterr().out
-    assert "duality (frozen)" in out and "measured" in out and "fail" not in out
+    assert "duality (frozen)" in out and "  measured  " in out and "  fail  " not in out
