@@ -42,7 +42,7 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert arrays["faithfulness"].shape == (3, 3) and np.isfinite(arrays["faithfulness"]).all()
     assert summary["circuit"] and "discovered" in summary["circuit_source"]
     # the remedies' joint effect is the same whichever unit partitions the heads
-    rows = re.findall(r"\| noising \| (head|class|layer) \| \d+ \| [^|]+ \| ([0-9.+-]+) \|", report)
+    rows = re.findall(r"\| noising \| (head|class|layer) \| \d+ \| [^|]+ \| ([0-9.+-]+) ± [0-9.]+ \|", report)
     assert len(rows) == 3 and len({v for _, v in rows}) == 1
     # the shipped model does the task: IO preferred on the clean prompts
     assert (arrays["metric_clean"] > 0).mean() >= 0.75

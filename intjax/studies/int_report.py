@@ -191,7 +191,11 @@ def search_section(studies: IOIStudies) -> str:
 
 def remedies_section(studies: IOIStudies) -> str:
     """Estimator × unit: single-unit sums against joint effects, and what each hides or inflates."""
-    rows = [(r.estimator, r.unit, len(r.names), f"{r.sum_nie:+.3f}", f"{r.joint:+.3f}", f"{r.int_total:+.3f}",
+    def se(x):
+        return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+    rows = [(r.estimator, r.unit, len(r.names), f"{r.sum_nie:+.3f} ± {se(r.nie.sum(1)):.3f}",
+             f"{r.joint:+.3f} ± {se(r.joint_per_prompt):.3f}", f"{r.int_total:+.3f} ± {r.int_total_se():.3f}",
              _names(r.named("invisible")), _names(r.named("inflated")), _names(r.named("flipped")))
             for r in studies.remedies]
     return "\n".join([

@@ -244,6 +244,7 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
     noise, denoise = n_arr.mean(0), d_arr.mean(0)
     se_n, se_d = _se(n_arr), _se(d_arr)
     pie_n, pie_d = arrays["pie_noising"].mean(0), arrays["pie_denoising"].mean(0)
+    se_pn, se_pd = _se(arrays["pie_noising"]), _se(arrays["pie_denoising"])
     gap_n_se = _se(n_arr - arrays["pie_noising"])
     gap_d_se = _se(d_arr - arrays["pie_denoising"])
     lin = arrays["linear_noising"].mean(0)
@@ -283,12 +284,12 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
         "head's effect through paths that avoid the other heads. NIE − PIE is what flows through the other "
         "heads' responses.",
         "",
-        markdown_table([(names[i], _pm(noise[i], se_n[i]), f"{pie_n[i]:+.3f}", _pm(noise[i] - pie_n[i], gap_n_se[i]),
+        markdown_table([(names[i], _pm(noise[i], se_n[i]), _pm(pie_n[i], se_pn[i]), _pm(noise[i] - pie_n[i], gap_n_se[i]),
                          _pm(denoise[i], se_d[i])) for i in by_noise],
                        ("head (most negative noising NIE)", "noising NIE", "noising PIE", "NIE − PIE",
                         "denoising NIE")),
         "",
-        markdown_table([(names[i], _pm(denoise[i], se_d[i]), f"{pie_d[i]:+.3f}",
+        markdown_table([(names[i], _pm(denoise[i], se_d[i]), _pm(pie_d[i], se_pd[i]),
                          _pm(denoise[i] - pie_d[i], gap_d_se[i]), _pm(noise[i], se_n[i])) for i in by_denoise],
                        ("head (most positive denoising NIE)", "denoising NIE", "denoising PIE", "NIE − PIE",
                         "noising NIE")),

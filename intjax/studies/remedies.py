@@ -45,6 +45,12 @@ class RemedyRow:
     visibility: Visibility
     joint: float  # mean effect of patching every unit at once
     nie: np.ndarray  # [P, n] per prompt (for later use, e.g. search)
+    joint_per_prompt: np.ndarray  # [P] effect of patching every unit at once
+
+    def int_total_se(self) -> float:
+        """Standard error over prompts of joint − Σ NIE."""
+        gap = self.joint_per_prompt - self.nie.sum(1)
+        return float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else float("nan")
 
     @property
     def sum_nie(self) -> float:
@@ -98,7 +104,8 @@ def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circu
     vals = game.values(np.concatenate([np.zeros((1, n)), np.eye(n), np.ones((1, n))]))
     nie = (vals[1:-1] - vals[:1]).T
     vis = visibility(game, min(n_context, n - 1), nie=nie, scale=scale, ratio=ratio, floor=floor)
-    return RemedyRow(estimator, unit, tuple(u.name for u in units), vis, float((vals[-1] - vals[0]).mean()), nie)
+    joint = vals[-1] - vals[0]
+    return RemedyRow(estimator, unit, tuple(u.name for u in units), vis, float(joint.mean()), nie, joint)
 
 
 def remedies_table(model: GPT2, prompts: PromptSet, circuit: dict[str, Sequence[str]], *,
