@@ -9,6 +9,7 @@ import numpy as np
 from intjax.studies import figures
 from intjax.studies.circuit import class_of
 from intjax.studies.ioi_int import IOIStudies
+from intjax.studies.stats import mean_ci, standard_error
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
 LABELS = ("invisible", "inflated", "flipped")
@@ -124,7 +125,7 @@ def visibility_section(studies: IOIStudies) -> str:
                      key=lambda i: -max(abs(noising.context[i]), abs(noising.nie[i])))
     table = []
     n, d = rows["noising"].visibility, rows["denoising"].visibility
-    se = {e: r.nie.std(0, ddof=1) / np.sqrt(len(r.nie)) for e, r in rows.items()}
+    se = {e: standard_error(r.nie) for e, r in rows.items()}
 
     def label(v, i):
         flip = " (sign flips)" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
@@ -158,11 +159,13 @@ def witness_lines(studies: IOIStudies) -> list[str]:
     order = w.ranked()
     rows = [(w.witnesses[j], f"{w.pinned[:, j].mean():+.3f}", f"{w.importance[j]:+.3f}",
              f"[{ci[j, 0]:+.3f}, {ci[j, 1]:+.3f}]") for j in order[:8]]
-    top = order[0]
-    excludes = ci[top, 0] > 0 or ci[top, 1] < 0
-    reading = (f"Pinning {w.witnesses[top]} moves {w.suspect}'s NIE the most "
-               f"({w.importance[top]:+.3f}; its 95% CI {'excludes' if excludes else 'includes'} 0)."
-               if len(order) else "")
+    def verdict(j):
+        return "its 95% CI excludes 0" if ci[j, 0] > 0 or ci[j, 1] < 0 else "its 95% CI includes 0"
+
+    most, least = order[0], order[-1]
+    reading = (f"The largest compensation comes from {w.witnesses[most]} ({w.importance[most]:+.3f}; "
+               f"{verdict(most)}); the largest amplification from {w.witnesses[least]} "
+               f"({w.importance[least]:+.3f}; {verdict(least)}).")
     return [
         f"### Witnesses of {w.suspect}",
         "",
@@ -191,11 +194,10 @@ def search_section(studies: IOIStudies) -> str:
 
 def remedies_section(studies: IOIStudies) -> str:
     """Estimator × unit: single-unit sums against joint effects, and what each hides or inflates."""
-    def se(x):
-        return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-
+    se = standard_error
     rows = [(r.estimator, r.unit, len(r.names), f"{r.sum_nie:+.3f} ± {se(r.nie.sum(1)):.3f}",
-             f"{r.joint:+.3f} ± {se(r.joint_per_prompt):.3f}", f"{r.int_total:+.3f} ± {r.int_total_se():.3f}",
+             f"{r.joint:+.3f} ± {se(r.joint_per_prompt):.3f}",
+             f"{r.int_total:+.3f} ± {se(r.joint_per_prompt - r.nie.sum(1)):.3f}",
              _names(r.named("invisible")), _names(r.named("inflated")), _names(r.named("flipped")))
             for r in studies.remedies]
     return "\n".join([
@@ -281,8 +283,6 @@ def distance_section(study) -> str:
 
 def _boot_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Bootstrap 95% CI of the mean of `x` (resamples, prompts)."""
-    from intjax.studies.readings import mean_ci
-
     return mean_ci(x, n_boot, seed)[1:]
 
 

@@ -27,6 +27,7 @@ from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance
 from intjax.patching.problem import build_problem
 from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_pair_per_prompt, sign_box
+from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
@@ -212,11 +213,6 @@ def _theorem_reading(theorems: dict | None) -> list[str]:
                      f"{recompute_dual['value']} of the effect scale, so neither direction's NIE can be read "
                      "off the other's.")
     return lines
-
-
-def _se(x: np.ndarray) -> np.ndarray:
-    """Standard error of the mean over prompts (axis 0)."""
-    return x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.full(x.shape[1:], np.nan)
 
 
 def _pm(mean: float, se: float) -> str:

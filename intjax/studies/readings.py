@@ -33,6 +33,8 @@ from typing import Optional
 
 import numpy as np
 
+from intjax.studies.stats import mean_ci
+
 DEFAULT_FLOOR = 0.15
 SIGN_RULE = ("Signs are read relative to the pair's joint effect J = NIE_A + NIE_B + INT: '+' same sign as J, "
              "'−' opposite, '0' when a 95% CI over prompts includes 0, or for NIE_X when it is below {floor:.0%} "
@@ -98,16 +100,6 @@ def read_pair(a: str, b: str, nie_a: float, nie_b: float, interaction: float, di
                                f"({direction}): {x} inhibits {y}")
     return PairReading(pattern, "mixed", f"{a} and {b} ({direction}): signs {''.join(pattern)} fit no single "
                        "planted mechanism")
-
-
-def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of a per-prompt array `[P]`: a bootstrap percentile CI over prompts."""
-    x = np.asarray(x, np.float64)
-    if len(x) < 2:
-        return float(x.mean()), float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
-    lo, hi = np.quantile(x[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(lo), float(hi)
 
 
 def read_pair_per_prompt(a: str, b: str, nie_a: np.ndarray, nie_b: np.ndarray, interaction: np.ndarray,

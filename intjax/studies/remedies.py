@@ -47,11 +47,6 @@ class RemedyRow:
     nie: np.ndarray  # [P, n] per prompt (for later use, e.g. search)
     joint_per_prompt: np.ndarray  # [P] effect of patching every unit at once
 
-    def int_total_se(self) -> float:
-        """Standard error over prompts of joint − Σ NIE."""
-        gap = self.joint_per_prompt - self.nie.sum(1)
-        return float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else float("nan")
-
     @property
     def sum_nie(self) -> float:
         """Σ_i mean NIE_i."""

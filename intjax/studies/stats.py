@@ -1,0 +1,23 @@
+"""Uncertainty of means over prompts (or resamples): standard errors and bootstrap CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def standard_error(x: np.ndarray) -> np.ndarray:
+    """Standard error of the mean along axis 0 (nan with fewer than two rows)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return np.full(x.shape[1:], np.nan)
+    return x.std(0, ddof=1) / np.sqrt(len(x))
+
+
+def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of a per-prompt array `[P]`: a bootstrap percentile CI over prompts."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return float(x.mean()), float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
+    lo, hi = np.quantile(x[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean()), float(lo), float(hi)
