@@ -31,6 +31,7 @@ MECHANISMS = {  # metric of the states (a, b); 1 = the clean state
     "serial": lambda a, b: b,
     "inhibition": lambda a, b: b * (2 - a),  # A's clean state lowers what B contributes
     "conditional": lambda a, b: a * (1 + b) / 2,  # B adds only when A is there
+    "compounding": lambda a, b: a + b - (1 - a) * (1 - b),  # losing both costs more than the two losses
 }
 TRUTH = {  # (mechanism, direction) -> (reading, words the sentence must hold)
     ("and", "noising"): ("overlap", "each alone is necessary"),
@@ -39,10 +40,12 @@ TRUTH = {  # (mechanism, direction) -> (reading, words the sentence must hold)
     ("or", "denoising"): ("overlap", "each alone suffices"),
     ("serial", "noising"): ("overlap", "in series"),
     ("serial", "denoising"): ("overlap", "in series"),
-    ("inhibition", "noising"): ("inhibition", "A works against the behaviour only while B is intact"),
+    ("inhibition", "noising"): ("inhibition", "A works against the pair's joint effect only while B is intact"),
     ("inhibition", "denoising"): ("inhibition", "A dampens B's effect and has none alone"),
     ("conditional", "noising"): ("overlap", "each alone is necessary"),
     ("conditional", "denoising"): ("conditional", "B matters only once A is restored too"),
+    ("compounding", "noising"): ("synergy", "together they do more than the sum"),
+    ("compounding", "denoising"): ("overlap", "each alone suffices"),
 }
 
 
@@ -74,8 +77,16 @@ def test_swapped_members_give_the_same_mechanism():
     assert reading.mechanism == "inhibition" and "A works against" in reading.sentence
 
 
+def test_inhibition_that_persists_and_negligible_interactions():
+    """A works against J and keeps doing so (less) with B patched: not 'only while'; an INT at 0.2% of
+    the joint effect is additive even if it is large against a negligible member."""
+    reading = read_pair("A", "B", 1.0, -5.0, -0.3, "noising")
+    assert reading.mechanism == "inhibition" and "less once it is not" in reading.sentence
+    assert read_pair("A", "B", -1.0, -0.001, -0.002, "noising").mechanism == "additive"
+
+
 def test_a_small_member_whose_effect_vanishes_with_the_other_reads_as_overlap():
     """L1H0/L3H2 on ioi-small: NIEs −13.98 and −0.81, INT +0.89: the small head's effect needs the large
     one intact (necessity overlap), whatever the large one's size."""
     reading = read_pair("L1H0", "L3H2", -13.98, -0.81, 0.886, "noising")
-    assert reading.mechanism == "overlap"
+    assert reading.mechanism == "overlap" and "L3H2's effect needs L1H0 intact" in reading.sentence

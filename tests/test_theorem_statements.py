@@ -99,3 +99,11 @@ def test_reads_respects_layers_positions_and_sublayers(tiny_model):
     assert r("L0H3@5", "L1MLP@5") and not r("L0H3@5", "L1RESID@4")
     assert not r("L1H2@3", "L1MLP@5") and not r("L1H2@3", "L1MLP@6")  # same layer: no attention between
     assert r("L0H3@5", "L1MLP@6")  # layer 1's attention carries position 5 to 6
+
+
+def test_a_chain_needs_every_pair_ordered(tiny_model):
+    """a@5 → L0MLP (every position) → L1H0@2 holds link by link, but position 2 never sees position 5:
+    the longest chain has two members and the cover two chains (slope 2, not 1)."""
+    comps = parse_components("L0H0@5,L0MLP,L1H0@2", tiny_model[0].config)
+    pred = predicted_slopes(reads_matrix(comps))
+    assert len(pred["chain"]) == 2 and pred["recompute"] == 2 and pred["conjecture"] == 2

@@ -3,7 +3,7 @@
 Under frozen semantics INT_T(t) = t^{|T|} D_T(0) + O(t^{|T|+1}), so the log-log
 slope is |T|. Under recompute semantics a patched downstream member blocks the
 paths of an upstream member through it, which lowers the order: the slope is
-the fewest chains of members (each reading the previous) that cover T
+the fewest chains of members (each reading every earlier one) that cover T
 (`intjax.patching.structure.predicted_slopes`), so it belongs to each set, not
 to its order.
 """

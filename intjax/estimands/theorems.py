@@ -254,13 +254,15 @@ def theorem_rows(table: dict) -> list[dict]:
     by_set = table.get("slopes_by_set", [])
     for semantics, key in (("frozen", "predicted_frozen"), ("recompute", "predicted_recompute")):
         pairs = [(r[semantics], r[key]) for r in by_set if key in r and np.isfinite(r[semantics])]
+        unmeasured = sum(1 for r in by_set if key in r and not np.isfinite(r[semantics]))
         if pairs:
             ok = sum(abs(m - p) <= SLOPE_TOLERANCE for m, p in pairs)
-            rows.append(row(f"scaling slope ({semantics})", f"{ok}/{len(pairs)} sets", f"±{SLOPE_TOLERANCE}",
+            below = f" ({unmeasured} below the rounding floor)" if unmeasured else ""
+            rows.append(row(f"scaling slope ({semantics})", f"{ok}/{len(pairs)} sets{below}", f"±{SLOPE_TOLERANCE}",
                             ok == len(pairs),
                             "log-log slope of |INT_T(t)| as sources move toward the base, against "
                             + ("|T|" if semantics == "frozen" else
-                               "the fewest chains of members (each reading the previous) covering T")))
+                               "the fewest chains of members (each reading every earlier one) covering T")))
     duality = table.get("duality", {})
     if "skipped" in duality:
         rows.append(row("duality", "skipped", "—", None, duality["skipped"]))

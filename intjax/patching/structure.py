@@ -66,12 +66,16 @@ def reads_matrix(components: Sequence[Component], roles_per_prompt: Sequence[Map
 
 
 def longest_chain(R: Sequence[Sequence[bool]]) -> list[int]:
-    """The longest sequence of distinct members, each reading the previous (brute force; |T| ≤ 8)."""
+    """The longest sequence of distinct members, each reading every earlier one (brute force; |T| ≤ 8).
+
+    Every earlier one, not just the previous: reads is not transitive across
+    positions (a@5 → b@all positions → c@2 holds link by link, yet c never sees a).
+    """
     n = len(R)
     best: list[int] = [0] if n else []
     for k in range(2, n + 1):
         for perm in itertools.permutations(range(n), k):
-            if all(R[perm[m]][perm[m + 1]] for m in range(k - 1)):
+            if all(R[perm[i]][perm[j]] for i in range(k) for j in range(i + 1, k)):
                 best = list(perm)
                 break
         else:
@@ -107,10 +111,10 @@ def predicted_slopes(R: Sequence[Sequence[bool]]) -> dict:
     """Distance-scaling slopes the structure predicts for the interaction of all members.
 
     frozen: |T| (no member responds to another). recompute: the fewest chains
-    covering T: a chain of members each reading the previous contributes one
-    order of t (the downstream patch blocks the upstream paths through it)
-    instead of one per member. `conjecture` is DESIGN.md's earlier rule
-    |T| − ℓ(T) + 1 (ℓ the longest chain); the two agree for |T| ≤ 3.
+    covering T: a chain of members, each reading every earlier one,
+    contributes one order of t (the downstream patch blocks the upstream paths
+    through it) instead of one per member. `conjecture` is DESIGN.md's earlier
+    rule |T| − ℓ(T) + 1 (ℓ the longest chain); the two agree for |T| ≤ 3.
     """
     chain, cover = longest_chain(R), chain_cover(R)
     return dict(frozen=len(R), recompute=len(cover), conjecture=len(R) - len(chain) + 1,

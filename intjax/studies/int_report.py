@@ -163,16 +163,27 @@ def witness_lines(studies: IOIStudies) -> list[str]:
         return "its 95% CI excludes 0" if ci[j, 0] > 0 or ci[j, 1] < 0 else "its 95% CI includes 0"
 
     most, least = order[0], order[-1]
-    reading = (f"The largest compensation comes from {w.witnesses[most]} ({w.importance[most]:+.3f}; "
-               f"{verdict(most)}); the largest amplification from {w.witnesses[least]} "
-               f"({w.importance[least]:+.3f}; {verdict(least)}).")
+    parts = []
+    if w.importance[most] > 0:
+        parts.append(f"the largest compensation comes from {w.witnesses[most]} ({w.importance[most]:+.3f}; "
+                     f"{verdict(most)})")
+    if w.importance[least] < 0 and least != most:
+        parts.append(f"the largest mediation from {w.witnesses[least]} ({w.importance[least]:+.3f}; "
+                     f"{verdict(least)})")
+    reading = ("Pinning any one witness leaves the NIE as it is." if not parts else
+               parts[0][0].upper() + parts[0][1:] + ("; " + parts[1] if len(parts) > 1 else "") + ".")
+    shown = list(dict.fromkeys([*order[:6], most, least]))
+    rows = [(w.witnesses[j], f"{w.pinned[:, j].mean():+.3f}", f"{w.importance[j]:+.3f}",
+             f"[{ci[j, 0]:+.3f}, {ci[j, 1]:+.3f}]") for j in shown]
+    state = "clean" if w.direction == "noising" else "corrupted"
     return [
         f"### Witnesses of {w.suspect}",
         "",
-        f"{w.suspect}'s noising NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) held "
-        "at its clean value while the rest recomputes, and the witness importance |NIE with w pinned| − "
-        "|NIE| (bootstrap 95% CI over prompts): a positive importance means w responds to the patch and hides "
-        f"part of {w.suspect}'s effect (compensation), a negative one that w's response amplifies it. "
+        f"{w.suspect}'s {w.direction} NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) "
+        f"held at its {state} (base-run) value while the rest recomputes, and the witness importance |NIE with w "
+        "pinned| − |NIE| (bootstrap 95% CI over prompts): a positive importance means w responds to the patch "
+        f"and hides part of {w.suspect}'s effect (compensation, as a backup does), a negative one that w's "
+        f"response carries or amplifies part of it (mediation: pinning w blocks that path). "
         f"Components that do not read {w.suspect} ({len(w.skipped)}: earlier layers, or its own layer's other "
         "heads) are unaffected by the patch, so pinning them changes nothing and they are not listed.",
         "",
@@ -273,8 +284,12 @@ def distance_section(study) -> str:
         "",
         markdown_table(rows, ("sets", "pooled slope [95% CI]", "within slope [95% CI]", "points")),
         "",
-        (f"|INT_T| grows with the distance of the patch: the pooled slope's CI excludes 0 ({f.label()}). "
-         if grows else f"The pooled slope's CI includes 0 ({f.label()}): no growth with distance is shown. ")
+        (f"|INT_T| grows with the distance of the patch: the pooled slope's CI lies above 0 ({f.label()}). "
+         if grows else
+         f"|INT_T| shrinks with the distance of the patch: the pooled slope's CI lies below 0 ({f.label()}). "
+         if f.ci[1] < 0 else
+         f"The pooled slope's CI includes 0 ({f.label()}): no growth with distance is shown. "
+         if np.isfinite(f.ci[0]) else "The fit failed (too few points with d > 0 and INT ≠ 0). ")
         + "The theorem table's slopes are the controlled version of this (sources scaled by t): |T| under "
           "frozen semantics, one order per chain of members under recompute.",
         "",

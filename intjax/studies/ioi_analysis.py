@@ -206,7 +206,8 @@ def _theorem_reading(theorems: dict | None) -> list[str]:
     recompute_dual = rows.get("duality (recompute)")
     lines = [f"- Theorem table: {sum(r['verdict'] == 'pass' for r in rows.values())} checks pass"
              + (f", {len(failed)} fail ({', '.join(failed)})." if failed else ", none fails.")]
-    if frozen_dual is not None and recompute_dual is not None:
+    gap = theorems.get("duality", {}).get("recompute", {}).get("max_rel_residual", 0.0)
+    if frozen_dual is not None and recompute_dual is not None and gap > 1e-2:
         lines.append(f"- Noising and denoising NIE are related through interactions only under frozen semantics "
                      f"over a complete cut (here: {frozen_dual['verdict']}, residual {frozen_dual['value']}); "
                      f"under recompute semantics denoising NIE and −Σ_{{T∋i}} INT_T (noising) differ by up to "

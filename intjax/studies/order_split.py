@@ -37,6 +37,7 @@ class OrderSplit:
     higher_ci: CI
     n_pairs: int  # C(n, 2)
     n_pairs_evaluated: int  # all of them when exact
+    level: float = 0.95  # coverage of the CIs
 
     @property
     def exact(self) -> bool:
@@ -88,7 +89,7 @@ def order_split(game: Game, *, max_pairs: int = 2000, n_boot: int = 2000, seed: 
         sum_nie=float(nie.sum(0).mean()), joint=float((everything - base).mean()), gap=float(gap_p.mean()),
         pairwise=float(pairwise_p.mean()), higher=float((gap_p - pairwise_p).mean()),
         gap_ci=ci(gap_b), pairwise_ci=ci(pair_b), higher_ci=ci(higher_b), n_pairs=all_pairs,
-        n_pairs_evaluated=S,
+        n_pairs_evaluated=S, level=level,
     )
 
 
@@ -104,4 +105,4 @@ def order_split_sentence(split: OrderSplit, direction: str, what: str = "heads")
     return (f"{direction}: joint effect of all {what} {split.joint:+.3f} against Σ NIE {split.sum_nie:+.3f}; of the "
             f"gap {split.gap:+.3f} [{split.gap_ci[0]:+.3f}, {split.gap_ci[1]:+.3f}], "
             f"{part('pairwise interactions carry', split.pairwise, split.pairwise_ci)} and "
-            f"{part('higher orders', split.higher, split.higher_ci)} ({how}; 95% bootstrap CIs).")
+            f"{part('higher orders', split.higher, split.higher_ci)} ({how}; {split.level:.0%} bootstrap CIs).")

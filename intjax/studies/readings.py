@@ -18,12 +18,16 @@ more than `floor` of it). The pattern (A, B, INT) gives the reading (DESIGN.md
 | (0, 0, +) | only together: redundant, either suffices (OR, a backup) | only together: jointly necessary (AND) |
 | (+, +, +) | synergy: together more than the sum | synergy |
 | (+, 0, +) | B matters only once A is patched too | B matters only once A is restored too |
-| (−, +, +) | A works against the behaviour only while B is intact (inhibition) | A works against it only while B is restored (inhibition) |
+| (−, +, +) | A works against the pair's joint effect, only (or less) while B is intact (inhibition) | the same, with B restored |
 | (0, +, −) | A dampens B's effect and has none alone (inhibition) | the same |
 
-(and the same with A and B swapped). Anything else is "mixed". The planted
-games of tests/test_readings.py (AND, OR, serial chain, inhibition, a head that
-only matters given another, each in both directions) check every row.
+(and the same with A and B swapped). Anything else is "mixed". An overlap of a
+member whose NIE is under a quarter of the other's is read as containment (its
+effect needs the other intact, or is already brought by restoring the other);
+INT below 2% of |J| is additive whatever the NIEs. The planted games of
+tests/test_readings.py (AND, OR, serial chain, inhibition, a head that only
+matters given another, compounding losses; each in both directions) check the
+rows they produce; the table says which.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import numpy as np
 from intjax.studies.stats import mean_ci
 
 DEFAULT_FLOOR = 0.15
+NEGLIGIBLE = 0.02  # |INT| below this share of |J| is additive
+CONTAINED = 0.25  # an overlap member whose |NIE| is below this share of the other's is contained in it
 SIGN_RULE = ("Signs are read relative to the pair's joint effect J = NIE_A + NIE_B + INT: '+' same sign as J, "
              "'−' opposite, '0' when a 95% CI over prompts includes 0, or for NIE_X when it is below {floor:.0%} "
              "of X's effect once the other is patched too (NIE_X + INT), or for INT when it is below {floor:.0%} "
@@ -67,7 +73,7 @@ def read_pair(a: str, b: str, nie_a: float, nie_b: float, interaction: float, di
         raise ValueError(f"direction must be noising or denoising, got {direction!r}")
     joint = nie_a + nie_b + interaction
     small = (abs(nie_a) < floor * abs(nie_a + interaction), abs(nie_b) < floor * abs(nie_b + interaction),
-             abs(interaction) < floor * min(abs(nie_a), abs(nie_b)))
+             abs(interaction) < floor * min(abs(nie_a), abs(nie_b)) or abs(interaction) < NEGLIGIBLE * abs(joint))
     vals = (nie_a, nie_b, interaction)
     pattern = tuple(_sign(v, joint, s or u) for v, s, u in zip(vals, small, uncertain))
     sa, sb, si = pattern
@@ -77,6 +83,12 @@ def read_pair(a: str, b: str, nie_a: float, nie_b: float, interaction: float, di
         return PairReading(pattern, "additive", f"{a} and {b} add up ({direction}): their interaction is "
                            "negligible, each single patch measures its own part")
     if (sa, sb, si) == ("+", "+", "−"):
+        big, small_one = (a, b) if abs(nie_a) >= abs(nie_b) else (b, a)
+        if min(abs(nie_a), abs(nie_b)) < CONTAINED * max(abs(nie_a), abs(nie_b)):
+            what = (f"{small_one}'s effect needs {big} intact" if noising else
+                    f"restoring {big} already brings most of what {small_one} brings")
+            return PairReading(pattern, "overlap", f"{a} and {b} overlap ({direction}): {what} (its effect is "
+                               f"contained in {big}'s), so their single patches double-count")
         what = ("each alone is necessary (both needed, in parallel or in series)" if noising else
                 "each alone suffices (redundant, or in series)")
         return PairReading(pattern, "overlap", f"{a} and {b} overlap ({direction}): {what}, so their single "
@@ -93,8 +105,11 @@ def read_pair(a: str, b: str, nie_a: float, nie_b: float, interaction: float, di
             return PairReading(pattern, "conditional", f"{x} matters only once {y} is {patched} too "
                                f"({direction}): its single patch shows little, the interaction carries it")
         if (sx, sy, si) == ("−", "+", "+"):
-            return PairReading(pattern, "inhibition", f"{x} works against the behaviour only while {y} is "
-                               f"{'intact' if noising else 'restored'} ({direction}): {x} inhibits {y}")
+            nx = nie_a if x == a else nie_b
+            when = "only while" if abs(nx + interaction) < floor * abs(nx) else "less once it is not, yet still"
+            state = "intact" if noising else "restored"
+            return PairReading(pattern, "inhibition", f"{x} works against the pair's joint effect {when} {y} is "
+                               f"{state} ({direction}): {x} inhibits {y}")
         if (sx, sy, si) == ("0", "+", "−"):
             return PairReading(pattern, "inhibition", f"{x} dampens {y}'s effect and has none alone "
                                f"({direction}): {x} inhibits {y}")

@@ -4,8 +4,8 @@ NIE_i(W) is the suspect i's NIE with the witnesses W held at their base-run
 values while everything else recomputes (`build_problem(..., pin=W)`). The
 importance of one candidate w is |NIE_i({w})| − |NIE_i(∅)|, from means over
 prompts: large and positive for a component that compensates when i is
-knocked out (a backup: pinning it unmasks i), negative for one that amplifies
-i's effect. A candidate that does not read i (an earlier layer, or an earlier
+knocked out (a backup: pinning it unmasks i), negative for one that carries or
+amplifies i's effect (a mediator: pinning it blocks that path). A candidate that does not read i (an earlier layer, or an earlier
 position with no attention between) keeps its base value whether or not i is
 patched, so pinning it changes nothing: such candidates are skipped, exactly.
 """
