@@ -73,6 +73,27 @@ def hf_forward(model, tokens: np.ndarray):
     return out.logits[0].numpy(), hidden
 
 
+@pytest.fixture(scope="session", autouse=True)
+def torch_one_thread():
+    """The torch references run one small model at a time: one thread avoids spinning on shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def x64():
+    """Float64 JAX for one test (identities and derivatives checked to rounding)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """(folder, torch model) of a tiny random GPT-2 with a tokenizer."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -16,13 +15,6 @@ from intjax.estimands.bound import (
     affine_fit, affinity_vs_interaction, bound_report, looseness_ratio, sampled_sup, spearman,
 )
 from intjax.estimands.derivatives import face_check, gauss_legendre_01
-
-
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
 
 
 def gauss_primitive(x, centre, width):

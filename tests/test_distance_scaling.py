@@ -31,13 +31,6 @@ def ioi_small():
     return intjax.load_model("ioi-small")
 
 
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
-
-
 def _random_rows(vocab: int, lengths=(6, 7, 8, 9, 7, 8), seed: int = 0):
     rng = np.random.default_rng(seed)
     return [dict(clean_ids=rng.integers(0, vocab, n).tolist(), corrupted_ids=rng.integers(0, vocab, n).tolist(),

@@ -17,24 +17,6 @@ from intjax.patching import build_problem, make_prompt_set, parse_components
 from test_patching import prompt_rows, reference_values
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_one_thread():
-    """The torch references run one small model at a time: one thread avoids spinning on shared cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
-
-
 def brute_force_int(f_of_subset, T):
     """Inclusion–exclusion written out: Σ_{U⊆T} (−1)^{|T|−|U|} f(1_U)."""
     return sum((-1) ** (len(T) - j) * f_of_subset[U] for j in range(len(T) + 1)

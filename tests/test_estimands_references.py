@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -31,24 +30,6 @@ STEP = 1e-3
 # A wrong derivative, e.g. the vertex difference over the unit square of α_T (which equals D_T on a
 # multilinear game), is off by 3.9%–97% of max |D_T| per set here: asserted to exceed 10× the bound.
 RTOL = {2: 1e-4, 3: 2e-3}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def torch_one_thread():
-    """The torch references run one small model at a time: one thread avoids spinning on shared cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
 
 
 def central_mixed_difference(problem, T, alpha, h):

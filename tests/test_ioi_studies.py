@@ -25,15 +25,6 @@ from intjax.tasks.ioi import ioi_prompts
 CIRCUIT = {"movers": ["L0H1", "L2H0", "L3H2"], "inhibition": ["L1H0"]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_one_thread():
-    """The torch references run one small model at a time: one thread avoids spinning on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ioi_small():
     import intjax

@@ -3,7 +3,6 @@ in both directions: the NIEs and INT come from the library's estimands on each g
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -4,10 +4,7 @@ distance-scaling slope of each set against the slope its causal structure predic
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
-import pytest
 
 import intjax
 from intjax.estimands.scaling import loglog_slope, scaled_interactions
@@ -15,13 +12,6 @@ from intjax.estimands.theorems import duality_check
 from intjax.patching import build_problem, make_prompt_set, parse_components
 from intjax.patching.structure import predicted_slopes, reads_matrix
 from test_patching import prompt_rows
-
-
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
 
 
 def shared_last_token(rows):
