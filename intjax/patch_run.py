@@ -16,7 +16,7 @@ from intjax.estimands.theorems import duality_check, theorem_table
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component
 from intjax.patching.problem import SEMANTICS, build_problem
-from intjax.patching.structure import predicted_slopes, reads_matrix
+from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
 from intjax.patching.prompts import PromptSet
 from intjax.sweeps.runner import CheckpointedGame
 
@@ -112,8 +112,8 @@ def run_theorems(
     problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
                                  semantics=s, metric=metric) for s in SEMANTICS}
     names = [c.name for c in components]
-    lengths, roles = prompts.lengths, prompts.roles
-    per_prompt = [{k: int(v[p]) for k, v in roles.items()} for p in range(len(prompts))]
+    lengths = prompts.lengths
+    per_prompt = prompt_roles(prompts)
 
     def structure(T: tuple[int, ...]) -> dict:
         return predicted_slopes(reads_matrix([components[i] for i in T], per_prompt, lengths))

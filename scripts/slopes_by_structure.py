@@ -31,7 +31,7 @@ def main() -> None:
     import intjax
     from intjax.estimands.scaling import DEFAULT_TS, loglog_slope, rounding_floor, scaled_interactions
     from intjax.patching import build_problem, parse_components
-    from intjax.patching.structure import predicted_slopes, reads_matrix
+    from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
     from intjax.tasks.ioi import ioi_prompts
 
     model, tokenizer = intjax.load_model(args.model, dtype=jnp.float64)
@@ -39,7 +39,7 @@ def main() -> None:
     names = list(dict.fromkeys(n for s in args.sets.split(";") for n in s.split(",")))
     comps = parse_components(names, model.config)
     sets = [tuple(sorted(names.index(n) for n in s.split(","))) for s in args.sets.split(";")]
-    roles = [{k: int(v[i]) for k, v in prompts.roles.items()} for i in range(len(prompts))]
+    roles = prompt_roles(prompts)
     slopes = {}
     for semantics in ("frozen", "recompute"):
         problem = build_problem(model, prompts, comps, semantics=semantics)

@@ -18,6 +18,7 @@ import itertools
 from typing import Mapping, Optional, Sequence
 
 from intjax.patching.components import Component, Site
+from intjax.patching.prompts import PromptSet
 
 _STAGE = {"resid_pre": 0, "z": 1, "mlp_out": 2}
 
@@ -55,6 +56,11 @@ def reads(a: Component, b: Component, roles: Optional[Mapping[str, int]] = None,
     """Whether some site of b depends on some site of a (b is downstream of a)."""
     roles = roles or {}
     return any(site_reads(x, y, roles, length) for x in a.sites for y in b.sites)
+
+
+def prompt_roles(prompts: PromptSet) -> list[dict[str, int]]:
+    """Each prompt's role indices ({"S2": 9, "END": 14, ...}), as `reads` takes them."""
+    return [{k: int(v[p]) for k, v in prompts.roles.items()} for p in range(len(prompts))]
 
 
 def reads_matrix(components: Sequence[Component], roles_per_prompt: Sequence[Mapping[str, int]] = ({},),

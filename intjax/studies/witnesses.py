@@ -23,7 +23,7 @@ from intjax.patching.components import Component
 from intjax.patching.evaluate import evaluate
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
-from intjax.patching.structure import reads
+from intjax.patching.structure import prompt_roles, reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +68,7 @@ def witness_importance(
     **build_kwargs,
 ) -> WitnessImportance:
     """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it)."""
-    roles, lengths = prompts.roles, prompts.lengths
-    per_prompt = [({k: int(v[p]) for k, v in roles.items()}, int(lengths[p])) for p in range(len(prompts))]
+    per_prompt = list(zip(prompt_roles(prompts), prompts.lengths.tolist()))
     candidates = [c for c in candidates if c.name != suspect.name]
     downstream = [c for c in candidates if any(reads(suspect, c, r, t) for r, t in per_prompt)]
     if not downstream:
