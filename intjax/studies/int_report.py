@@ -310,7 +310,7 @@ def studies_summary(studies: IOIStudies) -> list[str]:
     flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {', '.join(r.named(lab))}" for lab in LABELS if r.named(lab))
                                     or "none") for e, r in rows.items())
     w = studies.witnesses
-    top = w.ranked()[0]
+    top = int(np.argmax(np.abs(w.importance)))  # the largest change, compensation or mediation
     lo, hi = w.ci()[top]
     worse = [r for r in studies.search if r.greedy_worse]
     return [

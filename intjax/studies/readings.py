@@ -45,7 +45,7 @@ CONTAINED = 0.25  # an overlap member whose |NIE| is below this share of the oth
 SIGN_RULE = ("Signs are read relative to the pair's joint effect J = NIE_A + NIE_B + INT: '+' same sign as J, "
              "'−' opposite, '0' when a 95% CI over prompts includes 0, or for NIE_X when it is below {floor:.0%} "
              "of X's effect once the other is patched too (NIE_X + INT), or for INT when it is below {floor:.0%} "
-             "of the smaller |NIE|")
+             "of the smaller |NIE| or 2% of |J|")
 
 
 @dataclasses.dataclass(frozen=True)
