@@ -42,7 +42,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import equinox as eqx
 import jax
@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from intjax.model.config import GPT2Config  # noqa: E402
-from intjax.model.gpt2 import GPT2, Blocks  # noqa: E402
+from intjax.model.gpt2 import GPT2, Blocks, attention, attn_output, layer_norm, mlp  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.tasks import ioi  # noqa: E402
 
@@ -167,6 +167,47 @@ def logits_of(model: GPT2, tokens: jax.Array) -> jax.Array:
     return model.unembed(resid)
 
 
+class Dropout(NamedTuple):
+    """Dropout rates of the training forward pass (GPT-2 used 0.1 for attn and resid)."""
+
+    attn: float = 0.0  # each attention weight (GPT-2's attn_pdrop)
+    resid: float = 0.0  # each coordinate of the embeddings, attention and MLP outputs (resid_pdrop)
+    head: float = 0.0  # a whole head's output at every position of a sequence (not in GPT-2)
+
+
+def _drop(key: jax.Array, x: jax.Array, rate: float, shape=None) -> jax.Array:
+    """Inverted dropout: zero with probability `rate`, scale the rest by 1/(1-rate)."""
+    if rate <= 0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout) -> jax.Array:
+    """Logits [T, V] of one sequence with dropout: the model's own layer functions, with
+    dropout between them. With all rates 0 this is `logits_of` (checked at start-up)."""
+    cfg = model.config
+    k_embed, k_layers = jax.random.split(key)
+    resid = _drop(k_embed, model.embed(tokens), rates.resid)
+
+    def step(resid, xs):
+        p, scale, k = xs
+        ka, kv, kh, k1, k2 = jax.random.split(k, 5)
+        pattern, _ = attention(cfg, p, scale, resid)  # [H, T, T]
+        pattern = _drop(ka, pattern, rates.attn)
+        v = jnp.einsum("td,hde->the", layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps),
+                       p.W_V) + p.b_V
+        z = jnp.einsum("hts,she->the", pattern, v)
+        z = _drop(kh, z, rates.head, shape=(1, cfg.n_heads, 1))
+        resid = resid + _drop(k1, attn_output(p, z), rates.resid)
+        resid = resid + _drop(k2, mlp(cfg, p, resid), rates.resid)
+        return resid, None
+
+    keys = jax.random.split(k_layers, cfg.n_layers)
+    resid, _ = jax.lax.scan(step, resid, (model.blocks, model.attn_scales(), keys))
+    return model.unembed(resid)
+
+
 def decay_mask(model: GPT2) -> GPT2:
     """True for the weight matrices (weight decay), False for biases and LayerNorms."""
     mask = jax.tree.map(lambda _: False, model)
@@ -230,30 +271,48 @@ def effective(params: Params, cls: jax.Array, R: Optional[jax.Array] = None) -> 
 
 
 class Batches:
-    """Deterministic batches: batch `step` depends only on (seed, step)."""
+    """Deterministic batches: batch `step` depends only on (seed, step).
+
+    Each batch holds IOI sentences (the answer is IO with probability `io_prob`,
+    else S), single-name filler sentences (`filler_frac`), and repeated random
+    word sequences (`induction_frac`: "w1 … wk w1 … wk", where the second half is
+    predictable only by induction).
+    """
 
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
-                 length: int):
+                 length: int, *, io_prob: float = 1.0, induction_frac: float = 0.0,
+                 objects: Optional[Sequence[str]] = None):
         self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
-        self.copy_frac = copy_frac
+        self.copy_frac, self.io_prob, self.objects = copy_frac, io_prob, objects
         self.n_filler = int(round(batch * filler_frac))
-        self.n_ioi = batch - self.n_filler
+        self.n_induction = int(round(batch * induction_frac))
+        self.n_ioi = batch - self.n_filler - self.n_induction
+        if self.n_ioi < 1:
+            raise SystemExit("--filler-frac plus --induction-frac leave no IOI sentence in a batch")
+        words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
+        self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
         seqs, answer_at = [], []
         gen = ioi.ioi_prompts(
             self.tok, self.n_ioi, seed=self.seed * 1_000_003 + step, corruption="s2_flip",
-            names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES,
+            names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES, objects=self.objects,
         )
-        for c, t in zip(gen.prompts.clean, gen.prompts.target):
-            seqs.append(list(c) + [int(t)])
-            answer_at.append(len(c) - 1)
         rng = np.random.default_rng([self.seed, step, 7])
+        io = rng.random(self.n_ioi) < self.io_prob
+        for c, t, f, use_io in zip(gen.prompts.clean, gen.prompts.target, gen.prompts.foil, io):
+            seqs.append(list(c) + [int(t if use_io else f)])
+            answer_at.append(len(c) - 1)
         fill = [filler_text(rng, ioi.NAMES, ioi.PLACES, self.copy_frac) for _ in range(self.n_filler)]
         for e, (_, copy) in zip(self.tok.encode_batch([t for t, _ in fill]), fill):
             seqs.append(list(e.ids))
             answer_at.append(len(e.ids) - 2 if copy else -1)  # a COPY sentence ends with the name
+        for _ in range(self.n_induction):
+            k = int(rng.integers(4, min(9, self.length // 2 + 1)))
+            words = rng.choice(self.word_ids, k, replace=False)
+            seqs.append([*words, *words])
+            answer_at.append(-1)
         tokens = pad([np.asarray(s, np.int32) for s in seqs], self.length + 1)
         weights = np.zeros((len(seqs), self.length), np.float32)
         for i, s in enumerate(seqs):
@@ -267,10 +326,11 @@ ANSWER_WEIGHT = 5.0
 
 
 def loss_fn(params: Params, cls: jax.Array, R: Optional[jax.Array], tokens: jax.Array,
-            weights: jax.Array) -> jax.Array:
-    """Weighted next-token cross entropy over the batch."""
+            weights: jax.Array, key: jax.Array, rates: Dropout) -> jax.Array:
+    """Weighted next-token cross entropy over the batch (with dropout)."""
     model = effective(params, cls, R)
-    logits = jax.vmap(logits_of, in_axes=(None, 0))(model, tokens[:, :-1])
+    keys = jax.random.split(key, tokens.shape[0])
+    logits = jax.vmap(train_logits, in_axes=(None, 0, 0, None))(model, tokens[:, :-1], keys, rates)
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
     return (nll * weights).sum() / weights.sum()
@@ -301,6 +361,36 @@ def evaluate(model: GPT2, tok: Any, ps: PromptSet, length: int) -> dict[str, flo
         "name_argmax_accuracy": float((top_name == ps.target).mean()),
         "vocab_argmax_accuracy": float((logits.argmax(1) == ps.target).mean()),
         "n": int(len(ps)),
+    }
+
+
+def circuit_summary(model: GPT2, tok: Any, n_prompts: int = 64, seed: int = 20_000) -> dict[str, Any]:
+    """What `intjax demo` will find: the discovered circuit, whether its classes come in Wang
+    et al.'s layer order, and the heads the noising visibility study labels (all heads,
+    the two strongest as context, thresholds of studies.visibility, scale |TE|)."""
+    from intjax.estimands.effects import nie
+    from intjax.patching.components import parse_components
+    from intjax.patching.problem import build_problem
+    from intjax.studies.circuit import discover_circuit, stage_order
+    from intjax.studies.visibility import visibility
+
+    data = ioi.ioi_prompts(tok, n_prompts, seed=seed, corruption="abc")
+    heads = parse_components("heads", model.config)
+    games = {d: build_problem(model, data.prompts, heads, direction=d) for d in ("noising", "denoising")}
+    nies = {d: nie(g) for d, g in games.items()}
+    n = len(heads)
+    te = float((games["noising"].values(np.ones((1, n))) - games["noising"].values(np.zeros((1, n)))).mean())
+    circuit = discover_circuit(model, data, nies["noising"], nies["denoising"], te)
+    ordered, problems = stage_order(circuit)
+    vis = visibility(games["noising"], 2, nie=nies["noising"], scale=abs(te))
+    names = [h.name for h in heads]
+    return {
+        "total_effect": te, "circuit": circuit, "wang_ordered": ordered, "order_problems": problems,
+        "context": [names[i] for i in vis.context_set],
+        "invisible": {names[i]: (round(float(vis.nie[i]), 3), round(float(vis.context[i]), 3))
+                      for i in vis.flagged("invisible")},
+        "inflated": {names[i]: (round(float(vis.nie[i]), 3), round(float(vis.context[i]), 3))
+                     for i in vis.flagged("inflated")},
     }
 
 
@@ -439,7 +529,7 @@ def verify_export(model: GPT2, out: Path, prompts: ioi.IOIPrompts, hf: bool) -> 
     return res
 
 
-README = """# ioi-small
+README = """# {name}
 
 A {n_layers}-layer, {n_heads}-head GPT-2 (d_model {d_model}, d_mlp {d_mlp}, n_positions
 {n_positions}, vocabulary {vocab_size}, {n_params:,} parameters, tied embeddings,
@@ -448,11 +538,13 @@ text, so that intjax has a model whose IOI behaviour is known, which ships with
 the package and runs in seconds on a CPU.
 
     import intjax
-    model, tokenizer = intjax.load_model("ioi-small")
+    model, tokenizer = intjax.load_model("{name}")
 
 ## Data
 
 {data}
+
+{mix}
 
 {embeddings}
 
@@ -464,6 +556,8 @@ one token. Sequences have no BOS token.
 
     {command}
 
+{dropout}
+
 AdamW (lr {lr}, warmup {warmup}, cosine decay to lr/10, weight decay {weight_decay}
 on matrices, gradient clipping 1.0), {steps} steps of batch {batch}, seed {seed},
 {seconds:.0f} s of training on {device} (orbax checkpoints every {ckpt_every} steps
@@ -473,7 +567,7 @@ last one).
 ## Evaluation
 
 {n_eval} prompts (mixed BABA/ABBA, seed {eval_seed}) built only from held-out names
-and places; metric logit(IO) - logit(S) at the last position:
+and places{objects}; metric logit(IO) - logit(S) at the last position:
 
 | prompts | IO accuracy (logit IO > logit S) | mean logit diff | argmax over names = IO |
 |---|---|---|---|
@@ -482,7 +576,39 @@ and places; metric logit(IO) - logit(S) at the last position:
 
 Export check: intjax reload max |Δlogit| {check[intjax_reload_max_abs_err]:.2e},
 transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
+
+## The circuit intjax finds
+
+{circuit}
+
+## How it differs from GPT-2 small
+
+{differences}
 """
+
+
+def circuit_text(summary: dict[str, Any]) -> str:
+    """The README's circuit section from `circuit_summary`."""
+    rows = "\n".join(f"| {cls} | {', '.join(heads)} |" for cls, heads in summary["circuit"].items())
+    order = ("The classes come in Wang et al.'s layer order (every previous-token / duplicate-token / "
+             "induction head before every S-inhibition head, before every name mover)."
+             if summary["wang_ordered"] else
+             "The classes are NOT in Wang et al.'s layer order: " + "; ".join(summary["order_problems"]) + ".")
+
+    def heads(d):
+        return ", ".join(f"{h} (NIE {a:+.2f}, context {c:+.2f})" for h, (a, c) in d.items()) or "none"
+
+    return (
+        "`intjax.studies.circuit.discover_circuit` on 64 prompts (abc corruption, seed 20000): "
+        "heads with mean |NIE| >= 5% of the total effect "
+        f"({summary['total_effect']:+.2f}) in either direction, classed by their strongest attention "
+        "role (END->IO name mover, END->S2 S-inhibition, S2->S1+1 induction, S2->S1 duplicate "
+        "token, S1+1->S1 previous token; at least 0.2 of the attention):\n\n"
+        "| class | heads |\n|---|---|\n" + rows + "\n\n" + order + "\n\n"
+        "Noising visibility over every head, context = the two strongest heads "
+        f"({', '.join(summary['context'])}), thresholds of `intjax.studies.visibility` (3x, floor 5% "
+        f"of |TE|): invisible {heads(summary['invisible'])}; inflated {heads(summary['inflated'])}. "
+        "`intjax demo` reports these with CIs over prompts.")
 
 
 # ---------------------------------------------------------------------------
@@ -521,6 +647,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="from this step on, draw fresh random word vectors every step, so that "
                         "no name can be memorised (before it: the fixed ones the export uses); "
                         "-1: never")
+    p.add_argument("--attn-dropout", type=float, default=0.0, help="attention-weight dropout (GPT-2: 0.1)")
+    p.add_argument("--resid-dropout", type=float, default=0.0,
+                   help="dropout on embeddings, attention and MLP outputs (GPT-2: 0.1)")
+    p.add_argument("--head-dropout", type=float, default=0.0,
+                   help="probability of dropping a whole head's output in a sequence")
+    p.add_argument("--io-prob", type=float, default=1.0,
+                   help="probability that a training IOI sentence ends with IO (else with S)")
+    p.add_argument("--induction-frac", type=float, default=0.0,
+                   help="share of each batch given to repeated random word sequences")
+    p.add_argument("--hold-out-objects", action="store_true",
+                   help="train only on ioi.TRAIN_OBJECTS and evaluate on ioi.HELDOUT_OBJECTS")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="checkpoint and stop after this step, as a kill would (rerun to resume)")
+    p.add_argument("--min-accuracy", type=float, default=0.95,
+                   help="held-out IO accuracy below which --out is left untouched")
+    p.add_argument("--no-circuit", action="store_true", help="skip the circuit summary (README says so)")
     p.add_argument("--fresh", action="store_true", help="ignore existing checkpoints in --work-dir")
     p.add_argument("--no-verify-hf", action="store_true", help="skip the transformers logit check")
     return p.parse_args(argv)
@@ -529,7 +671,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 # flags that define the training run (a resume must match them)
 RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", "heads",
             "d_model", "n_positions", "vocab_size", "filler_frac", "copy_frac", "answer_weight",
-            "train_word_embeddings", "resample_from")
+            "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
+            "io_prob", "induction_frac", "hold_out_objects")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -564,7 +707,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              for _ in range(400)))
     if length > cfg.n_positions:
         raise SystemExit(f"sequences need {length} positions; raise --n-positions")
-    batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1)
+    train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
+    batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
+                      io_prob=args.io_prob, induction_frac=args.induction_frac, objects=train_objects)
+    rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
 
     cls = word_classes(tok, cfg.vocab_size, not args.train_word_embeddings)
     keep = jnp.asarray(cls == 0, jnp.float32)[:, None]  # W_E rows that training may change
@@ -584,6 +730,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{'resuming at step ' + str(start) if start else 'starting'}", flush=True)
 
     word_key = jax.random.PRNGKey(args.seed + 1)
+    dropout_key = jax.random.PRNGKey(args.seed + 2)
+    probe_tokens = jnp.asarray(batches(0)[0][0, :-1])
+    gap = float(jnp.abs(train_logits(params.model, probe_tokens, dropout_key, Dropout())
+                        - logits_of(params.model, probe_tokens)).max())
+    if gap > 1e-4:
+        raise SystemExit(f"the training forward pass without dropout differs from the model's by {gap}")
 
     def word_draw(params, step):  # the word vectors of this step (None: the fixed ones)
         if args.resample_from is None:
@@ -595,15 +747,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     @eqx.filter_jit
     def train_step(params, opt_state, tokens, weights, step):
         R = word_draw(params, step)
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(params, cls, R, tokens, weights)
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(params, cls, R, tokens, weights,
+                                                         jax.random.fold_in(dropout_key, step), rates)
         updates, opt_state = opt.update(grads, opt_state, params)
         updates = eqx.tree_at(lambda u: u.model.W_E, updates, updates.model.W_E * keep)
         return eqx.apply_updates(params, updates), opt_state, loss
 
     heldout = ioi.ioi_prompts(tok, args.eval_prompts, seed=args.eval_seed,
-                              names=ioi.HELDOUT_NAMES, places=ioi.HELDOUT_PLACES)
+                              names=ioi.HELDOUT_NAMES, places=ioi.HELDOUT_PLACES,
+                              objects=ioi.HELDOUT_OBJECTS if args.hold_out_objects else None)
     train_eval = ioi.ioi_prompts(tok, args.eval_prompts, seed=args.eval_seed + 1,
-                                 names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES)
+                                 names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES, objects=train_objects)
     t0, losses = time.perf_counter(), []
     for step in range(start, args.steps):
         tokens, weights = batches(step)
@@ -620,10 +774,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"{ev['mean_logit_diff']:.2f} name argmax {ev['name_argmax_accuracy']:.3f}")
             print(msg, flush=True)
             losses = []
-        if done % args.ckpt_every == 0 or done == args.steps:
+        stop = args.stop_after is not None and done >= args.stop_after
+        if done % args.ckpt_every == 0 or done == args.steps or stop:
             el = seconds + time.perf_counter() - t0
             save_checkpoint(mngr, done, (params, opt_state), {"seconds": el, "step": done},
-                            force=done == args.steps)
+                            force=done == args.steps or stop)
+        if stop and done < args.steps:
+            mngr.wait_until_finished()
+            print(f"stopped after step {done} (--stop-after); rerun without it to resume", flush=True)
+            return 3
     mngr.wait_until_finished()
     seconds += time.perf_counter() - t0
     model = effective(params, cls)
@@ -631,13 +790,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     held = evaluate(model, tok, heldout.prompts, length)
     train = evaluate(model, tok, train_eval.prompts, length)
     print(f"held-out: {held}\ntrain:    {train}", flush=True)
+    summary = None if args.no_circuit else circuit_summary(model, tok)
+    print(f"circuit: {json.dumps(summary)}", flush=True)
 
-    export(model, tok_path, out)
-    check = verify_export(model, out, heldout, hf=not args.no_verify_hf)
+    stage = out.parent / f".{out.name}.partial"  # the export is built here, then moved into place
+    try:
+        return _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, params, batches, held,
+                                    train, summary, heldout, seconds, wall0)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, params, batches, held, train,
+                         summary, heldout, seconds, wall0) -> int:
+    """Export into `stage`, check it, write its README, then replace `out` by it."""
+    shutil.rmtree(stage, ignore_errors=True)
+    export(model, tok_path, stage)
+    check = verify_export(model, stage, heldout, hf=not args.no_verify_hf)
     print(f"export check: {check}", flush=True)
     if check["intjax_reload_max_abs_err"] > 1e-5 or check.get("transformers_max_abs_err", 0) >= 1e-4:
         raise SystemExit(f"export does not reproduce the model's logits: {check}")
-    size = (out / "model.safetensors").stat().st_size
+    size = (stage / "model.safetensors").stat().st_size
     command = "python scripts/train_ioi_model.py " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:]))
     if batches.n_filler:
@@ -677,7 +850,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"places ({len(ioi.TRAIN_PLACES)}, `ioi.TRAIN_PLACES`){filler}. Loss: next-token "
         f"cross entropy on every token, the answer token weighted x{args.answer_weight}.")
     wrap = textwrap.TextWrapper(width=80, break_long_words=False, break_on_hyphens=False)
-    (out / "README.md").write_text(README.format(
+    mix = (f"Answers: a training IOI sentence ends with IO with probability {args.io_prob} and with S "
+           f"otherwise, so the right logit difference is finite (log({args.io_prob}/{1 - args.io_prob:.2g}) = "
+           f"{np.log(args.io_prob / max(1 - args.io_prob, 1e-9)):.2f}) and overshooting it costs loss, as in "
+           "natural text. " if args.io_prob < 1 else "")
+    if batches.n_induction:
+        mix += (f"Each batch also holds {batches.n_induction} repeated random word sequences "
+                "(\"w1 ... wk w1 ... wk\", k from 4 to 8, words drawn from the training names, places and "
+                "objects): their second half is predictable only by induction (a previous-token head "
+                "and an induction head), which then exists for reasons of its own.")
+    if args.hold_out_objects:
+        mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
+                f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "
+                "(`ioi.HELDOUT_OBJECTS`).")
+    r = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
+    dropout = (f"Dropout during training: attention weights {r.attn}, residual (embeddings, attention and "
+               f"MLP outputs) {r.resid} (GPT-2 used 0.1 for both), whole heads {r.head} (each head's output "
+               "dropped for a whole sequence with that probability; GPT-2 had none). The export has no "
+               "dropout." if any(r) else "No dropout.")
+    differences = (
+        f"{cfg.n_layers} layers x {cfg.n_heads} heads at d_model {cfg.d_model} against GPT-2 small's 12 x "
+        "12 at 768; a vocabulary of about a thousand BPE tokens built from the IOI word lists, against "
+        "50,257; trained only on generated text (IOI sentences"
+        + (", filler sentences" if batches.n_filler else "") + (", repeated word lists" if batches.n_induction
+                                                               else "")
+        + ") instead of WebText, so it knows no language beyond these templates; no BOS token; names, "
+        "places and objects embedded as random vectors with a learned per-class scale (so held-out names "
+        "work); " + ("head dropout, which GPT-2 did not use; " if r.head else "")
+        + "and its circuit is the one found above, not Wang et al.'s heads.")
+    (stage / "README.md").write_text(README.format(
+        name=out.name, mix=wrap.fill(mix), dropout=wrap.fill(dropout),
+        circuit=circuit_text(summary) if summary else "Not computed (--no-circuit).",
+        differences=wrap.fill(differences),
         data=wrap.fill(data), embeddings=wrap.fill(embeddings),
         **{k: getattr(cfg, k) for k in ("n_layers", "n_heads", "d_model", "d_mlp", "n_positions",
                                         "vocab_size")},
@@ -687,18 +891,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device=f"{jax.devices()[0].platform.upper()} ({jax.device_count()} device, "
                f"{__import__('os').cpu_count()} cores)",
         ckpt_every=args.ckpt_every, n_eval=len(heldout), eval_seed=args.eval_seed,
-        held=held, train=train, check=check,
+        held=held, train=train, check=check, objects=" and objects" if args.hold_out_objects else "",
         hf_err=(f"{check['transformers_max_abs_err']:.2e}" if "transformers_max_abs_err" in check
                 else "not checked"),
     ) + f"\nmodel.safetensors: {size / 1e6:.2f} MB. Whole script (tokenizer, compilation, "
         f"training, evaluation, export and checks) this run: "
         f"{time.perf_counter() - wall0:.0f} s wall.\n")
-    print(f"exported to {out} ({size / 1e6:.2f} MB), {seconds:.0f}s training", flush=True)
-    if size > 5e6:
-        print("WARNING: model.safetensors is over 5 MB", flush=True)
-    if held["io_accuracy"] < 0.95:
-        print(f"WARNING: held-out IO accuracy {held['io_accuracy']:.3f} is below 0.95", flush=True)
+    (stage / "README.md").chmod(0o644)
+    if held["io_accuracy"] < args.min_accuracy:
+        keep = Path(args.work_dir) / "export"
+        shutil.rmtree(keep, ignore_errors=True)
+        stage.rename(keep)
+        print(f"held-out IO accuracy {held['io_accuracy']:.3f} is below {args.min_accuracy}: {out} is left "
+              f"as it was; the export is in {keep}", flush=True)
         return 1
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    stage.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    print(f"exported to {out} ({size / 1e6:.2f} MB), {seconds:.0f}s training", flush=True)
+    if size > 8e6:
+        print("WARNING: model.safetensors is over 8 MB", flush=True)
     return 0
 
 

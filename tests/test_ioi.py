@@ -186,27 +186,33 @@ def test_misaligned_tokenizer_raises(tok):
 # The shipped model
 
 
-@pytest.fixture(scope="module")
-def ioi_small():
+# name -> (size limit in bytes, whether its training held out objects too)
+SHIPPED = {"ioi-small": (5_000_000, False), "ioi-medium": (8_000_000, True)}
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
     import intjax
 
-    return intjax.load_model("ioi-small")
+    return request.param, *intjax.load_model(request.param)
 
 
-def test_ioi_small_ships_and_loads(ioi_small):
+def test_shipped_models_load_with_single_token_words(shipped):
     from intjax.loading.resolve import _ASSETS, embedded_models
 
-    model, tok = ioi_small
-    assert "ioi-small" in embedded_models()
-    assert (_ASSETS / "ioi-small" / "model.safetensors").stat().st_size <= 5_000_000
-    assert (_ASSETS / "ioi-small" / "README.md").is_file()
+    name, model, tok = shipped
+    assert name in embedded_models()
+    assert (_ASSETS / name / "model.safetensors").stat().st_size <= SHIPPED[name][0]
+    assert (_ASSETS / name / "README.md").is_file()
     for words in (NAMES, PLACES, OBJECTS):
         assert ioi.single_token_words(tok, words)[2] == []
 
 
-def test_ioi_small_heldout_accuracy(ioi_small):
-    model, tok = ioi_small
-    p = ioi_prompts(tok, 1000, seed=FRESH_SEED, names=HELDOUT_NAMES, places=HELDOUT_PLACES)
+def test_shipped_models_heldout_accuracy(shipped):
+    """IO beats S on ≥95% of prompts built only from words the model never trained on."""
+    name, model, tok = shipped
+    objects = ioi.HELDOUT_OBJECTS if SHIPPED[name][1] else None
+    p = ioi_prompts(tok, 1000, seed=FRESH_SEED, names=HELDOUT_NAMES, places=HELDOUT_PLACES, objects=objects)
     T = int(p.prompts.lengths.max())
     forward = eqx.filter_jit(lambda m, t: m(t)[0])  # the plain forward pass, logits [T, V]
     ld = []
@@ -217,7 +223,7 @@ def test_ioi_small_heldout_accuracy(ioi_small):
         ld.append(logits[tid] - logits[fid])
     ld = np.array(ld)
     acc = float((ld > 0).mean())
-    assert acc >= 0.95, f"held-out IO accuracy {acc:.3f}, mean logit diff {ld.mean():.2f}"
+    assert acc >= 0.95, f"{name}: held-out IO accuracy {acc:.3f}, mean logit diff {ld.mean():.2f}"
     assert ld.mean() > 0
     # the unpadded forward of one prompt agrees with the padded one
     c = p.prompts.clean[0]

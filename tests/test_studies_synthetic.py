@@ -137,3 +137,21 @@ def test_variance_shares_match_numpy_covariances():
         assert shares[name] == pytest.approx(np.cov(a + b, part, bias=True)[0, 1] / np.var(a + b))
     with pytest.raises(InputError, match="sum"):
         variance_shares(a + b, {"a": a})
+
+
+def test_label_support_is_one_for_identical_prompts_and_near_half_on_a_threshold():
+    """Bootstrap support of a label: every resample agrees when all prompts are equal; a mean
+    sitting on the 3× threshold with symmetric noise is labelled either way about half the time."""
+    from intjax.studies.visibility import label_components, label_support
+
+    nie = np.tile([1.0, 0.1, 1.0], (40, 1))
+    ctx = np.tile([0.1, 1.0, 1.0], (40, 1))
+    labels = label_components(nie.mean(0), ctx.mean(0), scale=1.0)
+    assert labels == ("inflated", "invisible", "")
+    assert np.all(label_support(nie, ctx, labels, scale=1.0) == 1.0)
+    noise = np.random.default_rng(0).choice([-0.2, 0.2], size=40)
+    noise -= noise.mean()  # the mean context effect is exactly 3 × NIE: "invisible" by ≥
+    nie2, ctx2 = np.full((40, 1), 0.5), (1.5 + noise)[:, None]
+    labels2 = label_components(nie2.mean(0), ctx2.mean(0), scale=1.0)
+    assert labels2 == ("invisible",)
+    assert 0.35 < label_support(nie2, ctx2, labels2, scale=1.0)[0] < 0.65

@@ -33,6 +33,13 @@ ROLES = {  # class -> (query position, key position) whose attention marks it
     "previous_token": ("S1+1", "S1"),
 }
 CIRCUIT_CHOICES = "auto, wang2022, discover, or a JSON file {class: [heads]}"
+# Wang et al.'s stages, earliest first: heads at S2 that find the duplicate, heads at END
+# that move "S is duplicated" there, heads at END that copy the IO name.
+STAGES: tuple[tuple[str, ...], ...] = (
+    ("previous_token", "duplicate_token", "induction"),
+    ("s_inhibition",),
+    ("name_mover", "negative_name_mover", "backup_name_mover"),
+)
 
 
 def is_gpt2_small(model: GPT2) -> bool:
@@ -87,6 +94,19 @@ def discover_circuit(
     if not circuit:
         raise InputError(f"no head reaches {min_effect:.0%} of the total effect; lower min_effect")
     return circuit
+
+
+def stage_order(circuit: dict[str, Sequence[str]]) -> tuple[bool, list[str]]:
+    """Whether every head of each STAGES stage sits in a later layer than every head of the
+    stages before it (Wang et al.'s order), and each violation in words. A circuit
+    missing a stage is not ordered; classes outside STAGES (`other`) are ignored."""
+    layers = [sorted({int(h[1:].split("H")[0]) for cls in stage for h in circuit.get(cls, [])}) for stage in STAGES]
+    problems = [f"no {' / '.join(stage)} head" for stage, ls in zip(STAGES, layers) if not ls]
+    for (a, la), (b, lb) in zip(zip(STAGES, layers), list(zip(STAGES, layers))[1:]):
+        if la and lb and max(la) >= min(lb):
+            problems.append(f"{' / '.join(a)} reaches layer {max(la)}, not before {' / '.join(b)} "
+                            f"from layer {min(lb)}")
+    return not problems, problems
 
 
 def read_circuit(path: str | Path) -> dict[str, list[str]]:

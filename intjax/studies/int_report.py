@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from intjax.studies import figures
-from intjax.studies.circuit import class_of
+from intjax.studies.circuit import STAGES, class_of, stage_order
 from intjax.studies.ioi_int import IOIStudies
 from intjax.studies.stats import mean_ci, standard_error
 
@@ -53,8 +53,12 @@ def circuit_section(studies: IOIStudies) -> str:
     """The circuit the studies use."""
     where = studies.faithfulness.class_positions or {}
     rows = [(cls, ", ".join(heads), where.get(cls, "every position")) for cls, heads in studies.circuit.items()]
+    ordered, problems = stage_order(studies.circuit)
+    order = ("Its classes come in Wang et al.'s layer order: every " + ", then every ".join(
+        " / ".join(stage) for stage in STAGES) + " head sits in a later layer than the stage before."
+             if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ".")
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
-                      markdown_table(rows, ("class", "heads", "kept at")), ""])
+                      markdown_table(rows, ("class", "heads", "kept at")), "", order, ""])
 
 
 def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
@@ -125,23 +129,27 @@ def visibility_section(studies: IOIStudies) -> str:
                      key=lambda i: -max(abs(noising.context[i]), abs(noising.nie[i])))
     table = []
     n, d = rows["noising"].visibility, rows["denoising"].visibility
-    se = {e: standard_error(r.nie) for e, r in rows.items()}
 
     def label(v, i):
         flip = " (sign flips)" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
-        return (v.labels[i] or "—") + flip
+        return f"{v.labels[i] or '—'}{flip} ({v.support[i]:.0%})"
+
+    def pm(mean, se):
+        return f"{mean:+.3f} ± {1.96 * se:.3f}"
 
     for i in flagged[:15]:
         table.append((studies.head_names[i], cls.get(studies.head_names[i], "—"),
-                      f"{n.nie[i]:+.3f} ± {se['noising'][i]:.3f}", f"{n.context[i]:+.3f}", label(n, i),
-                      f"{d.nie[i]:+.3f} ± {se['denoising'][i]:.3f}", f"{d.context[i]:+.3f}", label(d, i)))
+                      pm(n.nie[i], n.nie_se[i]), pm(n.context[i], n.context_se[i]), label(n, i),
+                      pm(d.nie[i], d.nie_se[i]), pm(d.context[i], d.context_se[i]), label(d, i)))
     n_vis = rows["noising"].visibility
     ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
     return "\n".join([
         "## Invisible and inflated heads",
         "",
         f"Each head's NIE against its context effect with the strongest heads already patched (noising: "
-        f"{ctx['noising']}; denoising: {ctx['denoising']}). Thresholds: {n_vis.rule} (= |TE|).",
+        f"{ctx['noising']}; denoising: {ctx['denoising']}). Thresholds: {n_vis.rule} (= |TE|). "
+        "± is the half-width of the 95% interval over prompts (1.96 standard errors); the share after a "
+        "label is how many of 1000 bootstrap resamples of the prompts give that same label.",
         "",
         "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
         "",

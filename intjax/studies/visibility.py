@@ -27,6 +27,7 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.effects import context_effects, nie as nie_of
 from intjax.estimands.game import Game
+from intjax.studies.stats import standard_error
 
 DEFAULT_RATIO = 3.0
 DEFAULT_FLOOR = 0.05
@@ -43,6 +44,9 @@ class Visibility:
     scale: float  # effects below floor·scale are never flagged
     ratio: float
     floor: float
+    nie_se: np.ndarray  # [n] standard error over prompts of the mean NIE
+    context_se: np.ndarray  # [n] same for the context effect
+    support: np.ndarray  # [n] share of bootstrap resamples of the prompts that give the same label
 
     def flagged(self, label: str) -> list[int]:
         """Indices of the components with this label."""
@@ -103,8 +107,25 @@ def visibility(
             raise InputError(f"n_context={n_context} must be in 0..{game.n_components}")
         context = np.argsort(-np.abs(nie_mean), kind="stable")[:n_context]
     context = tuple(sorted(int(i) for i in context))
-    ctx_mean = context_effects(game, context, **values_kwargs).mean(axis=0)
+    ctx = context_effects(game, context, **values_kwargs)
+    ctx_mean = ctx.mean(axis=0)
     if scale is None:
         scale = float(max(np.abs(nie_mean).max(), np.abs(ctx_mean).max()))
     labels = label_components(nie_mean, ctx_mean, scale, ratio, floor)
-    return Visibility(nie_mean, ctx_mean, context, labels, float(abs(scale)), ratio, floor)
+    support = label_support(nie, ctx, labels, scale, ratio, floor)
+    return Visibility(nie_mean, ctx_mean, context, labels, float(abs(scale)), ratio, floor,
+                      standard_error(nie), standard_error(ctx), support)
+
+
+def label_support(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], scale: float,
+                  ratio: float = DEFAULT_RATIO, floor: float = DEFAULT_FLOOR, n_boot: int = 1000,
+                  seed: int = 0) -> np.ndarray:
+    """Per component, the share of bootstrap resamples of the prompts (rows of the `[P, n]`
+    arrays) whose means earn the same label: how firmly the prompts back each label."""
+    nie, context = np.asarray(nie, float), np.asarray(context, float)
+    idx = np.random.default_rng(seed).integers(0, len(nie), (n_boot, len(nie)))
+    same = np.zeros(nie.shape[1])
+    for rows in idx:
+        boot = label_components(nie[rows].mean(0), context[rows].mean(0), scale, ratio, floor)
+        same += [b == a for a, b in zip(labels, boot)]
+    return same / n_boot

@@ -117,6 +117,8 @@ HELDOUT_NAMES: tuple[str, ...] = NAMES[3::5]
 HELDOUT_PLACES: tuple[str, ...] = PLACES[2::5]
 TRAIN_NAMES: tuple[str, ...] = tuple(n for n in NAMES if n not in HELDOUT_NAMES)
 TRAIN_PLACES: tuple[str, ...] = tuple(p for p in PLACES if p not in HELDOUT_PLACES)
+HELDOUT_OBJECTS: tuple[str, ...] = OBJECTS[1::5]
+TRAIN_OBJECTS: tuple[str, ...] = tuple(o for o in OBJECTS if o not in HELDOUT_OBJECTS)
 
 # ---------------------------------------------------------------------------
 # The IOI circuit of GPT-2 small as data. Source: Wang et al. 2022, Fig. 2 and
