@@ -36,7 +36,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     from intjax.patch_run import PatchOptions, run_patch
     from intjax.patching import parse_components, read_prompts
     from intjax.results import versions, write_results
-    from intjax.sweeps import hash_arrays
+    from intjax.sweeps.fingerprint import hash_arrays, model_digest
 
     t0 = time.perf_counter()
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
@@ -57,7 +57,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
         options=dict(direction=args.direction, semantics=args.semantics, source=args.source,
                      metric=args.metric, order=args.order, linear=args.linear, memory_gb=args.memory_gb,
                      chunk=args.chunk),
-        provenance=dict(model_hash=hash_arrays(model), prompts_hash=hash_arrays(
+        provenance=dict(model_hash=model_digest(model), prompts_hash=hash_arrays(
             [np.asarray(x) for x in (*prompts.clean, *prompts.corrupted, prompts.target, prompts.foil)])),
         versions=versions(), devices=[str(d) for d in jax.devices()], timings=timings,
     )

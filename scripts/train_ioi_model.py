@@ -1,32 +1,40 @@
 #!/usr/bin/env python
-"""Train a small GPT-2 on generated IOI text and export it as `intjax/assets/ioi-small/`.
+"""Train a small GPT-2 on generated IOI text and export it in HuggingFace layout (e.g. `intjax/assets/ioi-small/`).
 
 What it does, in order (all seeded):
 
 1. trains a byte-level BPE tokenizer on generated text so that every name,
    place and object of `intjax.tasks.ioi` (with a leading space) is one token;
-2. trains a GPT-2-architecture model (the intjax Equinox module, vmapped over
-   the batch) with optax AdamW on next-token cross entropy over full IOI
-   sentences ("Then, John and Mary went to the store. John gave a drink to
-   Mary") built only from the TRAIN names and places (the answer token gets a
-   larger loss weight). Held-out names and places occur in no training text.
-   To make the model treat every name alike (so that it generalises to names
-   it never saw), the embeddings of names, places and objects are not learned
-   per word: each is a random vector R times a learned scale plus a learned
-   offset per word class (name / place / object). For the first
+2. trains a GPT-2-architecture model (the intjax Equinox module's own layer
+   functions, vmapped over the batch, with dropout between them) with optax
+   AdamW on next-token cross entropy over a data mix:
+   - full IOI sentences ("Then, John and Mary went to the store. John gave a
+     drink to Mary") built only from the TRAIN names and places (and, with
+     --hold-out-objects, objects); with --io-prob < 1 some end with S instead,
+     so the right logit difference is finite;
+   - optionally single-name filler sentences (--filler-frac), repeated random
+     word sequences that reward induction (--induction-frac), and odd-one-out
+     name lists that reward duplicate detection (--odd-frac);
+   the answer token gets a larger loss weight. Dropout as GPT-2 (attention
+   weights, residual) plus whole-head dropout, optionally switched on only
+   after --dropout-from steps (curriculum). To make the model treat every name
+   alike (so that it generalises to names it never saw), the embeddings of
+   names, places and objects are not learned per word: each is a random vector
+   R times a learned scale plus a learned offset per word class. For the first
    --resample-from steps R is one fixed draw (the one exported); after that a
-   fresh R is drawn every step, so no name can be memorised and the circuit
-   has to work for any name vector. Optionally (--filler-frac) batches also
-   hold filler sentences with a single name (--train-word-embeddings trains
-   word embeddings like any token instead);
+   fresh R is drawn every step, so no name can be memorised;
 3. checkpoints with orbax every --ckpt-every steps into --work-dir; rerunning
-   with the same arguments resumes from the last checkpoint;
+   with the same arguments resumes from the last checkpoint (bit-identically:
+   batches and dropout masks depend only on the seed and the step);
 4. evaluates IO accuracy (logit(IO) > logit(S) at the last position) and the
-   mean logit difference on prompts built only from held-out names and places;
-5. exports HuggingFace GPT-2 layout (config.json, model.safetensors with
-   Conv1D [in, out] tensors, tokenizer.json) plus README.md into --out, checks
-   that `intjax.load_model` reads it back and that transformers'
-   GPT2LMHeadModel gives the same logits.
+   mean logit difference on prompts built only from held-out words, and
+   summarises the circuit `intjax demo` will find (classes, Wang et al.'s layer
+   order, invisible and inflated heads);
+5. exports config.json, model.safetensors (Conv1D [in, out] tensors),
+   tokenizer.json and README.md into a staging folder, checks that
+   `intjax.load_model` and transformers' GPT2LMHeadModel give the same logits,
+   and only then replaces --out with it. A run that fails, or whose held-out
+   accuracy is below --min-accuracy, leaves --out as it was.
 
     python scripts/train_ioi_model.py --out intjax/assets/ioi-small --work-dir runs/ioi-small
 
@@ -175,12 +183,20 @@ class Dropout(NamedTuple):
     head: float = 0.0  # a whole head's output at every position of a sequence (not in GPT-2)
 
 
-def _drop(key: jax.Array, x: jax.Array, rate: float, shape=None) -> jax.Array:
-    """Inverted dropout: zero with probability `rate`, scale the rest by 1/(1-rate)."""
-    if rate <= 0:
+def _drop(key: jax.Array, x: jax.Array, rate: Any, shape=None) -> jax.Array:
+    """Inverted dropout: zero with probability `rate` (may be traced), scale the rest by 1/(1-rate)."""
+    if isinstance(rate, (int, float)) and rate <= 0:
         return x
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def dropout_at(rates: Dropout, step: jax.Array, start: int, ramp: int) -> Dropout:
+    """The rates at `step`: 0 before `start`, rising linearly to `rates` over `ramp` steps."""
+    if start <= 0 and ramp <= 0:
+        return rates
+    f = jnp.clip((step - start) / max(ramp, 1), 0.0, 1.0)
+    return Dropout(*(r * f if r > 0 else r for r in rates))
 
 
 def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout) -> jax.Array:
@@ -281,16 +297,19 @@ class Batches:
 
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
                  length: int, *, io_prob: float = 1.0, induction_frac: float = 0.0,
-                 objects: Optional[Sequence[str]] = None):
+                 odd_frac: float = 0.0, objects: Optional[Sequence[str]] = None):
         self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
         self.copy_frac, self.io_prob, self.objects = copy_frac, io_prob, objects
         self.n_filler = int(round(batch * filler_frac))
         self.n_induction = int(round(batch * induction_frac))
-        self.n_ioi = batch - self.n_filler - self.n_induction
+        self.n_odd = int(round(batch * odd_frac))
+        self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd
         if self.n_ioi < 1:
             raise SystemExit("--filler-frac plus --induction-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
+        self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
+        self.then, self.to = tok.encode("Then,").ids, tok.encode(" to").ids
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
@@ -313,6 +332,11 @@ class Batches:
             words = rng.choice(self.word_ids, k, replace=False)
             seqs.append([*words, *words])
             answer_at.append(-1)
+        for _ in range(self.n_odd):  # "Then, A B C B A to" -> " C": only duplicate detection finds C
+            pairs, odd = np.split(rng.choice(self.name_ids, 3, replace=False), [2])
+            order = rng.permutation([*pairs, *pairs, *odd])
+            seqs.append([*self.then, *order, *self.to, int(odd[0])])
+            answer_at.append(len(seqs[-1]) - 2)
         tokens = pad([np.asarray(s, np.int32) for s in seqs], self.length + 1)
         weights = np.zeros((len(seqs), self.length), np.float32)
         for i, s in enumerate(seqs):
@@ -385,7 +409,7 @@ def circuit_summary(model: GPT2, tok: Any, n_prompts: int = 64, seed: int = 20_0
     vis = visibility(games["noising"], 2, nie=nies["noising"], scale=abs(te))
     names = [h.name for h in heads]
     return {
-        "total_effect": te, "circuit": circuit, "wang_ordered": ordered, "order_problems": problems,
+        "total_effect": te, "circuit": circuit, "n_layers": model.config.n_layers, "wang_ordered": ordered, "order_problems": problems,
         "context": [names[i] for i in vis.context_set],
         "invisible": {names[i]: (round(float(vis.nie[i]), 3), round(float(vis.context[i]), 3))
                       for i in vis.flagged("invisible")},
@@ -589,7 +613,13 @@ transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
 
 def circuit_text(summary: dict[str, Any]) -> str:
     """The README's circuit section from `circuit_summary`."""
-    rows = "\n".join(f"| {cls} | {', '.join(heads)} |" for cls, heads in summary["circuit"].items())
+    n_layers = summary["n_layers"]
+
+    def layer(h):
+        return int(h[1:].split("H")[0])
+
+    rows = "\n".join(f"| {cls} | " + " | ".join(", ".join(h for h in heads if layer(h) == l) for l in range(n_layers))
+                     + " |" for cls, heads in summary["circuit"].items())
     order = ("The classes come in Wang et al.'s layer order (every previous-token / duplicate-token / "
              "induction head before every S-inhibition head, before every name mover)."
              if summary["wang_ordered"] else
@@ -604,7 +634,8 @@ def circuit_text(summary: dict[str, Any]) -> str:
         f"({summary['total_effect']:+.2f}) in either direction, classed by their strongest attention "
         "role (END->IO name mover, END->S2 S-inhibition, S2->S1+1 induction, S2->S1 duplicate "
         "token, S1+1->S1 previous token; at least 0.2 of the attention):\n\n"
-        "| class | heads |\n|---|---|\n" + rows + "\n\n" + order + "\n\n"
+        "| class | " + " | ".join(f"layer {l}" for l in range(n_layers)) + " |\n|---|"
+        + "---|" * n_layers + "\n" + rows + "\n\n" + order + "\n\n"
         "Noising visibility over every head, context = the two strongest heads "
         f"({', '.join(summary['context'])}), thresholds of `intjax.studies.visibility` (3x, floor 5% "
         f"of |TE|): invisible {heads(summary['invisible'])}; inflated {heads(summary['inflated'])}. "
@@ -652,10 +683,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="dropout on embeddings, attention and MLP outputs (GPT-2: 0.1)")
     p.add_argument("--head-dropout", type=float, default=0.0,
                    help="probability of dropping a whole head's output in a sequence")
+    p.add_argument("--dropout-from", type=int, default=0,
+                   help="no dropout before this step (the circuit forms first)")
+    p.add_argument("--dropout-ramp", type=int, default=0,
+                   help="steps over which dropout rises linearly from 0 to its rates after --dropout-from")
     p.add_argument("--io-prob", type=float, default=1.0,
                    help="probability that a training IOI sentence ends with IO (else with S)")
     p.add_argument("--induction-frac", type=float, default=0.0,
                    help="share of each batch given to repeated random word sequences")
+    p.add_argument("--odd-frac", type=float, default=0.0,
+                   help="share of each batch given to odd-one-out name lists (\"Then, A B C B A to\" -> \" C\")")
     p.add_argument("--hold-out-objects", action="store_true",
                    help="train only on ioi.TRAIN_OBJECTS and evaluate on ioi.HELDOUT_OBJECTS")
     p.add_argument("--stop-after", type=int, default=None,
@@ -672,7 +709,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", "heads",
             "d_model", "n_positions", "vocab_size", "filler_frac", "copy_frac", "answer_weight",
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
-            "io_prob", "induction_frac", "hold_out_objects")
+            "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -709,7 +746,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"sequences need {length} positions; raise --n-positions")
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
-                      io_prob=args.io_prob, induction_frac=args.induction_frac, objects=train_objects)
+                      io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
+                      objects=train_objects)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
 
     cls = word_classes(tok, cfg.vocab_size, not args.train_word_embeddings)
@@ -748,7 +786,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def train_step(params, opt_state, tokens, weights, step):
         R = word_draw(params, step)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(params, cls, R, tokens, weights,
-                                                         jax.random.fold_in(dropout_key, step), rates)
+                                                         jax.random.fold_in(dropout_key, step),
+                                                         dropout_at(rates, step, args.dropout_from,
+                                                                    args.dropout_ramp))
         updates, opt_state = opt.update(grads, opt_state, params)
         updates = eqx.tree_at(lambda u: u.model.W_E, updates, updates.model.W_E * keep)
         return eqx.apply_updates(params, updates), opt_state, loss
@@ -859,6 +899,11 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                 "(\"w1 ... wk w1 ... wk\", k from 4 to 8, words drawn from the training names, places and "
                 "objects): their second half is predictable only by induction (a previous-token head "
                 "and an induction head), which then exists for reasons of its own.")
+    if batches.n_odd:
+        mix += (f" And {batches.n_odd} odd-one-out lists per batch (\"Then, Karen John Mary John Karen to\" -> "
+                "\" Mary\": two training names twice and one once, in random order): the answer is the name that "
+                "is not repeated, wherever it stands, so only duplicate detection finds it and suppressing the most "
+                "recent name is wrong as often as right.")
     if args.hold_out_objects:
         mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
                 f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "
@@ -866,8 +911,11 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
     r = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
     dropout = (f"Dropout during training: attention weights {r.attn}, residual (embeddings, attention and "
                f"MLP outputs) {r.resid} (GPT-2 used 0.1 for both), whole heads {r.head} (each head's output "
-               "dropped for a whole sequence with that probability; GPT-2 had none). The export has no "
-               "dropout." if any(r) else "No dropout.")
+               "dropped for a whole sequence with that probability; GPT-2 had none)"
+               + (f", off for the first {args.dropout_from} steps and then rising linearly to these rates over "
+                  f"{args.dropout_ramp} steps (curriculum dropout: the circuit forms first, dropout then "
+                  "trains redundancy into it)" if args.dropout_from or args.dropout_ramp else "")
+               + ". The export has no dropout." if any(r) else "No dropout.")
     differences = (
         f"{cfg.n_layers} layers x {cfg.n_heads} heads at d_model {cfg.d_model} against GPT-2 small's 12 x "
         "12 at 768; a vocabulary of about a thousand BPE tokens built from the IOI word lists, against "

@@ -187,7 +187,7 @@ def test_misaligned_tokenizer_raises(tok):
 
 
 # name -> (size limit in bytes, whether its training held out objects too)
-SHIPPED = {"ioi-small": (5_000_000, False), "ioi-medium": (8_000_000, True)}
+SHIPPED = {"ioi-small": (5_000_000, False)}
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED))

@@ -169,3 +169,48 @@ def test_two_processes_split_the_chunks_and_gather_the_values(tiny, tiny_model, 
         np.testing.assert_allclose(np.load(tmp_path / f"p{pid}.npy"), one, atol=1e-5, rtol=0)
         log = (tmp_path / "ck" / f"process_{pid}_of_2" / "chunks.log").read_text().split()
         assert {int(k) % 2 for k in log[::2]} == {pid}  # each process ran only its own chunks
+
+
+def test_model_digest_is_computed_once_per_model_and_tracks_content(monkeypatch):
+    """The memo returns hash_arrays' value, hashes a model object once, and a model with one
+    changed weight (a new object) gets a new digest."""
+    import equinox as eqx
+    import intjax
+    from intjax.sweeps import fingerprint
+
+    model, _ = intjax.load_model("ioi-small")
+    calls = []
+    real = fingerprint.hash_arrays
+    monkeypatch.setattr(fingerprint, "hash_arrays", lambda *t: calls.append(1) or real(*t))
+    d1, d2 = fingerprint.model_digest(model), fingerprint.model_digest(model)
+    assert d1 == d2 == real(model) and len(calls) == 1
+    changed = eqx.tree_at(lambda m: m.lnf_b, model, model.lnf_b.at[0].add(1e-3))
+    assert fingerprint.model_digest(changed) not in (d1, None) and len(calls) == 2
+
+
+def test_sweep_stopped_by_an_error_keeps_its_finished_chunks(tiny_model, tmp_path, monkeypatch):
+    """Checkpoints are throttled (here: never before the end), yet chunks finished before an
+    exception (as Ctrl-C raises) are saved, and the rerun computes only the rest."""
+    import intjax.sweeps.runner as runner
+
+    problem = make_problem(tiny_model[0])
+    masks = np.eye(15)
+    real, ran = runner.run_chunk, []
+
+    def failing(p, m, c, mesh=None):
+        if len(ran) == 3:
+            raise KeyboardInterrupt
+        ran.append(tuple(c.rows))
+        return real(p, m, c, mesh)
+
+    monkeypatch.setattr(runner, "run_chunk", failing)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
+    assert len((tmp_path / "chunks.log").read_text().splitlines()) == 3
+    first, ran[:] = list(ran), []
+    monkeypatch.setattr(runner, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
+    resumed = run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
+    chunks = runner.plan_chunks(problem, masks, 4)
+    assert sorted(first + ran) == sorted(tuple(c.rows) for c in chunks) and not set(first) & set(ran)
+    monkeypatch.setattr(runner, "run_chunk", real)
+    np.testing.assert_array_equal(resumed, run_sweep(problem, masks, None, chunk=4, quiet=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from typing import Any
 
 import equinox as eqx
@@ -22,11 +23,32 @@ def hash_arrays(*trees: Any) -> str:
     return h.hexdigest()
 
 
+_MODEL_DIGESTS: dict[int, tuple[Any, str]] = {}  # id(model) -> (weak reference to it, digest)
+
+
+def model_digest(model: Any) -> str:
+    """`hash_arrays(model)`, computed once per model object: a model's arrays are immutable, so
+    the same object always has the same digest (GPT-2 small takes ~0.5 s to hash, and a run
+    fingerprints every sweep). Keyed by identity; an entry dies with its model."""
+    key = id(model)
+    hit = _MODEL_DIGESTS.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    digest = hash_arrays(model)
+    try:
+        ref = weakref.ref(model)
+    except TypeError:  # takes no weak reference: do not cache (its id could be reused)
+        return digest
+    _MODEL_DIGESTS[key] = (ref, digest)
+    weakref.finalize(model, _MODEL_DIGESTS.pop, key, None)
+    return digest
+
+
 def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) -> dict[str, Any]:
     """What must be identical for a saved sweep to be resumed: model, prompts, masks, options."""
     d = problem.data
     return dict(
-        model=hash_arrays(problem.model),
+        model=model_digest(problem.model),
         prompts=hash_arrays(d.last, d.target, d.foil, d.resid_start, d.indicator),
         sources=hash_arrays(d.source),
         masks=hash_arrays(np.asarray(masks)),

@@ -1,9 +1,11 @@
 """A sweep that survives crashes: f at many masks, chunk by chunk, checkpointed with orbax.
 
-Every finished chunk is saved (orbax CheckpointManager: the values so far and
-which chunks are done) before the next starts, and logged in `chunks.log`. The
-same call after `kill -9` restores the last checkpoint and runs only the chunks
-not yet saved; a fingerprint (model, prompts, sources, masks, options) must
+Finished chunks are saved (orbax CheckpointManager: the values so far and
+which chunks are done) at most every `save_every_s` seconds, after the last
+chunk, and when the sweep stops on an exception or Ctrl-C; each saved chunk is
+logged in `chunks.log`. The same call after `kill -9` restores the last
+checkpoint and runs only the chunks not yet saved (at most `save_every_s` of
+work is lost); a fingerprint (model, prompts, sources, masks, options) must
 match, or the sweep refuses to resume and says what changed.
 """
 
@@ -61,6 +63,7 @@ def run_sweep(
     quiet: bool = False,
     desc: str = "patching",
     options: Optional[dict[str, Any]] = None,
+    save_every_s: float = 5.0,
 ) -> np.ndarray:
     """f at every mask, `[M, P]` float64, resumable from `folder` (no persistence if None).
 
@@ -92,14 +95,22 @@ def run_sweep(
     runs_per_chunk = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs_per_chunk), initial=sum(r for r, d in zip(runs_per_chunk, done) if d),
               unit="run", desc=desc, disable=quiet, smoothing=0.1) as bar:
-        for k, c in enumerate(chunks):
-            if done[k]:
-                continue
-            values[c.rows] = run_chunk(problem, masks, c, mesh)
-            done[k] = True
-            if manager is not None:
-                _save(manager, folder, k, values, done)
-            bar.update(runs_per_chunk[k])
+        unsaved: list[int] = []  # chunks done since the last save
+        last_save = time.monotonic()
+        try:
+            for k, c in enumerate(chunks):
+                if done[k]:
+                    continue
+                values[c.rows] = run_chunk(problem, masks, c, mesh)
+                done[k] = True
+                unsaved.append(k)
+                if manager is not None and time.monotonic() - last_save >= save_every_s:
+                    _save(manager, folder, unsaved, values, done)
+                    unsaved, last_save = [], time.monotonic()
+                bar.update(runs_per_chunk[k])
+        finally:  # the last chunks, or what was finished before an error or Ctrl-C
+            if manager is not None and unsaved:
+                _save(manager, folder, unsaved, values, done)
     if manager is not None:
         manager.close()
     if n_proc > 1:
@@ -151,14 +162,14 @@ def _open(folder: Path, fingerprint: dict, values: np.ndarray, done: np.ndarray,
     return values, done, manager
 
 
-def _save(manager, folder: Path, k: int, values: np.ndarray, done: np.ndarray) -> None:
+def _save(manager, folder: Path, chunks: list[int], values: np.ndarray, done: np.ndarray) -> None:
     import orbax.checkpoint as ocp
 
     step = int(done.sum())
     manager.save(step, args=ocp.args.StandardSave({"values": values, "done": done}), force=True)
     manager.wait_until_finished()
     with open(folder / "chunks.log", "a") as log:
-        log.write(f"{k} {time.time():.3f}\n")
+        log.writelines(f"{k} {time.time():.3f}\n" for k in chunks)
 
 
 class CheckpointedGame:
