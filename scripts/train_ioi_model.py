@@ -538,9 +538,12 @@ def verify_export(model: GPT2, out: Path, prompts: ioi.IOIPrompts, hf: bool) -> 
     loaded, tok = intjax.load_model(out)
     res: dict[str, float] = {}
     seqs = [np.asarray(c) for c in prompts.prompts.clean[:8]]
-    ref = [np.asarray(logits_of(model, jnp.asarray(s))) for s in seqs]
-    res["intjax_reload_max_abs_err"] = max(
-        float(np.abs(np.asarray(loaded(jnp.asarray(s))[0]) - r).max()) for s, r in zip(seqs, ref))
+    T = max(len(x) for x in seqs)
+    batch = jnp.asarray(pad(seqs, T))  # right padding leaves each prompt's own positions exact (causal)
+    forward = eqx.filter_jit(lambda m, t: jax.vmap(lambda x: logits_of(m, x))(t))
+    ref = [r[: len(x)] for r, x in zip(np.asarray(forward(model, batch)), seqs)]
+    got = [r[: len(x)] for r, x in zip(np.asarray(forward(loaded, batch)), seqs)]
+    res["intjax_reload_max_abs_err"] = max(float(np.abs(g - r).max()) for g, r in zip(got, ref))
     if hf:
         import torch
         from transformers import GPT2LMHeadModel
@@ -753,7 +756,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cls = word_classes(tok, cfg.vocab_size, not args.train_word_embeddings)
     keep = jnp.asarray(cls == 0, jnp.float32)[:, None]  # W_E rows that training may change
     cls = jnp.asarray(cls)
-    params = init_params(cfg, jax.random.PRNGKey(args.seed), np.asarray(cls))
+    params = eqx.filter_jit(init_params)(cfg, jax.random.PRNGKey(args.seed), np.asarray(cls))
     warmup = min(args.warmup, args.steps // 2)
     sched = optax.warmup_cosine_decay_schedule(0.0, args.lr, warmup, max(args.steps, warmup + 1),
                                                args.lr / 10)
@@ -770,8 +773,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     word_key = jax.random.PRNGKey(args.seed + 1)
     dropout_key = jax.random.PRNGKey(args.seed + 2)
     probe_tokens = jnp.asarray(batches(0)[0][0, :-1])
-    gap = float(jnp.abs(train_logits(params.model, probe_tokens, dropout_key, Dropout())
-                        - logits_of(params.model, probe_tokens)).max())
+    gap = float(eqx.filter_jit(lambda m, t: jnp.abs(train_logits(m, t, dropout_key, Dropout())
+                                                     - logits_of(m, t)).max())(params.model, probe_tokens))
     if gap > 1e-4:
         raise SystemExit(f"the training forward pass without dropout differs from the model's by {gap}")
 

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--layers", "1", "--heads", "2", "--d-model", "32", "--steps", "4", "--batch", "8", "--ckpt-every", "2",
-        "--log-every", "2", "--eval-prompts", "20", "--no-verify-hf", "--no-circuit", "--attn-dropout", "0.1",
+        "--log-every", "100", "--eval-prompts", "20", "--no-verify-hf", "--no-circuit", "--attn-dropout", "0.1",
         "--resid-dropout", "0.1", "--head-dropout", "0.5", "--induction-frac", "0.25", "--io-prob", "0.8",
         "--hold-out-objects"]
 
