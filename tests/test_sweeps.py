@@ -172,9 +172,10 @@ def test_two_processes_split_the_chunks_and_gather_the_values(tiny, tiny_model, 
 
 
 def test_model_digest_is_computed_once_per_model_and_tracks_content(monkeypatch):
-    """The memo returns hash_arrays' value, hashes a model object once, and a model with one
-    changed weight (a new object) gets a new digest."""
+    """The memo returns hash_arrays' value, hashes a set of weight arrays once (also when a
+    problem wraps them in a new module), and a model with one changed weight gets a new digest."""
     import equinox as eqx
+    import jax
     import intjax
     from intjax.sweeps import fingerprint
 
@@ -182,7 +183,9 @@ def test_model_digest_is_computed_once_per_model_and_tracks_content(monkeypatch)
     calls = []
     real = fingerprint.hash_arrays
     monkeypatch.setattr(fingerprint, "hash_arrays", lambda *t: calls.append(1) or real(*t))
-    d1, d2 = fingerprint.model_digest(model), fingerprint.model_digest(model)
+    rewrapped = jax.tree.unflatten(*reversed(jax.tree.flatten(model)))  # a new module, the same arrays
+    assert rewrapped is not model
+    d1, d2 = fingerprint.model_digest(model), fingerprint.model_digest(rewrapped)
     assert d1 == d2 == real(model) and len(calls) == 1
     changed = eqx.tree_at(lambda m: m.lnf_b, model, model.lnf_b.at[0].add(1e-3))
     assert fingerprint.model_digest(changed) not in (d1, None) and len(calls) == 2
