@@ -131,7 +131,7 @@ def visibility_section(studies: IOIStudies) -> str:
     n, d = rows["noising"].visibility, rows["denoising"].visibility
 
     def label(v, i):
-        flip = " (sign flips)" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
+        flip = ", sign flips" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
         return f"{v.labels[i] or '—'}{flip} ({v.support[i]:.0%})"
 
     def pm(mean, se):
@@ -315,7 +315,12 @@ def studies_summary(studies: IOIStudies) -> list[str]:
     faith = "; ".join(f"{name} {f.faithfulness[a].mean():.0%} [{_boot_ci(f.faithfulness[a])[0]:.0%}, "
                       f"{_boot_ci(f.faithfulness[a])[1]:.0%}]" for a, name in enumerate(f.ablations))
     rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
-    flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {', '.join(r.named(lab))}" for lab in LABELS if r.named(lab))
+
+    def named(r, lab):  # heads with this label, each with its bootstrap support
+        v = r.visibility
+        return ", ".join(f"{r.names[i]} ({v.support[i]:.0%})" for i in v.flagged(lab))
+
+    flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {named(r, lab)}" for lab in LABELS if r.named(lab))
                                     or "none") for e, r in rows.items())
     w = studies.witnesses
     top = int(np.argmax(np.abs(w.importance)))  # the largest change, compensation or mediation
@@ -323,8 +328,8 @@ def studies_summary(studies: IOIStudies) -> list[str]:
     worse = [r for r in studies.search if r.greedy_worse]
     return [
         f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}.",
-        f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}): "
-        f"{flagged}.",
+        f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}; "
+        f"in parentheses the share of bootstrap resamples of the prompts that give the same label): {flagged}.",
         f"- Witnesses of {w.suspect}: pinning {w.witnesses[top]} changes its |NIE| by {w.importance[top]:+.3f} "
         f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).",
         "- Search (noising; chosen on half the prompts, scored on the other half): "
