@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:
 
 from intjax.model.config import GPT2Config  # noqa: E402
 from intjax.model.gpt2 import GPT2, Blocks, attention, attn_output, layer_norm, mlp  # noqa: E402
+from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.tasks import ioi  # noqa: E402
 
@@ -208,7 +209,7 @@ def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout)
 
     def step(resid, xs):
         p, scale, k = xs
-        ka, kv, kh, k1, k2 = jax.random.split(k, 5)
+        ka, _, kh, k1, k2 = jax.random.split(k, 5)  # five keys, as the runs so far drew them
         pattern, _ = attention(cfg, p, scale, resid)  # [H, T, T]
         pattern = _drop(ka, pattern, rates.attn)
         v = jnp.einsum("td,hde->the", layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps),
@@ -290,9 +291,10 @@ class Batches:
     """Deterministic batches: batch `step` depends only on (seed, step).
 
     Each batch holds IOI sentences (the answer is IO with probability `io_prob`,
-    else S), single-name filler sentences (`filler_frac`), and repeated random
-    word sequences (`induction_frac`: "w1 … wk w1 … wk", where the second half is
-    predictable only by induction).
+    else S), single-name filler sentences (`filler_frac`), repeated random word
+    sequences (`induction_frac`: "w1 … wk w1 … wk", where the second half is
+    predictable only by induction), and odd-one-out name lists (`odd_frac`:
+    "Then, A B C B A to" -> " C", found only by duplicate detection).
     """
 
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
@@ -305,7 +307,7 @@ class Batches:
         self.n_odd = int(round(batch * odd_frac))
         self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd
         if self.n_ioi < 1:
-            raise SystemExit("--filler-frac plus --induction-frac leave no IOI sentence in a batch")
+            raise SystemExit("--filler-frac, --induction-frac and --odd-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
         self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
@@ -617,11 +619,7 @@ transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
 def circuit_text(summary: dict[str, Any]) -> str:
     """The README's circuit section from `circuit_summary`."""
     n_layers = summary["n_layers"]
-
-    def layer(h):
-        return int(h[1:].split("H")[0])
-
-    rows = "\n".join(f"| {cls} | " + " | ".join(", ".join(h for h in heads if layer(h) == l) for l in range(n_layers))
+    rows = "\n".join(f"| {cls} | " + " | ".join(", ".join(h for h in heads if layer_of(h) == l) for l in range(n_layers))
                      + " |" for cls, heads in summary["circuit"].items())
     order = ("The classes come in Wang et al.'s layer order (every previous-token / duplicate-token / "
              "induction head before every S-inhibition head, before every name mover)."

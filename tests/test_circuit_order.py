@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from intjax.errors import InputError
 from intjax.studies.circuit import stage_order
 from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT
 
@@ -25,3 +28,11 @@ def test_planted_orders():
     missing = {k: v for k, v in good.items() if k != "s_inhibition"}
     ordered, problems = stage_order(missing)
     assert not ordered and problems == ["no s_inhibition head"]
+
+
+def test_positional_and_mlp_names_are_read_by_the_component_grammar():
+    """Circuit files may name heads at a role (`L9H6@END`, as Wang et al.'s positional classes)."""
+    positional = {"duplicate_token": ["L0H1@S2"], "s_inhibition": ["L2H0@END"], "name_mover": ["L3H1@END"]}
+    assert stage_order(positional) == (True, [])
+    with pytest.raises(InputError, match="cannot parse component 'H9L6'"):
+        stage_order({"name_mover": ["H9L6"]})

@@ -92,6 +92,14 @@ def _atom(text: str, config: GPT2Config) -> Component:
     return Component(text, (site,))
 
 
+def layer_of(name: str) -> int:
+    """The layer a single component name (`L9H6`, `L9H6@END`, `L3MLP`, …) lives in; no config needed."""
+    m = _ATOM.match(name.strip())
+    if not m:
+        raise InputError(f"cannot parse component {name!r}; valid forms: {FORMS}")
+    return int(m.group(1))
+
+
 def parse_component(text: str, config: GPT2Config) -> Component:
     """Parse one component name (or `name=A+B` group) for a model of this config."""
     text = text.strip()

@@ -22,6 +22,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2
+from intjax.patching.components import layer_of
 from intjax.patching.prompts import pad
 from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
@@ -100,9 +101,10 @@ def stage_order(circuit: dict[str, Sequence[str]]) -> tuple[bool, list[str]]:
     """Whether every head of each STAGES stage sits in a later layer than every head of the
     stages before it (Wang et al.'s order), and each violation in words. A circuit
     missing a stage is not ordered; classes outside STAGES (`other`) are ignored."""
-    layers = [sorted({int(h[1:].split("H")[0]) for cls in stage for h in circuit.get(cls, [])}) for stage in STAGES]
+    layers = [sorted({layer_of(h) for cls in stage for h in circuit.get(cls, [])}) for stage in STAGES]
     problems = [f"no {' / '.join(stage)} head" for stage, ls in zip(STAGES, layers) if not ls]
-    for (a, la), (b, lb) in zip(zip(STAGES, layers), list(zip(STAGES, layers))[1:]):
+    for s in range(len(STAGES) - 1):
+        (a, la), (b, lb) = (STAGES[s], layers[s]), (STAGES[s + 1], layers[s + 1])
         if la and lb and max(la) >= min(lb):
             problems.append(f"{' / '.join(a)} reaches layer {max(la)}, not before {' / '.join(b)} "
                             f"from layer {min(lb)}")

@@ -64,24 +64,24 @@ class Visibility:
         return bool(np.sign(self.nie[i]) * np.sign(self.context[i]) < 0)
 
 
+LABEL_NAMES = ("", "invisible", "inflated", "flipped")
+
+
+def _label_codes(nie: np.ndarray, context: np.ndarray, scale: float, ratio: float, floor: float) -> np.ndarray:
+    """Index into LABEL_NAMES for each pair of means, elementwise over arrays of any shape."""
+    a, c = np.abs(nie), np.abs(context)
+    return np.select(
+        [np.maximum(a, c) < floor * abs(scale), c >= ratio * a, a >= ratio * c, np.sign(nie) != np.sign(context)],
+        [0, 1, 2, 3], default=0)
+
+
 def label_components(nie: np.ndarray, context: np.ndarray, scale: float,
                      ratio: float = DEFAULT_RATIO, floor: float = DEFAULT_FLOOR) -> tuple[str, ...]:
     """The label of each component from its mean NIE and mean context effect (rules in the module doc)."""
     if ratio <= 1:
         raise InputError(f"ratio must exceed 1, got {ratio}")
-    labels = []
-    for a, c in zip(np.asarray(nie, float), np.asarray(context, float)):
-        if max(abs(a), abs(c)) < floor * abs(scale):
-            labels.append("")
-        elif abs(c) >= ratio * abs(a):
-            labels.append("invisible")
-        elif abs(a) >= ratio * abs(c):
-            labels.append("inflated")
-        elif np.sign(a) != np.sign(c):
-            labels.append("flipped")
-        else:
-            labels.append("")
-    return tuple(labels)
+    codes = _label_codes(np.asarray(nie, float), np.asarray(context, float), scale, ratio, floor)
+    return tuple(LABEL_NAMES[k] for k in codes)
 
 
 def visibility(
@@ -124,8 +124,8 @@ def label_support(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], s
     arrays) whose means earn the same label: how firmly the prompts back each label."""
     nie, context = np.asarray(nie, float), np.asarray(context, float)
     idx = np.random.default_rng(seed).integers(0, len(nie), (n_boot, len(nie)))
+    codes = np.array([LABEL_NAMES.index(lab) for lab in labels])
     same = np.zeros(nie.shape[1])
-    for rows in idx:
-        boot = label_components(nie[rows].mean(0), context[rows].mean(0), scale, ratio, floor)
-        same += [b == a for a, b in zip(labels, boot)]
+    for block in np.array_split(idx, max(1, n_boot // 100)):  # [≤100, P] resamples at a time: bounded memory
+        same += (_label_codes(nie[block].mean(1), context[block].mean(1), scale, ratio, floor) == codes).sum(0)
     return same / n_boot
