@@ -135,7 +135,7 @@ def visibility_section(studies: IOIStudies) -> str:
         return f"{v.labels[i] or '—'}{flip} ({v.support[i]:.0%})"
 
     def pm(mean, se):
-        return f"{mean:+.3f} ± {1.96 * se:.3f}"
+        return f"{mean:+.3f} ± {se:.3f}"
 
     for i in flagged[:15]:
         table.append((studies.head_names[i], cls.get(studies.head_names[i], "—"),
@@ -148,8 +148,8 @@ def visibility_section(studies: IOIStudies) -> str:
         "",
         f"Each head's NIE against its context effect with the strongest heads already patched (noising: "
         f"{ctx['noising']}; denoising: {ctx['denoising']}). Thresholds: {n_vis.rule} (= |TE|). "
-        "± is the half-width of the 95% interval over prompts (1.96 standard errors); the share after a "
-        "label is how many of 1000 bootstrap resamples of the prompts give that same label.",
+        "± is one standard error over prompts, as everywhere in this report; the share after a label is how "
+        "many of 1000 bootstrap resamples of the prompts give that same label.",
         "",
         "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
         "",
