@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 
 import intjax.sweeps.runner as runner
+
+loop = importlib.import_module("intjax.patching.evaluate")  # the module (the package exports the function)
 from intjax.estimands.mobius import subset_masks, subsets_up_to
 from intjax.patching import build_problem, make_prompt_set, parse_components
 from intjax.sweeps import ResumeError, run_sweep
@@ -65,12 +68,14 @@ def test_killed_sweep_resumes_with_identical_values_each_chunk_once(tiny, tiny_m
     folder = tmp_path / "sweep"
     code = SETUP.format(tests=str(ROOT / "tests"), folder=str(tiny[0])) + textwrap.dedent(f"""
         import time
+        import importlib
         import intjax.sweeps.runner as runner
-        slow = runner.run_chunk
+        loop = importlib.import_module("intjax.patching.evaluate")
+        slow = loop.run_chunk
         def run_chunk(*args, **kwargs):  # slow enough to be killed in the middle
             time.sleep(0.3)
             return slow(*args, **kwargs)
-        runner.run_chunk = run_chunk
+        loop.run_chunk = run_chunk
         runner.run_sweep(problem, masks, {str(folder)!r}, chunk=4, quiet=True)
     """)
     proc = run_script(code)
@@ -87,19 +92,19 @@ def test_killed_sweep_resumes_with_identical_values_each_chunk_once(tiny, tiny_m
     import orbax.checkpoint as ocp
 
     manager = runner._manager(folder)
-    n_chunks = len(runner.plan_chunks(problem, masks, 4))
+    n_chunks = len(loop.plan_chunks(problem, masks, 4))
     saved = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
         {"values": np.zeros((len(masks), 3)), "done": np.zeros(n_chunks, bool)}))["done"]
     manager.close()
     assert 0 < saved.sum() < n_chunks
 
     ran = []
-    real = runner.run_chunk
-    monkeypatch.setattr(runner, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
+    real = loop.run_chunk
+    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
     resumed = run_sweep(problem, masks, folder, chunk=4, quiet=True)
-    chunks = runner.plan_chunks(problem, masks, 4)
+    chunks = loop.plan_chunks(problem, masks, 4)
     assert sorted(ran) == sorted(tuple(c.rows) for c, s in zip(chunks, saved) if not s)
-    monkeypatch.setattr(runner, "run_chunk", real)
+    monkeypatch.setattr(loop, "run_chunk", real)
     np.testing.assert_array_equal(resumed, run_sweep(problem, masks, None, chunk=4, quiet=True))
 
 
@@ -194,11 +199,9 @@ def test_model_digest_is_computed_once_per_model_and_tracks_content(monkeypatch)
 def test_sweep_stopped_by_an_error_keeps_its_finished_chunks(tiny_model, tmp_path, monkeypatch):
     """Checkpoints are throttled (here: never before the end), yet chunks finished before an
     exception (as Ctrl-C raises) are saved, and the rerun computes only the rest."""
-    import intjax.sweeps.runner as runner
-
     problem = make_problem(tiny_model[0])
     masks = np.eye(15)
-    real, ran = runner.run_chunk, []
+    real, ran = loop.run_chunk, []
 
     def failing(p, m, c, mesh=None):
         if len(ran) == 3:
@@ -206,14 +209,14 @@ def test_sweep_stopped_by_an_error_keeps_its_finished_chunks(tiny_model, tmp_pat
         ran.append(tuple(c.rows))
         return real(p, m, c, mesh)
 
-    monkeypatch.setattr(runner, "run_chunk", failing)
+    monkeypatch.setattr(loop, "run_chunk", failing)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
     assert len((tmp_path / "chunks.log").read_text().splitlines()) == 3
     first, ran[:] = list(ran), []
-    monkeypatch.setattr(runner, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
+    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
     resumed = run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
-    chunks = runner.plan_chunks(problem, masks, 4)
+    chunks = loop.plan_chunks(problem, masks, 4)
     assert sorted(first + ran) == sorted(tuple(c.rows) for c in chunks) and not set(first) & set(ran)
-    monkeypatch.setattr(runner, "run_chunk", real)
+    monkeypatch.setattr(loop, "run_chunk", real)
     np.testing.assert_array_equal(resumed, run_sweep(problem, masks, None, chunk=4, quiet=True))

@@ -15,7 +15,7 @@ are padded to one of a few sizes (`padded_size`) to bound the compiled shapes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import equinox as eqx
 import jax
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float
+from tqdm.auto import tqdm
 
 from intjax.errors import InputError
 from intjax.patching.problem import PatchProblem
@@ -247,6 +248,20 @@ def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Opti
     return np.asarray(values, np.float64)
 
 
+class Checkpoint(Protocol):
+    """Where a sweep keeps finished chunks (see `intjax.sweeps.runner.SweepCheckpoint`)."""
+
+    def resume(self, problem: PatchProblem, masks: np.ndarray, chunk_size: int, n_devices: int,
+               values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The values and done flags saved so far (or the ones given, for a new sweep)."""
+
+    def chunk_done(self, k: int, values: np.ndarray, done: np.ndarray) -> None:
+        """Chunk k has finished (the checkpoint may save now, or later)."""
+
+    def close(self, values: np.ndarray, done: np.ndarray) -> None:
+        """Save what is not yet saved (also after an error or Ctrl-C)."""
+
+
 def evaluate(
     problem: PatchProblem,
     masks: Float[np.ndarray, "M n"],
@@ -254,20 +269,59 @@ def evaluate(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     chunk: Optional[int] = None,
     on_chunk: Optional[Callable[[int], None]] = None,
+    checkpoint: Optional[Checkpoint] = None,
+    quiet: bool = True,
+    desc: str = "patching",
 ) -> np.ndarray:
     """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
 
-    Chunks are split over all local devices. `on_chunk(n_masks_done)` is called
-    after each chunk (progress bars). For a sweep that survives a crash, use
-    `intjax.sweeps.run_sweep`.
+    The one sweep loop of intjax. Chunks are split over this process's devices;
+    under `jax.distributed.initialize` with several processes, process i runs
+    chunks i, i + n, … and the values are all-gathered at the end, so every
+    process returns all of them. A `checkpoint` (`intjax.sweeps.run_sweep`
+    makes one) restores finished chunks and saves new ones. `on_chunk(n_masks)`
+    is called after each chunk; `quiet=False` shows a progress bar named `desc`.
     """
     masks = check_masks(problem, masks)
+    pid, n_proc = jax.process_index(), jax.process_count()
     mesh = local_mesh()
     n_devices = 1 if mesh is None else mesh.size
+    size = chunk or chunk_size(problem, memory_bytes) * n_devices
+    chunks = plan_chunks(problem, masks, size, n_devices)
+    mine = np.arange(len(chunks)) % n_proc == pid  # with several processes (hosts), chunk k is process k % n's
+    values = np.full((masks.shape[0], problem.n_prompts), np.nan)
+    done = ~mine
+    if checkpoint is not None:
+        values, done = checkpoint.resume(problem, masks, size, n_devices, values, done)
     problem = replicate(problem, mesh)
-    out = np.empty((masks.shape[0], problem.n_prompts), np.float64)
-    for c in plan_chunks(problem, masks, chunk or chunk_size(problem, memory_bytes) * n_devices, n_devices):
-        out[c.rows] = run_chunk(problem, masks, c, mesh)
-        if on_chunk is not None:
-            on_chunk(len(c.rows))
+    runs = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
+    with tqdm(total=sum(runs), initial=sum(r for r, d in zip(runs, done) if d), unit="run", desc=desc,
+              disable=quiet, smoothing=0.1) as bar:
+        try:
+            for k, c in enumerate(chunks):
+                if done[k]:
+                    continue
+                values[c.rows] = run_chunk(problem, masks, c, mesh)
+                done[k] = True
+                if checkpoint is not None:
+                    checkpoint.chunk_done(k, values, done)
+                bar.update(runs[k])
+                if on_chunk is not None:
+                    on_chunk(len(c.rows))
+        finally:  # the last chunks, or what was finished before an error or Ctrl-C
+            if checkpoint is not None:
+                checkpoint.close(values, done)
+    if n_proc > 1:
+        values = _gather(values, chunks, n_proc)
+    return values
+
+
+def _gather(values: np.ndarray, chunks: list[Chunk], n_proc: int) -> np.ndarray:
+    """Every process's chunks, on every process (a JAX cross-process all-gather)."""
+    from jax.experimental import multihost_utils
+
+    everyone = np.asarray(multihost_utils.process_allgather(values))  # [n_proc, M, P]
+    out = np.empty_like(values)
+    for k, c in enumerate(chunks):
+        out[c.rows] = everyone[k % n_proc, c.rows]
     return out

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from intjax.errors import IntjaxError
-from intjax.patching.evaluate import (
-    DEFAULT_MEMORY_BYTES, check_masks, chunk_size, local_mesh, plan_chunks, replicate, run_chunk,
-)
+from intjax.patching.evaluate import DEFAULT_MEMORY_BYTES, evaluate
 from intjax.patching.problem import PatchProblem
 from intjax.sweeps.fingerprint import sweep_fingerprint
 
@@ -67,66 +64,61 @@ def run_sweep(
 ) -> np.ndarray:
     """f at every mask, `[M, P]` float64, resumable from `folder` (no persistence if None).
 
-    Each chunk is split over this process's devices. Under
-    `jax.distributed.initialize` with several processes, process i runs chunks
-    i, i + n, … (checkpointed in `folder/process_i_of_n`) and the values are
-    all-gathered at the end, so every process returns all of them.
-    `options` joins the fingerprint (anything else that changes the answer).
-    `restart=True` discards a saved sweep in `folder` and starts over.
+    `evaluate` with a `SweepCheckpoint` in `folder`: the same loop, chunks and
+    values. `options` joins the fingerprint (anything else that changes the
+    answer). `restart=True` discards a saved sweep in `folder` and starts over.
     """
-    import jax
+    checkpoint = None if folder is None else SweepCheckpoint(folder, restart=restart, options=options,
+                                                              save_every_s=save_every_s)
+    return evaluate(problem, masks, memory_bytes=memory_bytes, chunk=chunk, checkpoint=checkpoint,
+                    quiet=quiet, desc=desc)
 
-    masks = check_masks(problem, masks)
-    pid, n_proc = jax.process_index(), jax.process_count()
-    mesh = local_mesh()
-    n_devices = 1 if mesh is None else mesh.size
-    size = chunk or chunk_size(problem, memory_bytes) * n_devices
-    chunks = plan_chunks(problem, masks, size, n_devices)
-    mine = np.arange(len(chunks)) % n_proc == pid  # with several processes (hosts), chunk k is process k % n's
-    values = np.full((masks.shape[0], problem.n_prompts), np.nan)
-    done = ~mine
-    manager = None
-    if folder is not None:
-        folder = Path(folder) if n_proc == 1 else Path(folder) / f"process_{pid}_of_{n_proc}"
-        fingerprint = sweep_fingerprint(problem, masks, chunk_size=size, n_devices=n_devices,
-                                        process=f"{pid}/{n_proc}", **(options or {}))
-        values, done, manager = _open(folder, fingerprint, values, done, restart)
-    problem = replicate(problem, mesh)
-    runs_per_chunk = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
-    with tqdm(total=sum(runs_per_chunk), initial=sum(r for r, d in zip(runs_per_chunk, done) if d),
-              unit="run", desc=desc, disable=quiet, smoothing=0.1) as bar:
-        unsaved: list[int] = []  # chunks done since the last save
-        last_save = time.monotonic()
+
+class SweepCheckpoint:
+    """Finished chunks of one sweep in `folder` (orbax), saved at most every `save_every_s`
+    seconds and when the sweep ends or stops; with several processes, each keeps its
+    own chunks in `folder/process_i_of_n`."""
+
+    def __init__(self, folder: str | Path, *, restart: bool = False, options: Optional[dict[str, Any]] = None,
+                 save_every_s: float = 5.0):
+        self.folder, self.restart, self.options = Path(folder), restart, options or {}
+        self.save_every_s = save_every_s
+        self.manager, self.unsaved, self.last_save = None, [], time.monotonic()
+
+    def resume(self, problem: PatchProblem, masks: np.ndarray, chunk_size: int, n_devices: int,
+               values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The saved values and done flags, after checking the sweep's fingerprint."""
+        import jax
+
+        pid, n_proc = jax.process_index(), jax.process_count()
+        if n_proc > 1:
+            self.folder = self.folder / f"process_{pid}_of_{n_proc}"
+        fingerprint = sweep_fingerprint(problem, masks, chunk_size=chunk_size, n_devices=n_devices,
+                                        process=f"{pid}/{n_proc}", **self.options)
+        values, done, self.manager = _open(self.folder, fingerprint, values, done, self.restart)
+        self.last_save = time.monotonic()
+        return values, done
+
+    def chunk_done(self, k: int, values: np.ndarray, done: np.ndarray) -> None:
+        """Note chunk k; save if the last save is `save_every_s` old."""
+        self.unsaved.append(k)
+        if time.monotonic() - self.last_save >= self.save_every_s:
+            self._flush(values, done)
+
+    def close(self, values: np.ndarray, done: np.ndarray) -> None:
+        """Save the chunks not yet saved and release the orbax manager."""
+        if self.manager is None:
+            return
         try:
-            for k, c in enumerate(chunks):
-                if done[k]:
-                    continue
-                values[c.rows] = run_chunk(problem, masks, c, mesh)
-                done[k] = True
-                unsaved.append(k)
-                if manager is not None and time.monotonic() - last_save >= save_every_s:
-                    _save(manager, folder, unsaved, values, done)
-                    unsaved, last_save = [], time.monotonic()
-                bar.update(runs_per_chunk[k])
-        finally:  # the last chunks, or what was finished before an error or Ctrl-C
-            if manager is not None and unsaved:
-                _save(manager, folder, unsaved, values, done)
-    if manager is not None:
-        manager.close()
-    if n_proc > 1:
-        values = _gather(values, chunks, n_proc)
-    return values
+            if self.unsaved:
+                self._flush(values, done)
+        finally:
+            self.manager.close()
+            self.manager = None
 
-
-def _gather(values: np.ndarray, chunks: list, n_proc: int) -> np.ndarray:
-    """Every process's chunks, on every process (a JAX cross-process all-gather)."""
-    from jax.experimental import multihost_utils
-
-    everyone = np.asarray(multihost_utils.process_allgather(values))  # [n_proc, M, P]
-    out = np.empty_like(values)
-    for k, c in enumerate(chunks):
-        out[c.rows] = everyone[k % n_proc, c.rows]
-    return out
+    def _flush(self, values: np.ndarray, done: np.ndarray) -> None:
+        _save(self.manager, self.folder, self.unsaved, values, done)
+        self.unsaved, self.last_save = [], time.monotonic()
 
 
 def _open(folder: Path, fingerprint: dict, values: np.ndarray, done: np.ndarray, restart: bool):
