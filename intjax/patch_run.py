@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import InputError
@@ -119,7 +120,8 @@ def run_theorems(
         return predicted_slopes(reads_matrix([components[i] for i in T], per_prompt, lengths))
 
     table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
-                          structure=structure, **table_kwargs)
+                          structure=structure, derivative_game=problems["recompute"].with_dtype(jnp.float32),
+                          **table_kwargs)
     table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
     for row in table["slopes_by_set"]:
         row["set"] = [names[i] for i in row["set"]]

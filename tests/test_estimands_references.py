@@ -68,6 +68,26 @@ def test_mixed_partials_at_interior_alpha_match_central_differences_through_the_
             assert np.abs(vertex - D).max() > 10 * RTOL[k] * np.abs(D).max(), (T, vertex, D)
 
 
+
+def test_face_mixed_partials_starting_above_layer_0_match_central_differences(tiny, x64):
+    """On the face of T (every α outside T is 0) nested JVPs start at T's first layer from the
+    cached base run (`derivatives.start_layer`); D_T there against central differences of f."""
+    from intjax.estimands.derivatives import face_derivatives, start_layer
+
+    model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
+    problem = build_problem(model, make_prompt_set(prompt_rows(model.config.vocab_size, (7, 8))),
+                            parse_components(COMPONENTS, model.config), direction="noising")
+    nodes = np.array([0.3, 0.8])
+    for T in [(1, 2), (1, 3), (2, 3), (1, 2, 3)]:
+        assert start_layer(problem, T) >= 1
+        D = face_derivatives(problem, T, nodes)  # [len(nodes)^|T|, P]
+        for row, point in enumerate(itertools.product(nodes, repeat=len(T))):
+            alpha = np.zeros(4)
+            alpha[list(T)] = point
+            fd = central_mixed_difference(problem, T, alpha, STEP)
+            np.testing.assert_allclose(D[row], fd, rtol=RTOL[len(T)], atol=1e-7, err_msg=f"set {T} at {point}")
+
+
 @pytest.mark.parametrize("semantics", ["recompute", "frozen"])
 def test_context_effects_and_their_int_expansion_match_hf_runs(tiny, tiny_model, semantics):
     """Δ_i(C) from `context_effects`, and Σ_{T: i∈T⊆C∪i} INT_T from `interactions`/`nie`, against

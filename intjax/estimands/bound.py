@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.estimands.derivatives import _directions, _dtype, _mixed
+from intjax.estimands.derivatives import _directions, _dtype, _mixed, start_layer
 from intjax.estimands.game import Game
 from intjax.estimands.mobius import Subset, mobius
 
@@ -65,6 +65,7 @@ class _FaceD:
         self.per_prompt = P is not None
         if self.per_prompt:
             self.dirs = jnp.broadcast_to(self.dirs[:, None, :], (len(T), int(P), n))
+        self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
 
@@ -81,7 +82,7 @@ class _FaceD:
         pts[:B, ..., list(self.T)] = coords
         out = []
         for i in range(0, total, self.chunk):
-            d = _mixed(self.game, self.dirs, jnp.asarray(pts[i: i + self.chunk], _dtype()))
+            d = _mixed(self.game, self.dirs, jnp.asarray(pts[i: i + self.chunk], _dtype()), self.start)
             self.dtype = np.dtype(d.dtype)
             out.append(np.asarray(d, np.float64))
         self.evaluated += B

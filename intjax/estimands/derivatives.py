@@ -62,8 +62,16 @@ def _jvp(game, alpha, direction):
 
 
 @eqx.filter_jit
-def _mixed(game, directions, alphas):
-    return jax.vmap(mixed_partial_fn(game, directions))(alphas)
+def _mixed(game, directions, alphas, start: int = 0):
+    return jax.vmap(mixed_partial_fn(game, directions, start))(alphas)
+
+
+def start_layer(game: Game, T: Sequence[int]) -> int:
+    """The first layer the components T touch (0 for games without layers). Where every α
+    outside T is 0 (the face of T), nothing below it differs from the base run, so a
+    PatchProblem may start there from its cached base residual."""
+    first = getattr(game, "first_layers", None)
+    return int(np.min(first()[list(T)])) if first is not None and len(T) else 0
 
 
 def _directions(n: int, T: Sequence[int]) -> Array:
@@ -79,14 +87,15 @@ def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) ->
     return np.asarray(val, np.float64), np.asarray(tan, np.float64)
 
 
-def mixed_partial_fn(game: Game, directions: Float[Array, "k n"]):
+def mixed_partial_fn(game: Game, directions: Float[Array, "k n"], start: int = 0):
     """α ↦ ∂^k f / ∂v_1 … ∂v_k at α, `[P]`, by k nested jax.jvp along the rows v of
-    `directions` (unit vectors e_i, i ∈ T, give D_T)."""
+    `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`)
+    runs a PatchProblem from its cached base residual at that layer."""
 
     def derivative(g, v):
         return lambda a: jax.jvp(g, (a,), (v.astype(a.dtype),))[1]
 
-    g = lambda a: game(a)  # noqa: E731
+    g = (lambda a: game(a, start=start)) if start else (lambda a: game(a))  # noqa: E731
     for row in range(directions.shape[0]):
         g = derivative(g, directions[row])
     return g
@@ -95,7 +104,9 @@ def mixed_partial_fn(game: Game, directions: Float[Array, "k n"]):
 def mixed_partial(game: Game, T: Sequence[int], alpha: Float[Array, " n"] | None = None) -> np.ndarray:
     """D_T at α (default 0), `[P]`."""
     a = jnp.zeros(game.n_components, _dtype()) if alpha is None else jnp.asarray(alpha, _dtype())
-    return np.asarray(_mixed(game, _directions(game.n_components, T), a[None])[0], np.float64)
+    moved = sorted(set(T) | set(np.flatnonzero(np.asarray(a)).tolist()))  # α ≠ 0 off T moves earlier layers too
+    return np.asarray(_mixed(game, _directions(game.n_components, T), a[None], start_layer(game, moved))[0],
+                      np.float64)
 
 
 def face_points(n: int, T: Sequence[int], nodes: np.ndarray) -> np.ndarray:
@@ -117,8 +128,8 @@ def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int
     pts = face_points(game.n_components, T, nodes)
     padded = np.zeros((-(-len(pts) // chunk) * chunk, pts.shape[1]))
     padded[: len(pts)] = pts
-    dirs = _directions(game.n_components, T)
-    out = [np.asarray(_mixed(game, dirs, jnp.asarray(padded[i : i + chunk], _dtype())), np.float64)
+    dirs, start = _directions(game.n_components, T), start_layer(game, T)
+    out = [np.asarray(_mixed(game, dirs, jnp.asarray(padded[i : i + chunk], _dtype()), start), np.float64)
            for i in range(0, len(padded), chunk)]
     return np.concatenate(out)[: len(pts)]
 

@@ -100,6 +100,7 @@ def theorem_table(
     bound_max_points: int = 5000,
     bound_polish_starts: int = 2,
     bound_order: int | None = None,
+    derivative_game: Game | None = None,
 ) -> dict:
     """Check the identities of DESIGN.md §2 on `game_at(semantics, t)`.
 
@@ -117,7 +118,13 @@ def theorem_table(
     `quadrature_points[k]`: Gauss–Legendre nodes per axis for order k (default
     12 for pairs, 6 for triples, 4 above: trained models have sharply curved
     mixed partials, and the quadrature error shows how well it converged).
+    `derivative_game`: the same game in another precision for the quadrature and
+    the sampled sup (default: the game). Both compare at a tolerance far above
+    float32 rounding (5%; a rounding floor set by the dtype D_T is computed in),
+    so `run_theorems` passes a float32 copy: nested JVPs cost half as much, while
+    the identities and slopes keep float64.
     """
+    dgame = game_at("recompute", 1.0) if derivative_game is None else derivative_game
     q_by_order = {2: 12, 3: 6, **(quadrature_points or {})}
     game = game_at("recompute", 1.0)
     n = game.n_components
@@ -152,9 +159,9 @@ def theorem_table(
 
     checked = strongest_sets(sets, ints, n_check)
     exact = np.stack([INT(T) for T in checked], axis=1)  # [P, n_checked]
-    quad = np.stack([face_check(game, T, q_by_order.get(len(T), 4), grid=0)[0] for T in checked], axis=1)
+    quad = np.stack([face_check(dgame, T, q_by_order.get(len(T), 4), grid=0)[0] for T in checked], axis=1)
     rel = float(np.abs(quad - exact).max() / max(np.abs(exact).max(), 1e-12))
-    bound = bound_report(game, [T for T in checked if bound_order is None or len(T) <= bound_order],
+    bound = bound_report(dgame, [T for T in checked if bound_order is None or len(T) <= bound_order],
                          rtol=bound_rtol, max_points=bound_max_points, polish_starts=bound_polish_starts)
     affinity = affinity_vs_interaction(bound)
 
@@ -202,7 +209,14 @@ def theorem_table(
         ts=list(ts),
         quadrature_points={k: q_by_order.get(k, 4) for k in range(2, order + 1)},
         dtype=str(jnp.zeros(()).dtype) if not jax.config.jax_enable_x64 else "float64",
+        derivative_dtype=_dtype_of(dgame),
     )
+
+
+def _dtype_of(game) -> str:
+    """The dtype a game computes in: its first float array (the default float for games without one)."""
+    leaves = [a for a in jax.tree.leaves(game) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)]
+    return str(leaves[0].dtype) if leaves else str(jnp.zeros(()).dtype)
 
 
 SLOPE_TOLERANCE = 0.25  # |measured − predicted| log-log slope accepted per set
@@ -231,7 +245,8 @@ def theorem_rows(table: dict) -> list[dict]:
             "Δ_i(C) from fresh runs = Σ INT_T over i ∈ T ⊆ C∪i from the sweep"),
         row("integral identity", f"{table['quadrature_vs_exact_max_rel']:.1%}", "5% of max |INT|",
             table["quadrature_vs_exact_max_rel"] <= 0.05,
-            f"Gauss–Legendre ∫ D_T over the face ({table['quadrature_points']} nodes per axis by order) vs the "
+            f"Gauss–Legendre ∫ D_T over the face ({table['quadrature_points']} nodes per axis by order; D_T in "
+            f"{table.get('derivative_dtype', table.get('dtype'))}) vs the "
             "exact INT_T: how well the quadrature of nested-JVP mixed partials converged (a fail means more "
             "nodes are needed for these sharply curved partials, `quadrature_points`; the identity itself is "
             "exact)"),

@@ -98,6 +98,10 @@ class PatchProblem(eqx.Module):
         scaled = {k: d.base_sites[k] + t * (d.source[k] - d.base_sites[k]) for k in d.source}
         return eqx.tree_at(lambda p: p.data.source, self, scaled)
 
+    def with_dtype(self, dtype) -> "PatchProblem":
+        """The same problem with every float array (weights, cached runs, sources) in `dtype`."""
+        return jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, self)
+
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, [n]."""
         return np.array([c.first_layer for c in self.components])
@@ -137,10 +141,15 @@ class PatchProblem(eqx.Module):
         return self.metric.fn(logits, 0, 1)
 
     def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: int = 0) -> Float[Array, ""]:
-        """f(α) for ONE prompt, starting from the cached base residual at layer `start`."""
-        edits = self.layer_edits(alpha, d)
-        resid, _ = self.model.run_blocks(d.resid_start[start], start=start, edits=edits)
-        return self.readout(resid[d.last], d)
+        """f(α) for ONE prompt, starting from the cached base residual at layer `start`;
+        the last layer computes only the position the metric reads."""
+        L = self.model.config.n_layers
+        if start >= L:
+            return self.readout(d.resid_start[L][d.last], d)
+        resid = d.resid_start[start]
+        if start < L - 1:
+            resid, _ = self.model.run_blocks(resid, start=start, stop=L - 1, edits=self.layer_edits(alpha, d))
+        return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True)[0], d)
 
     per_prompt_alpha = True  # __call__ also takes one α per prompt
 
@@ -167,7 +176,7 @@ class PatchProblem(eqx.Module):
 
     def layer_step(
         self,
-        layer: Int[Array, ""],
+        layer: Int[Array, ""] | int,
         resid: Float[Array, "T D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
