@@ -313,3 +313,56 @@ def test_bad_inputs(tiny_model):
         evaluate(problem, np.zeros((3, 3)))
     with pytest.raises(InputError, match="unknown semantics"):
         build_problem(model, make_prompt_set(rows), parse_components("L0H0", model.config), semantics="x")
+
+
+def corrupted_from(rows, positions, seed):
+    """Rows whose corrupted prompt is the clean one with the tokens at `positions` (per row) replaced."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for row, pos in zip(rows, positions):
+        corrupted = list(row["clean_ids"])
+        for i in pos:
+            corrupted[i] = (corrupted[i] + 1 + int(rng.integers(50))) % 100
+        out.append({**row, "corrupted_ids": corrupted})
+    return out
+
+
+@pytest.mark.parametrize("semantics", ["recompute", "frozen"])
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+def test_shared_prefix_runs_match_hf_for_single_token_and_ioi_style_corruptions(tiny, tiny_model, semantics,
+                                                                              direction):
+    """Positions before the first differing token come from the base run (keys and values too):
+    against HF torch runs with hooks, and against the same problem recomputing every position."""
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (8, 10, 9), seed=11)
+    cases = {"single token (an S2 flip)": corrupted_from(rows, [[5], [7], [6]], 12),
+             "IOI-style (names at 3 positions)": corrupted_from(rows, [[3, 5, 6], [4, 7, 8], [4, 6, 7]], 13)}
+    spec = "L0H1,L0MLP,L1H2,L1RESID@2,L1RESID@6,L2H3,L2MLP,g=L0H0+L2H1"  # sites before, at and after S
+    components = parse_components(spec, model.config)
+    masks = some_masks(len(components), np.random.default_rng(14))
+    for what, case in cases.items():
+        prompts = make_prompt_set(case)
+        problem = build_problem(model, prompts, components, direction=direction, semantics=semantics)
+        assert problem.shared_prefix == min(min(p) for p in ([[5], [7], [6]] if "single" in what
+                                                              else [[3, 5, 6], [4, 7, 8], [4, 6, 7]])), what
+        got = evaluate(problem, masks, chunk=4)
+        expected = reference_values(tiny[1], case, components, masks, direction, "counterfactual", semantics)
+        np.testing.assert_allclose(got, expected, atol=2e-4, rtol=1e-4, err_msg=what)
+        whole = build_problem(model, prompts, components, direction=direction, semantics=semantics,
+                              shared_prefix=False)
+        assert whole.shared_prefix == 0
+        np.testing.assert_allclose(got, evaluate(whole, masks, chunk=4), atol=1e-5, err_msg=what)
+
+
+def test_shared_prefix_stops_at_the_read_position_and_only_for_counterfactual_sources(tiny_model):
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (8, 6), seed=15)
+    same = [{**r, "corrupted_ids": list(r["clean_ids"])} for r in rows]  # nothing differs
+    components = parse_components("L0H1,L2MLP", model.config)
+    problem = build_problem(model, make_prompt_set(same), components)
+    assert problem.shared_prefix == 5  # the shortest prompt's last position is still computed
+    np.testing.assert_allclose(evaluate(problem, np.eye(2)), np.asarray(problem.metric_clean)[None].repeat(2, 0),
+                               atol=1e-5)
+    late = corrupted_from(rows, [[6], [4]], 16)
+    assert build_problem(model, make_prompt_set(late), components).shared_prefix == 4
+    assert build_problem(model, make_prompt_set(late), components, source="mean").shared_prefix == 0

@@ -10,11 +10,12 @@ from intjax.model.gpt2 import (
     attention,
     attn_output,
     block_forward,
+    keys_values,
     layer_norm,
     mlp,
 )
 
 __all__ = [
     "ACTIVATIONS", "GPT2Config", "GPT2", "Activations", "Blocks", "LayerEdits", "SiteEdit",
-    "attention", "attn_output", "block_forward", "layer_norm", "mlp",
+    "attention", "attn_output", "block_forward", "keys_values", "layer_norm", "mlp",
 ]

@@ -96,23 +96,37 @@ def _rows(edit: Optional[SiteEdit], rows: Optional[Array]) -> Optional[SiteEdit]
     return edit if edit is None or rows is None else jax.tree.map(lambda a: a[rows], edit)
 
 
+def keys_values(cfg: GPT2Config, p: Blocks, resid: Float[Array, "T D"]) -> tuple[Float[Array, "T H Dh"], Float[Array, "T H Dh"]]:
+    """Attention keys and values of ONE layer at every position of `resid` (its input residual)."""
+    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
+    return jnp.einsum("td,hde->the", x, p.W_K) + p.b_K, jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+
+
 def attention(
     cfg: GPT2Config,
     p: Blocks,
     scale: Float[Array, ""],
     resid: Float[Array, "T D"],
     rows: Optional[Int[Array, " R"]] = None,
-) -> tuple[Float[Array, "H R T"], Float[Array, "R H Dh"]]:
-    """Attention pattern and per-head outputs z of ONE layer, for query rows `rows` (all if None)."""
+    prefix_kv: Optional[tuple[Float[Array, "S H Dh"], Float[Array, "S H Dh"]]] = None,
+) -> tuple[Float[Array, "H R S+T"], Float[Array, "R H Dh"]]:
+    """Attention pattern and per-head outputs z of ONE layer, for query rows `rows` (all if None).
+
+    With `prefix_kv`, `resid` holds positions S.. only and the keys and values of
+    positions 0..S-1 are given (cached from a run that agrees with this one there);
+    `rows` index into `resid`.
+    """
     T = resid.shape[0]
+    S = 0 if prefix_kv is None else prefix_kv[0].shape[0]
     x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
     xq = x if rows is None else x[rows]
     q = jnp.einsum("td,hde->the", xq, p.W_Q) + p.b_Q
-    k = jnp.einsum("td,hde->the", x, p.W_K) + p.b_K
-    v = jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+    k, v = keys_values(cfg, p, resid)  # the LayerNorm is shared with q under jit
+    if prefix_kv is not None:
+        k, v = jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
     scores = jnp.einsum("the,she->hts", q, k) * scale
-    qpos = jnp.arange(T) if rows is None else rows
-    causal = qpos[:, None] >= jnp.arange(T)[None, :]
+    qpos = S + (jnp.arange(T) if rows is None else rows)
+    causal = qpos[:, None] >= jnp.arange(S + T)[None, :]
     pattern = jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1)
     return pattern, jnp.einsum("hts,she->the", pattern, v)
 
@@ -138,6 +152,7 @@ def block_forward(
     rows: Optional[Int[Array, " R"]] = None,
     z: Optional[Float[Array, "R H Dh"]] = None,
     resid_mid: Optional[Float[Array, "R D"]] = None,
+    prefix_kv: Optional[tuple[Array, Array]] = None,
 ) -> tuple[Float[Array, "R D"], Activations]:
     """One transformer block (weights `p` of ONE layer), applying `edits` to its sites.
 
@@ -145,7 +160,8 @@ def block_forward(
     read every position): the last layer needs only the position the metric reads.
     A run whose first edit is at a head or an MLP may pass the cached unedited `z`
     or `resid_mid` of these rows; the block then starts there instead of
-    recomputing them. Returns the residual after the block and the block's
+    recomputing them. With `prefix_kv` (see `attention`) `resid`, `edits` and
+    `rows` cover only the positions after a shared prefix. Returns the residual after the block and the block's
     activations (no L axis; those not computed are None; unread ones cost
     nothing under jit).
     """
@@ -154,7 +170,7 @@ def block_forward(
     if resid_mid is None:
         if z is None:
             resid = _edit(e.resid_pre, resid)
-            pattern, z = attention(cfg, p, scale, resid, rows)
+            pattern, z = attention(cfg, p, scale, resid, rows, prefix_kv)
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out

@@ -35,7 +35,7 @@ MAX_CHUNK = 4096
 def bytes_per_run(problem: PatchProblem) -> int:
     """Rough peak bytes one (mask, prompt) patched run holds while a layer runs."""
     cfg = problem.model.config
-    T = problem.data.resid_start.shape[2]
+    T = problem.data.resid_start.shape[2] - problem.shared_prefix
     itemsize = problem.data.resid_start.dtype.itemsize
     return itemsize * T * (8 * cfg.d_model + 2 * cfg.d_mlp + 3 * cfg.n_heads * T)
 
@@ -63,7 +63,7 @@ def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entr
 
 @eqx.filter_jit
 def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
-    resid = problem.data.resid_start[:, layer]  # [P, T, D]
+    resid = problem.data.resid_start[:, layer, problem.shared_prefix:]  # [P, T - S, D]
     return jnp.broadcast_to(resid, (n_masks, *resid.shape))
 
 
@@ -77,13 +77,15 @@ def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:
     """Matmul FLOPs `evaluate(problem, masks)` needs: from each mask's first edit on,
     the last layer at the read position only, two unembedding columns.
 
-    Counted per prompt at its padded length; LayerNorm, softmax and activation
+    Counted per prompt at its padded length, from the end of the shared prefix
+    (its keys and values are cached); LayerNorm, softmax and activation
     functions are not counted.
     """
     cfg = problem.model.config
     D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
-    T = int(problem.data.resid_start.shape[2])
-    attn_in = 2 * 3 * D * D + 2 * 2 * T * D  # q, k, v and the two attention products, per query
+    keys = int(problem.data.resid_start.shape[2])
+    T = keys - problem.shared_prefix  # positions each patched run computes
+    attn_in = 2 * 3 * D * D + 2 * 2 * keys * D  # q, k, v and the two attention products, per query
     after_z = 2 * D * D + 2 * 2 * D * M  # W_O and the MLP
     per_entry = [attn_in + after_z, after_z, 2 * 2 * D * M]  # per token, by entry point
     kv = 2 * 2 * D * D  # keys and values of one token

@@ -13,6 +13,7 @@ witness components (`pin=`) under either semantics.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, NamedTuple, Optional, Sequence
 
 import equinox as eqx
@@ -22,7 +23,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
-from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, block_forward
+from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, block_forward, keys_values
 from intjax.patching.components import SITE_KINDS, Component
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
@@ -48,6 +49,8 @@ class PromptArrays(NamedTuple):
     source: dict  # kind -> [P, L, T, ...] values patched in
     indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
     pin: dict  # kind -> [P, L, T, ...] witness sites held at base values, when roles are per prompt, else {}
+    prefix_k: Float[Array, "P L S H Dh"]  # base keys of the S positions every run shares (S = shared_prefix)
+    prefix_v: Float[Array, "P L S H Dh"]  # and their values
 
 
 class PatchProblem(eqx.Module):
@@ -65,6 +68,7 @@ class PatchProblem(eqx.Module):
     semantics: str = eqx.field(static=True)
     metric: Metric = eqx.field(static=True)
     witnesses: tuple[Component, ...] = eqx.field(static=True, default=())
+    shared_prefix: int = eqx.field(static=True, default=0)  # S: positions no patch can change
 
     @property
     def n_components(self) -> int:
@@ -149,7 +153,7 @@ class PatchProblem(eqx.Module):
         resid = d.resid_start[start]
         if start < L - 1:
             resid, _ = self.model.run_blocks(resid, start=start, stop=L - 1, edits=self.layer_edits(alpha, d))
-        return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True)[0], d)
+        return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
     per_prompt_alpha = True  # __call__ also takes one α per prompt
 
@@ -177,29 +181,39 @@ class PatchProblem(eqx.Module):
     def layer_step(
         self,
         layer: Int[Array, ""] | int,
-        resid: Float[Array, "T D"],
+        resid: Float[Array, "T-S D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
         entry: int = 0,
         last_only: bool = False,
-    ) -> Float[Array, "T D"]:
+        whole: bool = False,
+    ) -> Float[Array, "T-S D"]:
         """One patched layer for one (mask, prompt); `layer` may be traced (one compile for all).
 
-        `entry` (see `entries`) starts the layer from the cached base z or
-        resid_mid; `last_only` computes only the last position (the final layer).
+        `resid` holds the positions after the shared prefix (S = `shared_prefix`;
+        the prefix's keys and values come from the base run), or every position
+        with `whole=True`. `entry` (see `entries`) starts the layer from the
+        cached base z or resid_mid; `last_only` computes only the last position
+        (the final layer).
         """
         model = self.model
+        S = 0 if whole else self.shared_prefix
         params = jax.tree.map(lambda a: a[layer], model.blocks)
-        rows = d.last[None] if last_only else None
+        rows = (d.last - S)[None] if last_only else None
+        edits = self.layer_edits(alpha, d, layer)
+        prefix_kv = None
+        if S:
+            edits = jax.tree.map(lambda a: a[S:], edits)
+            prefix_kv = (d.prefix_k[layer], d.prefix_v[layer])
 
         def cached(a):
-            return a[layer] if rows is None else a[layer][rows]
+            return a[layer][S:] if rows is None else a[layer][S:][rows]
 
         return block_forward(
-            model.config, params, model.attn_scales()[layer], resid,
-            self.layer_edits(alpha, d, layer), rows=rows,
+            model.config, params, model.attn_scales()[layer], resid, edits, rows=rows,
             z=cached(d.z) if entry == 1 else None,
             resid_mid=cached(d.resid_mid) if entry == 2 else None,
+            prefix_kv=prefix_kv,
         )[0]
 
 
@@ -211,6 +225,43 @@ def run_model(model: GPT2, tokens: Int[Array, "P T"]) -> Activations:
 @eqx.filter_jit
 def _run_model(model: GPT2, tokens):
     return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True)[1])(tokens)
+
+
+def _lines(numbers: Sequence[int]) -> str:
+    """'line 2' or 'lines 2, 5, 9, …' (at most ten named)."""
+    named = ", ".join(str(int(n)) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+    return f"line{'s' if len(numbers) > 1 else ''} {named}"
+
+
+def _check_pairs(prompts: PromptSet, metric: Metric, source: str) -> None:
+    """Refuse a metric that is 0 by construction (target == foil); warn where a counterfactual
+    patch cannot change anything (clean == corrupted)."""
+    if metric.name == "logit_diff":
+        same = np.flatnonzero(np.asarray(prompts.target) == np.asarray(prompts.foil)) + 1
+        if same.size:
+            raise InputError(f"prompt {_lines(same)}: target and foil are the same token, so "
+                             "logit(target) − logit(foil) is 0 whatever is patched; give each line a different "
+                             "foil, or use the logprob metric")
+    if source == "counterfactual":
+        equal = [n + 1 for n, (c, x) in enumerate(zip(prompts.clean, prompts.corrupted)) if np.array_equal(c, x)]
+        if equal:
+            warnings.warn(f"prompt {_lines(equal)}: clean and corrupted are the same tokens, so "
+                          "counterfactual patches change nothing there", stacklevel=3)
+
+
+def shared_prefix_length(prompts: PromptSet, T: int) -> int:
+    """S: how many leading positions every clean prompt shares with its corrupted prompt,
+    at most up to every prompt's last position (the one the metric reads)."""
+    differs = pad(prompts.clean, T) != pad(prompts.corrupted, T)  # [P, T]
+    first = np.where(differs.any(axis=1), differs.argmax(axis=1), T)
+    return int(min(first.min(), prompts.lengths.min() - 1))
+
+
+@eqx.filter_jit
+def _prefix_keys_values(model: GPT2, resid_pre: Float[Array, "P L S D"]) -> tuple[Array, Array]:
+    """Keys and values of every layer at the given base residuals, each `[P, L, S, H, Dh]`."""
+    per_layer = jax.vmap(lambda p, r: keys_values(model.config, p, r), in_axes=(0, 0))  # over layers
+    return jax.vmap(per_layer, in_axes=(None, 0))(model.blocks, resid_pre)  # over prompts
 
 
 def _site_positions(pos, roles: dict[str, np.ndarray], p: int, T: int):
@@ -307,6 +358,7 @@ def build_problem(
     reference: Optional[PromptSet] = None,
     mean_groups: Optional[tuple[Sequence, Sequence]] = None,
     pin: Sequence[Component] = (),
+    shared_prefix: bool = True,
 ) -> PatchProblem:
     """Run the base and source prompts once and cache everything f(α) needs.
 
@@ -318,6 +370,11 @@ def build_problem(
     `pin`: witness components held at their base-run values (clean under noising,
     corrupted under denoising) in every run while the rest recomputes; with
     `semantics="frozen"` every analysed component is pinned as well (PIE).
+    `shared_prefix`: with the counterfactual source, the positions before the
+    first token where any clean and corrupted prompt differ are the same in the
+    base, the source and every patched run (attention is causal), so the
+    evaluator takes them (and their keys and values) from the base run instead
+    of recomputing them; exact up to float rounding. False recomputes them.
     """
     for value, allowed, what in ((direction, DIRECTIONS, "direction"), (source, SOURCES, "source"),
                                  (semantics, SEMANTICS, "semantics")):
@@ -333,6 +390,7 @@ def build_problem(
     cfg = model.config
     metric = get_metric(metric)
     check_vocab(prompts, cfg.vocab_size, cfg.n_positions)
+    _check_pairs(prompts, metric, source)
     lengths = prompts.lengths
     T = int(lengths.max())
     roles = prompts.roles
@@ -367,6 +425,8 @@ def build_problem(
                    for k, v in means.items()}
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
+    S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
+    prefix_k, prefix_v = _prefix_keys_values(model, base.resid_pre[:, :, :S])
     data = PromptArrays(
         last=jnp.asarray(lengths - 1),
         target=jnp.asarray(prompts.target),
@@ -378,6 +438,8 @@ def build_problem(
         source=src,
         indicator={},
         pin={},
+        prefix_k=prefix_k,
+        prefix_v=prefix_v,
     )
     n = len(components)
     owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, roles)
@@ -392,7 +454,7 @@ def build_problem(
         model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
         metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),
         components=tuple(components), direction=direction, source_kind=source,
-        semantics=semantics, metric=metric,
+        semantics=semantics, metric=metric, shared_prefix=S,
     )
     def final(acts):  # [P, D]: the residual the metric reads
         return jax.vmap(lambda r, i: r[i])(acts.resid_post[:, -1], data.last)

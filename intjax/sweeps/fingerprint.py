@@ -63,6 +63,7 @@ def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) 
         semantics=problem.semantics,
         source=problem.source_kind,
         metric=problem.metric.name,
+        shared_prefix=problem.shared_prefix,
         chunk_plan=2,  # 2: chunks ordered for prefix sharing (a sweep saved under another plan cannot resume)
         **options,
     )
