@@ -44,6 +44,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     components = parse_components(args.components, model.config)
     witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
+    _check_order(args, len(components), len(prompts) * len(directions))
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
                            metric=args.metric, order=args.order, linear=args.linear,
                            memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
@@ -66,6 +67,20 @@ def cmd_patch(args: argparse.Namespace) -> None:
     out = write_results(args.out, arrays, items, summary)
     if not args.quiet:
         print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s)")
+
+
+def _check_order(args: argparse.Namespace, n: int, runs_per_mask: int) -> None:
+    """Refuse, before any patching, an --order above n or one whose sweep is larger than asked for."""
+    import math
+
+    if args.order > n:
+        raise IntjaxError(f"--order {args.order} is above the number of components ({n}); the highest "
+                          f"interaction among {n} components has order {n}")
+    masks = sum(math.comb(n, k) for k in range(args.order + 1))
+    if masks * runs_per_mask > MAX_RUNS_WITHOUT_FORCE and not args.force:
+        raise IntjaxError(f"--order {args.order} over {n} components is {masks:,} subsets, "
+                          f"{masks * runs_per_mask:,} patched runs with these prompts and directions; "
+                          "add --force to run it, or lower --order or the number of components")
 
 
 def cmd_theorems(args: argparse.Namespace) -> None:
@@ -125,13 +140,13 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 
 
 def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
-    p.add_argument("--n-prompts", type=int, default=n_prompts, help="IOI prompts generated")
+    p.add_argument("--n-prompts", type=POSITIVE, default=n_prompts, help="IOI prompts generated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corruption", choices=["abc", "s2_flip", "random_token"], default="abc",
                    help="abc: three fresh names; s2_flip: S2 becomes the IO name; random_token: S2 becomes a "
                         "random non-name token")
-    p.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
-    p.add_argument("--theorem-heads", type=int, default=4,
+    p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=1.0, help="memory budget per chunk of masks")
+    p.add_argument("--theorem-heads", type=NON_NEGATIVE, default=4,
                    help="heads in the float64 theorem table (0 skips it: on GPT-2 small on a CPU it takes "
                         "over half an hour)")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
@@ -141,12 +156,31 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
                    help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
                         "auto: only for Wang et al.'s circuit")
-    g.add_argument("--resamples", type=int, default=20, help="fresh prompt sets for the faithfulness spread")
-    g.add_argument("--search-pool", type=int, default=12,
+    g.add_argument("--resamples", type=_at_least(2), default=20, help="fresh prompt sets for the faithfulness spread")
+    g.add_argument("--search-pool", type=POSITIVE, default=12,
                    help="candidate heads for the best k-set (exhaustive up to 24, beam search beyond)")
-    g.add_argument("--search-k", type=int, default=6, help="largest budget k of the search")
+    g.add_argument("--search-k", type=POSITIVE, default=6, help="largest budget k of the search")
     p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _at_least(low: float, kind=int):
+    """An argparse type: a number of `kind` that is at least `low`."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        if value < low or (kind is float and value == 0 and low == 0):
+            raise argparse.ArgumentTypeError(f"{text} is too small: give a value {'>' if kind is float else '>='} "
+                                             f"{low}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE, POSITIVE_FLOAT, NON_NEGATIVE = _at_least(1), _at_least(0, float), _at_least(0)
+MAX_RUNS_WITHOUT_FORCE = 200_000  # patched runs (masks x prompts x directions) `patch --order` starts unasked
 
 
 def _distributed(args: argparse.Namespace) -> None:
@@ -199,11 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "as --components, disjoint from it")
     patch.add_argument("--source", choices=["counterfactual", "mean", "zero"], default="counterfactual")
     patch.add_argument("--metric", choices=["logit_diff", "logprob", "prob"], default="logit_diff")
-    patch.add_argument("--order", type=int, default=1,
+    patch.add_argument("--order", type=POSITIVE, default=1,
                        help="add exact interactions int2_..intK_ up to this order (each subset patched once)")
+    patch.add_argument("--force", action="store_true",
+                       help=f"run an --order sweep above {MAX_RUNS_WITHOUT_FORCE:,} patched runs")
     patch.add_argument("--linear", action="store_true", help="add linear (attribution) estimates linear_<direction>")
-    patch.add_argument("--memory-gb", type=float, default=1.0, help="memory budget per chunk of masks")
-    patch.add_argument("--chunk", type=int, default=None, help="masks per chunk (default: from --memory-gb)")
+    patch.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=1.0, help="memory budget per chunk of masks")
+    patch.add_argument("--chunk", type=POSITIVE, default=None, help="masks per chunk (default: from --memory-gb)")
     patch.add_argument("--restart", action="store_true",
                        help="discard the saved sweeps in DIR/checkpoints and start over")
     patch.add_argument("--out", required=True,
@@ -216,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(thm)
     thm.add_argument("--data", required=True, help="PROMPTS.jsonl (clean/corrupted pairs)")
     thm.add_argument("--components", required=True, help="component spec, as for patch")
-    thm.add_argument("--order", type=int, default=2, help="highest interaction order checked")
+    thm.add_argument("--order", type=_at_least(2), default=2, help="highest interaction order checked")
     thm.add_argument("--direction", choices=["noising", "denoising"], default="noising")
     thm.add_argument("--source", choices=["counterfactual", "mean", "zero"], default="counterfactual")
-    thm.add_argument("--n-check", type=int, default=6, help="strongest sets per order checked by quadrature")
+    thm.add_argument("--n-check", type=POSITIVE, default=6, help="strongest sets per order checked by quadrature")
     thm.add_argument("--cut", default="heads,mlps", metavar="SPEC",
                      help="components the noising/denoising duality is checked over (it holds under frozen "
                           "semantics when they form a complete cut: heads,mlps is one when clean and corrupted "
@@ -240,18 +276,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that sweeps save their finished chunks."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _stopped_line(args: argparse.Namespace, how: str) -> str:
+    """One line: how the run stopped, where its partial results are, and how to resume."""
+    out = getattr(args, "out", None)
+    if out is None or args.command == "theorems":
+        return f"intjax: {how}; nothing was saved (this command keeps no checkpoints)"
+    return (f"intjax: {how}; finished sweeps and chunks are saved under {out}/checkpoints: "
+            "run the same command again to resume")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `intjax` console script."""
+    """Entry point of the `intjax` console script (exit 2 on bad input, 130 on Ctrl-C, 143 on SIGTERM)."""
+    import contextlib
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    from intjax.outdir import claimed_output
     from intjax.runtime import enable_compilation_cache
 
-    enable_compilation_cache()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    command = "intjax " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        _distributed(args)
-        args.func(args)
+        with (claimed_output(args.out, command[:200], getattr(args, "process_id", None) or 0)
+              if getattr(args, "out", None) else contextlib.nullcontext()):
+            enable_compilation_cache()
+            _distributed(args)
+            args.func(args)
     except IntjaxError as e:
         print(f"intjax: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(_stopped_line(args, "interrupted (Ctrl-C)"), file=sys.stderr)
+        return 130
+    except Terminated:
+        print(_stopped_line(args, "terminated (SIGTERM)"), file=sys.stderr)
+        return 143
     return 0
 
 

@@ -1,0 +1,103 @@
+"""The command line under real use: interrupts, locked output folders, validation before work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intjax.cli import main
+from intjax.errors import InputError
+from intjax.outdir import LOCK_NAME, claimed_output
+from intjax.results import read_results
+from test_cli_patch import write_jsonl
+from test_patching import prompt_rows
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps(dict(pid=os.getpid(), host=os.uname().nodename,
+                                                 command="intjax patch ...", started="today")))
+    data = write_jsonl(tmp_path / "p.jsonl", prompt_rows(300, (6, 6)))
+    args = ["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "L0H1", "--out", str(out),
+            "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"is in use by process {os.getpid()}" in err and err.count("\n") == 1
+    (out / LOCK_NAME).write_text(json.dumps(dict(pid=dead_pid(), host=os.uname().nodename, command="old")))
+    with claimed_output(out, "new") as folder:
+        assert json.loads((folder / LOCK_NAME).read_text())["command"] == "new"
+        with pytest.raises(InputError, match="in use by process"):  # a second claim while this one holds it
+            with claimed_output(out, "second"):
+                pass
+    assert "taking over" in capsys.readouterr().err and not (out / LOCK_NAME).exists()
+
+
+def test_unwritable_output_and_bad_flags_fail_in_one_line_before_model_work(tiny, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    data = write_jsonl(tmp_path / "p.jsonl", prompt_rows(300, (6, 6)))
+    base = ["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "heads"]
+    t0 = time.perf_counter()
+    assert main([*base, "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to the output folder" in err and "Traceback" not in err and err.count("\n") == 1
+    assert time.perf_counter() - t0 < 2  # refused before loading the model
+    for flag, value in (("--chunk", "0"), ("--memory-gb", "0"), ("--order", "-1")):
+        with pytest.raises(SystemExit):
+            main([*base, "--out", str(tmp_path / "o"), flag, value])
+        assert "too small" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "o"), "--order", "13"]) == 2
+    assert "above the number of components (12)" in capsys.readouterr().err
+    many = write_jsonl(tmp_path / "many.jsonl", prompt_rows(300, (6,) * 50))
+    assert main([*base, "--data", str(many), "--out", str(tmp_path / "o"), "--order", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "4,096 subsets, 409,600 patched runs" in err and "--force" in err
+
+
+def test_target_equal_to_foil_is_refused(tiny, tmp_path, capsys):
+    rows = prompt_rows(300, (6, 6))
+    rows[1]["foil_id"] = rows[1]["target_id"]
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    assert main(["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "L0H1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_sweep_exits_cleanly_and_the_same_command_resumes(tiny, tmp_path, sig, code):
+    data = write_jsonl(tmp_path / "p.jsonl", prompt_rows(300, (6, 7)))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "intjax.cli", "patch", "--model", str(tiny[0]), "--data", str(data),
+           "--components", "heads,mlps", "--order", "3", "--chunk", "1", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("checkpoints/**/sweep.json")):
+        time.sleep(0.05)
+    time.sleep(4.0)  # inside the sweeps (576 one-mask chunks per direction), after the first compile
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    assert not (out / LOCK_NAME).exists()  # the lock went with the run
+    saved = [p for p in out.glob("checkpoints/**/chunks.log")]
+    assert saved and sum(len(p.read_text().splitlines()) for p in saved) > 0
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    arrays, _ = read_results(out)
+    assert arrays["int3_noising"].shape == (2, 455) and np.isfinite(arrays["int3_noising"]).all()
