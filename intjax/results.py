@@ -25,10 +25,15 @@ def versions() -> dict[str, str]:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file renamed into place, with the permissions of any new file
+    (mkstemp's are 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -25,6 +25,9 @@ def test_patch_writes_nie_matching_reference(tiny, tmp_path):
     assert main(["patch", "--model", str(folder), "--data", str(data), "--components", spec,
                  "--out", str(tmp_path / "out"), "--quiet"]) == 0
     arrays, summary = read_results(tmp_path / "out")
+    (tmp_path / "probe").touch()  # result files get the permissions of any new file (not mkstemp's 0600)
+    for name in ("values.npz", "summary.json"):
+        assert (tmp_path / "out" / name).stat().st_mode == (tmp_path / "probe").stat().st_mode
     assert summary["arrays"]["nie_noising"]["items"] == ["L0H1", "L2MLP", "L1H3@2"]
     assert summary["arrays"]["metric_clean"]["shape"] == [2, 1]
     assert set(arrays) == {"metric_clean", "metric_corrupted", "nie_noising", "nie_denoising"}

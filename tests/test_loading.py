@@ -194,6 +194,16 @@ def test_hub_id_without_network_says_how_to_pass_a_folder(tmp_path):
     assert "pass its path" in r.stderr
 
 
+def test_mistyped_local_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    """`runs/gpt2x` where ./runs exists names a missing local folder, not the hub repo runs/gpt2x."""
+    from intjax.errors import LoadError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(LoadError, match="folder runs/gpt2x does not exist"):
+        intjax.load_model("runs/gpt2x")
+
+
 def test_cli_info_prints_config_and_parameter_count(tiny):
     r = run_cli("info", "--model", str(tiny[0]))
     assert r.returncode == 0, r.stderr

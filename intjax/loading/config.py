@@ -81,7 +81,7 @@ def config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
     if unknown and strict:
         raise ConfigError(
             f"config.json has keys intjax does not know: {unknown}. If they do not "
-            "change the forward pass, load with strict_config=False"
+            "change the forward pass, load with strict_config=False (--lenient-config on the command line)"
         )
     kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
     n_embd = kwargs.get("d_model", GPT2Config.d_model)

@@ -19,7 +19,11 @@ def embedded_models() -> list[str]:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+    """A name meant as a local folder: absolute, relative with ./ or ~, nested, or inside a local
+    folder that exists (`runs/gpt2x` when ./runs exists; a hub id's owner is not a local folder)."""
+    parent = Path(name).expanduser().parent
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+            or (str(parent) != "." and parent.is_dir()))
 
 
 def _check_folder(folder: Path) -> Path:
@@ -62,8 +66,8 @@ def _download(repo_id: str, revision: str | None) -> Path:
             f"could not fetch {repo_id!r} from the HuggingFace hub ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}). Without network, download it "
             "elsewhere (huggingface-cli download "
-            f"{repo_id} --local-dir DIR), copy DIR here and pass its path: "
-            "intjax.load_model('/path/to/DIR')"
+            f"{repo_id} --local-dir DIR), copy DIR here and pass its path "
+            "(intjax.load_model('/path/to/DIR'), or --model /path/to/DIR on the command line)"
         ) from e
     return _check_folder(folder)
 

@@ -25,12 +25,18 @@ from intjax.studies.int_report import markdown_table
 from intjax.studies.circuit import is_gpt2_small
 from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
 from intjax.patching.problem import build_problem
+from intjax.progress import Stages
 from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_pair_per_prompt, sign_box
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
+
+
+STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
+               "exact interactions (orders 2 and 3)", "theorem table", "distance scaling",
+               "circuit, remedies, witnesses, search, faithfulness", "figures and report")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,108 +77,119 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     names = [h.name for h in heads]
     ckpt = out / "checkpoints"
     base = dict(memory_gb=options.memory_gb, quiet=options.quiet)
+    stages = Stages(STAGE_NAMES, quiet=options.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)")
 
-    arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads")
-    pie, pie_items, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
-                                  ckpt / "heads_frozen")
-    for d in ("noising", "denoising"):
-        arrays[f"pie_{d}"], items[f"pie_{d}"] = pie[f"pie_{d}"], pie_items[f"pie_{d}"]
-    timings.update({f"pie_{k}": v for k, v in t.items()})
-    splits = {}
-    for d in ("noising", "denoising"):
-        game = CheckpointedGame(build_problem(model, data.prompts, heads, direction=d), ckpt / "order_split" / d,
-                                quiet=options.quiet, desc=f"pairwise split ({d})",
-                                options=dict(study="order_split", max_pairs=options.split_pairs),
-                                memory_bytes=int(options.memory_gb * 2**30))
-        splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
-    pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
-    pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
-    for pool, order in ((pool2, 2), (pool3, 3)):
-        comps = [heads[i] for i in pool]
-        a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}")
+    with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
+        arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads")
+        pie, pie_items, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
+                                      ckpt / "heads_frozen")
         for d in ("noising", "denoising"):
-            arrays[f"int{order}_{d}"], items[f"int{order}_{d}"] = a[f"int{order}_{d}"], it[f"int{order}_{d}"]
-        timings.update({f"order{order}_{k}": v for k, v in t.items()})
+            arrays[f"pie_{d}"], items[f"pie_{d}"] = pie[f"pie_{d}"], pie_items[f"pie_{d}"]
+        timings.update({f"pie_{k}": v for k, v in t.items()})
+    with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
+        splits = {}
+        for d in ("noising", "denoising"):
+            game = CheckpointedGame(build_problem(model, data.prompts, heads, direction=d), ckpt / "order_split" / d,
+                                    quiet=options.quiet, desc=f"pairwise split ({d})",
+                                    options=dict(study="order_split", max_pairs=options.split_pairs),
+                                    memory_bytes=int(options.memory_gb * 2**30))
+            splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
+    with stages.stage(STAGE_NAMES[2], f"pairs among {options.pair_pool}, triples among {options.triple_pool} heads"):
+        pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
+        pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
+        for pool, order in ((pool2, 2), (pool3, 3)):
+            comps = [heads[i] for i in pool]
+            a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}")
+            for d in ("noising", "denoising"):
+                arrays[f"int{order}_{d}"], items[f"int{order}_{d}"] = a[f"int{order}_{d}"], it[f"int{order}_{d}"]
+            timings.update({f"order{order}_{k}": v for k, v in t.items()})
 
-    t0 = time.perf_counter()
-    theorems = None  # theorem_heads = 0 skips the table (float64 on a large model's CPU run is slow)
-    if options.theorem_heads > 0:
-        thm_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
-                                                  options.theorem_heads)]
-        x64 = jax.config.jax_enable_x64
-        jax.config.update("jax_enable_x64", True)
-        try:
-            prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
-            theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
-                                    cut=parse_components("heads,mlps", model.config),
-                                    bound_order=options.bound_order, bound_polish_starts=1)
-        finally:
-            jax.config.update("jax_enable_x64", x64)
-    timings["theorems_s"] = time.perf_counter() - t0
+    with stages.stage(STAGE_NAMES[3], f"{options.theorem_heads} heads, order {options.theorem_order}, float64"
+                      if options.theorem_heads else "skipped (--theorem-heads 0)"):
+        t0 = time.perf_counter()
+        theorems = None  # theorem_heads = 0 skips the table (float64 on a large model's CPU run is slow)
+        if options.theorem_heads > 0:
+            thm_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
+                                                      options.theorem_heads)]
+            x64 = jax.config.jax_enable_x64
+            jax.config.update("jax_enable_x64", True)
+            try:
+                prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
+                theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
+                                        cut=parse_components("heads,mlps", model.config),
+                                        bound_order=options.bound_order, bound_polish_starts=1)
+            finally:
+                jax.config.update("jax_enable_x64", x64)
+        timings["theorems_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    distance = None
-    if options.distance_heads > 1:
-        dist_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
-                                                        min(options.distance_heads, len(heads)))]
-        problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
-                                         seed=options.seed)
-        distance = distance_scaling_study(problems)
-        (out / "distance_scaling.json").write_text(json.dumps(dict(summary=distance.summary(),
-                                                                   rows=distance.rows()), indent=1))
-    timings["distance_s"] = time.perf_counter() - t0
+    with stages.stage(STAGE_NAMES[4], f"pairs and triples of {options.distance_heads} heads"
+                      if options.distance_heads > 1 else "skipped"):
+        t0 = time.perf_counter()
+        distance = None
+        if options.distance_heads > 1:
+            dist_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
+                                                            min(options.distance_heads, len(heads)))]
+            problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
+                                             seed=options.seed)
+            distance = distance_scaling_study(problems)
+            (out / "distance_scaling.json").write_text(json.dumps(dict(summary=distance.summary(),
+                                                                       rows=distance.rows()), indent=1))
+        timings["distance_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
-    studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
-                              options.studies, seed=options.seed, checkpoints=ckpt,
-                              memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet)
-    study_arrays, study_items = studies_arrays(studies)
-    arrays.update(study_arrays), items.update(study_items)
-    timings.update(studies.seconds)
-    timings["studies_s"] = time.perf_counter() - t0
+    with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
+                                      f"{options.studies.search_pool} heads"):
+        t0 = time.perf_counter()
+        te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
+        studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
+                                  options.studies, seed=options.seed, checkpoints=ckpt,
+                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet)
+        study_arrays, study_items = studies_arrays(studies)
+        arrays.update(study_arrays), items.update(study_items)
+        timings.update(studies.seconds)
+        timings["studies_s"] = time.perf_counter() - t0
 
-    L, H = model.config.n_layers, model.config.n_heads
-    figs = {
-        "nie": figures.nie_heatmaps(arrays["nie_noising"].mean(0).reshape(L, H),
-                                    arrays["nie_denoising"].mean(0).reshape(L, H), out / "nie_heads.png",
-                                    noising_se=_se(arrays["nie_noising"]).reshape(L, H),
-                                    denoising_se=_se(arrays["nie_denoising"]).reshape(L, H)),
-        "linear": figures.linear_vs_exact(arrays["nie_noising"].mean(0), arrays["linear_noising"].mean(0),
-                                          out / "linear_vs_exact.png"),
-    }
-    for order in (2, 3):  # run_patch lists the sets in the same order for both directions
-        n, d = arrays[f"int{order}_noising"], arrays[f"int{order}_denoising"]
-        top = np.argsort(-np.abs(n.mean(0)))[: options.top]
+    with stages.stage(STAGE_NAMES[6]):
+        L, H = model.config.n_layers, model.config.n_heads
+        figs = {
+            "nie": figures.nie_heatmaps(arrays["nie_noising"].mean(0).reshape(L, H),
+                                        arrays["nie_denoising"].mean(0).reshape(L, H), out / "nie_heads.png",
+                                        noising_se=_se(arrays["nie_noising"]).reshape(L, H),
+                                        denoising_se=_se(arrays["nie_denoising"]).reshape(L, H)),
+            "linear": figures.linear_vs_exact(arrays["nie_noising"].mean(0), arrays["linear_noising"].mean(0),
+                                              out / "linear_vs_exact.png"),
+        }
+        for order in (2, 3):  # run_patch lists the sets in the same order for both directions
+            n, d = arrays[f"int{order}_noising"], arrays[f"int{order}_denoising"]
+            top = np.argsort(-np.abs(n.mean(0)))[: options.top]
 
-        def ci(a):  # normal 95% interval of the mean over prompts, [K, 2]
-            return np.stack([a.mean(0) - 1.96 * _se(a), a.mean(0) + 1.96 * _se(a)], axis=1)[top]
+            def ci(a):  # normal 95% interval of the mean over prompts, [K, 2]
+                return np.stack([a.mean(0) - 1.96 * _se(a), a.mean(0) + 1.96 * _se(a)], axis=1)[top]
 
-        figs[f"int{order}"] = figures.interaction_bars(
-            [items[f"int{order}_noising"][i] for i in top], n.mean(0)[top], d.mean(0)[top],
-            out / f"interactions_order{order}.png",
-            f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
-            noising_ci=ci(n), denoising_ci=ci(d))
-    figs.update(int_report.write_figures(studies, out))
-    if distance is not None:
-        figs["distance"] = plot_distance_scaling(distance, out / "distance_scaling.png")
-    timings["total_s"] = time.perf_counter() - t_start
-    summary = dict(command="ioi", model=model_name, n_prompts=len(data), n_skipped_words=data.n_skipped,
-                   options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
-                   triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
-                   circuit_source=studies.circuit_source,
-                   order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
-                   search_pool_rule=studies.search_pool_rule, timings=timings, versions=versions())
-    write_results(out, arrays, items, summary)
-    if theorems is not None:
-        (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
-    report = out / "report.md"
-    lines, summary = _report(model_name, data, arrays, items, theorems, options, splits)
-    summary += int_report.studies_summary(studies) + int_report.distance_summary(distance)
-    head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
-    report.write_text("\n".join(lines).replace("@SUMMARY@", head)
-                      + "\n" + int_report.studies_report(studies, is_gpt2_small(model))
-                      + "\n" + int_report.distance_section(distance) + "\n" + _footer(figs, timings))
+            figs[f"int{order}"] = figures.interaction_bars(
+                [items[f"int{order}_noising"][i] for i in top], n.mean(0)[top], d.mean(0)[top],
+                out / f"interactions_order{order}.png",
+                f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
+                noising_ci=ci(n), denoising_ci=ci(d))
+        figs.update(int_report.write_figures(studies, out))
+        if distance is not None:
+            figs["distance"] = plot_distance_scaling(distance, out / "distance_scaling.png")
+        timings["total_s"] = time.perf_counter() - t_start
+        summary = dict(command="ioi", model=model_name, n_prompts=len(data), n_skipped_words=data.n_skipped,
+                       options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
+                       triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
+                       circuit_source=studies.circuit_source,
+                       order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
+                       search_pool_rule=studies.search_pool_rule, timings=timings, versions=versions())
+        write_results(out, arrays, items, summary)
+        if theorems is not None:
+            (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
+        report = out / "report.md"
+        lines, summary = _report(model_name, data, arrays, items, theorems, options, splits)
+        summary += int_report.studies_summary(studies) + int_report.distance_summary(distance)
+        head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
+        report.write_text("\n".join(lines).replace("@SUMMARY@", head)
+                          + "\n" + int_report.studies_report(studies, is_gpt2_small(model))
+                          + "\n" + int_report.distance_section(distance) + "\n" + _footer(figs, timings))
     return report
 
 
