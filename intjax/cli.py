@@ -105,7 +105,8 @@ def cmd_theorems(args: argparse.Namespace) -> None:
     components = parse_components(args.components, model.config)
     cut = parse_components(args.cut, model.config)
     table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
-                         source=args.source, n_check=args.n_check, cut=cut)
+                         source=args.source, n_check=args.n_check, cut=cut,
+                         step=lambda part: print(f"theorem table: {part} ...", file=sys.stderr, flush=True))
     table.update(model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)

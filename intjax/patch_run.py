@@ -99,7 +99,7 @@ def run_patch(
 def run_theorems(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
-    n_check: int = 6, cut: Sequence[Component] | None = None, **table_kwargs,
+    n_check: int = 6, cut: Sequence[Component] | None = None, step=None, **table_kwargs,
 ) -> dict:
     """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
 
@@ -107,7 +107,8 @@ def run_theorems(
     both semantics (default: `components`). The duality holds only under frozen
     semantics for a complete cut, e.g. every head and MLP (`heads,mlps`) when
     clean and corrupted prompts share their last token; it needs the
-    counterfactual source (skipped otherwise). `table_kwargs` go to `theorem_table`
+    counterfactual source (skipped otherwise). `step(name)` is called as each part
+    starts (progress lines). `table_kwargs` go to `theorem_table`
     (e.g. `bound_max_points`).
     """
     problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
@@ -121,7 +122,7 @@ def run_theorems(
 
     table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
                           structure=structure, derivative_game=problems["recompute"].with_dtype(jnp.float32),
-                          **table_kwargs)
+                          step=step, **table_kwargs)
     table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
     for row in table["slopes_by_set"]:
         row["set"] = [names[i] for i in row["set"]]
@@ -135,6 +136,8 @@ def run_theorems(
         return table
     reverse = "denoising" if direction == "noising" else "noising"
     table["duality"] = dict(cut=[c.name for c in cut], direction=direction)
+    if step is not None:
+        step(f"noising/denoising duality over {len(cut)} components")
     for semantics in SEMANTICS:
         game, back = (build_problem(model, prompts, cut, direction=d, source=source, semantics=semantics,
                                     metric=metric) for d in (direction, reverse))

@@ -22,6 +22,10 @@ class Stages:
         if not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    def note(self, text: str) -> None:
+        """A line inside the current stage (a part of it starting)."""
+        self._say(f"    {text} ... ({time.perf_counter() - self.start:.0f} s so far)")
+
     @contextlib.contextmanager
     def stage(self, name: str, detail: str = "") -> Iterator[None]:
         """Run one stage: a line when it starts (with `detail`) and when it ends (its time)."""

@@ -79,24 +79,40 @@ def test_target_equal_to_foil_is_refused(tiny, tmp_path, capsys):
     assert "line 2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_sweep_exits_cleanly_and_the_same_command_resumes(tiny, tmp_path, sig, code):
+def saved_chunks(out: Path) -> int:
+    """Chunks the sweeps under `out` have saved so far (lines of their chunks.log)."""
+    return sum(len(p.read_text().splitlines()) for p in out.glob("checkpoints/**/chunks.log"))
+
+
+def interrupt(cmd: list[str], out: Path, sig: int) -> subprocess.CompletedProcess:
+    """Start `cmd`, send `sig` as soon as it has saved chunks of its own, and return how it ended."""
+    before = saved_chunks(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and saved_chunks(out) == before and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, "", err)
+
+
+def test_interrupted_sweeps_exit_cleanly_and_the_same_command_resumes(tiny, tmp_path):
+    """SIGTERM (143) and then Ctrl-C (130) on the resumed run: one line each, no traceback, the
+    finished chunks saved; the third run of the same command completes."""
     data = write_jsonl(tmp_path / "p.jsonl", prompt_rows(300, (6, 7)))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "intjax.cli", "patch", "--model", str(tiny[0]), "--data", str(data),
            "--components", "heads,mlps", "--order", "3", "--chunk", "1", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("checkpoints/**/sweep.json")):
-        time.sleep(0.05)
-    time.sleep(4.0)  # inside the sweeps (576 one-mask chunks per direction), after the first compile
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err[-2000:]
-    assert "Traceback" not in err and "run the same command again to resume" in err
-    assert not (out / LOCK_NAME).exists()  # the lock went with the run
-    saved = [p for p in out.glob("checkpoints/**/chunks.log")]
-    assert saved and sum(len(p.read_text().splitlines()) for p in saved) > 0
+    saved = 0
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        stopped = interrupt(cmd, out, sig)
+        assert stopped.returncode == code, stopped.stderr[-2000:]
+        err = stopped.stderr
+        assert "Traceback" not in err and "run the same command again to resume" in err, err[-2000:]
+        assert not (out / LOCK_NAME).exists()  # the lock went with the run
+        now = saved_chunks(out)
+        assert now > saved, (sig, now, saved)  # each run saved chunks of its own
+        saved = now
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     arrays, _ = read_results(out)

@@ -327,10 +327,9 @@ def corrupted_from(rows, positions, seed):
     return out
 
 
-@pytest.mark.parametrize("semantics", ["recompute", "frozen"])
-@pytest.mark.parametrize("direction", ["noising", "denoising"])
-def test_shared_prefix_runs_match_hf_for_single_token_and_ioi_style_corruptions(tiny, tiny_model, semantics,
-                                                                              direction):
+@pytest.mark.parametrize("direction, semantics", [("noising", "recompute"), ("denoising", "frozen")])
+def test_shared_prefix_runs_match_hf_for_single_token_and_ioi_style_corruptions(tiny, tiny_model, direction,
+                                                                              semantics):
     """Positions before the first differing token come from the base run (keys and values too):
     against HF torch runs with hooks, and against the same problem recomputing every position."""
     model, _ = tiny_model

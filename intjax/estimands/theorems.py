@@ -101,6 +101,7 @@ def theorem_table(
     bound_polish_starts: int = 2,
     bound_order: int | None = None,
     derivative_game: Game | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> dict:
     """Check the identities of DESIGN.md §2 on `game_at(semantics, t)`.
 
@@ -123,12 +124,15 @@ def theorem_table(
     float32 rounding (5%; a rounding floor set by the dtype D_T is computed in),
     so `run_theorems` passes a float32 copy: nested JVPs cost half as much, while
     the identities and slopes keep float64.
+    `step(name)` is called as each part starts (progress lines).
     """
+    step = step or (lambda name: None)
     dgame = game_at("recompute", 1.0) if derivative_game is None else derivative_game
     q_by_order = {2: 12, 3: 6, **(quadrature_points or {})}
     game = game_at("recompute", 1.0)
     n = game.n_components
     rng = np.random.default_rng(seed)
+    step("exact interactions and the Möbius and context identities")
     sets, ints, values = interactions(game, order)
     INT = _int_lookup(sets, ints, values)
     fresh = _fresh(game)
@@ -159,8 +163,10 @@ def theorem_table(
 
     checked = strongest_sets(sets, ints, n_check)
     exact = np.stack([INT(T) for T in checked], axis=1)  # [P, n_checked]
+    step(f"quadrature of nested-JVP mixed partials over {len(checked)} faces")
     quad = np.stack([face_check(dgame, T, q_by_order.get(len(T), 4), grid=0)[0] for T in checked], axis=1)
     rel = float(np.abs(quad - exact).max() / max(np.abs(exact).max(), 1e-12))
+    step("sampled sup of |D_T| (local-affine bound)")
     bound = bound_report(dgame, [T for T in checked if bound_order is None or len(T) <= bound_order],
                          rtol=bound_rtol, max_points=bound_max_points, polish_starts=bound_polish_starts)
     affinity = affinity_vs_interaction(bound)
@@ -171,6 +177,7 @@ def theorem_table(
     def floor(k: int) -> float:
         return rounding_floor(k, magnitude, eps)
 
+    step(f"distance-scaling slopes at {len(ts)} source scales, both semantics")
     slopes, per_set = {}, {}
     for semantics in ("frozen", "recompute"):
         scaled = scaled_interactions(lambda t: game_at(semantics, t), checked, ts)

@@ -117,7 +117,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                 prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
                 theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
                                         cut=parse_components("heads,mlps", model.config),
-                                        bound_order=options.bound_order, bound_polish_starts=1)
+                                        bound_order=options.bound_order, bound_polish_starts=1,
+                                        step=stages.note)
             finally:
                 jax.config.update("jax_enable_x64", x64)
         timings["theorems_s"] = time.perf_counter() - t0
