@@ -120,8 +120,11 @@ def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
     from intjax.loading import load_model
     from intjax.studies import IOIAnalysisOptions, IOIStudyOptions, run_ioi_analysis
+    from intjax.studies.circuit import check_circuit_spec
 
+    check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
+    check_circuit_spec(args.circuit, model)
     studies = IOIStudyOptions(circuit=args.circuit, n_resamples=args.resamples, search_pool=args.search_pool,
                               search_k=args.search_k, positional={"auto": None, "on": True, "off": False}[
                                   args.positional])

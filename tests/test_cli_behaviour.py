@@ -117,3 +117,18 @@ def test_interrupted_sweeps_exit_cleanly_and_the_same_command_resumes(tiny, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     arrays, _ = read_results(out)
     assert arrays["int3_noising"].shape == (2, 455) and np.isfinite(arrays["int3_noising"]).all()
+
+
+def test_bad_circuit_file_is_refused_before_any_patching(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"name_mover": ["L0H1", "L9H0"]}))  # ioi-small has layers 0..3
+    t0 = time.perf_counter()
+    for path, message in ((broken, "cannot read circuit file"), (wrong, "layer 9 is out of range"),
+                          (tmp_path / "typo", "unknown circuit")):
+        assert main(["ioi", "--model", "ioi-small", "--out", str(tmp_path / "o"), "--circuit", str(path),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert time.perf_counter() - t0 < 20  # loading the small model at most, no patching

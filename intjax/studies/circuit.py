@@ -22,7 +22,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2
-from intjax.patching.components import layer_of
+from intjax.patching.components import layer_of, parse_components
 from intjax.patching.prompts import pad
 from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
@@ -122,6 +122,30 @@ def read_circuit(path: str | Path) -> dict[str, list[str]]:
             isinstance(v, list) and all(isinstance(h, str) for h in v) for v in circuit.values()):
         raise InputError(f"circuit file {path} must hold a JSON object {{class: [head names]}}")
     return circuit
+
+
+def check_circuit_spec(spec: str, model: GPT2 | None = None) -> None:
+    """Refuse, before any patching, a circuit spec that cannot be used: an unknown name, an
+    unreadable file, or (with `model`) heads the model does not have or wang2022 on another shape."""
+    if spec in ("auto", "discover"):
+        return
+    if spec == "wang2022":
+        if model is not None and not is_gpt2_small(model):
+            raise InputError("the wang2022 circuit names GPT-2 small's heads; this model has another shape. "
+                             "Use --circuit discover or a circuit file")
+        return
+    if not (Path(spec).suffix == ".json" or Path(spec).exists()):
+        raise InputError(f"unknown circuit {spec!r}; choose {CIRCUIT_CHOICES}")
+    circuit = read_circuit(spec)
+    if model is not None:
+        for cls, heads in circuit.items():
+            for h in heads:
+                try:
+                    parsed = parse_components(h, model.config)
+                except InputError as e:
+                    raise InputError(f"circuit file {spec}, class {cls!r}: {e}") from None
+                if len(parsed) != 1 or parsed[0].sites[0].kind != "z" or parsed[0].sites[0].pos is not None:
+                    raise InputError(f"circuit file {spec}, class {cls!r}: {h!r} is not one head (LxHy)")
 
 
 def resolve_circuit(spec: str, model: GPT2, data: IOIPrompts, nie_noising: np.ndarray,
