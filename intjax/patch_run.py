@@ -40,7 +40,7 @@ class PatchOptions:
 
 def run_patch(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
-    checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (),
+    checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (), cache=None,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, float]]:
     """Arrays `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
     nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked).
@@ -49,7 +49,8 @@ def run_patch(
 
     Each needed subset is patched once: NIE and every interaction order share
     the same vertex values. With `checkpoints`, the sweeps are saved there chunk
-    by chunk and a rerun resumes them. Returns (arrays, item names per array,
+    by chunk and a rerun resumes them. `cache` (a `VertexCache`) shares vertex
+    values with other sweeps of a run. Returns (arrays, item names per array,
     timings in s).
     """
     if options.order < 1:
@@ -71,7 +72,7 @@ def run_patch(
         t0 = time.perf_counter()
         sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
                      restart=options.restart, desc=f"patching ({direction})",
-                     options=dict(order=options.order))
+                     options=dict(order=options.order), cache=cache)
         game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
         if options.order >= 2:
             sets, ints, values = interactions(game, options.order)

@@ -250,6 +250,16 @@ def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Opti
     return np.asarray(values, np.float64)
 
 
+class VertexLookup(Protocol):
+    """Vertex values known before a sweep (see `intjax.sweeps.vertex_cache.VertexCache`)."""
+
+    def lookup(self, problem: PatchProblem, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values `[M, P]` with NaN where unknown, which rows are known `[M]`)."""
+
+    def store(self, problem: PatchProblem, masks: np.ndarray, values: np.ndarray) -> None:
+        """Remember the values of swept rows."""
+
+
 class Checkpoint(Protocol):
     """Where a sweep keeps finished chunks (see `intjax.sweeps.runner.SweepCheckpoint`)."""
 
@@ -274,6 +284,7 @@ def evaluate(
     checkpoint: Optional[Checkpoint] = None,
     quiet: bool = True,
     desc: str = "patching",
+    cache: Optional["VertexLookup"] = None,
 ) -> np.ndarray:
     """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
 
@@ -283,8 +294,18 @@ def evaluate(
     process returns all of them. A `checkpoint` (`intjax.sweeps.run_sweep`
     makes one) restores finished chunks and saves new ones. `on_chunk(n_masks)`
     is called after each chunk; `quiet=False` shows a progress bar named `desc`.
+    With a `cache` (`intjax.sweeps.VertexCache`), rows it knows are taken from it,
+    only the others are swept (and checkpointed), and they are added to it.
     """
     masks = check_masks(problem, masks)
+    if cache is not None:
+        out, known = cache.lookup(problem, masks)
+        todo = np.flatnonzero(~known)
+        if len(todo):
+            out[todo] = evaluate(problem, masks[todo], memory_bytes=memory_bytes, chunk=chunk, on_chunk=on_chunk,
+                                 checkpoint=checkpoint, quiet=quiet, desc=desc)
+            cache.store(problem, masks[todo], out[todo])
+        return out
     pid, n_proc = jax.process_index(), jax.process_count()
     mesh = local_mesh()
     n_devices = 1 if mesh is None else mesh.size

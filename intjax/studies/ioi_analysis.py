@@ -30,6 +30,7 @@ from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_pair_per_prompt, sign_box
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.vertex_cache import VertexCache
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
 from intjax.tasks.ioi import ioi_prompts
 
@@ -77,12 +78,14 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     names = [h.name for h in heads]
     ckpt = out / "checkpoints"
     base = dict(memory_gb=options.memory_gb, quiet=options.quiet)
+    cache = VertexCache(ckpt / "vertices")  # each f(1_S) once per run, across stages and studies
     stages = Stages(STAGE_NAMES, quiet=options.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)")
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
-        arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads")
+        arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads",
+                                           cache=cache)
         pie, pie_items, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
-                                      ckpt / "heads_frozen")
+                                      ckpt / "heads_frozen", cache=cache)
         for d in ("noising", "denoising"):
             arrays[f"pie_{d}"], items[f"pie_{d}"] = pie[f"pie_{d}"], pie_items[f"pie_{d}"]
         timings.update({f"pie_{k}": v for k, v in t.items()})
@@ -92,14 +95,15 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
             game = CheckpointedGame(build_problem(model, data.prompts, heads, direction=d), ckpt / "order_split" / d,
                                     quiet=options.quiet, desc=f"pairwise split ({d})",
                                     options=dict(study="order_split", max_pairs=options.split_pairs),
-                                    memory_bytes=int(options.memory_gb * 2**30))
+                                    memory_bytes=int(options.memory_gb * 2**30), cache=cache)
             splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
     with stages.stage(STAGE_NAMES[2], f"pairs among {options.pair_pool}, triples among {options.triple_pool} heads"):
         pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
         pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
         for pool, order in ((pool2, 2), (pool3, 3)):
             comps = [heads[i] for i in pool]
-            a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}")
+            a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}",
+                                 cache=cache)
             for d in ("noising", "denoising"):
                 arrays[f"int{order}_{d}"], items[f"int{order}_{d}"] = a[f"int{order}_{d}"], it[f"int{order}_{d}"]
             timings.update({f"order{order}_{k}": v for k, v in t.items()})
@@ -143,7 +147,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
         studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
                                   options.studies, seed=options.seed, checkpoints=ckpt,
-                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet)
+                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet, cache=cache)
         study_arrays, study_items = studies_arrays(studies)
         arrays.update(study_arrays), items.update(study_items)
         timings.update(studies.seconds)
@@ -180,7 +184,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                        triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
                        circuit_source=studies.circuit_source,
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
-                       search_pool_rule=studies.search_pool_rule, timings=timings, versions=versions())
+                       search_pool_rule=studies.search_pool_rule, timings=timings,
+                       vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions())
         write_results(out, arrays, items, summary)
         if theorems is not None:
             (out / "theorems.json").write_text(json.dumps(theorems, indent=2))

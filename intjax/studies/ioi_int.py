@@ -86,15 +86,17 @@ def run_ioi_studies(
     checkpoints: Optional[str | Path] = None,
     memory_bytes: int = 2**30,
     quiet: bool = False,
+    cache: Any = None,
 ) -> IOIStudies:
     """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
 
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
     circuit discovery and the search ranking. With `checkpoints`, every sweep is
-    saved there (remedies/, search/, faithfulness/) and a rerun resumes them.
+    saved there (remedies/, search/, faithfulness/) and a rerun resumes them. `cache`
+    (a `VertexCache`) shares vertex values with the run's other sweeps.
     """
     seconds: dict[str, float] = {}
-    kw = dict(memory_bytes=memory_bytes)
+    kw = dict(memory_bytes=memory_bytes, cache=cache)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
 

@@ -65,9 +65,11 @@ def witness_importance(
     source: str = "counterfactual",
     metric: str = "logit_diff",
     memory_bytes: int = 2**30,
+    cache=None,
     **build_kwargs,
 ) -> WitnessImportance:
-    """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it)."""
+    """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it);
+    `cache`: a `VertexCache` shared with the run's other sweeps."""
     per_prompt = list(zip(prompt_roles(prompts), prompts.lengths.tolist()))
     candidates = [c for c in candidates if c.name != suspect.name]
     downstream = [c for c in candidates if any(reads(suspect, c, r, t) for r, t in per_prompt)]
@@ -76,10 +78,10 @@ def witness_importance(
                          "changes nothing; give components in later layers")
     kw = dict(direction=direction, source=source, metric=metric, **build_kwargs)
     base, patched = evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]),
-                             memory_bytes=memory_bytes)
+                             memory_bytes=memory_bytes, cache=cache)
     # Pinning at base values leaves the unpatched run as it is, so f(0) is shared.
     pinned = [evaluate(build_problem(model, prompts, [suspect], pin=[w], **kw), np.ones((1, 1)),
-                       memory_bytes=memory_bytes)[0] for w in downstream]
+                       memory_bytes=memory_bytes, cache=cache)[0] for w in downstream]
     return WitnessImportance(
         suspect.name, tuple(c.name for c in downstream),
         tuple(c.name for c in candidates if c not in downstream), direction,

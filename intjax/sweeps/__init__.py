@@ -2,5 +2,6 @@
 
 from intjax.sweeps.fingerprint import hash_arrays, sweep_fingerprint
 from intjax.sweeps.runner import CheckpointedGame, ResumeError, run_sweep
+from intjax.sweeps.vertex_cache import VertexCache
 
-__all__ = ["hash_arrays", "sweep_fingerprint", "ResumeError", "run_sweep", "CheckpointedGame"]
+__all__ = ["hash_arrays", "sweep_fingerprint", "ResumeError", "run_sweep", "CheckpointedGame", "VertexCache"]

@@ -61,17 +61,19 @@ def run_sweep(
     desc: str = "patching",
     options: Optional[dict[str, Any]] = None,
     save_every_s: float = 5.0,
+    cache: Any = None,
 ) -> np.ndarray:
     """f at every mask, `[M, P]` float64, resumable from `folder` (no persistence if None).
 
     `evaluate` with a `SweepCheckpoint` in `folder`: the same loop, chunks and
     values. `options` joins the fingerprint (anything else that changes the
     answer). `restart=True` discards a saved sweep in `folder` and starts over.
+    `cache`: a `VertexCache`; rows it knows are not swept (see `evaluate`).
     """
     checkpoint = None if folder is None else SweepCheckpoint(folder, restart=restart, options=options,
                                                               save_every_s=save_every_s)
     return evaluate(problem, masks, memory_bytes=memory_bytes, chunk=chunk, checkpoint=checkpoint,
-                    quiet=quiet, desc=desc)
+                    quiet=quiet, desc=desc, cache=cache)
 
 
 class SweepCheckpoint:
