@@ -25,4 +25,4 @@ def test_readme_python_examples_run_verbatim():
     # NIE of head 0 is f(alpha = e_0) - f(0), with f from the differentiable path
     f0 = np.asarray(problem(0 * namespace["alpha"]))
     np.testing.assert_allclose(effects[:, 0], np.asarray(problem(namespace["alpha"])) - f0, atol=1e-4)
-    assert namespace["study"].faithfulness.shape == (3, 2)
+    assert namespace["study"].faithfulness.shape == (2, 2)

@@ -49,8 +49,8 @@ class PromptArrays(NamedTuple):
     source: dict  # kind -> [P, L, T, ...] values patched in
     indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
     pin: dict  # kind -> [P, L, T, ...] witness sites held at base values, when roles are per prompt, else {}
-    prefix_k: Float[Array, "P L S H Dh"]  # base keys of the S positions every run shares (S = shared_prefix)
-    prefix_v: Float[Array, "P L S H Dh"]  # and their values
+    prefix_k: Optional[Float[Array, "P L S H Dh"]]  # base keys of the S positions every run shares (None if S = 0)
+    prefix_v: Optional[Float[Array, "P L S H Dh"]]  # and their values
 
 
 class PatchProblem(eqx.Module):
@@ -426,7 +426,7 @@ def build_problem(
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
     S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
-    prefix_k, prefix_v = _prefix_keys_values(model, base.resid_pre[:, :, :S])
+    prefix_k, prefix_v = _prefix_keys_values(model, base.resid_pre[:, :, :S]) if S else (None, None)
     data = PromptArrays(
         last=jnp.asarray(lengths - 1),
         target=jnp.asarray(prompts.target),
