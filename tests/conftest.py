@@ -73,6 +73,34 @@ def hf_forward(model, tokens: np.ndarray):
     return out.logits[0].numpy(), hidden
 
 
+def _memory_maps() -> int:
+    """Memory mappings this process holds (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_programs():
+    """Drop JAX's compiled programs after a test module once the process holds many memory maps.
+
+    Every compiled XLA program keeps memory mappings, and Linux allows a process
+    vm.max_map_count of them (65,530 by default). The whole suite in one process
+    compiles enough programs to pass that, and XLA then crashes inside compilation
+    (a segfault or an abort, late in the run, in whichever test compiles next).
+    """
+    yield
+    if _memory_maps() > 20_000:
+        import gc
+
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def torch_one_thread():
     """The torch references run one small model at a time: one thread avoids spinning on shared cores."""
