@@ -240,3 +240,9 @@ def _time(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def speedup_line(peer_whole: float, peer_steady: float, cold: float, warm: float, intjax_steady: float) -> str:
+    """The indented line giving intjax's speed-up over a peer: whole process (cold, warm) and steady state."""
+    return (f"  speed-up of intjax: whole process {peer_whole / cold:.1f}x cold, {peer_whole / warm:.1f}x warm; "
+            f"steady state {peer_steady / intjax_steady:.1f}x")

@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    CACHE, gpt2_small_checkpoint, intjax_patch, progress, random_prompts, timed_subprocess,
+    CACHE, gpt2_small_checkpoint, intjax_patch, progress, random_prompts, speedup_line, timed_subprocess,
 )
 
 HEADS24 = [f"L{l}H{h}" for l in range(12) for h in (0, 1)]
@@ -254,8 +254,7 @@ def main() -> None:
         diff = np.abs(ints - np.array(th["ints"])).max()
         print(f"torch batched (GPT2LMHeadModel, torch {th['torch']}, {th['device']}, {th['threads']} threads, "
               f"{th['rows']} rows): whole process {th['whole_s']:.1f} s, steady state {th['steady_s']:.2f} s")
-        print(f"  speed-up of intjax: whole process {th['whole_s'] / cold:.1f}x cold, {th['whole_s'] / warm:.1f}x "
-              f"warm; steady state {th['steady_s'] / lib['pairs_steady_s']:.1f}x")
+        print(speedup_line(th["whole_s"], th["steady_s"], cold, warm, lib["pairs_steady_s"]))
         print(f"  agreement: max |intjax - torch| over {ints.size} INT values (prompts x pairs) = {diff:.2e} "
               f"(largest |INT| {np.abs(ints).max():.2f})")
     if "tl" in results:
@@ -267,8 +266,7 @@ def main() -> None:
         diff = np.abs(ints.mean(0)[: tl["n_pairs"]] - np.array(tl["int_mean"])).max()
         print(f"TransformerLens brute force (torch {tl['torch']}, {tl['device']}): {sweep:.1f} s for all "
               f"{total_pairs} pairs ({label}), whole process {full:.1f} s with {tl['setup_s']:.1f} s of start-up")
-        print(f"  speed-up of intjax: whole process {full / cold:.1f}x cold, {full / warm:.1f}x warm; "
-              f"steady state {sweep / lib['pairs_steady_s']:.1f}x")
+        print(speedup_line(full, sweep, cold, warm, lib["pairs_steady_s"]))
         print(f"  agreement on the pairs both computed (mean over prompts): max |difference| = {diff:.2e}")
     print(f"third order among {lib['order3_heads']} heads (library): {lib['order3_s']:.1f} s, "
           f"{lib['order3_runs']} patched runs, peak RSS {lib['order3_peak_rss_gb']:.2f} GB (whole process so far)")

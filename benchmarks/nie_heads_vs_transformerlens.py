@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    CACHE, gpt2_small_checkpoint, intjax_patch, matmul_flops_per_s, progress, random_prompts, timed_subprocess,
+    CACHE, gpt2_small_checkpoint, intjax_patch, matmul_flops_per_s, progress, random_prompts, speedup_line,
+    timed_subprocess,
 )
 
 
@@ -204,8 +205,7 @@ def main() -> None:
         diff = np.abs(nie - np.array(th["nie"])).max()
         print(f"torch batched (GPT2LMHeadModel, torch {th['torch']}, {th['device']}, {th['threads']} threads, "
               f"{th['rows']} rows): whole process {th['whole_s']:.1f} s, steady state {th['steady_s']:.2f} s")
-        print(f"  speed-up of intjax: whole process {th['whole_s'] / cold:.1f}x cold, {th['whole_s'] / warm:.1f}x "
-              f"warm; steady state {th['steady_s'] / lib['steady_s']:.1f}x")
+        print(speedup_line(th["whole_s"], th["steady_s"], cold, warm, lib["steady_s"]))
         print(f"  agreement: max |intjax - torch| over {nie.size} NIE values (prompts x heads) = {diff:.2e} "
               f"(largest |NIE| {np.abs(nie).max():.2f})")
     if "tl" in results:
@@ -214,8 +214,7 @@ def main() -> None:
         diff = np.abs(patched - np.array(tl["per_head"])).max()
         print(f"TransformerLens (torch {tl['torch']}, {tl['device']}, {tl['threads']} threads): whole process "
               f"{tl['whole_s']:.1f} s, steady state {tl['steady_s']:.2f} s")
-        print(f"  speed-up of intjax: whole process {tl['whole_s'] / cold:.1f}x cold, {tl['whole_s'] / warm:.1f}x "
-              f"warm; steady state {tl['steady_s'] / lib['steady_s']:.1f}x")
+        print(speedup_line(tl["whole_s"], tl["steady_s"], cold, warm, lib["steady_s"]))
         print(f"  agreement: max |intjax - TransformerLens| over the 144 heads (mean over prompts) = {diff:.2e}")
 
 
