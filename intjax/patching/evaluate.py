@@ -284,7 +284,7 @@ def evaluate(
     checkpoint: Optional[Checkpoint] = None,
     quiet: bool = True,
     desc: str = "patching",
-    cache: Optional["VertexLookup"] = None,
+    cache: Optional[VertexLookup] = None,
 ) -> np.ndarray:
     """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
 

@@ -47,6 +47,7 @@ class VertexCache:
         self.folder = None if folder is None else Path(folder)
         self.values: dict[Key, np.ndarray] = {}
         self.hits = self.misses = 0
+        self._last: Optional[tuple[PatchProblem, str, list[frozenset]]] = None
         if self.folder is not None and self.folder.is_dir():
             for path in sorted(self.folder.glob("*.npz")):
                 with np.load(path) as f:
@@ -67,14 +68,21 @@ class VertexCache:
             parts["components"] = [c.spec for c in problem.components]
         return json.dumps(parts, sort_keys=True)
 
+    def _identity(self, problem: PatchProblem) -> tuple[str, list[frozenset]]:
+        """The problem's context and each component's key part (its sites and source hashes),
+        hashed once for the lookup and the store that follows it (the last problem is kept)."""
+        if self._last is None or self._last[0] is not problem:
+            source = {k: hash_arrays(v) for k, v in problem.data.source.items()}
+            sites = [frozenset(_site_text(s) for s in c.sites) | {f"source {s.kind} {source[s.kind]}" for s in c.sites}
+                     for c in problem.components]
+            self._last = (problem, self.context(problem), sites)
+        return self._last[1], self._last[2]
+
     def _keys(self, problem: PatchProblem, masks: np.ndarray) -> list[Optional[Key]]:
         """Per row: (context, its sites and the hash of the source values of each site kind it
         patches), or None for a fractional row. A problem caches sources only for the kinds its
         components use, so the source enters per kind, not in the context."""
-        context = self.context(problem)
-        source = {k: hash_arrays(v) for k, v in problem.data.source.items()}
-        sites = [frozenset(_site_text(s) for s in c.sites) | {f"source {s.kind} {source[s.kind]}" for s in c.sites}
-                 for c in problem.components]
+        context, sites = self._identity(problem)
         binary = np.all((masks == 0) | (masks == 1), axis=1)
         return [(context, frozenset().union(*(sites[i] for i in np.flatnonzero(row)))) if ok else None
                 for row, ok in zip(masks, binary)]
