@@ -85,14 +85,20 @@ def _check_order(args: argparse.Namespace, n: int, runs_per_mask: int) -> None:
 
 def cmd_theorems(args: argparse.Namespace) -> None:
     """Check DESIGN.md §2's identities, integral identity, bound and scaling law in float64."""
+    from intjax.runtime import x64
+
+    with x64():
+        _theorems(args)
+
+
+def _theorems(args: argparse.Namespace) -> None:
+    """`cmd_theorems` inside JAX's 64-bit mode."""
     import json
     import time
     from pathlib import Path
 
-    import jax
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
     from intjax.estimands.theorems import format_theorem_rows, theorem_rows
     from intjax.loading import load_model
     from intjax.patch_run import run_theorems
@@ -119,28 +125,40 @@ def cmd_theorems(args: argparse.Namespace) -> None:
 def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
     from intjax.loading import load_model
-    from intjax.studies import IOIAnalysisOptions, IOIStudyOptions, run_ioi_analysis
+    from intjax.studies import run_ioi_analysis
     from intjax.studies.circuit import check_circuit_spec
 
     check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     check_circuit_spec(args.circuit, model)
-    studies = IOIStudyOptions(circuit=args.circuit, n_resamples=args.resamples, search_pool=args.search_pool,
-                              search_k=args.search_k, positional={"auto": None, "on": True, "off": False}[
-                                  args.positional])
-    options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
-                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies,
-                                 theorem_heads=args.theorem_heads)
-    if args.smoke:
-        options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
-                                      theorem_heads=min(args.theorem_heads, 3), theorem_order=2,
-                                      theorem_prompts=2, top=5, distance_heads=3, distance_prompts=4,
-                                      studies=dataclasses.replace(studies, n_resamples=min(args.resamples, 3),
-                                                                  search_pool=min(args.search_pool, 6),
-                                                                  search_k=min(args.search_k, 4)))
-    report = run_ioi_analysis(model, tokenizer, args.out, options, model_name=str(args.model))
+    report = run_ioi_analysis(model, tokenizer, args.out, ioi_options(args), model_name=str(args.model))
     print(f"report: {report}")
     print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")
+
+
+def ioi_options(args: argparse.Namespace):
+    """The IOIAnalysisOptions of `intjax ioi`/`demo` arguments; sizes given on the command line are
+    `fixed` (--budget-min never shrinks them)."""
+    from intjax.studies import IOIAnalysisOptions, IOIStudyOptions
+
+    given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
+    defaults = dict(IOI_SIZE_DEFAULTS, **given)
+    studies = IOIStudyOptions(circuit=args.circuit, n_resamples=defaults["n_resamples"],
+                              search_pool=defaults["search_pool"], search_k=defaults["search_k"],
+                              positional={"auto": None, "on": True, "off": False}[args.positional])
+    options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
+                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies,
+                                 theorem_heads=defaults["theorem_heads"], budget_minutes=args.budget_min,
+                                 fixed=tuple(given))
+    if args.smoke:
+        options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
+                                      theorem_heads=min(defaults["theorem_heads"], 3), theorem_order=2,
+                                      theorem_prompts=2, top=5, distance_heads=3, distance_prompts=4,
+                                      budget_minutes=0.0,
+                                      studies=dataclasses.replace(studies, n_resamples=min(studies.n_resamples, 3),
+                                                                  search_pool=min(studies.search_pool, 6),
+                                                                  search_k=min(studies.search_k, 4)))
+    return options
 
 
 def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
@@ -150,9 +168,13 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
                    help="abc: three fresh names; s2_flip: S2 becomes the IO name; random_token: S2 becomes a "
                         "random non-name token")
     p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=1.0, help="memory budget per chunk of masks")
-    p.add_argument("--theorem-heads", type=NON_NEGATIVE, default=4,
-                   help="heads in the float64 theorem table (0 skips it: on GPT-2 small on a CPU it takes "
-                        "over half an hour)")
+    p.add_argument("--theorem-heads", type=NON_NEGATIVE, default=None,
+                   help=f"heads in the float64 theorem table (default {IOI_SIZE_DEFAULTS['theorem_heads']}; "
+                        "0 skips it)")
+    p.add_argument("--budget-min", type=_at_least(0, float, allow_zero=True), default=15.0, metavar="MINUTES",
+                   help="estimated time to fit (default 15): the plan shrinks the sizes you did not set "
+                        "(faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
+                        "never below a floor that keeps its statistic readable; 0 keeps the full sizes")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
     g.add_argument("--circuit", default="auto",
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
@@ -160,30 +182,38 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
                    help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
                         "auto: only for Wang et al.'s circuit")
-    g.add_argument("--resamples", type=_at_least(2), default=20, help="fresh prompt sets for the faithfulness spread")
-    g.add_argument("--search-pool", type=POSITIVE, default=12,
-                   help="candidate heads for the best k-set (exhaustive up to 24, beam search beyond)")
-    g.add_argument("--search-k", type=POSITIVE, default=6, help="largest budget k of the search")
+    g.add_argument("--resamples", type=_at_least(2), default=None,
+                   help=f"fresh prompt sets for the faithfulness spread (default {IOI_SIZE_DEFAULTS['n_resamples']})")
+    g.add_argument("--search-pool", type=POSITIVE, default=None,
+                   help=f"candidate heads for the best k-set (default {IOI_SIZE_DEFAULTS['search_pool']}; "
+                        "exhaustive up to 24, beam search beyond)")
+    g.add_argument("--search-k", type=POSITIVE, default=None,
+                   help=f"largest budget k of the search (default {IOI_SIZE_DEFAULTS['search_k']})")
     p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _at_least(low: float, kind=int):
-    """An argparse type: a number of `kind` that is at least `low`."""
+def _at_least(low: float, kind=int, allow_zero: bool = False):
+    """An argparse type: a number of `kind` that is at least `low` (for floats with low 0: above 0,
+    unless `allow_zero`)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
-        if value < low or (kind is float and value == 0 and low == 0):
-            raise argparse.ArgumentTypeError(f"{text} is too small: give a value {'>' if kind is float else '>='} "
-                                             f"{low}")
+        strict = kind is float and low == 0 and not allow_zero
+        if value < low or (strict and value == 0):
+            raise argparse.ArgumentTypeError(f"{text} is too small: give a value {'>' if strict else '>='} {low}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
 POSITIVE, POSITIVE_FLOAT, NON_NEGATIVE = _at_least(1), _at_least(0, float), _at_least(0)
+# --flag -> the analysis size it sets; a size given on the command line is never shrunk by --budget-min
+SHRINKABLE_FLAGS = {"resamples": "n_resamples", "search_pool": "search_pool", "search_k": "search_k",
+                    "theorem_heads": "theorem_heads"}
+IOI_SIZE_DEFAULTS = {"n_resamples": 20, "search_pool": 12, "search_k": 6, "theorem_heads": 4}
 MAX_RUNS_WITHOUT_FORCE = 200_000  # patched runs (masks x prompts x directions) `patch --order` starts unasked
 
 

@@ -1,37 +1,87 @@
-"""Stage lines for long commands: the plan first, then one line as each stage starts and ends,
-on stderr (progress bars of the sweeps inside a stage come from `evaluate`)."""
+"""Stage lines for long commands: the plan first (with estimated times when given), then one
+line as each stage starts and ends, on stderr (progress bars of the sweeps inside a stage come
+from `evaluate`)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import time
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '3.2 min' or '1.4 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+NOTE_EVERY_S = 5.0  # `tick` prints at most one line this often
 
 
 class Stages:
-    """The named stages of one run; `quiet=True` prints nothing."""
+    """The named stages of one run; `quiet=True` prints nothing.
 
-    def __init__(self, names: Sequence[str], quiet: bool = False, title: str = "plan"):
+    `estimates` (seconds per stage, optional) are printed with the plan; as
+    stages finish, the rest of the plan is rescaled by how long the finished
+    ones took against their estimates.
+    """
+
+    def __init__(self, names: Sequence[str], quiet: bool = False, title: str = "plan",
+                 estimates: Optional[Sequence[float]] = None, notes: Sequence[str] = ()):
         self.names, self.quiet = list(names), quiet
+        self.estimates = list(estimates) if estimates is not None else None
         self.start = time.perf_counter()
         self.seconds: dict[str, float] = {}
-        self._say(f"{title}: " + "; ".join(f"{i + 1}. {n}" for i, n in enumerate(self.names)))
+        if self.estimates is None:
+            self._say(f"{title}: " + "; ".join(f"{i + 1}. {n}" for i, n in enumerate(self.names)))
+        else:
+            self._say(f"{title}, estimated {_duration(sum(self.estimates))} in all:")
+            for i, (n, e) in enumerate(zip(self.names, self.estimates)):
+                self._say(f"  {i + 1}. {n}" + (f" (~{_duration(e)})" if e else ""))
+        for line in notes:
+            self._say(f"  {line}")
 
     def _say(self, line: str) -> None:
         if not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    def scale(self) -> float:
+        """Measured over estimated time of the finished stages that had an estimate (1 before any)."""
+        if self.estimates is None:
+            return 1.0
+        done = [(self.seconds[n], e) for n, e in zip(self.names, self.estimates) if n in self.seconds and e > 0]
+        return sum(s for s, _ in done) / sum(e for _, e in done) if done else 1.0
+
+    def remaining(self) -> Optional[float]:
+        """Estimated seconds of the stages not finished yet, rescaled by `scale()`."""
+        if self.estimates is None:
+            return None
+        return self.scale() * sum(e for n, e in zip(self.names, self.estimates) if n not in self.seconds)
+
     def note(self, text: str) -> None:
         """A line inside the current stage (a part of it starting)."""
-        self._say(f"    {text} ... ({time.perf_counter() - self.start:.0f} s so far)")
+        self._last_note = time.perf_counter()
+        self._say(f"    {text} ... ({self._last_note - self.start:.0f} s so far)")
+
+    def tick(self, text: str) -> None:
+        """A `note` for one of many repeated parts: printed only when the last line is 5 s old or more."""
+        if time.perf_counter() - getattr(self, "_last_note", 0.0) >= NOTE_EVERY_S:
+            self.note(text)
 
     @contextlib.contextmanager
     def stage(self, name: str, detail: str = "") -> Iterator[None]:
-        """Run one stage: a line when it starts (with `detail`) and when it ends (its time)."""
-        tag = f"[{self.names.index(name) + 1}/{len(self.names)}] {name}"
-        self._say(f"{tag}{': ' + detail if detail else ''} ...")
+        """Run one stage: a line when it starts (with `detail` and its estimate) and when it ends (its time)."""
+        i = self.names.index(name)
+        tag = f"[{i + 1}/{len(self.names)}] {name}"
+        eta = ""
+        if self.estimates is not None and self.estimates[i] > 0:
+            eta = f" (~{_duration(self.scale() * self.estimates[i])})"
+        self._say(f"{tag}{': ' + detail if detail else ''}{eta} ...")
         t0 = time.perf_counter()
         yield
         self.seconds[name] = time.perf_counter() - t0
-        self._say(f"{tag}: done in {self.seconds[name]:.1f} s ({time.perf_counter() - self.start:.0f} s so far)")
+        rest = self.remaining()
+        left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""
+        self._say(f"{tag}: done in {self.seconds[name]:.1f} s ({time.perf_counter() - self.start:.0f} s so far{left})")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 
 def default_cache_dir() -> Optional[Path]:
@@ -31,3 +32,17 @@ def enable_compilation_cache(path: Optional[Path] = None) -> Optional[Path]:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+@contextlib.contextmanager
+def x64(on: bool = True) -> Iterator[None]:
+    """JAX's 64-bit mode inside the block (when `on`), the previous setting restored after."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    if on:
+        jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)

@@ -358,7 +358,8 @@ def test_shared_prefix_stops_at_the_read_position_and_only_for_counterfactual_so
     rows = prompt_rows(model.config.vocab_size, (8, 6), seed=15)
     same = [{**r, "corrupted_ids": list(r["clean_ids"])} for r in rows]  # nothing differs
     components = parse_components("L0H1,L2MLP", model.config)
-    problem = build_problem(model, make_prompt_set(same), components)
+    with pytest.warns(UserWarning, match="clean and corrupted are the same tokens"):
+        problem = build_problem(model, make_prompt_set(same), components)
     assert problem.shared_prefix == 5  # the shortest prompt's last position is still computed
     np.testing.assert_allclose(evaluate(problem, np.eye(2)), np.asarray(problem.metric_clean)[None].repeat(2, 0),
                                atol=1e-5)

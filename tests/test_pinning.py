@@ -31,6 +31,14 @@ def pinned_reference(hf_model, rows, components, witnesses, masks, direction, se
     return out
 
 
+def assert_matches_s2_witness(tiny, model, rows, components, masks, got):
+    """`got` [M, P] equals HF hooks with L1H2 pinned at each prompt's own S2 position (noising)."""
+    for p, row in enumerate(rows):
+        w = parse_components(f"L1H2@{row['positions']['S2']}", model.config)
+        expected = pinned_reference(tiny[1], [row], components, w, masks, "noising", "recompute")
+        np.testing.assert_allclose(got[:, p], expected[:, 0], atol=2e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("direction", ["noising", "denoising"])
 @pytest.mark.parametrize("semantics", ["recompute", "frozen"])
 def test_witness_pinning_matches_hf_hooks(tiny, tiny_model, direction, semantics):
@@ -75,10 +83,7 @@ def test_role_position_witnesses_match_hf(tiny, tiny_model):
     problem = build_problem(model, make_prompt_set(rows), components, pin=witnesses)
     masks = some_masks(2, np.random.default_rng(4))
     got = evaluate(problem, masks)
-    for p, row in enumerate(rows):
-        w = parse_components(f"L1H2@{row['positions']['S2']}", model.config)
-        expected = pinned_reference(tiny[1], [row], components, w, masks, "noising", "recompute")
-        np.testing.assert_allclose(got[:, p], expected[:, 0], atol=2e-4, rtol=1e-4)
+    assert_matches_s2_witness(tiny, model, rows, components, masks, got)
 
 
 def test_pin_errors(tiny_model):
@@ -151,3 +156,21 @@ def test_witness_importance_matches_hf_and_skips_upstream(tiny, tiny_model):
     upstream = pinned_reference(tiny[1], rows, [suspect], parse_components("L0H2", model.config), masks,
                                 "noising", "recompute")
     np.testing.assert_allclose(upstream, unpinned, atol=1e-5)
+
+
+def test_with_pin_swaps_role_position_witnesses_against_hf(tiny, tiny_model):
+    """A problem built with one witness, then given another (at a role position, so per prompt) by
+    `with_pin` without rerunning its base runs, against HF hooks; a site kind it does not hold is refused."""
+    model, _ = tiny_model
+    rows = prompt_rows(model.config.vocab_size, (7, 9, 8), seed=8)
+    for row, s2 in zip(rows, (2, 6, 4)):
+        row["positions"] = {"S2": s2}
+    prompts = make_prompt_set(rows)
+    components = parse_components("L0H1,L2MLP", model.config)
+    holder = build_problem(model, prompts, components, pin=parse_components("L2H3", model.config))
+    swapped = holder.with_pin(prompts, parse_components("L1H2@S2", model.config))
+    masks = some_masks(2, np.random.default_rng(5))
+    got = evaluate(swapped, masks)
+    assert_matches_s2_witness(tiny, model, rows, components, masks, got)
+    with pytest.raises(InputError, match=r"holds no \['resid_pre'\] sites"):
+        holder.with_pin(prompts, parse_components("L1RESID@3", model.config))

@@ -17,6 +17,7 @@ layer's attention as one unit), combined with commas: `heads,mlps`.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from typing import Iterable, Literal, Optional
 
@@ -25,6 +26,19 @@ from intjax.model.config import GPT2Config
 
 SiteKind = Literal["z", "mlp_out", "resid_pre"]
 SITE_KINDS: tuple[SiteKind, ...] = ("resid_pre", "z", "mlp_out")
+
+
+class Entry(enum.IntEnum):
+    """Where a patched run enters its first layer: the residual stream before the layer, the
+    cached head outputs z (the attention before them is unchanged), or the cached residual after
+    attention (only the MLP is patched). A site kind's entry is the latest one that still runs it."""
+
+    RESID_PRE = 0
+    Z = 1
+    RESID_MID = 2
+
+
+ENTRY_OF_KIND: dict[SiteKind, Entry] = {"resid_pre": Entry.RESID_PRE, "z": Entry.Z, "mlp_out": Entry.RESID_MID}
 
 FORMS = (
     "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}MLP, L{layer}MLP@{pos}, "

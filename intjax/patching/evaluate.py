@@ -26,6 +26,7 @@ from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
+from intjax.patching.components import Entry
 from intjax.patching.problem import PatchProblem
 
 DEFAULT_MEMORY_BYTES = 1 << 30
@@ -47,13 +48,13 @@ def chunk_size(problem: PatchProblem, memory_bytes: int = DEFAULT_MEMORY_BYTES) 
 
 
 @eqx.filter_jit
-def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: int) -> Array:
+def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
     step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0, None))  # over prompts
     return jax.vmap(step, in_axes=(None, 0, 0, None, None))(layer, resid, masks, problem.data, entry)
 
 
 @eqx.filter_jit
-def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: int) -> Array:
+def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
     def one(resid, alpha, d):
         x = problem.layer_step(layer, resid, alpha, d, entry, last_only=True)  # [1, D]
         return problem.readout(x[0], d)
@@ -87,7 +88,7 @@ def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:
     T = keys - problem.shared_prefix  # positions each patched run computes
     attn_in = 2 * 3 * D * D + 2 * 2 * keys * D  # q, k, v and the two attention products, per query
     after_z = 2 * D * D + 2 * 2 * D * M  # W_O and the MLP
-    per_entry = [attn_in + after_z, after_z, 2 * 2 * D * M]  # per token, by entry point
+    per_entry = {Entry.RESID_PRE: attn_in + after_z, Entry.Z: after_z, Entry.RESID_MID: 2 * 2 * D * M}  # per token
     kv = 2 * 2 * D * D  # keys and values of one token
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
     total = 0
@@ -96,10 +97,11 @@ def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:
             continue
         first = per_entry[entry]
         if start < L - 1:
-            total += T * first + T * (L - 2 - start) * per_entry[0]
-            total += T * kv + (per_entry[0] - kv) + readout  # last layer, one query
+            total += T * first + T * (L - 2 - start) * per_entry[Entry.RESID_PRE]
+            total += T * kv + (per_entry[Entry.RESID_PRE] - kv) + readout  # last layer, one query
         else:
-            total += (first if entry else T * kv + per_entry[0] - kv) + readout
+            whole = entry == Entry.RESID_PRE  # the last layer's attention runs only if entered before it
+            total += (T * kv + per_entry[Entry.RESID_PRE] - kv if whole else first) + readout
     return int(total) * problem.n_prompts
 
 
@@ -168,13 +170,12 @@ def _pad_rows(rows: np.ndarray, n_devices: int) -> np.ndarray:
 
 
 def evaluate_chunk(
-    problem: PatchProblem, masks: Float[np.ndarray, "C n"], start: int, entry: int = 0,
+    problem: PatchProblem, masks: Float[np.ndarray, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
     mesh: Optional[Mesh] = None,
 ) -> Float[Array, "C P"]:
     """f at each mask of a chunk whose masks touch no layer below `start`.
 
-    The start layer begins at `entry` (0 residual, 1 cached z, 2 cached
-    resid_mid; see PatchProblem.entries). Each layer runs once per distinct
+    The start layer begins at `entry` (see `Entry` and PatchProblem.entries). Each layer runs once per distinct
     prefix (`prefix_plan`): masks that differ only in later layers share the
     earlier ones. The last layer computes only the position the metric reads.
     With a `mesh`, every layer's runs are split over its devices.
@@ -199,7 +200,7 @@ def evaluate_chunk(
         if split is not None:
             block, resid = jax.device_put(block, split), jax.device_put(resid, split)
         step = _final if layer == L - 1 else _layer
-        resid = step(problem, jnp.asarray(layer), resid, block, entry if layer == start else 0)
+        resid = step(problem, jnp.asarray(layer), resid, block, entry if layer == start else Entry.RESID_PRE)
     return resid[: masks.shape[0]]
 
 
@@ -210,7 +211,7 @@ class Chunk:
 
     rows: np.ndarray
     start: int
-    entry: int
+    entry: Entry
 
 
 def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
@@ -222,14 +223,14 @@ def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: 
     size is rounded down to a multiple of `n_devices`.
     """
     size = max(n_devices, size // n_devices * n_devices)
-    groups = problem.start_layers(masks) * 3 + problem.entries(masks)
+    groups = problem.start_layers(masks) * len(Entry) + problem.entries(masks)
     by_layer = np.argsort(problem.first_layers(), kind="stable")  # sort so that chunks share prefixes
     order = np.lexsort([masks[:, i] for i in by_layer[::-1]])
     chunks = []
     for group in np.unique(groups):
-        start, entry = divmod(int(group), 3)
+        start, entry = divmod(int(group), len(Entry))
         idx = order[groups[order] == group]
-        chunks += [Chunk(idx[lo : lo + size], start, entry) for lo in range(0, len(idx), size)]
+        chunks += [Chunk(idx[lo : lo + size], start, Entry(entry)) for lo in range(0, len(idx), size)]
     return chunks
 
 

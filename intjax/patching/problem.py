@@ -13,6 +13,7 @@ witness components (`pin=`) under either semantics.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Literal, NamedTuple, Optional, Sequence
 
@@ -24,7 +25,7 @@ from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, block_forward, keys_values
-from intjax.patching.components import SITE_KINDS, Component
+from intjax.patching.components import ENTRY_OF_KIND, SITE_KINDS, Component, Entry
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
 
@@ -102,6 +103,23 @@ class PatchProblem(eqx.Module):
         scaled = {k: d.base_sites[k] + t * (d.source[k] - d.base_sites[k]) for k in d.source}
         return eqx.tree_at(lambda p: p.data.source, self, scaled)
 
+    def with_pin(self, prompts: PromptSet, pin: Sequence[Component]) -> "PatchProblem":
+        """The same problem with the witnesses `pin` instead of its own, reusing its base and source
+        runs (`prompts`: the ones it was built on). `pin` may touch only the site kinds the problem
+        holds: build it with every candidate witness pinned, then swap in one at a time."""
+        pin = tuple(pin)
+        missing = sorted({s.kind for w in pin for s in w.sites} - set(self.data.base_sites))
+        if missing:
+            raise InputError(f"the problem holds no {missing} sites to pin; build it with those witnesses "
+                             "(build_problem(..., pin=...)) first")
+        both = sorted({c.name for c in self.components} & {w.name for w in pin})
+        if both:
+            raise InputError(f"{both} are both patched and pinned; a witness must not be one of the analysed "
+                             "components")
+        data, indicator, pinned = _site_arrays(self.data, self.components, pin, list(self.data.base_sites),
+                                               self.model.config, int(prompts.lengths.max()), prompts.roles)
+        return dataclasses.replace(self, data=data, indicator=indicator, pin=pinned, witnesses=pin)
+
     def with_dtype(self, dtype) -> "PatchProblem":
         """The same problem with every float array (weights, cached runs, sources) in `dtype`."""
         return jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, self)
@@ -168,15 +186,14 @@ class PatchProblem(eqx.Module):
         return jax.vmap(self.value, in_axes=in_axes)(alpha, self.data, start)
 
     def entries(self, masks: np.ndarray) -> np.ndarray:
-        """Where each mask's run can start inside its first layer, [M]: 0 = the
-        residual (a resid edit there), 1 = the cached z (a head edit), 2 = the
-        cached resid_mid (only MLP edits)."""
-        rank = {"resid_pre": 0, "z": 1, "mlp_out": 2}
-        comp_rank = np.array([min(rank[s.kind] for s in c.sites if s.layer == c.first_layer)
+        """Where each mask's run can start inside its first layer, [M] of `Entry` values: the
+        earliest entry among the site kinds it patches in that layer."""
+        comp_rank = np.array([min(ENTRY_OF_KIND[s.kind] for s in c.sites if s.layer == c.first_layer)
                               for c in self.components])
         starts = self.start_layers(masks)
         at_start = (np.asarray(masks) != 0) & (self.first_layers()[None] == starts[:, None])
-        return np.where(at_start, comp_rank[None], 2).min(axis=1, initial=2)
+        last = int(max(Entry))
+        return np.where(at_start, comp_rank[None], last).min(axis=1, initial=last)
 
     def layer_step(
         self,
@@ -184,7 +201,7 @@ class PatchProblem(eqx.Module):
         resid: Float[Array, "T-S D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
-        entry: int = 0,
+        entry: Entry = Entry.RESID_PRE,
         last_only: bool = False,
         whole: bool = False,
     ) -> Float[Array, "T-S D"]:
@@ -211,8 +228,8 @@ class PatchProblem(eqx.Module):
 
         return block_forward(
             model.config, params, model.attn_scales()[layer], resid, edits, rows=rows,
-            z=cached(d.z) if entry == 1 else None,
-            resid_mid=cached(d.resid_mid) if entry == 2 else None,
+            z=cached(d.z) if entry == Entry.Z else None,
+            resid_mid=cached(d.resid_mid) if entry == Entry.RESID_MID else None,
             prefix_kv=prefix_kv,
         )[0]
 
@@ -303,6 +320,22 @@ def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T
             )
         out[kind] = ind if per_prompt else ind[0]
     return out, per_prompt
+
+
+def _site_arrays(data: PromptArrays, components: Sequence[Component], pin: Sequence[Component], kinds: Sequence[str],
+                 cfg, T: int, roles: dict) -> tuple[PromptArrays, dict, dict]:
+    """The indicator and pinned-site arrays of `components` and witnesses `pin`: in `data` when some
+    site is at a role position (per prompt), else returned beside it."""
+    n = len(components)
+    owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, roles)
+    dtype = data.resid_start.dtype
+    axis = 1 if per_prompt else 0  # the component axis
+    indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}
+    pinned = {k: jnp.asarray(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis), dtype)
+              for k, v in owned.items()} if pin else {}
+    if per_prompt:
+        return data._replace(indicator=indicator, pin=pinned), {}, {}
+    return data._replace(indicator={}, pin={}), indicator, pinned
 
 
 def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) -> dict:
@@ -441,15 +474,7 @@ def build_problem(
         prefix_k=prefix_k,
         prefix_v=prefix_v,
     )
-    n = len(components)
-    owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, roles)
-    dtype = base.resid_pre.dtype
-    axis = 1 if per_prompt else 0  # the component axis
-    indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}
-    pinned = {k: jnp.asarray(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis), dtype)
-              for k, v in owned.items()} if pin else {}
-    if per_prompt:
-        data, indicator, pinned = data._replace(indicator=indicator, pin=pinned), {}, {}
+    data, indicator, pinned = _site_arrays(data, components, pin, kinds, cfg, T, roles)
     problem = PatchProblem(
         model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
         metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),

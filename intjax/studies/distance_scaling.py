@@ -54,7 +54,6 @@ counted (`n_zero_distance`, then `n_zero_int` among the rest).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import re
@@ -67,6 +66,7 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.mobius import interactions, set_name
 from intjax.patching.problem import PatchProblem, build_problem
+from intjax.runtime import x64
 
 SCALES = (0.05, 0.1, 0.2, 0.4, 0.7)  # scaled ABC sources; t = 1 is the "abc" problem itself
 
@@ -326,19 +326,6 @@ def _is_float64(problem: PatchProblem) -> bool:
     return problem.data.resid_start.dtype == np.float64
 
 
-@contextlib.contextmanager
-def _x64(on: bool = True):
-    """jax_enable_x64 on inside (when `on`), restored after."""
-    import jax
-
-    before = jax.config.jax_enable_x64
-    if on:
-        jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
 
 def distance_scaling_study(
     problems: Mapping[str, PatchProblem],
@@ -373,7 +360,7 @@ def distance_scaling_study(
     labels = [set_name(T, names) for T in sets]
     cols: dict[str, list] = {k: [] for k in ("set_name", "order", "prompt", "corruption", "distance", "interaction")}
     for label, problem in problems.items():
-        with _x64(_is_float64(problem)):
+        with x64(_is_float64(problem)):
             _, ints, _ = interactions(problem, sets=sets, **values_kwargs)  # [P, S]
         dist = set_distances(problem, sets, normalize=normalize)
         P, S = ints.shape
@@ -447,7 +434,7 @@ def ioi_distance_problems(
     kw = dict(direction=direction, semantics=semantics)
     data = {c: ioi_prompts(tokenizer, n_prompts, seed=seed, corruption=c) for c in ("abc", "s2_flip", "random_token")}
     reference, groups = template_reference(tokenizer, data["abc"], reference_per_template, seed=seed)
-    with _x64(float64):
+    with x64(float64):
         if float64:
             import equinox as eqx
             import jax

@@ -20,9 +20,11 @@ from intjax.estimands.theorems import theorem_rows
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import versions, write_results
+from intjax.runtime import x64
 from intjax.studies import figures, int_report
 from intjax.studies.int_report import markdown_table
-from intjax.studies.circuit import is_gpt2_small
+from intjax.studies.circuit import ROLES, is_gpt2_small, read_circuit
+from intjax.studies.ioi_plan import Sizes, fit_budget, mean_length, seconds_per_forward, stage_seconds
 from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
 from intjax.patching.problem import build_problem
 from intjax.progress import Stages
@@ -32,7 +34,7 @@ from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
 from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
-from intjax.tasks.ioi import ioi_prompts
+from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
 
 
 STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
@@ -60,6 +62,61 @@ class IOIAnalysisOptions:
     memory_gb: float = 1.0
     quiet: bool = False
     studies: IOIStudyOptions = IOIStudyOptions()  # faithfulness, invisible/inflated heads, search, remedies
+    budget_minutes: float = 0.0  # > 0: shrink the sizes not in `fixed` (never below their floors) to fit
+    fixed: tuple[str, ...] = ()  # Sizes fields the user set, which the budget leaves alone
+
+
+def analysis_sizes(options: IOIAnalysisOptions, n_prompts: int) -> Sizes:
+    """The sizes of `options` that set the analysis's cost."""
+    o, s = options, options.studies
+    return Sizes(n_prompts=n_prompts, split_pairs=o.split_pairs, pair_pool=o.pair_pool, triple_pool=o.triple_pool,
+                 theorem_heads=o.theorem_heads, theorem_order=o.theorem_order, theorem_prompts=o.theorem_prompts,
+                 distance_heads=o.distance_heads, distance_prompts=o.distance_prompts, n_resamples=s.n_resamples,
+                 faithfulness_prompts=s.faithfulness_prompts or n_prompts, n_ablations=len(s.ablations),
+                 search_pool=s.search_pool, search_k=s.search_k)
+
+
+def with_sizes(options: IOIAnalysisOptions, sizes: Sizes) -> IOIAnalysisOptions:
+    """`options` with the analysis sizes of `sizes`."""
+    studies = dataclasses.replace(options.studies, n_resamples=sizes.n_resamples, search_pool=sizes.search_pool,
+                                  search_k=sizes.search_k, faithfulness_prompts=sizes.faithfulness_prompts)
+    return dataclasses.replace(options, split_pairs=sizes.split_pairs, pair_pool=sizes.pair_pool,
+                               triple_pool=sizes.triple_pool, theorem_heads=sizes.theorem_heads,
+                               theorem_prompts=sizes.theorem_prompts, distance_prompts=sizes.distance_prompts,
+                               studies=studies)
+
+
+def _n_classes(spec: str, model: GPT2) -> int:
+    """How many classes the circuit of `spec` has (an estimate for a circuit still to be discovered)."""
+    if spec == "wang2022" or (spec == "auto" and is_gpt2_small(model)):
+        return len(GPT2_SMALL_IOI_CIRCUIT)
+    if spec not in ("auto", "discover"):
+        return len(read_circuit(spec))
+    return len(ROLES)
+
+
+def plan(model: GPT2, data_lengths: np.ndarray, n_prompts: int,
+         options: IOIAnalysisOptions) -> tuple[IOIAnalysisOptions, list[float], list[str]]:
+    """The options the run will use (fitted to the budget), each stage's estimated seconds, and notes."""
+    L, H = model.config.n_layers, model.config.n_heads
+    per_forward = seconds_per_forward(model, mean_length(data_lengths))
+    n_classes = _n_classes(options.studies.circuit, model)
+
+    def estimate(sizes: Sizes) -> list[float]:
+        return stage_seconds(sizes, L, H, per_forward, n_classes)
+
+    sizes = analysis_sizes(options, n_prompts)
+    notes = []
+    if options.budget_minutes > 0:
+        budget = 60 * options.budget_minutes
+        sizes, changed = fit_budget(sizes, budget, estimate, options.fixed)
+        if changed:
+            notes.append(f"to fit the {options.budget_minutes:g}-min budget (--budget-min; 0 keeps the full sizes): "
+                         + ", ".join(changed))
+        if sum(estimate(sizes)) > budget:
+            notes.append(f"even at the floors of the sizes it may shrink, the estimate exceeds the "
+                         f"{options.budget_minutes:g}-min budget")
+    return with_sizes(options, sizes), estimate(sizes), notes
 
 
 def _float64(model: GPT2) -> GPT2:
@@ -74,12 +131,14 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     t_start = time.perf_counter()
     data = ioi_prompts(tokenizer, options.n_prompts, seed=options.seed, corruption=options.corruption)
     data.write_jsonl(out / "prompts.jsonl")
+    options, estimates, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
     ckpt = out / "checkpoints"
     base = dict(memory_gb=options.memory_gb, quiet=options.quiet)
     cache = VertexCache(ckpt / "vertices")  # each f(1_S) once per run, across stages and studies
-    stages = Stages(STAGE_NAMES, quiet=options.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)")
+    stages = Stages(STAGE_NAMES, quiet=options.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
+                    estimates=estimates, notes=notes)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
         arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads",
@@ -115,16 +174,12 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         if options.theorem_heads > 0:
             thm_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
                                                       options.theorem_heads)]
-            x64 = jax.config.jax_enable_x64
-            jax.config.update("jax_enable_x64", True)
-            try:
+            with x64():
                 prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
                 theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
                                         cut=parse_components("heads,mlps", model.config),
                                         bound_order=options.bound_order, bound_polish_starts=1,
                                         step=stages.note)
-            finally:
-                jax.config.update("jax_enable_x64", x64)
         timings["theorems_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[4], f"pairs and triples of {options.distance_heads} heads"
@@ -147,7 +202,8 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
         studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
                                   options.studies, seed=options.seed, checkpoints=ckpt,
-                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet, cache=cache)
+                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet, cache=cache,
+                                  step=stages.note, tick=stages.tick)
         study_arrays, study_items = studies_arrays(studies)
         arrays.update(study_arrays), items.update(study_items)
         timings.update(studies.seconds)
@@ -185,7 +241,9 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                        circuit_source=studies.circuit_source,
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
                        search_pool_rule=studies.search_pool_rule, timings=timings,
-                       vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions())
+                       vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
+                       plan=dict(budget_minutes=options.budget_minutes, notes=notes,
+                                 estimated_s=dict(zip(STAGE_NAMES, estimates)), measured_s=stages.seconds))
         write_results(out, arrays, items, summary)
         if theorems is not None:
             (out / "theorems.json").write_text(json.dumps(theorems, indent=2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class IOIStudyOptions:
 
     circuit: str = "auto"  # auto (wang2022 on GPT-2 small, else discover), wang2022, discover, or a JSON file
     n_resamples: int = 20  # fresh prompt sets for the faithfulness spread
+    faithfulness_prompts: Optional[int] = None  # prompts per resample (None: as many as the analysis has)
     ablations: tuple[str, ...] = ("mean", "resample", "zero")
     reference_per_template: int = 8  # fresh ABC prompts per template for the mean ablation
     # keep each class only at its position (tasks.ioi.CLASS_POSITIONS), as Wang et al.; None: only for
@@ -87,14 +88,19 @@ def run_ioi_studies(
     memory_bytes: int = 2**30,
     quiet: bool = False,
     cache: Any = None,
+    step: Optional[Callable[[str], None]] = None,
+    tick: Optional[Callable[[str], None]] = None,
 ) -> IOIStudies:
     """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
 
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
     circuit discovery and the search ranking. With `checkpoints`, every sweep is
     saved there (remedies/, search/, faithfulness/) and a rerun resumes them. `cache`
-    (a `VertexCache`) shares vertex values with the run's other sweeps.
+    (a `VertexCache`) shares vertex values with the run's other sweeps. `step(text)` is
+    called as each study starts, `tick(text)` as each faithfulness resample does.
     """
+    say = step or (lambda text: None)
+    tick = tick or say
     seconds: dict[str, float] = {}
     kw = dict(memory_bytes=memory_bytes, cache=cache)
     heads = parse_components("heads", model.config)
@@ -107,6 +113,7 @@ def run_ioi_studies(
     positions = CLASS_POSITIONS if positional else None
     seconds["circuit_s"] = time.perf_counter() - t0
 
+    say(f"remedies table ({len(circuit)} classes: 3 estimators x head, class, layer)")
     t0 = time.perf_counter()
     reference, groups = template_reference(tokenizer, data, options.reference_per_template, seed=seed)
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
@@ -115,6 +122,7 @@ def run_ioi_studies(
                           checkpoints=ckpt / "remedies" if ckpt else None, **kw)
     seconds["remedies_s"] = time.perf_counter() - t0
 
+    say("witnesses of the strongest suspect")
     t0 = time.perf_counter()
     suspect = strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head"))
     # Every head's own-layer MLP reads it, so there is always a candidate.
@@ -122,6 +130,7 @@ def run_ioi_studies(
                                    [*heads, *parse_components("mlps", model.config)], **kw)
     seconds["witnesses_s"] = time.perf_counter() - t0
 
+    say(f"search: greedy against the best k-set, k ≤ {options.search_k}, pool of {options.search_pool}")
     t0 = time.perf_counter()
     # select on half the prompts, score on the other half; the pool admits heads by context effect too
     select_idx, score_idx = split_indices(len(data), 0.5, seed)
@@ -136,11 +145,14 @@ def run_ioi_studies(
     rule = pool_rule(len(pool), [names[i] for i in context])
     seconds["search_s"] = time.perf_counter() - t0
 
+    say(f"faithfulness: resample 1 of {options.n_resamples}")
     t0 = time.perf_counter()
     faith = faithfulness_study(model, tokenizer, circuit, n_resamples=options.n_resamples,
-                               n_prompts=n_prompts or len(data), seed=seed, ablations=options.ablations,
+                               n_prompts=options.faithfulness_prompts or n_prompts or len(data), seed=seed, ablations=options.ablations,
                                reference_per_template=options.reference_per_template, class_positions=positions,
-                               checkpoints=ckpt / "faithfulness" if ckpt else None, **kw)
+                               checkpoints=ckpt / "faithfulness" if ckpt else None,
+                               on_resample=lambda r: r + 1 < options.n_resamples and tick(
+                                   f"faithfulness: resample {r + 2} of {options.n_resamples}"), **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
                       names, witnesses, seconds)

@@ -79,9 +79,12 @@ def witness_importance(
     kw = dict(direction=direction, source=source, metric=metric, **build_kwargs)
     base, patched = evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]),
                              memory_bytes=memory_bytes, cache=cache)
-    # Pinning at base values leaves the unpatched run as it is, so f(0) is shared.
-    pinned = [evaluate(build_problem(model, prompts, [suspect], pin=[w], **kw), np.ones((1, 1)),
-                       memory_bytes=memory_bytes, cache=cache)[0] for w in downstream]
+    # Pinning at base values leaves the unpatched run as it is, so f(0) is shared. One build holds the
+    # base runs with every witness's site kinds; each witness is then swapped in without rerunning them.
+    carriers = list({s.kind: w for w in downstream for s in w.sites}.values())  # one witness per site kind
+    holder = build_problem(model, prompts, [suspect], pin=list(dict.fromkeys(carriers)), **kw)
+    pinned = [evaluate(holder.with_pin(prompts, [w]), np.ones((1, 1)), memory_bytes=memory_bytes, cache=cache)[0]
+              for w in downstream]
     return WitnessImportance(
         suspect.name, tuple(c.name for c in downstream),
         tuple(c.name for c in candidates if c not in downstream), direction,

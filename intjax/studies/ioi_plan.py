@@ -1,0 +1,143 @@
+"""The plan of an IOI analysis: how many patched runs each stage takes, how long that is on
+this device, and which sizes shrink (never below their floors) to fit a time budget.
+
+Cost is counted in forward equivalents (FE): one prompt through every layer,
+without the unembedding. A patched run starting at layer ℓ costs (L − ℓ)/L FE.
+`seconds_per_forward` times the model's own forward on this device; each
+stage's constant (`STAGE_FE`) was measured against it on a 2-core CPU at
+GPT-2 small's shape and on ioi-small (BENCHMARKS.md). Estimates are
+estimates: the stage lines rescale the rest of the plan by what the finished
+stages took.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
+# floor. Floors keep every statistic readable: 8 resamples is where the faithfulness variance shares
+# stop being declared unreadable (studies.faithfulness_variance.MIN_RESAMPLES); 16 prompts per
+# faithfulness resample; 200 sampled pairs for the pairwise/higher split (its CI includes the sampling);
+# a search pool of 8 (it still admits heads by context effect); the identities of the theorem table
+# hold prompt by prompt, so 2 prompts and 2 heads (every identity but the order-3 ones) check them.
+SHRINK_STEPS: tuple[tuple[str, int], ...] = (
+    ("split_pairs", 500), ("n_resamples", 12), ("faithfulness_prompts", 16), ("split_pairs", 250),
+    ("search_pool", 10), ("theorem_prompts", 4), ("n_resamples", 10), ("pair_pool", 12), ("triple_pool", 6),
+    ("search_k", 5), ("split_pairs", 200), ("theorem_prompts", 2), ("n_resamples", 8), ("search_pool", 8),
+    ("distance_prompts", 8), ("theorem_heads", 3), ("theorem_heads", 2),
+)
+FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "search_pool": 8, "theorem_prompts": 2,
+          "pair_pool": 12, "triple_pool": 6, "search_k": 5, "distance_prompts": 8, "theorem_heads": 2}
+
+# FE of the float64 and nested-JVP work, per prompt: the theorem table's duality per component of
+# the cut, its quadrature per checked face of order 2 and 3, its sampled sup per bounded set, its exact
+# part per vertex; the distance study per vertex and kind of patch (float64). And how far the sweeps of
+# a stage run below (< 1: prefix sharing) or above (> 1: compiling many shapes) their counted FE.
+# Measured at GPT-2 small's shape, 16 prompts, 2-core CPU (BENCHMARKS.md, "The IOI plan"); order-3
+# faces are an estimate (3 x order 2).
+DUALITY_FE = 5.6
+QUADRATURE_FE = {2: 620.0, 3: 1900.0}
+BOUND_FE = 1400.0
+EXACT_FE = 30.0
+DISTANCE_FE = 2.2
+EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65}
+WITNESS_OVERHEAD_FE = 40.0  # each witness builds its own pinned problem (base runs, compile)
+COMPILE_S_PER_STAGE = 4.0  # compiling each stage's programs (less with a warm compilation cache)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """The sizes of an IOI analysis that set its cost (the budget may shrink them)."""
+
+    n_prompts: int
+    split_pairs: int
+    pair_pool: int
+    triple_pool: int
+    theorem_heads: int
+    theorem_order: int
+    theorem_prompts: int
+    distance_heads: int
+    distance_prompts: int
+    n_resamples: int
+    faithfulness_prompts: int
+    n_ablations: int
+    search_pool: int
+    search_k: int
+
+
+def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_classes: int = 7) -> list[float]:
+    """FE of each stage of `ioi_analysis.STAGE_NAMES` (the last, figures and report, costs none)."""
+    s, L = sizes, n_layers
+    N = n_layers * n_heads
+    one = (L + 1) / (2 * L)  # mean share of layers after a uniformly placed head
+    two = (2 * L + 1) / (3 * L)  # ... after the earlier of two
+    nie = 2 * 2 * (N + 1) * s.n_prompts * one + 2 * 3 * s.n_prompts  # 2 directions x 2 semantics; linear: jvp
+    split = EFFICIENCY["split"] * 2 * min(s.split_pairs, math.comb(N, 2)) * s.n_prompts * two
+    orders = (EFFICIENCY["orders"] * 2 * (math.comb(min(s.pair_pool, N), 2) + math.comb(min(s.triple_pool, N), 3))
+              * s.n_prompts * two)
+    theorems = 0.0
+    if s.theorem_heads:  # n_check = 2 sets per order, the bound for pairs (ioi_analysis's settings)
+        faces = sum(min(2, math.comb(s.theorem_heads, k)) * QUADRATURE_FE.get(k, QUADRATURE_FE[3])
+                    for k in range(2, s.theorem_order + 1))
+        bounded = min(2, math.comb(s.theorem_heads, 2)) * BOUND_FE
+        theorems = s.theorem_prompts * (faces + bounded + DUALITY_FE * (N + L) + EXACT_FE * 2 ** s.theorem_heads)
+    kinds = 10  # abc, s2_flip, random_token, mean, zero and five scaled ABC sources
+    vertices = sum(math.comb(s.distance_heads, k) for k in range(4))
+    distance = DISTANCE_FE * s.distance_prompts * vertices * kinds if s.distance_heads > 1 else 0.0
+    remedies = 3 * 2 * (N + n_classes + L + 3) * s.n_prompts * one  # 3 estimators; NIE and context effect
+    witnesses = (N + L + 2) * (s.n_prompts + WITNESS_OVERHEAD_FE)
+    pool = min(s.search_pool, N)
+    search = (EFFICIENCY["search"] * sum(math.comb(pool, k) for k in range(s.search_k + 1)) * s.n_prompts * two
+              + 2 * N * s.n_prompts * one)
+    faithfulness = (EFFICIENCY["faithfulness"] * s.n_resamples * s.n_ablations * ((1 << n_classes) + 1)
+                    * s.faithfulness_prompts)
+    return [nie, split, orders, theorems, distance, remedies + witnesses + search + faithfulness, 0.0]
+
+
+def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
+    trunk = jax.jit(jax.vmap(lambda t: model(t)[1].resid_post[-1, -1]))  # the unembedding is dead code
+    tokens = jnp.zeros((batch, n_tokens), jnp.int32)
+    trunk(tokens).block_until_ready()  # compile
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        trunk(tokens).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return best / batch
+
+
+def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7) -> list[float]:
+    """Estimated seconds of each stage: its FE at `per_forward` plus its compilation."""
+    return [fe * per_forward + (COMPILE_S_PER_STAGE if fe else 0.0)
+            for fe in stage_forward_equivalents(sizes, n_layers, n_heads, n_classes)]
+
+
+def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = ()) -> tuple[Sizes, list[str]]:
+    """Shrink `sizes` along SHRINK_STEPS (skipping the `fixed` ones) until sum(estimate(sizes)) ≤ budget_s.
+
+    Returns the sizes and one line per size changed ("n_resamples 20 → 8"). A budget
+    the floors cannot meet leaves every shrinkable size at its floor.
+    """
+    start = sizes
+    for field, value in SHRINK_STEPS:
+        if sum(estimate(sizes)) <= budget_s:
+            break
+        if field in fixed or getattr(sizes, field) <= value:
+            continue
+        sizes = dataclasses.replace(sizes, **{field: max(value, FLOORS[field])})
+    changed = [f"{f.name} {getattr(start, f.name)} → {getattr(sizes, f.name)}" for f in dataclasses.fields(Sizes)
+               if getattr(start, f.name) != getattr(sizes, f.name)]
+    return sizes, changed
+
+
+def mean_length(lengths: np.ndarray) -> int:
+    """The mean prompt length, rounded up (the calibration forward's length)."""
+    return int(math.ceil(float(np.mean(lengths))))
