@@ -90,7 +90,7 @@ def test_words_single_token_and_aligned(tok):
         pos = t["positions"]
         assert c[pos["IO"]] == tid == _ids(tok, t["io"])[0]
         assert c[pos["S1"]] == c[pos["S2"]] == fid == _ids(tok, t["s"])[0]
-        assert pos["end"] == len(c) - 1 and t["clean"].endswith(" to")
+        assert pos["END"] == len(c) - 1 and pos["S1next"] == pos["S1"] + 1 and t["clean"].endswith(" to")
         assert (pos["IO"] < pos["S1"]) == (t["kind"] == "ABBA")
         key = (t["kind"], t["template"])
         by_template.setdefault(key, set()).add((len(c), pos["IO"], pos["S1"], pos["S2"]))

@@ -119,7 +119,7 @@ def test_attention_roles_match_hf_attentions(ioi_small, hf_ioi_small, data):
     for c, text in zip(data.prompts.clean, data.texts):
         with torch.no_grad():
             att = hf_ioi_small(torch.tensor(np.asarray(c)[None]), output_attentions=True).attentions
-        pos = dict(text["positions"], **{"S1+1": text["positions"]["S1"] + 1})
+        pos = text["positions"]
         for r, (q, k) in enumerate(ROLES.values()):
             for layer, a in enumerate(att):
                 expected[layer, :, r] += a[0, :, pos[q], pos[k]].numpy() / len(data.texts)

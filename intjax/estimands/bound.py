@@ -385,7 +385,7 @@ def _fit(T: Subset, points: int, f: np.ndarray, dtype) -> AffineFit:
                      coefficients=coef.T, atol=atol)
 
 
-def affine_fit(game: Game, T: Sequence[int], *, points: int = 5, dtype=None, **values_kwargs) -> AffineFit:
+def affine_fit(game: Game, T: Sequence[int], *, points: int = 5, dtype=None) -> AffineFit:
     """How affine f is on the face of T: fit c + Σ_{i∈T} b_i α_i to f(α_T, 0) by least
     squares over the uniform grid of `points` per axis (f from `game.values` on those
     fractional masks) and report the relative error (see `AffineFit`).
@@ -405,7 +405,7 @@ def affine_fit(game: Game, T: Sequence[int], *, points: int = 5, dtype=None, **v
     T = tuple(sorted(set(int(i) for i in T)))
     if points < 2:
         raise InputError(f"an affine fit needs at least 2 points per axis, got {points}")
-    f = np.asarray(game.values(_face_masks(game.n_components, T, points), **values_kwargs), np.float64)
+    f = np.asarray(game.values(_face_masks(game.n_components, T, points)), np.float64)
     return _fit(T, points, f, dtype or _dtype())
 
 

@@ -31,11 +31,11 @@ def linear(game: Game) -> np.ndarray:
     return np.asarray(_jacobian(game, zero), np.float64)
 
 
-def linear_gap(game: Game, **values_kwargs) -> np.ndarray:
+def linear_gap(game: Game) -> np.ndarray:
     """NIE − linear estimate per prompt and component, `[P, n]`: what attribution patching misses."""
     from intjax.estimands.effects import nie
 
-    return nie(game, **values_kwargs) - linear(game)
+    return nie(game) - linear(game)
 
 
 # Games pass through filter_jit as arguments, so a model's weights are inputs of

@@ -10,14 +10,14 @@ from intjax.errors import InputError
 from intjax.estimands.game import Game
 
 
-def nie(game: Game, **values_kwargs) -> np.ndarray:
+def nie(game: Game) -> np.ndarray:
     """NIE_i = f(e_i) − f(0) for every component and prompt, `[P, n]` float64.
 
     The direction (noising or denoising) is the game's: effects are always
     f(patched) − f(base).
     """
     n = game.n_components
-    vals = game.values(np.concatenate([np.zeros((1, n)), np.eye(n)]), **values_kwargs)
+    vals = game.values(np.concatenate([np.zeros((1, n)), np.eye(n)]))
     return (vals[1:] - vals[:1]).T
 
 
@@ -26,7 +26,7 @@ def total_effect(metric_clean: np.ndarray, metric_corrupted: np.ndarray) -> np.n
     return np.asarray(metric_corrupted, np.float64) - np.asarray(metric_clean, np.float64)
 
 
-def context_effects(game: Game, context: Iterable[int], **values_kwargs) -> np.ndarray:
+def context_effects(game: Game, context: Iterable[int]) -> np.ndarray:
     """Δ_i(C) = f(1_{C∪i}) − f(1_{C∖i}) for every component i, `[P, n]` float64.
 
     For i outside C this is the effect of patching i when C is already patched;
@@ -42,5 +42,5 @@ def context_effects(game: Game, context: Iterable[int], **values_kwargs) -> np.n
     without_i = with_i.copy()
     with_i[np.arange(n), np.arange(n)] = 1
     without_i[np.arange(n), np.arange(n)] = 0
-    vals = game.values(np.concatenate([with_i, without_i]), **values_kwargs)
+    vals = game.values(np.concatenate([with_i, without_i]))
     return (vals[:n] - vals[n:]).T

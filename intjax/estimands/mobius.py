@@ -50,12 +50,12 @@ def subset_masks(subsets: Sequence[Subset], n: int) -> np.ndarray:
     return masks
 
 
-def vertex_values(game: Game, subsets: Sequence[Subset], **values_kwargs) -> dict[Subset, np.ndarray]:
+def vertex_values(game: Game, subsets: Sequence[Subset]) -> dict[Subset, np.ndarray]:
     """f(1_U) for each subset U, each evaluated once: {U: [P] float64}."""
     for s in subsets:
         if s and (min(s) < 0 or max(s) >= game.n_components):
             raise InputError(f"set {s} names a component outside 0..{game.n_components - 1}")
-    vals = game.values(subset_masks(subsets, game.n_components), **values_kwargs)
+    vals = game.values(subset_masks(subsets, game.n_components))
     return {s: vals[i] for i, s in enumerate(subsets)}
 
 
@@ -70,7 +70,7 @@ def mobius(values: dict[Subset, np.ndarray], T: Subset) -> np.ndarray:
 
 
 def interactions(
-    game: Game, order: int = 2, sets: Iterable[Iterable[int]] | None = None, **values_kwargs
+    game: Game, order: int = 2, sets: Iterable[Iterable[int]] | None = None
 ) -> tuple[list[Subset], np.ndarray, dict[Subset, np.ndarray]]:
     """Exact INT_T for all T with 2 ≤ |T| ≤ order (or for the given `sets`).
 
@@ -84,7 +84,7 @@ def interactions(
     else:
         targets = [tuple(sorted(set(s))) for s in sets]
         needed = downward_closure(targets)
-    values = vertex_values(game, needed, **values_kwargs)
+    values = vertex_values(game, needed)
     ints = np.stack([mobius(values, T) for T in targets], axis=1) if targets else np.zeros((0, 0))
     return targets, ints, values
 
@@ -113,12 +113,12 @@ def lattice_masks(n: int) -> np.ndarray:
     return ((b[:, None] >> np.arange(n)[None]) & 1).astype(np.float64)
 
 
-def full_lattice_interactions(game: Game, **values_kwargs) -> np.ndarray:
+def full_lattice_interactions(game: Game) -> np.ndarray:
     """INT over all 2^n subsets `[P, 2^n]` (bit-indexed; n up to about 20)."""
     n = game.n_components
     if n > 24:
         raise InputError(f"the full lattice of {n} components has 2^{n} vertices; use order= instead")
-    return fast_mobius(game.values(lattice_masks(n), **values_kwargs).T)
+    return fast_mobius(game.values(lattice_masks(n)).T)
 
 
 def set_name(T: Subset, names: Sequence[str]) -> str:

@@ -261,6 +261,31 @@ class GPT2(eqx.Module):
 
         return jax.lax.scan(step, resid, (layers, scales, edits))
 
+    def layer(
+        self,
+        index: Int[Array, ""] | int,
+        resid: Float[Array, "T D"],
+        edits: Optional[LayerEdits] = None,
+        *,
+        rows: Optional[Int[Array, " R"]] = None,
+        z: Optional[Float[Array, "R H Dh"]] = None,
+        resid_mid: Optional[Float[Array, "R D"]] = None,
+        prefix_kv: Optional[tuple[Array, Array]] = None,
+    ) -> Float[Array, "R D"]:
+        """The residual after layer `index` (may be traced: one compile for every layer), with `edits`
+        applied; `rows`, `z`, `resid_mid` and `prefix_kv` as in `block_forward`."""
+        params = jax.tree.map(lambda a: a[index], self.blocks)
+        return block_forward(self.config, params, self.attn_scales()[index], resid, edits, rows=rows, z=z,
+                             resid_mid=resid_mid, prefix_kv=prefix_kv)[0]
+
+    def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Float[Array, "L S H Dh"], Float[Array, "L S H Dh"]]:
+        """Every layer's attention keys and values at the given residuals (one per layer)."""
+        return jax.vmap(lambda p, r: keys_values(self.config, p, r))(self.blocks, resid_pre)
+
+    def activations(self, tokens: Int[Array, " T"], *, with_pattern: bool = False) -> Activations:
+        """The activations pytree of one sequence, without the logits."""
+        return self.run_blocks(self.embed(tokens), collect=True, with_pattern=with_pattern)[1]
+
     def unembed(
         self,
         resid: Float[Array, "*T D"],

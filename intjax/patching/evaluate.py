@@ -15,7 +15,7 @@ are padded to one of a few sizes (`padded_size`) to bound the compiled shapes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import equinox as eqx
 import jax
@@ -27,13 +27,51 @@ from tqdm.auto import tqdm
 
 from intjax.errors import InputError
 from intjax.patching.components import Entry
-from intjax.patching.problem import PatchProblem
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
 
 
-def bytes_per_run(problem: PatchProblem) -> int:
+class Problem(Protocol):
+    """What the evaluator reads of a patch problem (`patching.problem.PatchProblem` is one): the model,
+    the cached per-prompt data, and one patched layer at a time."""
+
+    model: Any
+    data: Any
+    components: tuple
+    metric: Any
+    shared_prefix: int
+
+    @property
+    def n_components(self) -> int:
+        """n, the length of α."""
+
+    @property
+    def n_prompts(self) -> int:
+        """P, the prompts f is evaluated on."""
+
+    @property
+    def metric_base(self) -> Array:
+        """f(0) per prompt, `[P]`."""
+
+    def first_layers(self) -> np.ndarray:
+        """First layer each component touches, `[n]`."""
+
+    def start_layers(self, masks: np.ndarray) -> np.ndarray:
+        """First layer each mask touches, `[M]`."""
+
+    def entries(self, masks: np.ndarray) -> np.ndarray:
+        """Where each mask's run enters its first layer, `[M]` of `Entry`."""
+
+    def layer_step(self, layer, resid, alpha, d, entry: Entry = Entry.RESID_PRE, last_only: bool = False,
+                   whole: bool = False) -> Array:
+        """One patched layer for one (mask, prompt)."""
+
+    def readout(self, x: Array, d: Any) -> Array:
+        """The metric from the final residual at the read position."""
+
+
+def bytes_per_run(problem: Problem) -> int:
     """Rough peak bytes one (mask, prompt) patched run holds while a layer runs."""
     cfg = problem.model.config
     T = problem.data.resid_start.shape[2] - problem.shared_prefix
@@ -41,20 +79,20 @@ def bytes_per_run(problem: PatchProblem) -> int:
     return itemsize * T * (8 * cfg.d_model + 2 * cfg.d_mlp + 3 * cfg.n_heads * T)
 
 
-def chunk_size(problem: PatchProblem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
+def chunk_size(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
     """Masks per chunk so that one chunk's activations fit in `memory_bytes`."""
     per_mask = bytes_per_run(problem) * problem.n_prompts
     return int(max(1, min(MAX_CHUNK, memory_bytes // per_mask)))
 
 
 @eqx.filter_jit
-def _layer(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
+def _layer(problem: Problem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
     step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0, None))  # over prompts
     return jax.vmap(step, in_axes=(None, 0, 0, None, None))(layer, resid, masks, problem.data, entry)
 
 
 @eqx.filter_jit
-def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
+def _final(problem: Problem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
     def one(resid, alpha, d):
         x = problem.layer_step(layer, resid, alpha, d, entry, last_only=True)  # [1, D]
         return problem.readout(x[0], d)
@@ -63,18 +101,18 @@ def _final(problem: PatchProblem, layer: Array, resid: Array, masks: Array, entr
 
 
 @eqx.filter_jit
-def _start(problem: PatchProblem, layer: Array, n_masks: int) -> Array:
+def _start(problem: Problem, layer: Array, n_masks: int) -> Array:
     resid = problem.data.resid_start[:, layer, problem.shared_prefix:]  # [P, T - S, D]
     return jnp.broadcast_to(resid, (n_masks, *resid.shape))
 
 
-def compile_view(problem: PatchProblem) -> PatchProblem:
+def compile_view(problem: Problem) -> Problem:
     """The problem with the static labels the compiled steps never read (component and
     witness names, direction, source) blanked, so problems that differ only in them share compiled programs."""
     return dataclasses.replace(problem, components=(), witnesses=(), direction="", source_kind="")
 
 
-def patched_run_flops(problem: PatchProblem, masks: np.ndarray) -> int:
+def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     """Matmul FLOPs `evaluate(problem, masks)` needs: from each mask's first edit on,
     the last layer at the read position only, two unembedding columns.
 
@@ -121,7 +159,7 @@ def local_mesh() -> Optional[Mesh]:
     return Mesh(np.array(devices), ("masks",)) if len(devices) > 1 else None
 
 
-def replicate(problem: PatchProblem, mesh: Optional[Mesh]) -> PatchProblem:
+def replicate(problem: Problem, mesh: Optional[Mesh]) -> Problem:
     """The problem's arrays copied to every device of the mesh (once per sweep)."""
     if mesh is None:
         return problem
@@ -130,7 +168,7 @@ def replicate(problem: PatchProblem, mesh: Optional[Mesh]) -> PatchProblem:
     return eqx.combine(arrays, static)
 
 
-def layer_touch(problem: PatchProblem) -> np.ndarray:
+def layer_touch(problem: Problem) -> np.ndarray:
     """`[n, L]` bool: whether component i has a site in layer l."""
     touch = np.zeros((problem.n_components, problem.model.config.n_layers), bool)
     for i, comp in enumerate(problem.components):
@@ -170,12 +208,12 @@ def _pad_rows(rows: np.ndarray, n_devices: int) -> np.ndarray:
 
 
 def evaluate_chunk(
-    problem: PatchProblem, masks: Float[np.ndarray, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
+    problem: Problem, masks: Float[np.ndarray, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
     mesh: Optional[Mesh] = None,
 ) -> Float[Array, "C P"]:
     """f at each mask of a chunk whose masks touch no layer below `start`.
 
-    The start layer begins at `entry` (see `Entry` and PatchProblem.entries). Each layer runs once per distinct
+    The start layer begins at `entry` (see `Entry` and Problem.entries). Each layer runs once per distinct
     prefix (`prefix_plan`): masks that differ only in later layers share the
     earlier ones. The last layer computes only the position the metric reads.
     With a `mesh`, every layer's runs are split over its devices.
@@ -214,7 +252,7 @@ class Chunk:
     entry: Entry
 
 
-def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
+def plan_chunks(problem: Problem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
     """Split masks into chunks of at most `size` that share a start layer and entry,
     ordered by their values on early components first, so that a chunk's masks
     share prefixes (see `prefix_plan`).
@@ -234,7 +272,7 @@ def plan_chunks(problem: PatchProblem, masks: np.ndarray, size: int, n_devices: 
     return chunks
 
 
-def check_masks(problem: PatchProblem, masks: np.ndarray) -> np.ndarray:
+def check_masks(problem: Problem, masks: np.ndarray) -> np.ndarray:
     """The masks as a `[M, n]` array, or InputError naming the expected shape."""
     masks = np.asarray(masks)
     if masks.ndim != 2 or masks.shape[1] != problem.n_components:
@@ -245,7 +283,7 @@ def check_masks(problem: PatchProblem, masks: np.ndarray) -> np.ndarray:
     return masks
 
 
-def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Optional[Mesh] = None) -> np.ndarray:
+def run_chunk(problem: Problem, masks: np.ndarray, chunk: Chunk, mesh: Optional[Mesh] = None) -> np.ndarray:
     """f at the chunk's masks, `[len(chunk.rows), P]` float64."""
     values = evaluate_chunk(problem, masks[chunk.rows], chunk.start, chunk.entry, mesh)
     return np.asarray(values, np.float64)
@@ -254,17 +292,17 @@ def run_chunk(problem: PatchProblem, masks: np.ndarray, chunk: Chunk, mesh: Opti
 class VertexLookup(Protocol):
     """Vertex values known before a sweep (see `intjax.sweeps.vertex_cache.VertexCache`)."""
 
-    def lookup(self, problem: PatchProblem, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(self, problem: Problem, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values `[M, P]` with NaN where unknown, which rows are known `[M]`)."""
 
-    def store(self, problem: PatchProblem, masks: np.ndarray, values: np.ndarray) -> None:
+    def store(self, problem: Problem, masks: np.ndarray, values: np.ndarray) -> None:
         """Remember the values of swept rows."""
 
 
 class Checkpoint(Protocol):
     """Where a sweep keeps finished chunks (see `intjax.sweeps.runner.SweepCheckpoint`)."""
 
-    def resume(self, problem: PatchProblem, masks: np.ndarray, chunk_size: int, n_devices: int,
+    def resume(self, problem: Problem, masks: np.ndarray, chunk_size: int, n_devices: int,
                values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The values and done flags saved so far (or the ones given, for a new sweep)."""
 
@@ -276,7 +314,7 @@ class Checkpoint(Protocol):
 
 
 def evaluate(
-    problem: PatchProblem,
+    problem: Problem,
     masks: Float[np.ndarray, "M n"],
     *,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,

@@ -24,8 +24,10 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
-from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, block_forward, keys_values
+from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import ENTRY_OF_KIND, SITE_KINDS, Component, Entry
+from intjax.patching.evaluate import evaluate
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
 
@@ -57,7 +59,7 @@ class PromptArrays(NamedTuple):
 class PatchProblem(eqx.Module):
     """f(α) for fixed prompts, components, direction, source, semantics and metric."""
 
-    model: GPT2
+    model: PatchableModel
     data: PromptArrays
     indicator: dict  # kind -> [n, L, T] or [n, L, T, H]: which sites component i owns ({} if per prompt)
     pin: dict  # kind -> [L, T] or [L, T, H]: witness sites held at their base values ({} if per prompt)
@@ -93,8 +95,6 @@ class PatchProblem(eqx.Module):
 
     def values(self, masks: np.ndarray, **evaluate_kwargs) -> np.ndarray:
         """f at every mask, `[M, P]` float64 (see `evaluate` for the options)."""
-        from intjax.patching.evaluate import evaluate
-
         return evaluate(self, masks, **evaluate_kwargs)
 
     def with_source_scale(self, t: float) -> "PatchProblem":
@@ -213,9 +213,7 @@ class PatchProblem(eqx.Module):
         cached base z or resid_mid; `last_only` computes only the last position
         (the final layer).
         """
-        model = self.model
         S = 0 if whole else self.shared_prefix
-        params = jax.tree.map(lambda a: a[layer], model.blocks)
         rows = (d.last - S)[None] if last_only else None
         edits = self.layer_edits(alpha, d, layer)
         prefix_kv = None
@@ -226,22 +224,22 @@ class PatchProblem(eqx.Module):
         def cached(a):
             return a[layer][S:] if rows is None else a[layer][S:][rows]
 
-        return block_forward(
-            model.config, params, model.attn_scales()[layer], resid, edits, rows=rows,
+        return self.model.layer(
+            layer, resid, edits, rows=rows,
             z=cached(d.z) if entry == Entry.Z else None,
             resid_mid=cached(d.resid_mid) if entry == Entry.RESID_MID else None,
             prefix_kv=prefix_kv,
-        )[0]
+        )
 
 
-def run_model(model: GPT2, tokens: Int[Array, "P T"]) -> Activations:
+def run_model(model: PatchableModel, tokens: Int[Array, "P T"]) -> Activations:
     """Activations of every prompt (jit + vmap over the batch; no logits computed)."""
     return _run_model(model, jnp.asarray(tokens))
 
 
 @eqx.filter_jit
-def _run_model(model: GPT2, tokens):
-    return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True)[1])(tokens)
+def _run_model(model: PatchableModel, tokens):
+    return jax.vmap(model.activations)(tokens)
 
 
 def _lines(numbers: Sequence[int]) -> str:
@@ -275,10 +273,9 @@ def shared_prefix_length(prompts: PromptSet, T: int) -> int:
 
 
 @eqx.filter_jit
-def _prefix_keys_values(model: GPT2, resid_pre: Float[Array, "P L S D"]) -> tuple[Array, Array]:
+def _prefix_keys_values(model: PatchableModel, resid_pre: Float[Array, "P L S D"]) -> tuple[Array, Array]:
     """Keys and values of every layer at the given base residuals, each `[P, L, S, H, Dh]`."""
-    per_layer = jax.vmap(lambda p, r: keys_values(model.config, p, r), in_axes=(0, 0))  # over layers
-    return jax.vmap(per_layer, in_axes=(None, 0))(model.blocks, resid_pre)  # over prompts
+    return jax.vmap(model.keys_values)(resid_pre)  # over prompts
 
 
 def _site_positions(pos, roles: dict[str, np.ndarray], p: int, T: int):
@@ -380,7 +377,7 @@ def _group_means(ref_acts: Activations, ref_lengths: np.ndarray, mean_groups, le
 
 
 def build_problem(
-    model: GPT2,
+    model: PatchableModel,
     prompts: PromptSet,
     components: Sequence[Component],
     *,

@@ -27,11 +27,11 @@ from intjax.patching.prompts import pad
 from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
 ROLES = {  # class -> (query position, key position) whose attention marks it
-    "name_mover": ("end", "IO"),
-    "s_inhibition": ("end", "S2"),
-    "induction": ("S2", "S1+1"),
+    "name_mover": ("END", "IO"),
+    "s_inhibition": ("END", "S2"),
+    "induction": ("S2", "S1next"),
     "duplicate_token": ("S2", "S1"),
-    "previous_token": ("S1+1", "S1"),
+    "previous_token": ("S1next", "S1"),
 }
 CIRCUIT_CHOICES = "auto, wang2022, discover, or a JSON file {class: [heads]}"
 # Wang et al.'s stages, earliest first: heads at S2 that find the duplicate, heads at END
@@ -51,7 +51,7 @@ def is_gpt2_small(model: GPT2) -> bool:
 
 @eqx.filter_jit
 def _patterns(model: GPT2, tokens):
-    return jax.vmap(lambda t: model.run_blocks(model.embed(t), collect=True, with_pattern=True)[1].pattern)(tokens)
+    return jax.vmap(lambda t: model.activations(t, with_pattern=True).pattern)(tokens)
 
 
 def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
@@ -59,7 +59,7 @@ def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
     pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, H, T, T]
     out = np.zeros((*pattern.shape[1:3], len(ROLES)))
     for p, text in enumerate(data.texts):
-        pos = dict(text["positions"], **{"S1+1": text["positions"]["S1"] + 1})
+        pos = text["positions"]
         for r, (query, key) in enumerate(ROLES.values()):
             out[:, :, r] += pattern[p, :, :, pos[query], pos[key]]
     return out / len(data.texts)

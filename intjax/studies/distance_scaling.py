@@ -335,7 +335,6 @@ def distance_scaling_study(
     normalize: bool = False,
     n_boot: int = 2000,
     seed: int = 0,
-    **values_kwargs,
 ) -> DistanceScaling:
     """|INT_T| against the distance d_T for every set, prompt and problem (module docstring).
 
@@ -343,8 +342,7 @@ def distance_scaling_study(
     (in the same order). `sets`: index tuples, name tuples or "A,B" strings;
     default all sets of `orders` (pairs and triples) among the components.
     Problems built in float64 (`ioi_distance_problems(float64=True)`) are
-    evaluated with jax_enable_x64 on for the call. `values_kwargs` go to the
-    evaluation (e.g. memory_bytes).
+    evaluated with jax_enable_x64 on for the call.
     """
     t0 = time.perf_counter()
     if not problems:
@@ -361,7 +359,7 @@ def distance_scaling_study(
     cols: dict[str, list] = {k: [] for k in ("set_name", "order", "prompt", "corruption", "distance", "interaction")}
     for label, problem in problems.items():
         with x64(_is_float64(problem)):
-            _, ints, _ = interactions(problem, sets=sets, **values_kwargs)  # [P, S]
+            _, ints, _ = interactions(problem, sets=sets)  # [P, S]
         dist = set_distances(problem, sets, normalize=normalize)
         P, S = ints.shape
         cols["set_name"].append(np.tile(labels, P))

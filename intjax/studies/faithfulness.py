@@ -73,7 +73,7 @@ class Decomposition:
         return float(self.circuit.mean() / self.model.mean())
 
 
-def decompose(game: Game, n_classes: int, **values_kwargs) -> Decomposition:
+def decompose(game: Game, n_classes: int) -> Decomposition:
     """Evaluate a game whose components are k classes then one `rest` unit (k + 1 in
     all) at α = 0 and at every 'keep S, ablate the rest' vertex; Möbius over S."""
     if game.n_components != n_classes + 1:
@@ -82,7 +82,7 @@ def decompose(game: Game, n_classes: int, **values_kwargs) -> Decomposition:
         raise InputError(f"{n_classes} classes need 2^{n_classes} runs; merge classes (at most 16)")
     keep = lattice_masks(n_classes)  # [2^k, k]: 1 = class kept
     ablate = np.concatenate([1.0 - keep, np.ones((len(keep), 1))], axis=1)
-    vals = game.values(np.concatenate([np.zeros((1, n_classes + 1)), ablate]), **values_kwargs)
+    vals = game.values(np.concatenate([np.zeros((1, n_classes + 1)), ablate]))
     kept = vals[1:].T
     return Decomposition(vals[0], kept, fast_mobius(kept))
 

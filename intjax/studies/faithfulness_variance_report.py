@@ -32,7 +32,7 @@ import math
 
 from intjax.studies.faithfulness_variance import (
     EXPANSIONS, MIN_RESAMPLES, SHARE_TOL, VarianceTable, faithfulness_variance, paired_difference_ci)
-from intjax.studies.int_report import markdown_table
+from intjax.studies.markdown import markdown_table
 
 MIN_SIGN_GAP = 0.10  # rule 4(c): opposite-sign INT shares count only if they differ by this much
 CANCEL_RATIO = 1.1  # rule 3: cancellation is stated when a part's SD exceeds F's by this factor

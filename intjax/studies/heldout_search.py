@@ -102,9 +102,9 @@ class PromptSlice:
         """n, the length of α."""
         return self.game.n_components
 
-    def values(self, masks: np.ndarray, **values_kwargs) -> np.ndarray:
+    def values(self, masks: np.ndarray) -> np.ndarray:
         """f at each mask on the sliced prompts, `[M, len(idx)]` float64."""
-        vals = np.asarray(self.game.values(masks, **values_kwargs), np.float64)
+        vals = np.asarray(self.game.values(masks), np.float64)
         if self.idx.max() >= vals.shape[1] or self.idx.min() < -vals.shape[1]:
             raise InputError(f"prompt slice {self.idx.tolist()} names a prompt outside 0..{vals.shape[1] - 1}")
         return vals[:, self.idx]

@@ -8,20 +8,15 @@ import numpy as np
 
 from intjax.studies import figures
 from intjax.studies.circuit import STAGES, class_of, stage_order
+from intjax.studies.faithfulness_variance_report import variance_section
+from intjax.studies.heldout_search_report import heldout_search_section
 from intjax.studies.ioi_int import IOIStudies
+from intjax.studies.markdown import markdown_table
 from intjax.studies.stats import mean_ci, standard_error
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
 LABELS = ("invisible", "inflated", "flipped")
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
-
-
-def markdown_table(rows: list[tuple], header: tuple) -> str:
-    """A markdown table with this header row and one row per tuple (a `|` inside a cell is escaped)."""
-    def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
 
 
 def _names(names: list[str], limit: int = 8) -> str:
@@ -63,7 +58,6 @@ def circuit_section(studies: IOIStudies) -> str:
 
 def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
     """Faithfulness over resamples and ablations, and what its parts say about its spread."""
-    from intjax.studies.faithfulness_variance_report import variance_section
 
     f = studies.faithfulness
     R = f.faithfulness.shape[1]
@@ -204,7 +198,6 @@ def witness_lines(studies: IOIStudies) -> list[str]:
 
 def search_section(studies: IOIStudies) -> str:
     """Top-k by |NIE| against the best k-set, chosen on half the prompts and scored on the other half."""
-    from intjax.studies.heldout_search_report import heldout_search_section
 
     section = heldout_search_section(studies.search, studies.head_names, studies.search_pool,
                                      studies.search_pool_rule)

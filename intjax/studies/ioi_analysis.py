@@ -22,7 +22,7 @@ from intjax.patching.components import parse_components
 from intjax.results import versions, write_results
 from intjax.runtime import x64
 from intjax.studies import figures, int_report
-from intjax.studies.int_report import markdown_table
+from intjax.studies.markdown import markdown_table
 from intjax.studies.circuit import ROLES, is_gpt2_small, read_circuit
 from intjax.studies.ioi_plan import Sizes, fit_budget, mean_length, seconds_per_forward, stage_seconds
 from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling

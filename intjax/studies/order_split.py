@@ -46,7 +46,7 @@ class OrderSplit:
 
 
 def order_split(game: Game, *, max_pairs: int = 2000, n_boot: int = 2000, seed: int = 0,
-                level: float = 0.95, **values_kwargs) -> OrderSplit:
+                level: float = 0.95) -> OrderSplit:
     """The split of joint − Σ NIE into pairwise and higher orders, with bootstrap CIs (module doc)."""
     n = game.n_components
     if n < 2:
@@ -61,7 +61,7 @@ def order_split(game: Game, *, max_pairs: int = 2000, n_boot: int = 2000, seed: 
     masks[2: 2 + n] = np.eye(n)
     for row, (i, j) in enumerate(pairs):
         masks[2 + n + row, [i, j]] = 1
-    f = np.asarray(game.values(masks, **values_kwargs), np.float64)  # [M, P]
+    f = np.asarray(game.values(masks), np.float64)  # [M, P]
     base, everything, singles, pair_vals = f[0], f[1], f[2: 2 + n], f[2 + n:]
     nie = singles - base  # [n, P]
     p_idx = np.array(pairs)

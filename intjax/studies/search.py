@@ -49,14 +49,14 @@ class SearchRow:
         return 1.0 - self.top_effect / self.best_effect if self.best_effect else 0.0
 
 
-def joint_effects(game: Game, sets: Sequence[Subset], **values_kwargs) -> np.ndarray:
+def joint_effects(game: Game, sets: Sequence[Subset]) -> np.ndarray:
     """Mean over prompts of f(1_S) − f(0) for each set S, `[len(sets)]` float64."""
     masks = subset_masks([()] + list(sets), game.n_components)
-    vals = game.values(masks, **values_kwargs)
+    vals = game.values(masks)
     return (vals[1:] - vals[:1]).mean(axis=1)
 
 
-def exhaustive_best(game: Game, pool: Sequence[int], k_max: int, **values_kwargs) -> tuple[dict, int]:
+def exhaustive_best(game: Game, pool: Sequence[int], k_max: int) -> tuple[dict, int]:
     """The best k-set for every k ≤ k_max among all sets drawn from `pool`.
 
     Returns ({k: (set, joint effect)}, number of sets evaluated). Sets are
@@ -67,7 +67,7 @@ def exhaustive_best(game: Game, pool: Sequence[int], k_max: int, **values_kwargs
         raise InputError(f"an exhaustive search over {len(pool)} candidates is too large; "
                          f"use at most {EXHAUSTIVE_LIMIT} or beam_search")
     sets = [s for k in range(1, min(k_max, len(pool)) + 1) for s in itertools.combinations(pool, k)]
-    effects = joint_effects(game, sets, **values_kwargs)
+    effects = joint_effects(game, sets)
     best: dict[int, tuple[Subset, float]] = {}
     for s, e in zip(sets, effects):
         if len(s) not in best or abs(e) > abs(best[len(s)][1]):
@@ -75,7 +75,7 @@ def exhaustive_best(game: Game, pool: Sequence[int], k_max: int, **values_kwargs
     return best, len(sets)
 
 
-def beam_search(game: Game, pool: Sequence[int], k_max: int, width: int = 16, **values_kwargs) -> tuple[dict, int]:
+def beam_search(game: Game, pool: Sequence[int], k_max: int, width: int = 16) -> tuple[dict, int]:
     """Beam search for the best k-set, k ≤ k_max: keep the `width` sets with the largest
     |joint effect| at each size and extend each by every other pool member.
 
@@ -89,7 +89,7 @@ def beam_search(game: Game, pool: Sequence[int], k_max: int, width: int = 16, **
     n_evaluated = 0
     for k in range(1, min(k_max, len(pool)) + 1):
         candidates = sorted({tuple(sorted(s + (i,))) for s in beam for i in pool if i not in s})
-        effects = joint_effects(game, candidates, **values_kwargs)
+        effects = joint_effects(game, candidates)
         n_evaluated += len(candidates)
         order = np.argsort(-np.abs(effects), kind="stable")[:width]
         beam = [candidates[i] for i in order]
@@ -105,7 +105,6 @@ def greedy_vs_best(
     nie: Optional[np.ndarray] = None,
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     beam_width: int = 16,
-    **values_kwargs,
 ) -> list[SearchRow]:
     """For k = 1..k_max: the top-k of `pool` by |mean NIE| against the best k-set by joint effect.
 
@@ -121,17 +120,17 @@ def greedy_vs_best(
     if k_max < 1:
         raise InputError(f"k_max must be at least 1, got {k_max}")
     k_max = min(k_max, len(pool))
-    nie = nie_of(game, **values_kwargs) if nie is None else np.asarray(nie)
+    nie = nie_of(game) if nie is None else np.asarray(nie)
     strength = np.abs(nie.mean(axis=0))[pool]
     ranked = [pool[i] for i in np.argsort(-strength, kind="stable")]
     if len(pool) <= exhaustive_limit:
-        best, n_eval = exhaustive_best(game, pool, k_max, **values_kwargs)
+        best, n_eval = exhaustive_best(game, pool, k_max)
         method = "exhaustive"
     else:
-        best, n_eval = beam_search(game, pool, k_max, beam_width, **values_kwargs)
+        best, n_eval = beam_search(game, pool, k_max, beam_width)
         method = f"beam({beam_width})"
     tops = [tuple(sorted(ranked[:k])) for k in range(1, k_max + 1)]
-    top_effects = joint_effects(game, tops, **values_kwargs)
+    top_effects = joint_effects(game, tops)
     rows = []
     for k, top, top_effect in zip(range(1, k_max + 1), tops, top_effects):
         best_set, best_effect = best[k]

@@ -93,21 +93,20 @@ def visibility(
     scale: Optional[float] = None,
     ratio: float = DEFAULT_RATIO,
     floor: float = DEFAULT_FLOOR,
-    **values_kwargs,
 ) -> Visibility:
     """NIE against the context effect with the `n_context` strongest components (by |mean
     NIE|) already patched, or the given `context`, and the labels they earn.
 
     `scale` defaults to the largest |mean NIE| or |mean context effect|.
     """
-    nie = nie_of(game, **values_kwargs) if nie is None else np.asarray(nie)
+    nie = nie_of(game) if nie is None else np.asarray(nie)
     nie_mean = nie.mean(axis=0)
     if context is None:
         if not 0 <= n_context <= game.n_components:
             raise InputError(f"n_context={n_context} must be in 0..{game.n_components}")
         context = np.argsort(-np.abs(nie_mean), kind="stable")[:n_context]
     context = tuple(sorted(int(i) for i in context))
-    ctx = context_effects(game, context, **values_kwargs)
+    ctx = context_effects(game, context)
     ctx_mean = ctx.mean(axis=0)
     if scale is None:
         scale = float(max(np.abs(nie_mean).max(), np.abs(ctx_mean).max()))

@@ -401,7 +401,8 @@ def ioi_prompts(
             "clean": c_text, "corrupted": x_text, "target": " " + io, "foil": " " + s,
             "template": t, "kind": kind, "io": io, "s": s, "place": place, "object": obj,
             "positions": {"IO": c_pos[("A", 0)], "S1": c_pos[("B", 0)],
-                          "S2": c_pos[("B", 1)], "end": len(c_ids) - 1},
+                          "S2": c_pos[("B", 1)], "S1next": c_pos[("B", 0)] + 1,
+                          "END": len(c_ids) - 1},
         })
         if corruption == "random_token":
             texts[-1]["replacement"] = " " + filler
@@ -409,12 +410,12 @@ def ioi_prompts(
         targets.append(name_ids[io]), foils.append(name_ids[s])
 
     _check_alignment(tokenizer, texts, clean_ids, corr_ids)
-    roles = {role: np.array([t["positions"][role] for t in texts]) for role in ("IO", "S1", "S2")}
+    roles = {role: np.array([t["positions"][role] for t in texts]) for role in ("IO", "S1", "S1next", "S2")}
     prompts = PromptSet(
         tuple(np.asarray(c, np.int32) for c in clean_ids),
         tuple(np.asarray(x, np.int32) for x in corr_ids),
         np.asarray(targets, np.int64), np.asarray(foils, np.int64),
-        {**roles, "S1next": roles["S1"] + 1},  # END is every PromptSet's last token
+        roles,  # END is every PromptSet's last token
     )
     return IOIPrompts(prompts, texts, len(skipped), skipped)
 

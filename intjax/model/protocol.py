@@ -1,0 +1,47 @@
+"""What the patch engine needs from a model: the seam between model families and the engine.
+
+A family implements these methods on its own module (see `gpt2.GPT2`); the
+engine (`intjax.patching`) calls nothing else. Activations, LayerEdits and
+SiteEdit are the shared data types: the sites a family exposes are the
+`Activations` fields (`resid_pre`, `z`, `mlp_out`, …) with a leading layer axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+from jaxtyping import Array, Float, Int
+
+from intjax.model.gpt2 import Activations, LayerEdits
+
+
+class PatchableModel(Protocol):
+    """A decoder-only transformer the patch engine can run one layer at a time."""
+
+    config: Any  # n_layers, n_heads, d_model, d_head, d_mlp, vocab_size, n_positions
+
+    def embed(self, tokens: Int[Array, " T"]) -> Float[Array, "T D"]:
+        """The residual stream before layer 0."""
+
+    def layer(self, index: Int[Array, ""] | int, resid: Float[Array, "T D"], edits: Optional[LayerEdits] = None, *,
+              rows: Optional[Int[Array, " R"]] = None, z: Optional[Array] = None,
+              resid_mid: Optional[Array] = None, prefix_kv: Optional[tuple[Array, Array]] = None,
+              ) -> Float[Array, "R D"]:
+        """The residual after layer `index` with `edits` applied (only `rows` if given; entering at the
+        cached `z` or `resid_mid`; the keys and values of a shared prefix from `prefix_kv`)."""
+
+    def run_blocks(self, resid: Float[Array, "T D"], *, start: int = 0, stop: Optional[int] = None,
+                   edits: Optional[LayerEdits] = None, collect: bool = False,
+                   with_pattern: bool = False) -> tuple[Float[Array, "T D"], Optional[Activations]]:
+        """Layers start..stop-1 on `resid` with `edits` (stacked over every layer), as one scan;
+        the activations of the layers run when `collect`."""
+
+    def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Array, Array]:
+        """Every layer's attention keys and values at the given residuals, each `[L, S, H, Dh]`."""
+
+    def activations(self, tokens: Int[Array, " T"], *, with_pattern: bool = False) -> Activations:
+        """Every site of one sequence (leading layer axis), without the logits."""
+
+    def unembed(self, resid: Float[Array, "*T D"], columns: Optional[Int[Array, " K"]] = None,
+                final_norm: bool = True) -> Float[Array, "*T K"]:
+        """Final norm then logits (`columns` of the vocabulary only, if given)."""
