@@ -34,8 +34,9 @@ def main() -> None:
     import intjax
     from intjax.estimands import nie
     from intjax.patching import build_problem, parse_components
-    from intjax.studies import IOIStudyOptions, faithfulness_study, greedy_vs_best, remedies_table
-    from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, ioi_prompts, template_reference
+    from intjax.ioi import IOIStudyOptions, faithfulness_study, remedies_table
+    from intjax.studies import greedy_vs_best
+    from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, ioi_prompts, template_reference
 
     def stage(name, t0):
         print(f"{name:40s} {time.perf_counter() - t0:8.1f} s", flush=True)

@@ -33,7 +33,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import numpy as np
 
     from intjax.loading import load_model
-    from intjax.patch_run import PatchOptions, run_patch
+    from intjax.patch_run import PatchOptions, patch_stages, run_patch
     from intjax.patching import parse_components, read_prompts
     from intjax.results import versions, write_results
     from intjax.sweeps.fingerprint import hash_arrays, model_digest
@@ -48,7 +48,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
                            metric=args.metric, order=args.order, linear=args.linear,
                            memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
-    arrays, items, timings = run_patch(model, prompts, components, options,
+    stages = patch_stages(model, prompts, len(components), options)
+    arrays, items, timings = run_patch(model, prompts, components, options, stages=stages,
                                        checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
     timings["total_s"] = time.perf_counter() - t0
     summary = dict(
@@ -125,8 +126,8 @@ def _theorems(args: argparse.Namespace) -> None:
 def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
     from intjax.loading import load_model
-    from intjax.studies import run_ioi_analysis
-    from intjax.studies.circuit import check_circuit_spec
+    from intjax.ioi import run_ioi_analysis
+    from intjax.ioi.circuit import check_circuit_spec
 
     check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
@@ -139,7 +140,7 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 def ioi_options(args: argparse.Namespace):
     """The IOIAnalysisOptions of `intjax ioi`/`demo` arguments; sizes given on the command line are
     `fixed` (--budget-min never shrinks them)."""
-    from intjax.studies import IOIAnalysisOptions, IOIStudyOptions
+    from intjax.ioi import IOIAnalysisOptions, IOIStudyOptions
 
     given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
     defaults = dict(IOI_SIZE_DEFAULTS, **given)

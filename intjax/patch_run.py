@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -19,6 +21,7 @@ from intjax.patching.components import Component
 from intjax.patching.problem import SEMANTICS, build_problem
 from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
 from intjax.patching.prompts import PromptSet
+from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
 from intjax.sweeps.runner import CheckpointedGame
 
 
@@ -38,14 +41,32 @@ class PatchOptions:
     restart: bool = False  # discard saved sweeps in the checkpoint folder
 
 
+def patch_stages(model: GPT2, prompts: PromptSet, n_components: int, options: PatchOptions) -> Stages:
+    """The plan of `run_patch` (one stage per direction: its subsets, patched runs and estimated time),
+    printed now unless `options.quiet`."""
+    masks = sum(math.comb(n_components, k) for k in range(options.order + 1))
+    runs = masks * len(prompts)
+    L = model.config.n_layers
+    share = (L + 1) / (2 * L) if options.order == 1 else (2 * L + 1) / (3 * L)  # layers after the first patched
+    per_forward = 0.0 if options.quiet else seconds_per_forward(model, mean_length(prompts.lengths))
+    linear_fe = 3 * len(prompts) if options.linear else 0
+    estimate = COMPILE_S_PER_STAGE + per_forward * (runs * share + linear_fe)
+    names = [f"patching ({d}): {masks:,} subsets x {len(prompts)} prompts = {runs:,} patched runs"
+             + (", linear estimates" if options.linear else "") for d in options.directions]
+    return Stages(names, quiet=options.quiet, title=f"intjax patch ({n_components} components, order {options.order})",
+                  estimates=[estimate] * len(names))
+
+
 def run_patch(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
     checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (), cache=None,
+    stages: Optional[Stages] = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, float]]:
     """Arrays `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
     nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked).
 
-    `witnesses` are held at their base-run values in every run (witness pinning).
+    `witnesses` are held at their base-run values in every run (witness pinning). `stages`
+    (`patch_stages`) prints a line as each direction starts and ends.
 
     Each needed subset is patched once: NIE and every interaction order share
     the same vertex values. With `checkpoints`, the sweeps are saved there chunk
@@ -55,46 +76,54 @@ def run_patch(
     """
     if options.order < 1:
         raise InputError(f"--order must be at least 1, got {options.order}")
-    names = [c.name for c in components]
-    n = len(components)
     arrays: dict[str, np.ndarray] = {}
     items: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
-    for direction in options.directions:
-        t0 = time.perf_counter()
-        problem = build_problem(model, prompts, components, direction=direction, source=options.source,
-                                semantics=options.semantics, metric=options.metric, pin=witnesses)
-        timings[f"setup_{direction}_s"] = time.perf_counter() - t0
-        if "metric_clean" not in arrays:
-            arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
-            arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
-            items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
-        t0 = time.perf_counter()
-        sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
-                     restart=options.restart, desc=f"patching ({direction})",
-                     options=dict(order=options.order), cache=cache)
-        game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
-        if options.order >= 2:
-            sets, ints, values = interactions(game, options.order)
-        else:
-            sets, ints = [], np.zeros((len(prompts), 0))
-            masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
-            vals = game.values(masks)
-            values = dict(zip(subsets_up_to(n, 1), vals))
-        single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
-        arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
-        items[single] = names
-        for k in range(2, options.order + 1):
-            cols = [i for i, T in enumerate(sets) if len(T) == k]
-            arrays[f"int{k}_{direction}"] = ints[:, cols]
-            items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
-        timings[f"patching_{direction}_s"] = time.perf_counter() - t0
-        if options.linear:
-            t0 = time.perf_counter()
-            arrays[f"linear_{direction}"] = linear(problem)
-            items[f"linear_{direction}"] = names
-            timings[f"linear_{direction}_s"] = time.perf_counter() - t0
+    for k, direction in enumerate(options.directions):
+        with (stages.stage(stages.names[k]) if stages else contextlib.nullcontext()):
+            _patch_direction(model, prompts, components, options, direction, checkpoints, witnesses, cache,
+                             arrays, items, timings)
     return arrays, items, timings
+
+
+def _patch_direction(model, prompts, components, options, direction, checkpoints, witnesses, cache,
+                     arrays, items, timings) -> None:
+    """One direction of `run_patch`, into `arrays`, `items` and `timings`."""
+    names = [c.name for c in components]
+    n = len(components)
+    t0 = time.perf_counter()
+    problem = build_problem(model, prompts, components, direction=direction, source=options.source,
+                            semantics=options.semantics, metric=options.metric, pin=witnesses)
+    timings[f"setup_{direction}_s"] = time.perf_counter() - t0
+    if "metric_clean" not in arrays:
+        arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
+        arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
+        items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
+    t0 = time.perf_counter()
+    sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
+                 restart=options.restart, desc=f"patching ({direction})",
+                 options=dict(order=options.order), cache=cache)
+    game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
+    if options.order >= 2:
+        sets, ints, values = interactions(game, options.order)
+    else:
+        sets, ints = [], np.zeros((len(prompts), 0))
+        masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
+        vals = game.values(masks)
+        values = dict(zip(subsets_up_to(n, 1), vals))
+    single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
+    arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
+    items[single] = names
+    for k in range(2, options.order + 1):
+        cols = [i for i, T in enumerate(sets) if len(T) == k]
+        arrays[f"int{k}_{direction}"] = ints[:, cols]
+        items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
+    timings[f"patching_{direction}_s"] = time.perf_counter() - t0
+    if options.linear:
+        t0 = time.perf_counter()
+        arrays[f"linear_{direction}"] = linear(problem)
+        items[f"linear_{direction}"] = names
+        timings[f"linear_{direction}_s"] = time.perf_counter() - t0
 
 
 def run_theorems(

@@ -5,9 +5,12 @@ from `evaluate`)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
 
 
 def _duration(seconds: float) -> str:
@@ -18,6 +21,7 @@ def _duration(seconds: float) -> str:
 
 
 NOTE_EVERY_S = 5.0  # `tick` prints at most one line this often
+COMPILE_S_PER_STAGE = 4.0  # compiling a stage's programs, in estimates (less with a warm compilation cache)
 
 
 class Stages:
@@ -85,3 +89,24 @@ class Stages:
         rest = self.remaining()
         left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""
         self._say(f"{tag}: done in {self.seconds[name]:.1f} s ({time.perf_counter() - self.start:.0f} s so far{left})")
+
+
+def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
+    import jax
+    import jax.numpy as jnp
+
+    trunk = jax.jit(jax.vmap(lambda t: model(t)[1].resid_post[-1, -1]))  # the unembedding is dead code
+    tokens = jnp.zeros((batch, n_tokens), jnp.int32)
+    trunk(tokens).block_until_ready()  # compile
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        trunk(tokens).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return best / batch
+
+
+def mean_length(lengths: np.ndarray) -> int:
+    """The mean prompt length, rounded up (the calibration forward's length)."""
+    return int(math.ceil(float(np.mean(lengths))))

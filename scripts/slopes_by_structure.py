@@ -32,7 +32,7 @@ def main() -> None:
     from intjax.estimands.scaling import DEFAULT_TS, loglog_slope, rounding_floor, scaled_interactions
     from intjax.patching import build_problem, parse_components
     from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
-    from intjax.tasks.ioi import ioi_prompts
+    from intjax.ioi.task import ioi_prompts
 
     model, tokenizer = intjax.load_model(args.model, dtype=jnp.float64)
     prompts = ioi_prompts(tokenizer, args.n_prompts, seed=0).prompts

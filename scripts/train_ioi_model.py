@@ -4,7 +4,7 @@
 What it does, in order (all seeded):
 
 1. trains a byte-level BPE tokenizer on generated text so that every name,
-   place and object of `intjax.tasks.ioi` (with a leading space) is one token;
+   place and object of `intjax.ioi.task` (with a leading space) is one token;
 2. trains a GPT-2-architecture model (the intjax Equinox module's own layer
    functions, vmapped over the batch, with dropout between them) with optax
    AdamW on next-token cross entropy over a data mix:
@@ -66,7 +66,7 @@ from intjax.model.config import GPT2Config  # noqa: E402
 from intjax.model.gpt2 import GPT2, Blocks, attention, attn_output, layer_norm, mlp  # noqa: E402
 from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
-from intjax.tasks import ioi  # noqa: E402
+from intjax.ioi import task as ioi  # noqa: E402
 
 EOT = "<|endoftext|>"
 
@@ -397,7 +397,7 @@ def circuit_summary(model: GPT2, tok: Any, n_prompts: int = 64, seed: int = 20_0
     from intjax.estimands.effects import nie
     from intjax.patching.components import parse_components
     from intjax.patching.problem import build_problem
-    from intjax.studies.circuit import discover_circuit, stage_order
+    from intjax.ioi.circuit import discover_circuit, stage_order
     from intjax.studies.visibility import visibility
 
     data = ioi.ioi_prompts(tok, n_prompts, seed=seed, corruption="abc")
@@ -578,7 +578,7 @@ the package and runs in seconds on a CPU.
 {embeddings}
 
 The tokenizer is a byte-level BPE (`tokenizers`) trained on generated text;
-every name, place and object of `intjax.tasks.ioi`, with its leading space, is
+every name, place and object of `intjax.ioi.task`, with its leading space, is
 one token. Sequences have no BOS token.
 
 ## Training
@@ -630,7 +630,7 @@ def circuit_text(summary: dict[str, Any]) -> str:
         return ", ".join(f"{h} (NIE {a:+.2f}, context {c:+.2f})" for h, (a, c) in d.items()) or "none"
 
     return (
-        "`intjax.studies.circuit.discover_circuit` on 64 prompts (abc corruption, seed 20000): "
+        "`intjax.ioi.circuit.discover_circuit` on 64 prompts (abc corruption, seed 20000): "
         "heads with mean |NIE| >= 5% of the total effect "
         f"({summary['total_effect']:+.2f}) in either direction, classed by their strongest attention "
         "role (END->IO name mover, END->S2 S-inhibition, S2->S1next induction, S2->S1 duplicate "
@@ -884,7 +884,7 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                if args.resample_from is not None else "R is one fixed draw, never trained."))
     data = (
         "Prompts follow Wang et al. 2022 (arXiv 2211.00593): the 15 BABA and 15 ABBA templates "
-        "of `intjax.tasks.ioi` (\"Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] "
+        "of `intjax.ioi.task` (\"Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] "
         f"to\" -> \" [A]\"). Each training batch of {args.batch} sequences holds "
         f"{batches.n_ioi} full IOI sentences (prompt plus answer, BABA and ABBA balanced) "
         f"built only from the training names ({len(ioi.TRAIN_NAMES)}, `ioi.TRAIN_NAMES`) and "

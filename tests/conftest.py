@@ -135,3 +135,24 @@ def tiny_model(tiny):
     import intjax
 
     return intjax.load_model(tiny[0])
+
+
+_PER_FILE: dict[str, list] = {}  # test file -> [passed, failed, skipped, seconds], filled as reports arrive
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Count each test's outcome and time under its file (with xdist: in the controller, from every worker)."""
+    counts = _PER_FILE.setdefault(report.nodeid.split("::")[0], [0, 0, 0, 0.0])
+    counts[3] += report.duration
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        counts[0 if report.passed else 2 if report.skipped else 1] += 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line per test file: passed, failed, skipped and the time its tests took."""
+    if not _PER_FILE:
+        return
+    terminalreporter.section("per test file")
+    for name, (passed, failed, skipped, seconds) in sorted(_PER_FILE.items()):
+        extra = (f", {failed} failed" if failed else "") + (f", {skipped} skipped" if skipped else "")
+        terminalreporter.write_line(f"{name:45s} {passed:3d} passed{extra}  {seconds:7.1f} s")

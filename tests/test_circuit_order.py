@@ -1,12 +1,12 @@
-"""Wang et al.'s stage order of a circuit (studies.circuit.stage_order) on circuits whose answer is known."""
+"""Wang et al.'s stage order of a circuit (ioi.circuit.stage_order) on circuits whose answer is known."""
 
 from __future__ import annotations
 
 import pytest
 
 from intjax.errors import InputError
-from intjax.studies.circuit import stage_order
-from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT
+from intjax.ioi.circuit import stage_order
+from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT
 
 
 def test_gpt2_small_circuit_is_ordered():

@@ -69,14 +69,17 @@ def test_patch_reports_bad_line(tiny, tmp_path, capsys):
     assert "line 2: clean prompt has 6 tokens but corrupted has 4" in capsys.readouterr().err
 
 
-def test_patch_order_and_linear_arrays(tiny, tmp_path):
+def test_patch_order_and_linear_arrays(tiny, tmp_path, capsys):
     folder, hf_model = tiny
     rows = prompt_rows(300, (6, 8))
     data = write_jsonl(tmp_path / "p.jsonl", rows)
     spec = "L0H1,L2MLP,L1H3@2"
     assert main(["patch", "--model", str(folder), "--data", str(data), "--components", spec,
-                 "--direction", "noising", "--order", "3", "--linear", "--out", str(tmp_path / "o"),
-                 "--quiet"]) == 0
+                 "--direction", "noising", "--order", "3", "--linear", "--out", str(tmp_path / "o")]) == 0
+    # the plan counts every subset of 3 components (2^3 = 8) on each of the 2 prompts before it starts
+    err = capsys.readouterr().err
+    assert "8 subsets x 2 prompts = 16 patched runs, linear estimates" in err
+    assert err.index("estimated") < err.index("[1/1] patching (noising)") < err.index("done in")
     arrays, summary = read_results(tmp_path / "o")
     assert summary["arrays"]["int2_noising"]["items"] == ["L0H1,L2MLP", "L0H1,L1H3@2", "L2MLP,L1H3@2"]
     assert summary["arrays"]["int3_noising"]["items"] == ["L0H1,L2MLP,L1H3@2"]

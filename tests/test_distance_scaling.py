@@ -18,11 +18,11 @@ from intjax.studies.distance_scaling import (
     all_sets,
     distance_scaling_study,
     fit_loglog,
-    ioi_distance_problems,
     plot_distance_scaling,
     set_distances,
 )
-from intjax.tasks.ioi import CORRUPTIONS, NAMES, ioi_prompts, non_name_tokens
+from intjax.ioi.distance import ioi_distance_problems
+from intjax.ioi.task import CORRUPTIONS, NAMES, ioi_prompts, non_name_tokens
 
 
 @pytest.fixture(scope="module")

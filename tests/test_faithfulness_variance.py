@@ -10,7 +10,7 @@ import pytest
 
 from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
-from intjax.studies.faithfulness import PARTS, FaithfulnessStudy
+from intjax.ioi.faithfulness import PARTS, FaithfulnessStudy
 from intjax.studies.faithfulness_variance import (
     fast_zeta, faithfulness_variance, knockin_terms, knockout_terms, order_parts, paired_difference_ci,
     variance_table)

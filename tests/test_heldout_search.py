@@ -248,7 +248,7 @@ def test_held_out_search_on_the_shipped_model_matches_direct_runs():
     import intjax
     from intjax.patching.components import parse_components
     from intjax.patching.problem import build_problem
-    from intjax.tasks.ioi import ioi_prompts
+    from intjax.ioi.task import ioi_prompts
 
     model, tokenizer = intjax.load_model("ioi-small")
     heads = parse_components("heads", model.config)

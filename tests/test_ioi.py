@@ -11,8 +11,8 @@ import pytest
 
 from intjax.errors import InputError
 from intjax.patching.prompts import make_prompt_set
-from intjax.tasks import ioi
-from intjax.tasks.ioi import (
+from intjax.ioi import task as ioi
+from intjax.ioi.task import (
     ABBA_TEMPLATES,
     BABA_TEMPLATES,
     GPT2_SMALL_IOI_CIRCUIT,

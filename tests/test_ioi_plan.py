@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from intjax.progress import Stages
-from intjax.studies.ioi_plan import FLOORS, SHRINK_STEPS, Sizes, fit_budget
+from intjax.ioi.plan import FLOORS, SHRINK_STEPS, Sizes, fit_budget
 
 FULL = Sizes(n_prompts=32, split_pairs=1000, pair_pool=16, triple_pool=8, theorem_heads=4, theorem_order=3,
              theorem_prompts=8, distance_heads=5, distance_prompts=16, n_resamples=20, faithfulness_prompts=32,
@@ -46,7 +46,7 @@ def test_stage_lines_rescale_the_rest_of_the_plan(capsys):
 def test_command_line_sizes_are_fixed_and_defaults_match_the_library():
     """Sizes given as flags are never shrunk by --budget-min; the CLI's defaults are the library's."""
     from intjax.cli import build_parser, ioi_options
-    from intjax.studies import IOIAnalysisOptions
+    from intjax.ioi import IOIAnalysisOptions
 
     given = ioi_options(build_parser().parse_args(["demo", "--resamples", "20", "--search-k", "3"]))
     assert set(given.fixed) == {"n_resamples", "search_k"} and given.budget_minutes == 15.0

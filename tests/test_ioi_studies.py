@@ -16,11 +16,11 @@ from intjax.estimands import nie
 from intjax.loading.resolve import _ASSETS
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.studies.circuit import ROLES, attention_roles, discover_circuit, resolve_circuit
-from intjax.studies.faithfulness import circuit_units, faithfulness_study
-from intjax.studies.remedies import remedies_table
+from intjax.ioi.circuit import ROLES, attention_roles, discover_circuit, resolve_circuit
+from intjax.ioi.faithfulness import circuit_units, faithfulness_study
+from intjax.ioi.remedies import remedies_table
 from intjax.studies.search import greedy_vs_best
-from intjax.tasks.ioi import ioi_prompts
+from intjax.ioi.task import ioi_prompts
 
 CIRCUIT = {"movers": ["L0H1", "L2H0", "L3H2"], "inhibition": ["L1H0"]}
 
@@ -215,7 +215,7 @@ def test_gpt2_small_gets_the_wang_circuit_as_units():
     from types import SimpleNamespace
 
     from intjax.model.config import GPT2Config
-    from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT
+    from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT
 
     gpt2_small = SimpleNamespace(config=GPT2Config())
     circuit, source = resolve_circuit("auto", gpt2_small, None, None, None, 0.0)
@@ -256,7 +256,7 @@ def test_studies_on_gpt2_small_shape_use_the_wang_circuit(tmp_path, ioi_small):
     from conftest import save_hf_gpt2
 
     import intjax
-    from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies
+    from intjax.ioi.studies import IOIStudyOptions, run_ioi_studies
 
     save_hf_gpt2(tmp_path, with_tokenizer=False, std=0.02, vocab_size=50257, n_positions=1024,
                  n_embd=768, n_layer=12, n_head=12)
@@ -270,7 +270,7 @@ def test_studies_on_gpt2_small_shape_use_the_wang_circuit(tmp_path, ioi_small):
     options = IOIStudyOptions(n_resamples=2, search_pool=5, search_k=2, ablations=("mean",))
     studies = run_ioi_studies(model, tok, data, nies["noising"], nies["denoising"], te, options, quiet=True)
     assert len(studies.circuit) == 7 and "Wang" in studies.circuit_source
-    from intjax.tasks.ioi import CLASS_POSITIONS
+    from intjax.ioi.task import CLASS_POSITIONS
     assert studies.faithfulness.class_positions == CLASS_POSITIONS  # Wang's circuit: classes at their positions
     f = studies.faithfulness
     assert f.terms.shape == (1, 2, 2**7) and np.isfinite(f.faithfulness).all()

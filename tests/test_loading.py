@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import intjax
-from conftest import hf_forward, save_hf_gpt2
+from conftest import hf_forward
 from intjax.errors import ConfigError, InputError, LoadError
 
 TEXTS = ["When Mary and John went to the store, John gave a drink to Mary.", " hello  world!", "x"]

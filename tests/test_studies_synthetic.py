@@ -10,7 +10,7 @@ import pytest
 
 from intjax.errors import InputError
 from intjax.estimands import FunctionGame
-from intjax.studies.faithfulness import decompose, variance_shares
+from intjax.ioi.faithfulness import decompose, variance_shares
 from intjax.studies.search import beam_search, greedy_vs_best, n_exhaustive_sets
 from intjax.studies.visibility import label_components, visibility
 

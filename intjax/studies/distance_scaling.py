@@ -7,7 +7,7 @@ counterfactual, mean or zero ablation, a scaled source), |INT_T| grows with the
 distance between the clean and the patched activations. This study puts every
 (set, prompt, corruption) on one log-log plane and fits the slope:
 
-    problems = ioi_distance_problems(model, tokenizer, ["L1H0", "L2H3", ...], n_prompts=16)
+    problems = ioi_distance_problems(model, tokenizer,  # intjax.ioi.distance ["L1H0", "L2H3", ...], n_prompts=16)
     study = distance_scaling_study(problems)           # all pairs and triples of the components
     study.fit.slope, study.fit.ci                      # log|INT| on log distance, cluster-bootstrap CI
     plot_distance_scaling(study, "distance_scaling.png")
@@ -65,7 +65,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.estimands.mobius import interactions, set_name
-from intjax.patching.problem import PatchProblem, build_problem
+from intjax.patching.problem import PatchProblem
 from intjax.runtime import x64
 
 SCALES = (0.05, 0.1, 0.2, 0.4, 0.7)  # scaled ABC sources; t = 1 is the "abc" problem itself
@@ -387,80 +387,6 @@ def distance_scaling_study(
         within_by_order={k: draft.fit_subset(orders=[k], within=True) for k in present},
         seconds=time.perf_counter() - t0,
     )
-
-
-# ---------------------------------------------------------------------------
-# IOI problems for every kind of patch
-
-
-def ioi_distance_problems(
-    model,
-    tokenizer: Any,
-    components: Sequence | str,
-    n_prompts: int = 16,
-    seed: int = 0,
-    *,
-    scales: Sequence[float] = SCALES,
-    semantics: str = "recompute",
-    direction: str = "noising",
-    reference_per_template: int = 8,
-    float64: bool = True,
-) -> dict[str, PatchProblem]:
-    """One PatchProblem per kind of patch on IOI prompts, over the same components:
-
-    "abc", "s2_flip", "random_token" (counterfactual sources from `ioi_prompts`
-    with that corruption and the same seed; s2_flip and random_token share their
-    clean prompts), "mean" (per-template mean of fresh ABC prompts, as the
-    faithfulness study's mean ablation) and "zero" (both on the ABC prompts'
-    clean side), and "abc t=…" (the ABC sources scaled toward the base by each
-    of `scales`; t = 1 is "abc"). `components`: Component objects, names, or a
-    spec string for `parse_components`.
-
-    `float64` builds everything with the model cast to float64 (jax_enable_x64
-    on while building; `distance_scaling_study` turns it on again to evaluate).
-    In float32, f carries rounding errors near 1e-5 logits on ioi-small (a
-    patched run restarts from cached activations and does not reproduce them
-    to the last bit), as large as many S2-flip and random-token interactions:
-    a noise floor under the plot. Casting float32 problems afterwards would not
-    help: their caches would still disagree with a float64 recomputation.
-    """
-    from intjax.patching.components import Component, parse_components
-    from intjax.tasks.ioi import ioi_prompts, template_reference
-
-    if isinstance(components, str) or not all(isinstance(c, Component) for c in components):
-        components = parse_components(components, model.config)
-    kw = dict(direction=direction, semantics=semantics)
-    data = {c: ioi_prompts(tokenizer, n_prompts, seed=seed, corruption=c) for c in ("abc", "s2_flip", "random_token")}
-    reference, groups = template_reference(tokenizer, data["abc"], reference_per_template, seed=seed)
-    with x64(float64):
-        if float64:
-            import equinox as eqx
-            import jax
-            import jax.numpy as jnp
-
-            model = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
-        out = {c: build_problem(model, d.prompts, components, **kw) for c, d in data.items()}
-        out["mean"] = build_problem(model, data["abc"].prompts, components, source="mean", reference=reference,
-                                    mean_groups=groups, **kw)
-        out["zero"] = build_problem(model, data["abc"].prompts, components, source="zero", **kw)
-        for t in scales:
-            out[f"abc t={t:g}"] = out["abc"].with_source_scale(float(t))
-    return out
-
-
-def strongest_components(model, tokenizer, k: int = 6, n_prompts: int = 16, seed: int = 0,
-                         spec: str = "heads") -> list[str]:
-    """The k components of `spec` with the largest max(|mean noising NIE|, |mean denoising NIE|) on
-    ABC prompts (the pool the IOI analysis draws its pairs and triples from)."""
-    from intjax.estimands.effects import nie
-    from intjax.patching.components import parse_components
-    from intjax.studies.ioi_int import strongest_heads
-    from intjax.tasks.ioi import ioi_prompts
-
-    comps = parse_components(spec, model.config)
-    prompts = ioi_prompts(tokenizer, n_prompts, seed=seed, corruption="abc").prompts
-    nies = [nie(build_problem(model, prompts, comps, direction=d)) for d in ("noising", "denoising")]
-    return [comps[i].name for i in strongest_heads(nies[0], nies[1], min(k, len(comps)))]
 
 
 # ---------------------------------------------------------------------------

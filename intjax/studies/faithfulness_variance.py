@@ -1,6 +1,6 @@
 """How much of faithfulness's spread do interactions explain? Shares, R² and two expansions.
 
-Setup (as in `intjax.studies.faithfulness`): classes N = {0..k−1}; g(S) is the
+Setup (as in `intjax.ioi.faithfulness`): classes N = {0..k−1}; g(S) is the
 metric keeping the classes in S (everything else ablated), bit-indexed
 (bit i of the index: class i kept); F(C) = g(N). Both expansions below are exact
 identities on any g; they split the same difference g(N) − g(∅) differently.

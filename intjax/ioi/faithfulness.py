@@ -33,7 +33,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
-from intjax.tasks.ioi import ioi_prompts, template_reference
+from intjax.ioi.task import ioi_prompts, template_reference
 
 ABLATIONS = {"mean": "mean", "resample": "counterfactual", "zero": "zero"}  # name -> PatchProblem source
 PARTS = ("ablated", "main", "pairwise", "higher")

@@ -17,13 +17,13 @@ import numpy as np
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.studies.circuit import resolve_circuit
-from intjax.studies.faithfulness import FaithfulnessStudy, faithfulness_study
-from intjax.studies.remedies import RemedyRow, remedies_table
+from intjax.ioi.circuit import resolve_circuit
+from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
+from intjax.ioi.remedies import RemedyRow, remedies_table
 from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
 from intjax.studies.witnesses import WitnessImportance, witness_importance
 from intjax.sweeps.runner import CheckpointedGame
-from intjax.tasks.ioi import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
+from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
 
 
 def strongest_heads(nie_noising: np.ndarray, nie_denoising: np.ndarray, k: int) -> list[int]:
@@ -113,13 +113,12 @@ def run_ioi_studies(
     positions = CLASS_POSITIONS if positional else None
     seconds["circuit_s"] = time.perf_counter() - t0
 
-    say(f"remedies table ({len(circuit)} classes: 3 estimators x head, class, layer)")
     t0 = time.perf_counter()
     reference, groups = template_reference(tokenizer, data, options.reference_per_template, seed=seed)
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
                           ratio=options.ratio, floor=options.floor, class_positions=positions,
                           mean_source=dict(reference=reference, mean_groups=groups),
-                          checkpoints=ckpt / "remedies" if ckpt else None, **kw)
+                          checkpoints=ckpt / "remedies" if ckpt else None, step=say, **kw)
     seconds["remedies_s"] = time.perf_counter() - t0
 
     say("witnesses of the strongest suspect")

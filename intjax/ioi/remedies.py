@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import Component, parse_components
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
-from intjax.studies.faithfulness import circuit_units
+from intjax.ioi.faithfulness import circuit_units
 from intjax.studies.visibility import DEFAULT_FLOOR, DEFAULT_RATIO, Visibility, visibility
 from intjax.sweeps.runner import CheckpointedGame
 
@@ -105,6 +105,12 @@ def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circu
 
 def remedies_table(model: GPT2, prompts: PromptSet, circuit: dict[str, Sequence[str]], *,
                    estimators: Sequence[str] = tuple(ESTIMATORS), units: Sequence[str] = UNITS,
-                   **row_kwargs) -> list[RemedyRow]:
-    """Every estimator × unit row (see `remedy_row`)."""
-    return [remedy_row(model, prompts, e, u, circuit, **row_kwargs) for e in estimators for u in units]
+                   step: Optional[Callable[[str], None]] = None, **row_kwargs) -> list[RemedyRow]:
+    """Every estimator × unit row (see `remedy_row`); `step(text)` is called as each row starts."""
+    rows = []
+    for e in estimators:
+        for u in units:
+            if step is not None:
+                step(f"remedies: {e} x {u}")
+            rows.append(remedy_row(model, prompts, e, u, circuit, **row_kwargs))
+    return rows

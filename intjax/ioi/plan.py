@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from typing import Any, Sequence
+from typing import Sequence
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
 # floor. Floors keep every statistic readable: 8 resamples is where the faithfulness variance shares
@@ -48,8 +45,7 @@ BOUND_FE = 1400.0
 EXACT_FE = 30.0
 DISTANCE_FE = 2.2
 EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65}
-WITNESS_OVERHEAD_FE = 40.0  # each witness builds its own pinned problem (base runs, compile)
-COMPILE_S_PER_STAGE = 4.0  # compiling each stage's programs (less with a warm compilation cache)
+WITNESS_OVERHEAD_FE = 13.0  # per witness beyond its patched runs (its pinned view, the vertex cache)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,19 +97,6 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
     return [nie, split, orders, theorems, distance, remedies + witnesses + search + faithfulness, 0.0]
 
 
-def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
-    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
-    trunk = jax.jit(jax.vmap(lambda t: model(t)[1].resid_post[-1, -1]))  # the unembedding is dead code
-    tokens = jnp.zeros((batch, n_tokens), jnp.int32)
-    trunk(tokens).block_until_ready()  # compile
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        trunk(tokens).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return best / batch
-
-
 def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7) -> list[float]:
     """Estimated seconds of each stage: its FE at `per_forward` plus its compilation."""
     return [fe * per_forward + (COMPILE_S_PER_STAGE if fe else 0.0)
@@ -136,8 +119,3 @@ def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = (
     changed = [f"{f.name} {getattr(start, f.name)} → {getattr(sizes, f.name)}" for f in dataclasses.fields(Sizes)
                if getattr(start, f.name) != getattr(sizes, f.name)]
     return sizes, changed
-
-
-def mean_length(lengths: np.ndarray) -> int:
-    """The mean prompt length, rounded up (the calibration forward's length)."""
-    return int(math.ceil(float(np.mean(lengths))))

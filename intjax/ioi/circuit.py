@@ -24,7 +24,7 @@ from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2
 from intjax.patching.components import layer_of, parse_components
 from intjax.patching.prompts import pad
-from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
+from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
 ROLES = {  # class -> (query position, key position) whose attention marks it
     "name_mover": ("END", "IO"),
@@ -161,7 +161,7 @@ def resolve_circuit(spec: str, model: GPT2, data: IOIPrompts, nie_noising: np.nd
     if spec == "discover":
         circuit = discover_circuit(model, data, nie_noising, nie_denoising, total_effect)
         return circuit, ("discovered on this model: heads with mean |NIE| ≥ 5% of |TE|, classed by "
-                         "their strongest attention role (intjax.studies.circuit)")
+                         "their strongest attention role (intjax.ioi.circuit)")
     if Path(spec).suffix == ".json" or Path(spec).exists():
         return read_circuit(spec), f"file {spec}"
     raise InputError(f"unknown circuit {spec!r}; choose {CIRCUIT_CHOICES}")

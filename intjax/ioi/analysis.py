@@ -21,20 +21,22 @@ from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import versions, write_results
 from intjax.runtime import x64
-from intjax.studies import figures, int_report
+from intjax.ioi import report as ioi_report
+from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
-from intjax.studies.circuit import ROLES, is_gpt2_small, read_circuit
-from intjax.studies.ioi_plan import Sizes, fit_budget, mean_length, seconds_per_forward, stage_seconds
-from intjax.studies.distance_scaling import distance_scaling_study, ioi_distance_problems, plot_distance_scaling
+from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit
+from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
+from intjax.ioi.distance import ioi_distance_problems
+from intjax.studies.distance_scaling import distance_scaling_study, plot_distance_scaling
 from intjax.patching.problem import build_problem
-from intjax.progress import Stages
+from intjax.progress import Stages, mean_length, seconds_per_forward
 from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_pair_per_prompt, sign_box
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
-from intjax.studies.ioi_int import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
-from intjax.tasks.ioi import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
+from intjax.ioi.studies import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
+from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
 
 
 STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
@@ -231,7 +233,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                 out / f"interactions_order{order}.png",
                 f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
                 noising_ci=ci(n), denoising_ci=ci(d))
-        figs.update(int_report.write_figures(studies, out))
+        figs.update(ioi_report.write_figures(studies, out))
         if distance is not None:
             figs["distance"] = plot_distance_scaling(distance, out / "distance_scaling.png")
         timings["total_s"] = time.perf_counter() - t_start
@@ -249,11 +251,11 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
             (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
         report = out / "report.md"
         lines, summary = _report(model_name, data, arrays, items, theorems, options, splits)
-        summary += int_report.studies_summary(studies) + int_report.distance_summary(distance)
+        summary += ioi_report.studies_summary(studies) + ioi_report.distance_summary(distance)
         head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
         report.write_text("\n".join(lines).replace("@SUMMARY@", head)
-                          + "\n" + int_report.studies_report(studies, is_gpt2_small(model))
-                          + "\n" + int_report.distance_section(distance) + "\n" + _footer(figs, timings))
+                          + "\n" + ioi_report.studies_report(studies, is_gpt2_small(model))
+                          + "\n" + ioi_report.distance_section(distance) + "\n" + _footer(figs, timings))
     return report
 
 

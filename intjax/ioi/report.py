@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from intjax.studies import figures
-from intjax.studies.circuit import STAGES, class_of, stage_order
+from intjax.ioi.circuit import STAGES, class_of, stage_order
 from intjax.studies.faithfulness_variance_report import variance_section
 from intjax.studies.heldout_search_report import heldout_search_section
-from intjax.studies.ioi_int import IOIStudies
+from intjax.ioi.studies import IOIStudies
 from intjax.studies.markdown import markdown_table
 from intjax.studies.stats import mean_ci, standard_error
 
