@@ -100,8 +100,10 @@ def _theorems(args: argparse.Namespace) -> None:
 
     import jax.numpy as jnp
 
+    from intjax.costs import theorem_table_fe
     from intjax.estimands.theorems import format_theorem_rows, theorem_rows
     from intjax.loading import load_model
+    from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
     from intjax.patch_run import run_theorems
     from intjax.patching import parse_components, read_prompts
     from intjax.results import versions
@@ -111,9 +113,13 @@ def _theorems(args: argparse.Namespace) -> None:
     prompts = read_prompts(args.data, tokenizer)
     components = parse_components(args.components, model.config)
     cut = parse_components(args.cut, model.config)
-    table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
-                         source=args.source, n_check=args.n_check, cut=cut,
-                         step=lambda part: print(f"theorem table: {part} ...", file=sys.stderr, flush=True))
+    fe = theorem_table_fe(len(prompts), len(components), args.order, args.n_check, None, len(cut))
+    estimate = COMPILE_S_PER_STAGE + fe * seconds_per_forward(model, mean_length(prompts.lengths))
+    stages = Stages(["theorem table"], title=f"intjax theorems ({len(components)} components, order {args.order}, "
+                    f"{len(prompts)} prompts, float64)", estimates=[estimate])
+    with stages.stage("theorem table"):
+        table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
+                             source=args.source, n_check=args.n_check, cut=cut, step=stages.note)
     table.update(model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)

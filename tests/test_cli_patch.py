@@ -118,5 +118,9 @@ def test_theorems_command_writes_table(tiny, tmp_path, capsys):
         assert row["chain"] == list(members) and row["predicted_recompute"] == 1
     # the default cut (every head and MLP) with a shared last token: duality claimed under frozen only
     assert table["duality"]["frozen"]["holds"] and not table["duality"]["recompute"]["holds"]
-    out = capsys.readouterr().out
-    assert "duality (frozen)" in out and "  measured  " in out and "  fail  " not in out
+    captured = capsys.readouterr()
+    assert "duality (frozen)" in captured.out and "  measured  " in captured.out and "  fail  " not in captured.out
+    # the plan with its estimate first, then each part of the table as it starts
+    err = captured.err
+    assert err.index("intjax theorems (3 components, order 2, 2 prompts, float64), estimated") \
+        < err.index("quadrature of nested-JVP") < err.index("[1/1] theorem table: done in")

@@ -3,9 +3,9 @@ this device, and which sizes shrink (never below their floors) to fit a time bud
 
 Cost is counted in forward equivalents (FE): one prompt through every layer,
 without the unembedding. A patched run starting at layer ℓ costs (L − ℓ)/L FE.
-`seconds_per_forward` times the model's own forward on this device; each
-stage's constant (`STAGE_FE`) was measured against it on a 2-core CPU at
-GPT-2 small's shape and on ioi-small (BENCHMARKS.md). Estimates are
+`intjax.progress.seconds_per_forward` times the model's own forward on this
+device; the constants here and in `intjax.costs` were measured against it on a
+2-core CPU at GPT-2 small's shape (BENCHMARKS.md). Estimates are
 estimates: the stage lines rescale the rest of the plan by what the finished
 stages took.
 """
@@ -16,6 +16,7 @@ import dataclasses
 import math
 from typing import Sequence
 
+from intjax.costs import DISTANCE_FE, theorem_table_fe
 from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
@@ -33,17 +34,8 @@ SHRINK_STEPS: tuple[tuple[str, int], ...] = (
 FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "search_pool": 8, "theorem_prompts": 2,
           "pair_pool": 12, "triple_pool": 6, "search_k": 5, "distance_prompts": 8, "theorem_heads": 2}
 
-# FE of the float64 and nested-JVP work, per prompt: the theorem table's duality per component of
-# the cut, its quadrature per checked face of order 2 and 3, its sampled sup per bounded set, its exact
-# part per vertex; the distance study per vertex and kind of patch (float64). And how far the sweeps of
-# a stage run below (< 1: prefix sharing) or above (> 1: compiling many shapes) their counted FE.
-# Measured at GPT-2 small's shape, 16 prompts, 2-core CPU (BENCHMARKS.md, "The IOI plan"); order-3
-# faces are an estimate (3 x order 2).
-DUALITY_FE = 5.6
-QUADRATURE_FE = {2: 620.0, 3: 1900.0}
-BOUND_FE = 1400.0
-EXACT_FE = 30.0
-DISTANCE_FE = 2.2
+# How far the sweeps of a stage run below (< 1: prefix sharing) or above (> 1: compiling many
+# shapes) their counted FE, measured as intjax.costs says.
 EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65}
 WITNESS_OVERHEAD_FE = 13.0  # per witness beyond its patched runs (its pinned view, the vertex cache)
 
@@ -79,11 +71,8 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
     orders = (EFFICIENCY["orders"] * 2 * (math.comb(min(s.pair_pool, N), 2) + math.comb(min(s.triple_pool, N), 3))
               * s.n_prompts * two)
     theorems = 0.0
-    if s.theorem_heads:  # n_check = 2 sets per order, the bound for pairs (ioi_analysis's settings)
-        faces = sum(min(2, math.comb(s.theorem_heads, k)) * QUADRATURE_FE.get(k, QUADRATURE_FE[3])
-                    for k in range(2, s.theorem_order + 1))
-        bounded = min(2, math.comb(s.theorem_heads, 2)) * BOUND_FE
-        theorems = s.theorem_prompts * (faces + bounded + DUALITY_FE * (N + L) + EXACT_FE * 2 ** s.theorem_heads)
+    if s.theorem_heads:  # n_check = 2 sets per order, the bound for pairs, the duality over heads and MLPs
+        theorems = theorem_table_fe(s.theorem_prompts, s.theorem_heads, s.theorem_order, 2, 2, N + L)
     kinds = 10  # abc, s2_flip, random_token, mean, zero and five scaled ABC sources
     vertices = sum(math.comb(s.distance_heads, k) for k in range(4))
     distance = DISTANCE_FE * s.distance_prompts * vertices * kinds if s.distance_heads > 1 else 0.0
