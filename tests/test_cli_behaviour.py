@@ -80,8 +80,9 @@ def test_target_equal_to_foil_is_refused(tiny, tmp_path, capsys):
 
 
 def saved_chunks(out: Path) -> int:
-    """Chunks the sweeps under `out` have saved so far (lines of their chunks.log)."""
-    return sum(len(p.read_text().splitlines()) for p in out.glob("checkpoints/**/chunks.log"))
+    """Chunks the sweeps under `out` have saved so far (lines of their chunks.log). The pattern does
+    not descend into the sweeps' state folders, whose temporary folders orbax renames while it saves."""
+    return sum(len(p.read_text().splitlines()) for p in out.glob("checkpoints/*/sweep_*/chunks.log"))
 
 
 def interrupt(cmd: list[str], out: Path, sig: int) -> subprocess.CompletedProcess:

@@ -25,7 +25,6 @@ from intjax.errors import InputError
 from intjax.model.config import GPT2Config
 
 SiteKind = Literal["z", "mlp_out", "resid_pre"]
-SITE_KINDS: tuple[SiteKind, ...] = ("resid_pre", "z", "mlp_out")
 
 
 class Entry(enum.IntEnum):
@@ -38,7 +37,26 @@ class Entry(enum.IntEnum):
     RESID_MID = 2
 
 
-ENTRY_OF_KIND: dict[SiteKind, Entry] = {"resid_pre": Entry.RESID_PRE, "z": Entry.Z, "mlp_out": Entry.RESID_MID}
+@dataclasses.dataclass(frozen=True)
+class SiteKindInfo:
+    """What the engine knows of one kind of site: the registry entry components, problems and
+    the evaluator read (a new kind of site is one more entry here and its field in `Activations`)."""
+
+    name: SiteKind
+    per_head: bool  # values carry a head axis ([L, T, H, d_head]) rather than one vector ([L, T, d_model])
+    entry: Entry  # where a run whose first edit in a layer is of this kind enters that layer
+
+    def indicator_shape(self, n_layers: int, n_tokens: int, n_heads: int) -> tuple[int, ...]:
+        """The shape of a 0/1 indicator over every site of this kind."""
+        return (n_layers, n_tokens, n_heads) if self.per_head else (n_layers, n_tokens)
+
+
+SITE_KIND_INFO: dict[SiteKind, SiteKindInfo] = {k.name: k for k in (
+    SiteKindInfo("resid_pre", per_head=False, entry=Entry.RESID_PRE),
+    SiteKindInfo("z", per_head=True, entry=Entry.Z),
+    SiteKindInfo("mlp_out", per_head=False, entry=Entry.RESID_MID),
+)}
+SITE_KINDS: tuple[SiteKind, ...] = tuple(SITE_KIND_INFO)  # in the order a layer computes them
 
 FORMS = (
     "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}MLP, L{layer}MLP@{pos}, "

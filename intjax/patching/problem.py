@@ -26,7 +26,7 @@ from jaxtyping import Array, Float, Int
 from intjax.errors import InputError
 from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
-from intjax.patching.components import ENTRY_OF_KIND, SITE_KINDS, Component, Entry
+from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Entry
 from intjax.patching.evaluate import evaluate
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
@@ -188,7 +188,7 @@ class PatchProblem(eqx.Module):
     def entries(self, masks: np.ndarray) -> np.ndarray:
         """Where each mask's run can start inside its first layer, [M] of `Entry` values: the
         earliest entry among the site kinds it patches in that layer."""
-        comp_rank = np.array([min(ENTRY_OF_KIND[s.kind] for s in c.sites if s.layer == c.first_layer)
+        comp_rank = np.array([min(SITE_KIND_INFO[s.kind].entry for s in c.sites if s.layer == c.first_layer)
                               for c in self.components])
         starts = self.start_layers(masks)
         at_start = (np.asarray(masks) != 0) & (self.first_layers()[None] == starts[:, None])
@@ -292,19 +292,19 @@ def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T
                 roles: dict[str, np.ndarray]) -> tuple[dict, bool]:
     """Which sites each component owns: kind -> [n, L, T, ...], or [P, n, L, T, ...] (and
     True) when some component names a role position, whose index differs per prompt."""
-    shapes = {"z": (L, T, H), "mlp_out": (L, T), "resid_pre": (L, T)}
     per_prompt = any(isinstance(s.pos, str) for c in components for s in c.sites)
     P = len(next(iter(roles.values()))) if per_prompt else 1
     out = {}
     for kind in kinds:
-        ind = np.zeros((P, len(components), *shapes[kind]), np.float32)
+        info = SITE_KIND_INFO[kind]
+        ind = np.zeros((P, len(components), *info.indicator_shape(L, T, H)), np.float32)
         for p in range(P):
             for i, comp in enumerate(components):
                 for s in comp.sites:
                     if s.kind != kind:
                         continue
                     pos = _site_positions(s.pos, roles, p, T)
-                    if kind == "z":
+                    if info.per_head:
                         ind[p, i, s.layer, pos, slice(None) if s.head is None else s.head] = 1
                     else:
                         ind[p, i, s.layer, pos] = 1

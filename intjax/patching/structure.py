@@ -17,15 +17,12 @@ from __future__ import annotations
 import itertools
 from typing import Mapping, Optional, Sequence
 
-from intjax.patching.components import Component, Site
+from intjax.patching.components import SITE_KINDS, Component, Site
 from intjax.patching.prompts import PromptSet
 
-_STAGE = {"resid_pre": 0, "z": 1, "mlp_out": 2}
-
-
 def stage(site: Site) -> int:
-    """Order of the site's computation in the forward pass."""
-    return 3 * site.layer + _STAGE[site.kind]
+    """Order of the site's computation in the forward pass (SITE_KINDS lists a layer's kinds in order)."""
+    return len(SITE_KINDS) * site.layer + SITE_KINDS.index(site.kind)
 
 
 def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozenset[int]:
