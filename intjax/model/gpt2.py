@@ -109,8 +109,9 @@ def attention(
     resid: Float[Array, "T D"],
     rows: Optional[Int[Array, " R"]] = None,
     prefix_kv: Optional[tuple[Float[Array, "S H Dh"], Float[Array, "S H Dh"]]] = None,
-) -> tuple[Float[Array, "H R S+T"], Float[Array, "R H Dh"]]:
-    """Attention pattern and per-head outputs z of ONE layer, for query rows `rows` (all if None).
+) -> tuple[Float[Array, "H R K"], Float[Array, "R H Dh"]]:
+    """Attention pattern (over K = S + T keys) and per-head outputs z of ONE layer, for query rows
+    `rows` (all if None).
 
     With `prefix_kv`, `resid` holds positions S.. only and the keys and values of
     positions 0..S-1 are given (cached from a run that agrees with this one there);

@@ -15,7 +15,7 @@ are padded to one of a few sizes (`padded_size`) to bound the compiled shapes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -32,6 +32,7 @@ DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
 
 
+@runtime_checkable
 class Problem(Protocol):
     """What the evaluator reads of a patch problem (`patching.problem.PatchProblem` is one): the model,
     the cached per-prompt data, and one patched layer at a time."""
