@@ -200,7 +200,7 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _at_least(low: float, kind=int, allow_zero: bool = False):
+def _at_least(low: int | float, kind=int, allow_zero: bool = False):
     """An argparse type: a number of `kind` that is at least `low` (for floats with low 0: above 0,
     unless `allow_zero`)."""
     def parse(text: str):

@@ -290,6 +290,7 @@ def run_chunk(problem: Problem, masks: np.ndarray, chunk: Chunk, mesh: Optional[
     return np.asarray(values, np.float64)
 
 
+@runtime_checkable
 class VertexLookup(Protocol):
     """Vertex values known before a sweep (see `intjax.sweeps.vertex_cache.VertexCache`)."""
 
@@ -300,6 +301,7 @@ class VertexLookup(Protocol):
         """Remember the values of swept rows."""
 
 
+@runtime_checkable
 class Checkpoint(Protocol):
     """Where a sweep keeps finished chunks (see `intjax.sweeps.runner.SweepCheckpoint`)."""
 
