@@ -18,6 +18,12 @@ EXACT_FE = 30.0  # the exact interactions and identities, per prompt and vertex
 DISTANCE_FE = 2.2  # the distance study (float64), per prompt, vertex and kind of patch
 
 
+def layers_after_first(n_layers: int, k: int) -> float:
+    """The mean share of the layers a patched run computes when its k patched components sit in
+    uniformly drawn layers: from the earliest of them on ((k·L + 1) / ((k + 1)·L))."""
+    return (k * n_layers + 1) / ((k + 1) * n_layers)
+
+
 def _per_order(table: dict[int, float], k: int) -> float:
     return table.get(k, table[max(table)] * 3.0 ** (k - max(table)))
 

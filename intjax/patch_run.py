@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from intjax.costs import layers_after_first
 from intjax.errors import InputError
 from intjax.estimands.derivatives import linear
 from intjax.estimands.mobius import interactions, set_name, subsets_up_to
@@ -46,8 +47,7 @@ def patch_stages(model: GPT2, prompts: PromptSet, n_components: int, options: Pa
     printed now unless `options.quiet`."""
     masks = sum(math.comb(n_components, k) for k in range(options.order + 1))
     runs = masks * len(prompts)
-    L = model.config.n_layers
-    share = (L + 1) / (2 * L) if options.order == 1 else (2 * L + 1) / (3 * L)  # layers after the first patched
+    share = layers_after_first(model.config.n_layers, min(options.order, 2))  # most subsets have 2 members or more
     per_forward = 0.0 if options.quiet else seconds_per_forward(model, mean_length(prompts.lengths))
     linear_fe = 3 * len(prompts) if options.linear else 0
     estimate = COMPILE_S_PER_STAGE + per_forward * (runs * share + linear_fe)
@@ -79,51 +79,44 @@ def run_patch(
     arrays: dict[str, np.ndarray] = {}
     items: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
-    for k, direction in enumerate(options.directions):
-        with (stages.stage(stages.names[k]) if stages else contextlib.nullcontext()):
-            _patch_direction(model, prompts, components, options, direction, checkpoints, witnesses, cache,
-                             arrays, items, timings)
-    return arrays, items, timings
-
-
-def _patch_direction(model, prompts, components, options, direction, checkpoints, witnesses, cache,
-                     arrays, items, timings) -> None:
-    """One direction of `run_patch`, into `arrays`, `items` and `timings`."""
     names = [c.name for c in components]
     n = len(components)
-    t0 = time.perf_counter()
-    problem = build_problem(model, prompts, components, direction=direction, source=options.source,
-                            semantics=options.semantics, metric=options.metric, pin=witnesses)
-    timings[f"setup_{direction}_s"] = time.perf_counter() - t0
-    if "metric_clean" not in arrays:
-        arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
-        arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
-        items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
-    t0 = time.perf_counter()
-    sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
-                 restart=options.restart, desc=f"patching ({direction})",
-                 options=dict(order=options.order), cache=cache)
-    game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
-    if options.order >= 2:
-        sets, ints, values = interactions(game, options.order)
-    else:
-        sets, ints = [], np.zeros((len(prompts), 0))
-        masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
-        vals = game.values(masks)
-        values = dict(zip(subsets_up_to(n, 1), vals))
-    single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
-    arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
-    items[single] = names
-    for k in range(2, options.order + 1):
-        cols = [i for i, T in enumerate(sets) if len(T) == k]
-        arrays[f"int{k}_{direction}"] = ints[:, cols]
-        items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
-    timings[f"patching_{direction}_s"] = time.perf_counter() - t0
-    if options.linear:
-        t0 = time.perf_counter()
-        arrays[f"linear_{direction}"] = linear(problem)
-        items[f"linear_{direction}"] = names
-        timings[f"linear_{direction}_s"] = time.perf_counter() - t0
+    for index, direction in enumerate(options.directions):
+        with (stages.stage(stages.names[index]) if stages else contextlib.nullcontext()):
+            t0 = time.perf_counter()
+            problem = build_problem(model, prompts, components, direction=direction, source=options.source,
+                                    semantics=options.semantics, metric=options.metric, pin=witnesses)
+            timings[f"setup_{direction}_s"] = time.perf_counter() - t0
+            if "metric_clean" not in arrays:
+                arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
+                arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
+                items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
+            t0 = time.perf_counter()
+            sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
+                         restart=options.restart, desc=f"patching ({direction})",
+                         options=dict(order=options.order), cache=cache)
+            game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
+            if options.order >= 2:
+                sets, ints, values = interactions(game, options.order)
+            else:
+                sets, ints = [], np.zeros((len(prompts), 0))
+                masks = np.concatenate([np.zeros((1, n)), np.eye(n)])
+                vals = game.values(masks)
+                values = dict(zip(subsets_up_to(n, 1), vals))
+            single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
+            arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
+            items[single] = names
+            for k in range(2, options.order + 1):
+                cols = [i for i, T in enumerate(sets) if len(T) == k]
+                arrays[f"int{k}_{direction}"] = ints[:, cols]
+                items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
+            timings[f"patching_{direction}_s"] = time.perf_counter() - t0
+            if options.linear:
+                t0 = time.perf_counter()
+                arrays[f"linear_{direction}"] = linear(problem)
+                items[f"linear_{direction}"] = names
+                timings[f"linear_{direction}_s"] = time.perf_counter() - t0
+    return arrays, items, timings
 
 
 def run_theorems(

@@ -37,6 +37,7 @@ class Stages:
         self.names, self.quiet = list(names), quiet
         self.estimates = list(estimates) if estimates is not None else None
         self.start = time.perf_counter()
+        self._last_note = 0.0  # when `note` last printed (`tick` waits NOTE_EVERY_S after it)
         self.seconds: dict[str, float] = {}
         if self.estimates is None:
             self._say(f"{title}: " + "; ".join(f"{i + 1}. {n}" for i, n in enumerate(self.names)))
@@ -71,7 +72,7 @@ class Stages:
 
     def tick(self, text: str) -> None:
         """A `note` for one of many repeated parts: printed only when the last line is 5 s old or more."""
-        if time.perf_counter() - getattr(self, "_last_note", 0.0) >= NOTE_EVERY_S:
+        if time.perf_counter() - self._last_note >= NOTE_EVERY_S:
             self.note(text)
 
     @contextlib.contextmanager

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from typing import Sequence
 
-from intjax.costs import DISTANCE_FE, theorem_table_fe
+from intjax.costs import DISTANCE_FE, layers_after_first, theorem_table_fe
 from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
@@ -64,8 +64,7 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
     """FE of each stage of `ioi_analysis.STAGE_NAMES` (the last, figures and report, costs none)."""
     s, L = sizes, n_layers
     N = n_layers * n_heads
-    one = (L + 1) / (2 * L)  # mean share of layers after a uniformly placed head
-    two = (2 * L + 1) / (3 * L)  # ... after the earlier of two
+    one, two = layers_after_first(L, 1), layers_after_first(L, 2)  # share of layers after one head, two heads
     nie = 2 * 2 * (N + 1) * s.n_prompts * one + 2 * 3 * s.n_prompts  # 2 directions x 2 semantics; linear: jvp
     split = EFFICIENCY["split"] * 2 * min(s.split_pairs, math.comb(N, 2)) * s.n_prompts * two
     orders = (EFFICIENCY["orders"] * 2 * (math.comb(min(s.pair_pool, N), 2) + math.comb(min(s.triple_pool, N), 3))
