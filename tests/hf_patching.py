@@ -5,22 +5,45 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from transformers import AttentionInterface
 
-# site key: ("z", layer, head, pos) | ("mlp_out", layer, None, pos) | ("resid_pre", layer, None, pos)
-# pos None = every position, head None = every head.
+REFERENCE_ATTENTION = "intjax_reference"
+
+
+def _attention_with_pattern_hook(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Causal softmax attention written out, with the weights passed through `module.pattern_hook`
+    (set by `run`) before they weigh the values: the hook point for attention-pattern patches."""
+    scores = query @ key.transpose(-1, -2) * (query.size(-1) ** -0.5 if scaling is None else scaling)
+    T, K = scores.shape[-2:]
+    causal = torch.ones(T, K, dtype=torch.bool).tril(K - T)
+    weights = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1)
+    hook = getattr(module, "pattern_hook", None)
+    if hook is not None:
+        weights = hook(weights)
+    return (weights @ value).transpose(1, 2), weights
+
+
+AttentionInterface.register(REFERENCE_ATTENTION, _attention_with_pattern_hook)
+
+# site key: ("z", layer, head, pos) | ("pattern", layer, head, pos) | ("mlp_out", layer, None, pos)
+#           | ("resid_pre", layer, None, pos); pos None = every position, head None = every head.
+# A recorded pattern is [T (query), H, T (key)], HF's attention weights with the head axis moved.
 
 
 def _sel(kind, head, pos, d_head):
     t = slice(None) if pos is None else list(pos) if isinstance(pos, tuple) else pos  # tuple: several positions
     if kind == "z" and head is not None:
         return (0, t, slice(head * d_head, (head + 1) * d_head))
+    if kind == "pattern" and head is not None:
+        return (0, t, head)
     return (0, t)
 
 
 def run(model, tokens, replace=None, record=False):
     """One forward pass on a single prompt. `replace`: {site: fn(current_value) -> new value}.
 
-    Returns (logits [T, V], recorded {(kind, layer): tensor [T, features]}).
+    Returns (logits [T, V], recorded {(kind, layer): tensor [T, features]}). Attention runs
+    through `_attention_with_pattern_hook`, registered with HF's attention interface.
     """
     replace = replace or {}
     d_head = model.config.n_embd // model.config.n_head
@@ -49,17 +72,25 @@ def run(model, tokens, replace=None, record=False):
         def post_mlp(mod, args, out, l=l):
             return apply("mlp_out", l, out)
 
+        def pattern_hook(weights, l=l):  # [1, H, T, T]
+            return apply("pattern", l, weights.transpose(1, 2)).transpose(1, 2)
+
+        block.attn.pattern_hook = pattern_hook
         handles += [
             block.register_forward_pre_hook(pre_block, with_kwargs=True),
             block.attn.c_proj.register_forward_pre_hook(pre_proj),
             block.mlp.register_forward_hook(post_mlp),
         ]
+    implementation, model.config._attn_implementation = model.config._attn_implementation, REFERENCE_ATTENTION
     try:
         with torch.no_grad():
             logits = model(torch.tensor(np.asarray(tokens)[None])).logits[0]
     finally:
+        model.config._attn_implementation = implementation
         for h in handles:
             h.remove()
+        for block in model.transformer.h:
+            del block.attn.pattern_hook
     return logits.numpy(), recorded
 
 

@@ -48,7 +48,7 @@ def test_activation_shapes_and_identities(tiny_model):
     for name in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
         assert getattr(acts, name).shape == (L, T, D), name
     assert acts.z.shape == (L, T, H, Dh)
-    assert acts.pattern.shape == (L, H, T, T)
+    assert acts.pattern.shape == (L, T, H, T)  # query, head, key
     np.testing.assert_allclose(acts.resid_mid, acts.resid_pre + acts.attn_out, atol=1e-5)
     np.testing.assert_allclose(acts.resid_post, acts.resid_mid + acts.mlp_out, atol=1e-5)
     np.testing.assert_allclose(acts.resid_post[:-1], acts.resid_pre[1:], atol=0)
@@ -59,7 +59,7 @@ def test_activation_shapes_and_identities(tiny_model):
             expected = expected + np.asarray(acts.z[l, :, h]) @ np.asarray(model.blocks.W_O[l, h])
         np.testing.assert_allclose(acts.attn_out[l], expected, atol=1e-5)
     # attention is causal and normalised
-    pattern = np.asarray(acts.pattern)
+    pattern = np.asarray(acts.pattern).transpose(0, 2, 1, 3)  # [L, H, query, key]
     np.testing.assert_allclose(pattern.sum(-1), 1.0, atol=1e-5)
     assert np.all(np.triu(pattern, k=1) == 0)
     _, no_pattern = model(tokens)

@@ -38,11 +38,14 @@ def mean_values(hf_model, token_lists, keys, d_head):
     T = max(len(t) for t in token_lists)
     means = {}
     for key in {(k, l) for k, l, _, _ in keys}:
-        total = torch.zeros(T, recs[0][key].shape[-1])
-        count = torch.zeros(T, 1)
+        total = torch.zeros(T, *recs[0][key].shape[1:-1], T if key[0] == "pattern" else recs[0][key].shape[-1])
+        count = torch.zeros(T, *[1] * (total.ndim - 1))
         for r in recs:
-            total[: r[key].shape[0]] += r[key]
-            count[: r[key].shape[0]] += 1
+            value = r[key]
+            if key[0] == "pattern":  # [T_p, H, T_p]: pad the key axis with zero weights
+                value = torch.nn.functional.pad(value, (0, T - value.shape[-1]))
+            total[: value.shape[0]] += value
+            count[: value.shape[0]] += 1
         means[key] = total / count
     return means
 
@@ -61,7 +64,8 @@ def reference_values(hf_model, rows, components, masks, direction, source, seman
         elif source == "mean":
             averaged = rows if mean_rows is None else mean_rows[p]
             mean = mean_values(hf_model, [r[src_side] for r in averaged], keys, d_head)
-            src_rec = {k: v[: len(row[base_side])] for k, v in mean.items()}
+            n = len(row[base_side])
+            src_rec = {k: v[:n, ..., :n] if k[0] == "pattern" else v[:n] for k, v in mean.items()}
         else:
             src_rec = {k: torch.zeros_like(v) for k, v in base_rec.items()}
         src_vals = {k: ref.site_value(src_rec, k, d_head) for k in keys}

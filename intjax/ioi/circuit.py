@@ -56,12 +56,12 @@ def _patterns(model: GPT2, tokens):
 
 def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
     """Mean attention of every head in each ROLES pattern on the clean prompts, `[L, H, len(ROLES)]`."""
-    pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, H, T, T]
+    pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, T, H, K]
     out = np.zeros((*pattern.shape[1:3], len(ROLES)))
     for p, text in enumerate(data.texts):
         pos = text["positions"]
         for r, (query, key) in enumerate(ROLES.values()):
-            out[:, :, r] += pattern[p, :, :, pos[query], pos[key]]
+            out[:, :, r] += pattern[p, :, pos[query], :, pos[key]]
     return out / len(data.texts)
 
 

@@ -29,14 +29,15 @@ class Activations(NamedTuple):
     resid_mid: Float[Array, "L T D"]
     mlp_out: Float[Array, "L T D"]
     resid_post: Float[Array, "L T D"]
-    pattern: Optional[Float[Array, "L H T T"]] = None
+    pattern: Optional[Float[Array, "L T H K"]] = None  # query position, head, key position (K = T)
 
 
 class SiteEdit(NamedTuple):
     """Overwrite one site: v = value + pin·(clean − value), then v + mask·(source − v).
 
     `mask` and `pin` have the site's shape without its last (feature) axis, e.g.
-    `[T, H]` for `z`; `source` and `clean` have the site's full shape. With
+    `[T, H]` for `z` and for `pattern` (whose last axis is the key position);
+    `source` and `clean` have the site's full shape. With
     `pin=None` the base is the value computed in this run (recompute semantics).
     """
 
@@ -56,6 +57,7 @@ class LayerEdits(NamedTuple):
     """Edits of the sites of a layer (None: that site is left alone)."""
 
     resid_pre: Optional[SiteEdit] = None  # mask [T]
+    pattern: Optional[SiteEdit] = None  # mask [T, H]: the attention weights of query t, head h
     z: Optional[SiteEdit] = None  # mask [T, H]
     mlp_out: Optional[SiteEdit] = None  # mask [T]
 
@@ -109,9 +111,10 @@ def attention(
     resid: Float[Array, "T D"],
     rows: Optional[Int[Array, " R"]] = None,
     prefix_kv: Optional[tuple[Float[Array, "S H Dh"], Float[Array, "S H Dh"]]] = None,
-) -> tuple[Float[Array, "H R K"], Float[Array, "R H Dh"]]:
+    pattern_edit: Optional[SiteEdit] = None,
+) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"]]:
     """Attention pattern (over K = S + T keys) and per-head outputs z of ONE layer, for query rows
-    `rows` (all if None).
+    `rows` (all if None); `pattern_edit` (of those rows) overwrites the pattern before it weighs the values.
 
     With `prefix_kv`, `resid` holds positions S.. only and the keys and values of
     positions 0..S-1 are given (cached from a run that agrees with this one there);
@@ -125,11 +128,11 @@ def attention(
     k, v = keys_values(cfg, p, resid)  # the LayerNorm is shared with q under jit
     if prefix_kv is not None:
         k, v = jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
-    scores = jnp.einsum("the,she->hts", q, k) * scale
+    scores = jnp.einsum("the,she->ths", q, k) * scale
     qpos = S + (jnp.arange(T) if rows is None else rows)
-    causal = qpos[:, None] >= jnp.arange(S + T)[None, :]
-    pattern = jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1)
-    return pattern, jnp.einsum("hts,she->the", pattern, v)
+    causal = (qpos[:, None] >= jnp.arange(S + T)[None, :])[:, None, :]  # [R, 1, K]
+    pattern = _edit(pattern_edit, jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1))
+    return pattern, jnp.einsum("ths,she->the", pattern, v)
 
 
 def attn_output(p: Blocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"]:
@@ -171,7 +174,7 @@ def block_forward(
     if resid_mid is None:
         if z is None:
             resid = _edit(e.resid_pre, resid)
-            pattern, z = attention(cfg, p, scale, resid, rows, prefix_kv)
+            pattern, z = attention(cfg, p, scale, resid, rows, prefix_kv, _rows(e.pattern, rows))
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out

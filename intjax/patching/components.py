@@ -4,6 +4,8 @@
     L9H6@14     the same head at position 14 only
     L9H6@S2     ... at the prompt's position named S2 (a role; its index may differ per prompt)
     L9H6@~S2    ... at every position except S2
+    L9H6PATTERN     head 6 of layer 9's attention pattern, every query position (site pattern[9, :, 6, :])
+    L9H6PATTERN@END ... the pattern row of query position END only (all its keys)
     L3MLP       MLP output of layer 3                 (site mlp_out[3, :])
     L3MLP@14    ... at position 14 only
     L5RESID@14  residual stream before layer 5 at position 14 (site resid_pre[5, 14])
@@ -24,7 +26,7 @@ from typing import Iterable, Literal, Optional
 from intjax.errors import InputError
 from intjax.model.config import GPT2Config
 
-SiteKind = Literal["z", "mlp_out", "resid_pre"]
+SiteKind = Literal["resid_pre", "pattern", "z", "mlp_out"]
 
 
 class Entry(enum.IntEnum):
@@ -43,8 +45,10 @@ class SiteKindInfo:
     the evaluator read (a new kind of site is one more entry here and its field in `Activations`)."""
 
     name: SiteKind
-    per_head: bool  # values carry a head axis ([L, T, H, d_head]) rather than one vector ([L, T, d_model])
+    per_head: bool  # values carry a head axis ([L, T, H, ...]) rather than one vector ([L, T, d_model])
     entry: Entry  # where a run whose first edit in a layer is of this kind enters that layer
+    mixes_positions: bool = False  # computed by attention: reads the layer's input at earlier positions
+    key_axis: bool = False  # its last axis is a position too (the key of an attention pattern)
 
     def indicator_shape(self, n_layers: int, n_tokens: int, n_heads: int) -> tuple[int, ...]:
         """The shape of a 0/1 indicator over every site of this kind."""
@@ -53,26 +57,29 @@ class SiteKindInfo:
 
 SITE_KIND_INFO: dict[SiteKind, SiteKindInfo] = {k.name: k for k in (
     SiteKindInfo("resid_pre", per_head=False, entry=Entry.RESID_PRE),
-    SiteKindInfo("z", per_head=True, entry=Entry.Z),
+    # attention pattern [L, T, H, K]: query position, head, key position; a patched run recomputes the
+    # values it weights, so it enters at the residual
+    SiteKindInfo("pattern", per_head=True, entry=Entry.RESID_PRE, mixes_positions=True, key_axis=True),
+    SiteKindInfo("z", per_head=True, entry=Entry.Z, mixes_positions=True),
     SiteKindInfo("mlp_out", per_head=False, entry=Entry.RESID_MID),
 )}
 SITE_KINDS: tuple[SiteKind, ...] = tuple(SITE_KIND_INFO)  # in the order a layer computes them
 
 FORMS = (
-    "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}MLP, L{layer}MLP@{pos}, "
+    "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}H{head}PATTERN[@{pos}], L{layer}MLP, L{layer}MLP@{pos}, "
     "L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., or the shortcuts heads, mlps, layers; "
     "{pos} is an index, a role the prompts name (END, S2, ...) or ~ROLE (every position but ROLE)"
 )
-_ATOM = re.compile(r"^L(\d+)(?:H(\d+)|(MLP)|(RESID)|(ATTN))(?:@(\d+|~?[A-Za-z][A-Za-z0-9_]*))?$")
+_ATOM = re.compile(r"^L(\d+)(?:H(\d+)(PATTERN)?|(MLP)|(RESID)|(ATTN))(?:@(\d+|~?[A-Za-z][A-Za-z0-9_]*))?$")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Site:
-    """One place in the forward pass: a head's z, an MLP output or a residual, at a layer."""
+    """One place in the forward pass: a head's z or attention pattern, an MLP output or a residual, at a layer."""
 
     kind: SiteKind
     layer: int
-    head: Optional[int] = None  # z only; None = every head of the layer
+    head: Optional[int] = None  # z and pattern only; None = every head of the layer
     pos: Optional[int | str] = None  # None = every position; "ROLE" / "~ROLE" = a named position / all but it
 
 
@@ -102,7 +109,7 @@ def _atom(text: str, config: GPT2Config) -> Component:
     m = _ATOM.match(text)
     if not m:
         raise InputError(f"cannot parse component {text!r}; valid forms: {FORMS}")
-    layer, head, mlp, resid, attn, pos = m.groups()
+    layer, head, pattern, mlp, resid, attn, pos = m.groups()
     layer = int(layer)
     pos = int(pos) if pos is not None and pos.isdigit() else pos
     if layer >= config.n_layers:
@@ -110,7 +117,7 @@ def _atom(text: str, config: GPT2Config) -> Component:
     if head is not None:
         if int(head) >= config.n_heads:
             raise InputError(f"component {text!r}: head {head} is out of range 0..{config.n_heads - 1}")
-        site = Site("z", layer, int(head), pos)
+        site = Site("pattern" if pattern else "z", layer, int(head), pos)
     elif mlp:
         site = Site("mlp_out", layer, None, pos)
     elif attn:

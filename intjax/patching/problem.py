@@ -232,14 +232,21 @@ class PatchProblem(eqx.Module):
         )
 
 
-def run_model(model: PatchableModel, tokens: Int[Array, "P T"]) -> Activations:
+def run_model(model: PatchableModel, tokens: Int[Array, "P T"], with_pattern: bool = False) -> Activations:
     """Activations of every prompt (jit + vmap over the batch; no logits computed)."""
-    return _run_model(model, jnp.asarray(tokens))
+    return _run_model(model, jnp.asarray(tokens), with_pattern)
 
 
 @eqx.filter_jit
-def _run_model(model: PatchableModel, tokens):
-    return jax.vmap(model.activations)(tokens)
+def _run_model(model: PatchableModel, tokens, with_pattern: bool):
+    return jax.vmap(lambda t: model.activations(t, with_pattern=with_pattern))(tokens)
+
+
+def _first_positions(kind: str, a: np.ndarray, T: int) -> np.ndarray:
+    """A site array `[R, L, T', ...]` cut to its first T positions (on a key axis too: a causal
+    pattern of query q < T puts no weight on keys ≥ T)."""
+    a = a[:, :, :T]
+    return a[..., :T] if SITE_KIND_INFO[kind].key_axis else a
 
 
 def _lines(numbers: Sequence[int]) -> str:
@@ -346,7 +353,7 @@ def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) ->
         )
     out = {}
     for kind in kinds:
-        a = np.asarray(getattr(acts, kind))[:, :, :T]  # [R, L, T, ...]
+        a = _first_positions(kind, np.asarray(getattr(acts, kind)), T)  # [R, L, T, ...]
         w = valid[:, None, :T].reshape(valid.shape[0], 1, T, *([1] * (a.ndim - 3)))
         out[kind] = (a * w).sum(0) / count[:T].reshape(1, T, *([1] * (a.ndim - 3)))
     return out
@@ -372,7 +379,8 @@ def _group_means(ref_acts: Activations, ref_lengths: np.ndarray, mean_groups, le
         except InputError as e:
             raise InputError(f"group {g!r}: {e}") from e
         for k, v in means.items():
-            src[k][rows, :, :T_g] = v
+            keys = (slice(None), slice(None, T_g)) if SITE_KIND_INFO[k].key_axis else ()
+            src[k][(rows, slice(None), slice(None, T_g), *keys)] = v
     return {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in src.items()}
 
 
@@ -437,8 +445,9 @@ def build_problem(
                     f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
                 )
     kinds = [k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites)]
-    clean = run_model(model, pad(prompts.clean, T))
-    corrupted = run_model(model, pad(prompts.corrupted, T))
+    with_pattern = "pattern" in kinds
+    clean = run_model(model, pad(prompts.clean, T), with_pattern)
+    corrupted = run_model(model, pad(prompts.corrupted, T), with_pattern)
     base, other = (clean, corrupted) if direction == "noising" else (corrupted, clean)
     if source == "counterfactual":
         src = {k: getattr(other, k) for k in kinds}
@@ -448,7 +457,7 @@ def build_problem(
         ref = reference if reference is not None else prompts
         check_vocab(ref, cfg.vocab_size, cfg.n_positions)
         ref_side = ref.corrupted if direction == "noising" else ref.clean
-        ref_acts = run_model(model, pad(ref_side))
+        ref_acts = run_model(model, pad(ref_side), with_pattern)
         if mean_groups is None:
             means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
             src = {k: jnp.broadcast_to(jnp.asarray(v, base.resid_pre.dtype), getattr(base, k).shape)

@@ -1,11 +1,12 @@
 """Causal structure among components: which component's value a patch of another can reach.
 
-A site is computed at a *stage* of the forward pass (layer l: the residual
-`resid_pre` at 3l, the heads' `z` at 3l + 1, `mlp_out` at 3l + 2). Site b reads
-site a when b comes later and some path carries a's value to b's positions:
-positions mix only through attention, which moves information from a position
-to the same or a later one. So b reads a if an attention layer lies between
-them (b at a position ≥ one of a's), or else if they share a position.
+A site is computed at a *stage* of the forward pass (layer l, with K site kinds
+in `SITE_KINDS` order: the residual `resid_pre` at Kl, the attention pattern,
+the heads' `z`, then `mlp_out`). Site b reads site a when b comes later and
+some path carries a's value to b's positions: positions mix only through
+attention (the pattern and z read the layer's input at the same and earlier
+positions). So b reads a if attention reading a lies between them (b at a
+position ≥ one of a's), or else if they share a position.
 
 Under recompute semantics a patched downstream component blocks the paths of
 an upstream one through it; that is what lowers the distance-scaling order of
@@ -17,12 +18,22 @@ from __future__ import annotations
 import itertools
 from typing import Mapping, Optional, Sequence
 
-from intjax.patching.components import SITE_KINDS, Component, Site
+from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Site
 from intjax.patching.prompts import PromptSet
 
 def stage(site: Site) -> int:
     """Order of the site's computation in the forward pass (SITE_KINDS lists a layer's kinds in order)."""
     return len(SITE_KINDS) * site.layer + SITE_KINDS.index(site.kind)
+
+
+_FIRST_MIXING = min(i for i, k in enumerate(SITE_KINDS) if SITE_KIND_INFO[k].mixes_positions)
+
+
+def first_mixing_stage(site: Site) -> int:
+    """The first stage after `site` whose value mixes positions that carry it: attention of the
+    first layer whose input residual comes at or after the site."""
+    layer = site.layer if SITE_KINDS.index(site.kind) < _FIRST_MIXING else site.layer + 1
+    return len(SITE_KINDS) * layer + _FIRST_MIXING
 
 
 def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozenset[int]:
@@ -43,8 +54,7 @@ def site_reads(a: Site, b: Site, roles: Mapping[str, int], length: int) -> bool:
     pa, pb = site_positions(a, roles, length), site_positions(b, roles, length)
     if not pa or not pb:
         return False
-    first_attention = 3 * (-(-sa // 3)) + 1  # z of the first layer whose residual input follows a
-    if first_attention <= sb:
+    if first_mixing_stage(a) <= sb:
         return max(pb) >= min(pa)
     return bool(pa & pb)
 
