@@ -198,3 +198,22 @@ def test_affine_function_has_no_interactions_and_zero_mixed_partials():
     np.testing.assert_allclose(ints, 0, atol=1e-6)
     assert local_affine_bound(game, (0, 2))[0] == pytest.approx(0, abs=1e-6)
     assert mixed_partial(game, (0, 2), jnp.full(4, 0.4))[0] == pytest.approx(0, abs=1e-6)
+
+
+def test_game_capabilities_are_named_by_protocols(tiny_model):
+    """The estimands use a per-prompt α and a start layer only where a game has them: a PatchProblem
+    has both, a FunctionGame neither; a wrong per-prompt shape is refused by name."""
+    import jax.numpy as jnp
+
+    from intjax.estimands.game import FunctionGame, LayeredGame, PromptwiseGame
+    from intjax.errors import InputError
+    from intjax.patching import build_problem, make_prompt_set, parse_components
+
+    model, _ = tiny_model
+    rows = [dict(clean_ids=[1, 2, 3, 4], corrupted_ids=[1, 5, 3, 6], target_id=7, foil_id=8)] * 2
+    problem = build_problem(model, make_prompt_set(rows), parse_components("L0H1,L2MLP", model.config))
+    assert isinstance(problem, PromptwiseGame) and isinstance(problem, LayeredGame)
+    game = FunctionGame(lambda a: a.sum(), 2)
+    assert not isinstance(game, PromptwiseGame) and not isinstance(game, LayeredGame)
+    with pytest.raises(InputError, match="per-prompt"):
+        problem.per_prompt(jnp.zeros((3, 2)))

@@ -39,7 +39,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.estimands.derivatives import _directions, _dtype, _mixed, start_layer
-from intjax.estimands.game import Game
+from intjax.estimands.game import Game, PromptwiseGame
 from intjax.estimands.mobius import Subset, mobius
 
 
@@ -61,10 +61,9 @@ class _FaceD:
         self.game, self.T, self.chunk = game, T, chunk
         n = game.n_components
         self.dirs = _directions(n, T)  # [k, n]
-        P = getattr(game, "n_prompts", None) if getattr(game, "per_prompt_alpha", False) else None
-        self.per_prompt = P is not None
+        self.per_prompt = isinstance(game, PromptwiseGame)
         if self.per_prompt:
-            self.dirs = jnp.broadcast_to(self.dirs[:, None, :], (len(T), int(P), n))
+            self.dirs = jnp.broadcast_to(self.dirs[:, None, :], (len(T), game.n_prompts, n))
         self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
@@ -76,7 +75,8 @@ class _FaceD:
         if self.per_prompt and coords.ndim == 2:
             coords = np.broadcast_to(coords[:, None, :], (B, self.dirs.shape[1], coords.shape[-1]))
         if coords.ndim == 3 and not self.per_prompt:
-            raise InputError("this game takes one α for all prompts; per-prompt points need per_prompt_alpha")
+            raise InputError("this game takes one α for all prompts; per-prompt points need a PromptwiseGame "
+                             "(one that takes α [P, n], as a PatchProblem does)")
         total = -(-B // self.chunk) * self.chunk
         pts = np.zeros((total,) + coords.shape[1:-1] + (n,))
         pts[:B, ..., list(self.T)] = coords

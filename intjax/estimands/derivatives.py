@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from intjax.estimands.game import Game
+from intjax.estimands.game import Game, LayeredGame, PromptwiseGame
 
 
 def _dtype():
@@ -25,8 +25,8 @@ def linear(game: Game) -> np.ndarray:
     Equals ⟨∇_{o_i} y, s_i − o_i⟩, the attribution-patching estimate of NIE_i.
     """
     zero = jnp.zeros(game.n_components, _dtype())
-    if getattr(game, "per_prompt_alpha", False):  # α [P, n]: row p only feeds prompt p
-        P = int(f_at(game, zero).shape[0])
+    if isinstance(game, PromptwiseGame):  # α [P, n]: row p only feeds prompt p
+        P = game.n_prompts
         return np.asarray(_grad_per_prompt(game, jnp.zeros((P, game.n_components), _dtype())), np.float64)
     return np.asarray(_jacobian(game, zero), np.float64)
 
@@ -48,7 +48,7 @@ def f_at(game, alpha):
 
 @eqx.filter_jit
 def _grad_per_prompt(game, A):
-    return jax.grad(lambda A: game(A).sum())(A)
+    return jax.grad(lambda A: game.per_prompt(A).sum())(A)
 
 
 @eqx.filter_jit
@@ -70,8 +70,7 @@ def start_layer(game: Game, T: Sequence[int]) -> int:
     """The first layer the components T touch (0 for games without layers). Where every α
     outside T is 0 (the face of T), nothing below it differs from the base run, so a
     PatchProblem may start there from its cached base residual."""
-    first = getattr(game, "first_layers", None)
-    return int(np.min(first()[list(T)])) if first is not None and len(T) else 0
+    return int(np.min(game.first_layers()[list(T)])) if isinstance(game, LayeredGame) and len(T) else 0
 
 
 def _directions(n: int, T: Sequence[int]) -> Array:

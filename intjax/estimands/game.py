@@ -1,7 +1,9 @@
 """What every estimand reads: f at 0/1 (or fractional) masks, and f itself for jax transforms.
 
-A `PatchProblem` is a Game. `FunctionGame` wraps any jax function of α, so the
-estimands can be checked on functions whose answers are known in closed form.
+A `PatchProblem` is a Game, and a `PromptwiseGame` and a `LayeredGame` too: the
+two capabilities the estimands use when a game has them (one α per prompt; a
+start layer). `FunctionGame` wraps any jax function of α, so the estimands can
+be checked on functions whose answers are known in closed form.
 """
 
 from __future__ import annotations
@@ -27,6 +29,30 @@ class Game(Protocol):
 
     def __call__(self, alpha: Float[Array, " n"]) -> Float[Array, " P"]:
         """f(α) for every prompt, differentiable in α."""
+
+
+@runtime_checkable
+class PromptwiseGame(Game, Protocol):
+    """A Game that also takes one α per prompt: `per_prompt(α [P, n]) → [P]`, row p feeding prompt p
+    only, so one VJP gives every prompt's gradient and each prompt may sit at its own point."""
+
+    @property
+    def n_prompts(self) -> int:
+        """P, the prompts f is evaluated on."""
+
+    def per_prompt(self, alpha: Float[Array, "P n"]) -> Float[Array, " P"]:
+        """f with α row p at prompt p, differentiable in α."""
+
+
+@runtime_checkable
+class LayeredGame(Game, Protocol):
+    """A Game over a layered model: f may start at a layer below which nothing differs from the base run."""
+
+    def first_layers(self) -> np.ndarray:
+        """First layer each component touches, `[n]`."""
+
+    def __call__(self, alpha: Float[Array, "*P n"], start: int = 0) -> Float[Array, " P"]:
+        """f(α), skipping the layers below `start` (no component α or a tangent touches lies there)."""
 
 
 class FunctionGame:

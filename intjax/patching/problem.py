@@ -173,8 +173,6 @@ class PatchProblem(eqx.Module):
             resid, _ = self.model.run_blocks(resid, start=start, stop=L - 1, edits=self.layer_edits(alpha, d))
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
-    per_prompt_alpha = True  # __call__ also takes one α per prompt
-
     def __call__(self, alpha: Float[Array, "*P n"], start: int = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
 
@@ -184,6 +182,12 @@ class PatchProblem(eqx.Module):
         """
         in_axes = (0 if alpha.ndim == 2 else None, 0, None)
         return jax.vmap(self.value, in_axes=in_axes)(alpha, self.data, start)
+
+    def per_prompt(self, alpha: Float[Array, "P n"]) -> Float[Array, " P"]:
+        """f with row p of α at prompt p (the PromptwiseGame capability), differentiable in α."""
+        if alpha.ndim != 2 or alpha.shape[0] != self.n_prompts:
+            raise InputError(f"per-prompt α must be [P={self.n_prompts}, n={self.n_components}], got {alpha.shape}")
+        return self(alpha)
 
     def entries(self, masks: np.ndarray) -> np.ndarray:
         """Where each mask's run can start inside its first layer, [M] of `Entry` values: the
