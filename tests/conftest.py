@@ -16,6 +16,14 @@ import pytest
 # Tests never write the user's persistent compilation cache.
 os.environ.setdefault("INTJAX_COMPILATION_CACHE", "off")
 
+# INTJAX_TYPECHECK=on checks every jaxtyping annotation in intjax at call time (shapes, dtypes,
+# dimension names consistent within a call) for the whole suite: about twice as slow, so off by
+# default; tests/test_typecheck.py runs the main paths under the same checks in every run.
+if os.environ.get("INTJAX_TYPECHECK", "off") == "on":
+    from jaxtyping import install_import_hook
+
+    install_import_hook("intjax", "beartype.beartype")
+
 TRAIN_TEXT = [
     "When Mary and John went to the store, John gave a drink to Mary.",
     "When Tom and Anna went to the park, Anna gave a ball to Tom.",

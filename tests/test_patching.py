@@ -131,7 +131,7 @@ def test_mean_within_groups_matches_reference(tiny, tiny_model):
 
 def _resolved(component, row):
     """The component with role positions replaced by this prompt's indices (a tuple for ~ROLE)."""
-    import dataclasses
+    from types import SimpleNamespace
 
     roles = {"END": len(row["clean_ids"]) - 1, **row["positions"]}
 
@@ -141,8 +141,9 @@ def _resolved(component, row):
         if pos.startswith("~"):
             return tuple(i for i in range(len(row["clean_ids"])) if i != roles[pos[1:]])
         return roles[pos]
-    return dataclasses.replace(component, sites=tuple(dataclasses.replace(s, pos=where(s.pos))
-                                                      for s in component.sites))
+    # the reference takes sites at several positions (a tuple), which intjax's Site does not model
+    return SimpleNamespace(name=component.name, sites=tuple(SimpleNamespace(**{**vars(s), "pos": where(s.pos)})
+                                                            for s in component.sites))
 
 
 @pytest.mark.parametrize("semantics", ["recompute", "frozen"])

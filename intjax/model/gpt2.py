@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import GPT2Config
@@ -197,8 +197,11 @@ class GPT2(eqx.Module):
     lnf_b: Float[Array, " D"]
     W_U: Optional[Float[Array, "D V"]] = None  # None: tied to W_E
 
-    def check_tokens(self, tokens: Int[Array, " T"]) -> None:
-        """Raise InputError for tokens the model cannot read (skipped under jit)."""
+    # The entry points that take a user's tokens annotate them as ArrayLike (numpy or jax; meant
+    # as `[T]` integers): check_tokens then names what is wrong, before any shape check could.
+
+    def check_tokens(self, tokens: ArrayLike) -> None:
+        """Raise InputError for tokens the model cannot read (skipped under jit); `[T]` integers are fine."""
         if isinstance(tokens, jax.core.Tracer):
             return
         t = np.asarray(tokens)
@@ -222,7 +225,7 @@ class GPT2(eqx.Module):
                 f"0..{cfg.vocab_size - 1}; tokenize with this model's tokenizer"
             )
 
-    def embed(self, tokens: Int[Array, " T"]) -> Float[Array, "T D"]:
+    def embed(self, tokens: ArrayLike) -> Float[Array, "T D"]:
         """Token plus position embedding: the residual stream before layer 0."""
         self.check_tokens(tokens)
         return self.W_E[tokens] + self.W_pos[: tokens.shape[0]]
@@ -286,7 +289,7 @@ class GPT2(eqx.Module):
         """Every layer's attention keys and values at the given residuals (one per layer)."""
         return jax.vmap(lambda p, r: keys_values(self.config, p, r))(self.blocks, resid_pre)
 
-    def activations(self, tokens: Int[Array, " T"], *, with_pattern: bool = False) -> Activations:
+    def activations(self, tokens: ArrayLike, *, with_pattern: bool = False) -> Activations:
         """The activations pytree of one sequence, without the logits."""
         return self.run_blocks(self.embed(tokens), collect=True, with_pattern=with_pattern)[1]
 
@@ -310,7 +313,7 @@ class GPT2(eqx.Module):
         return x @ W_U
 
     def __call__(
-        self, tokens: Int[Array, " T"], *, with_pattern: bool = False
+        self, tokens: ArrayLike, *, with_pattern: bool = False
     ) -> tuple[Float[Array, "T V"], Activations]:
         """Logits `[T, vocab]` and the activations pytree of one sequence."""
         resid, acts = self.run_blocks(self.embed(tokens), collect=True, with_pattern=with_pattern)

@@ -8,20 +8,21 @@ SiteEdit are the shared data types: the sites a family exposes are the
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, runtime_checkable
 
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.model.gpt2 import Activations, LayerEdits
 
 
+@runtime_checkable
 class PatchableModel(Protocol):
     """A decoder-only transformer the patch engine can run one layer at a time."""
 
     config: Any  # n_layers, n_heads, d_model, d_head, d_mlp, vocab_size, n_positions
 
-    def embed(self, tokens: Int[Array, " T"]) -> Float[Array, "T D"]:
-        """The residual stream before layer 0."""
+    def embed(self, tokens: ArrayLike) -> Float[Array, "T D"]:
+        """The residual stream before layer 0, of `[T]` integer tokens (numpy or jax; checked by the model)."""
 
     def layer(self, index: Int[Array, ""] | int, resid: Float[Array, "T D"], edits: Optional[LayerEdits] = None, *,
               rows: Optional[Int[Array, " R"]] = None, z: Optional[Array] = None,
@@ -39,7 +40,7 @@ class PatchableModel(Protocol):
     def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Array, Array]:
         """Every layer's attention keys and values at the given residuals, each `[L, S, H, Dh]`."""
 
-    def activations(self, tokens: Int[Array, " T"], *, with_pattern: bool = False) -> Activations:
+    def activations(self, tokens: ArrayLike, *, with_pattern: bool = False) -> Activations:
         """Every site of one sequence (leading layer axis), without the logits."""
 
     def unembed(self, resid: Float[Array, "*T D"], columns: Optional[Int[Array, " K"]] = None,

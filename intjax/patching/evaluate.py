@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
@@ -209,7 +209,7 @@ def _pad_rows(rows: np.ndarray, n_devices: int) -> np.ndarray:
 
 
 def evaluate_chunk(
-    problem: Problem, masks: Float[np.ndarray, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
+    problem: Problem, masks: Real[ArrayLike, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
     mesh: Optional[Mesh] = None,
 ) -> Float[Array, "C P"]:
     """f at each mask of a chunk whose masks touch no layer below `start`.
@@ -318,7 +318,7 @@ class Checkpoint(Protocol):
 
 def evaluate(
     problem: Problem,
-    masks: Float[np.ndarray, "M n"],
+    masks: ArrayLike,  # [M, n] numbers; check_masks names what is wrong
     *,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     chunk: Optional[int] = None,

@@ -21,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
@@ -202,13 +202,13 @@ class PatchProblem(eqx.Module):
     def layer_step(
         self,
         layer: Int[Array, ""] | int,
-        resid: Float[Array, "T-S D"],
+        resid: Float[Array, "Tq D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
         entry: Entry = Entry.RESID_PRE,
         last_only: bool = False,
         whole: bool = False,
-    ) -> Float[Array, "T-S D"]:
+    ) -> Float[Array, "R D"]:
         """One patched layer for one (mask, prompt); `layer` may be traced (one compile for all).
 
         `resid` holds the positions after the shared prefix (S = `shared_prefix`;
@@ -236,7 +236,7 @@ class PatchProblem(eqx.Module):
         )
 
 
-def run_model(model: PatchableModel, tokens: Int[Array, "P T"], with_pattern: bool = False) -> Activations:
+def run_model(model: PatchableModel, tokens: Int[ArrayLike, "P T"], with_pattern: bool = False) -> Activations:
     """Activations of every prompt (jit + vmap over the batch; no logits computed)."""
     return _run_model(model, jnp.asarray(tokens), with_pattern)
 
@@ -393,9 +393,9 @@ def build_problem(
     prompts: PromptSet,
     components: Sequence[Component],
     *,
-    direction: Direction = "noising",
-    source: Source = "counterfactual",
-    semantics: Semantics = "recompute",
+    direction: Direction | str = "noising",  # `| str`: a wrong word gets build_problem's own error
+    source: Source | str = "counterfactual",
+    semantics: Semantics | str = "recompute",
     metric: str | Metric = "logit_diff",
     reference: Optional[PromptSet] = None,
     mean_groups: Optional[tuple[Sequence, Sequence]] = None,
