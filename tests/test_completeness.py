@@ -71,7 +71,7 @@ def test_a_complete_circuit_has_zero_incompleteness_for_every_K():
     assert c.exhaustive and len(c.sets) == 8  # every K, ∅ included
     np.testing.assert_allclose(c.incompleteness, 0, atol=1e-12)
     np.testing.assert_allclose(c.circuit_side, c.model_side, atol=1e-12)
-    assert all(r.worst_value[0] == pytest.approx(0, abs=1e-12) for r in c.sizes)
+    assert all(r.worst_value[0] == pytest.approx(0, abs=1e-12) and not r.greedy_short for r in c.sizes)
     assert greedy_gaps(c) == []
     for s in c.splits:
         np.testing.assert_allclose(s.outside, 0, atol=1e-12)
@@ -96,8 +96,9 @@ def test_a_missing_backup_is_found_by_exhaustive_search_and_missed_by_greedy():
     # greedy: D first (the only single K with |d| > 0), so at k = 2 it holds D and misses {N1, N2}
     assert names(c.greedy[0]) == {"D"} and "D" in names(c.greedy[1])
     row = c.sizes[1]
-    assert names(row.worst) == {"N1", "N2"} and row.worst_value[0] == pytest.approx(SCALE.mean())
-    assert row.greedy_value[0] == pytest.approx(0.05 * SCALE.mean()) and row.greedy_short
+    assert names(row.worst) == {"N1", "N2"} and row.worst_value[0] == pytest.approx(-SCALE.mean())
+    assert row.greedy_value[0] == pytest.approx(-0.05 * SCALE.mean()) and row.greedy_short
+    assert row.worst_value[1] < row.worst_value[0] < row.worst_value[2] < 0
     assert {"N1", "N2"} <= names(c.worst)  # the worst K overall holds the backup's partners
     gaps = greedy_gaps(c)
     assert [g.k for g in gaps] == [2] and gaps[0].significant
@@ -117,6 +118,28 @@ def test_a_missing_backup_is_found_by_exhaustive_search_and_missed_by_greedy():
     np.testing.assert_allclose(c.splits[2].outside, np.stack([0 * SCALE, -0.05 * SCALE], 1), atol=1e-12)
 
 
+def additive(weights: dict, gap: float):
+    """d(K) = gap + Σ_{v∈K} w_v exactly: each circuit unit's ablation interacts with the outside unit o2 alone."""
+    def fn(A):
+        return gap * ("o1" in A) + sum(w * (v in A) * ("o2" in A) for v, w in weights.items())
+    return planted(fn, list(weights), ["o1", "o2"])
+
+
+def test_greedy_gap_causes_offset_and_path():
+    """No interactions among circuit units in either game, so neither gap is 'interaction'."""
+    # offset: d(∅) = +0.5, a and b pull d down (alone to −0.1), c up; greedy takes c, the worst pair is a+b (−0.7)
+    c = completeness(additive({"a": -0.6, "b": -0.6, "c": 0.3}, 0.5))
+    (g,) = greedy_gaps(c)
+    assert g.k == 2 and [c.circuit_names[i] for i in g.worst] == ["a", "b"] and g.greedy == (0, 2)
+    assert g.empty == pytest.approx(0.5 * SCALE.mean()) and g.joint == pytest.approx(0, abs=1e-12)
+    assert g.single == pytest.approx(-1.2 * SCALE.mean()) and g.cause == "offset"
+    # path: d(∅) = 0; greedy takes a (+1.0) first, then any pair with a nearly cancels; the worst pair is b+c
+    c = completeness(additive({"a": 1.0, "b": -0.9, "c": -0.9}, 0.0))
+    (g,) = greedy_gaps(c)
+    assert g.k == 2 and g.worst == (1, 2) and g.cause == "path"
+    assert g.worst_value[0] == pytest.approx(-1.8 * SCALE.mean())
+
+
 def test_greedy_and_exhaustive_against_brute_force_loops():
     """On a random game: the worst K of each size by itertools, greedy by an explicit loop."""
     rng = np.random.default_rng(3)
@@ -134,7 +157,7 @@ def test_greedy_and_exhaustive_against_brute_force_loops():
     for row in c.sizes:
         worst = max(itertools.combinations(names[:4], row.k), key=lambda K: abs(d(K)))
         assert [names[i] for i in row.worst] == list(worst)
-        assert row.worst_value[0] == pytest.approx(abs(d(worst)))
+        assert row.worst_value[0] == pytest.approx(d(worst))
         assert row.n_random == min(3, len(list(itertools.combinations(range(4), row.k))))
     K = []
     for step in range(4):

@@ -45,6 +45,7 @@ from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.ioi.faithfulness import ABLATIONS, circuit_units
 from intjax.ioi.task import IOIPrompts, template_reference
+from intjax.studies.stats import mean_ci
 
 MAX_EXHAUSTIVE = 16  # circuit units up to which every K ⊆ C is evaluated (2^(n+1) vertices)
 MINIMALITY_THRESHOLD = 0.05  # heads whose best minimality share lies below this are flagged
@@ -170,7 +171,7 @@ class SizeRow:
 
     k: int
     greedy: tuple[int, ...]
-    greedy_value: tuple[float, float, float]  # |mean d|, 95% CI over prompts
+    greedy_value: tuple[float, float, float]  # mean d (signed), 95% bootstrap CI over prompts
     worst: Optional[tuple[int, ...]]  # None when the search is not exhaustive
     worst_value: Optional[tuple[float, float, float]]
     random_max: float  # the largest |mean d| among the random K of this size
@@ -178,9 +179,14 @@ class SizeRow:
 
     @property
     def greedy_short(self) -> bool:
-        """Whether the exhaustive worst K of this size beats greedy's K, CIs apart (greedy's upper end below
-        the worst's lower end)."""
-        return self.worst_value is not None and self.greedy_value[2] < self.worst_value[1]
+        """Whether the exhaustive worst K of this size beats greedy's K with the CIs of |d| apart."""
+        return self.worst_value is not None and abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0]
+
+
+def abs_bounds(value: tuple[float, float, float]) -> tuple[float, float]:
+    """The range of |d| a signed (mean, low, high) allows: from 0 (if the CI holds 0) to max(|low|, |high|)."""
+    _, lo, hi = value
+    return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,10 +223,9 @@ class Completeness:
         """d(K) = F(C∖K) − F(M∖K) per prompt, `[P, S]`."""
         return self.circuit_side - self.model_side
 
-    def value(self, K: Sequence[int], counts: Optional[np.ndarray] = None) -> tuple[float, float, float]:
-        """|mean d(K)| with its 95% bootstrap CI over prompts."""
-        d = self.incompleteness[:, self.sets.index(tuple(sorted(K)))]
-        return abs_mean_ci(d, counts if counts is not None else bootstrap_counts(len(d)))
+    def value(self, K: Sequence[int]) -> tuple[float, float, float]:
+        """mean d(K) (signed) with its 95% bootstrap CI over prompts."""
+        return mean_ci(self.incompleteness[:, self.sets.index(tuple(sorted(K)))])
 
     def name(self, K: Sequence[int]) -> str:
         """K in words: its members joined with '+', or ∅."""
@@ -299,7 +304,7 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
     col = {s: j for j, s in enumerate(sets)}
 
     def val(s):
-        return abs_mean_ci(d[:, col[s]], counts)
+        return mean_ci(d[:, col[s]], n_boot, seed)
 
     rows = []
     for k in range(1, n + 1):
@@ -313,8 +318,8 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
     split_sets = [worst]
     behind = [r for r in rows if r.worst_value is not None and r.greedy]
     if behind:
-        r = max(behind, key=lambda r: r.worst_value[0] - r.greedy_value[0])
-        if r.worst_value[0] > r.greedy_value[0]:
+        r = max(behind, key=lambda r: abs(r.worst_value[0]) - abs(r.greedy_value[0]))
+        if abs(r.worst_value[0]) > abs(r.greedy_value[0]):
             split_sets += [r.worst, r.greedy]
     splits = tuple(outside_split(cg, s) for s in dict.fromkeys(split_sets))
     return Completeness(cg.circuit_names, cg.outside_names, cg.unit, cg.ablation, sets,
@@ -453,20 +458,28 @@ class GreedyGap:
     worst: tuple[int, ...]
     greedy_value: tuple[float, float, float]
     worst_value: tuple[float, float, float]
+    empty: float  # mean d(∅) = F(C) − F(M)
     single: float  # mean Σ_{v∈K} D_v over the worst K: what one-at-a-time removal sees
     joint: float  # mean Σ_{J⊆K, |J|≥2} D_J: what only a joint removal shows
     top_terms: tuple[tuple[tuple[int, ...], float], ...]  # the largest D_J, |J| ≥ 2
 
     @property
     def cause(self) -> str:
-        """'interaction' when the interaction terms among K's members outweigh the single terms (greedy,
-        ranking one unit at a time, cannot see them), else 'path' (greedy's earlier picks lock it out)."""
-        return "interaction" if abs(self.joint) > abs(self.single) else "path"
+        """Why greedy misses the worst K, first rule that applies: 'interaction' when the interaction terms
+        among K's members outweigh its single terms (greedy ranks one unit at a time and cannot see them);
+        'offset' when d(K) has the sign opposite to d(∅) (its members' own terms work against the circuit's own
+        gap, so each alone shrinks |d| and greedy, maximising |d|, does not start there); else 'path' (greedy's
+        earlier picks, each best on its own, lead it to another set)."""
+        if abs(self.joint) > abs(self.single):
+            return "interaction"
+        if self.empty * (self.empty + self.single + self.joint) < 0:
+            return "offset"
+        return "path"
 
     @property
     def significant(self) -> bool:
-        """Whether the two 95% CIs over prompts are apart (greedy's upper end below the worst's lower end)."""
-        return self.greedy_value[2] < self.worst_value[1]
+        """Whether the 95% CIs of |d| are apart (greedy's upper end below the worst's lower end)."""
+        return abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0]
 
 
 def greedy_gaps(c: Completeness, rel_tol: float = 1e-6) -> list[GreedyGap]:
@@ -478,11 +491,12 @@ def greedy_gaps(c: Completeness, rel_tol: float = 1e-6) -> list[GreedyGap]:
     for row in c.sizes:
         if not row.greedy or row.worst_value is None:
             continue
-        if row.worst_value[0] <= row.greedy_value[0] * (1 + rel_tol) + 1e-12:
+        if abs(row.worst_value[0]) <= abs(row.greedy_value[0]) * (1 + rel_tol) + 1e-12:
             continue
         single, joint = c.single_and_joint(row.worst)
-        out.append(GreedyGap(row.k, row.greedy, row.worst, row.greedy_value, row.worst_value, float(single.mean()),
-                             float(joint.mean()), tuple(c.top_terms(row.worst))))
+        out.append(GreedyGap(row.k, row.greedy, row.worst, row.greedy_value, row.worst_value,
+                             float(c.lattice[:, 0].mean()), float(single.mean()), float(joint.mean()),
+                             tuple(c.top_terms(row.worst))))
     return out
 
 
