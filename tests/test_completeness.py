@@ -11,8 +11,8 @@ import pytest
 from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
 from intjax.ioi.completeness import (
-    CircuitGame, abs_mean_ci, bootstrap_counts, circuit_game, completeness, greedy_gaps, max_abs_mean_ci,
-    minimality, outside_split)
+    CircuitGame, abs_bounds, abs_mean_ci, bootstrap_counts, circuit_game, completeness, greedy_gaps,
+    max_abs_mean_ci, minimality, outside_split, simultaneous_bound)
 
 P = 12
 SCALE = 1 + 0.1 * np.random.default_rng(0).normal(size=P)  # per-prompt spread, so every CI has width
@@ -121,7 +121,7 @@ def test_a_missing_backup_is_found_by_exhaustive_search_and_missed_by_greedy():
 def additive(weights: dict, gap: float):
     """d(K) = gap + Σ_{v∈K} w_v exactly: each circuit unit's ablation interacts with the outside unit o2 alone."""
     def fn(A):
-        return gap * ("o1" in A) + sum(w * (v in A) * ("o2" in A) for v, w in weights.items())
+        return 1.0 + gap * ("o1" in A) + sum(w * (v in A) * ("o2" in A) for v, w in weights.items())
     return planted(fn, list(weights), ["o1", "o2"])
 
 
@@ -199,6 +199,23 @@ def test_non_exhaustive_completeness_keeps_greedy_and_random():
 # identities (by construction) and CIs
 
 
+def test_simultaneous_bound_tells_a_planted_backup_from_noise():
+    """Noise alone (d = 0 for every K, per-prompt noise of sd 0.3): the worst of 16 K stays under the bound on
+    most seeds; the missing backup (|d| = 1 at {N1, N2}) always exceeds it."""
+    def flat(A):
+        return kept("a", A) * kept("b", A)  # nothing outside matters: d(K) = 0 up to the noise
+    below = 0
+    for seed in range(20):
+        c = completeness(planted(flat, ["a", "b", "c", "e"], ["o1", "o2"], noise=0.3, seed=seed), n_boot=400,
+                         seed=seed)
+        below += not c.incomplete
+        np.testing.assert_allclose(abs(c.incompleteness.mean(0)).max(), abs(c.value(c.worst)[0]))
+        assert c.simultaneous > 0.3 / np.sqrt(P)  # wider than one K's standard error
+    assert below >= 15  # about 95% of seeds (≥ 15 of 20 fails with probability < 1e-3 if the level holds)
+    c = completeness(planted(backup_game, *BACKUP, noise=0.3, seed=0), n_boot=400)
+    assert c.incomplete and {c.circuit_names[i] for i in c.worst} >= {"N1", "N2"}
+
+
 def test_outside_split_equals_the_mobius_sums_by_construction():
     """Δ_o(K) = Σ_{∅≠J⊆K} I_{J∪{o}} and R(K) = Σ over two or more outside units, I the Möbius terms of h over
     all n + m units (fast_mobius); and d(K) − d(∅) = Σ_{∅≠J⊆K} D_J over circuit units. Both hold for any h."""
@@ -244,6 +261,10 @@ def test_cis_against_explicit_bootstrap_loops():
     assert (lo, hi) == pytest.approx(tuple(np.quantile([np.abs(x[i].mean(0)).max() for i in idx], [0.025, 0.975])))
     # re-choosing the worst column in each resample never gives a lower statistic than a fixed column
     assert lo >= abs_mean_ci(x[:, 0], counts)[1] - 1e-12
+    centred = x - x.mean(0)
+    assert simultaneous_bound(x, counts, chunk=7) == pytest.approx(
+        np.quantile([np.abs(centred[i].mean(0)).max() for i in idx], 0.95))
+    assert abs_bounds((0.5, -0.2, 1.0)) == (0.0, 1.0) and abs_bounds((-0.5, -0.9, -0.3)) == (0.3, 0.9)
 
 
 def test_bad_input_is_refused(ioi_small_model):
@@ -318,3 +339,44 @@ def test_sides_match_hf_torch_loops(ioi_small_model):
                 for side, names in ((cs, [*K, *outside]), (ms, list(K))):
                     logits, _ = hf_run(hf, c, replace=replace(names))
                     assert side[p, j] == pytest.approx(float(logits[-1, t] - logits[-1, f]), abs=2e-3), (ablation, K)
+
+
+# ---------------------------------------------------------------------------
+# the report's words, each from a rule checked above
+
+
+def test_report_words_follow_the_planted_truth():
+    from intjax.ioi.report import build_completeness_scatter, completeness_section, completeness_summary_lines
+
+    cg = planted(backup_game, *BACKUP)
+    c, m = completeness(cg), minimality(cg)
+    text = completeness_section(c, m)
+    assert "the circuit is not complete" in text and "no K shows" not in text
+    gap_line = next(line for line in text.splitlines() if line.startswith("- |K| = 2:"))
+    assert "exhaustive worst N1+N2" in gap_line and "the CIs of |d| are apart" in gap_line
+    assert "interaction terms among its members outweigh their single terms" in gap_line
+    assert f"D[N1+N2] = {-SCALE.mean():+.3f}" in gap_line
+    carry = next(line for line in text.splitlines() if line.startswith("- What carries d(N1+N2)"))
+    assert "(largest B " in carry and "two or more outside units together give +0.000" in carry
+    (summary,) = completeness_summary_lines(c, m)
+    assert "beyond the 95% simultaneous bound" in summary and "most of it is B" in summary
+    assert "at |K| = 2 (interaction; CIs apart at 2)" in summary
+    ax = build_completeness_scatter(c).axes[0]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"K = ∅", "greedy K", "F(C∖K) = F(M∖K) (complete)"}
+
+    def complete(A):
+        return kept("a", A) * kept("b", A) + 0.5 * kept("c", A) * 0 + max(kept("P1", A), kept("P2", A))
+    cg = planted(complete, ["a", "b", "c", "P1", "P2"], ["o1"])
+    c, m = completeness(cg), minimality(cg)
+    text = completeness_section(c, m)
+    assert "no K shows the circuit incomplete" in text and "the circuit is not complete" not in text
+    assert "Greedy K reaches the exhaustive worst |d| at every size" in text
+    assert "Below the 5% threshold: c (CI wholly below for c)" in text
+    assert "P1, P2 change F(C) by less than 5% when removed from the full circuit" in text
+    (summary,) = completeness_summary_lines(c, m)
+    assert "within the 95% simultaneous bound" in summary and "heads below 5% of F(C): c." in summary
+
+    for weights, gap, words in (({"a": -0.6, "b": -0.6, "c": 0.3}, 0.5, "has the sign opposite to d(∅)"),
+                                ({"a": 1.0, "b": -0.9, "c": -0.9}, 0.0, "greedy's earlier picks")):
+        cg = additive(weights, gap)
+        assert words in completeness_section(completeness(cg), minimality(cg))

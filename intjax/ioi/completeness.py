@@ -134,6 +134,16 @@ def abs_mean_ci(x: np.ndarray, counts: np.ndarray, level: float = 0.95,
     return float(point), float(lo), float(hi)
 
 
+def simultaneous_bound(x: np.ndarray, counts: np.ndarray, level: float = 0.95, chunk: int = 100) -> float:
+    """The level-quantile of max over columns of |resampled mean − mean| `x [P, S]`: with probability `level`
+    no column's mean strays further from its truth, so a column whose |mean| exceeds it is non-zero even after
+    picking the largest of S (a max-type bootstrap; Westfall and Young 1993)."""
+    P = x.shape[0]
+    centred = x - x.mean(0)
+    stats = [np.abs(c @ centred / P).max(1) for c in np.array_split(counts, max(1, len(counts) // chunk))]
+    return float(np.quantile(np.concatenate(stats), level))
+
+
 def max_abs_mean_ci(x: np.ndarray, counts: np.ndarray, level: float = 0.95, chunk: int = 100,
                     scale: Optional[np.ndarray] = None) -> tuple[float, float]:
     """Bootstrap CI of max over columns of |mean of x[:, j]| `x [P, S]`, re-selecting the column in every
@@ -208,6 +218,7 @@ class Completeness:
     lattice_terms: Optional[np.ndarray]  # [P, 2^n] Möbius of d over circuit units: D_J (D_∅ = d(∅))
     worst: tuple[int, ...]  # the K of largest |mean d| found (exhaustive when possible)
     worst_ci_reselected: Optional[tuple[float, float]]  # CI of max_K |mean d|, K re-chosen per resample
+    simultaneous: float  # 95% bound on max_K |mean d(K) − true d(K)| over every K evaluated (max-type bootstrap)
     splits: tuple[OutsideSplit, ...]  # outside decomposition: the worst K; where greedy falls furthest behind,
     # that size's worst K and greedy's K
     n_vertices: int
@@ -217,6 +228,11 @@ class Completeness:
     def exhaustive(self) -> bool:
         """Whether every K ⊆ C was evaluated."""
         return self.lattice is not None
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether the worst |mean d| exceeds the simultaneous bound: some K is incomplete, selection included."""
+        return abs(self.incompleteness[:, self.sets.index(self.worst)].mean()) > self.simultaneous
 
     @property
     def incompleteness(self) -> np.ndarray:
@@ -314,6 +330,7 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
                             float(max(abs(d[:, col[s]].mean()) for s in random_sets[k])), len(random_sets[k])))
     worst = max(sets[1:], key=lambda s: abs(d[:, col[s]].mean()))
     reselected = max_abs_mean_ci(lattice[:, 1:], counts) if lattice is not None else None
+    bound = simultaneous_bound(lattice if lattice is not None else d, counts)
     # split the worst K, and at the size where greedy falls furthest behind, that size's worst and greedy K
     split_sets = [worst]
     behind = [r for r in rows if r.worst_value is not None and r.greedy]
@@ -324,7 +341,7 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
     splits = tuple(outside_split(cg, s) for s in dict.fromkeys(split_sets))
     return Completeness(cg.circuit_names, cg.outside_names, cg.unit, cg.ablation, sets,
                         tuple(found[s] for s in sets), cs, ms, tuple(greedy), tuple(rows), lattice, terms, worst,
-                        reselected, splits, cg.n_vertices, time.perf_counter() - t0)
+                        reselected, bound, splits, cg.n_vertices, time.perf_counter() - t0)
 
 
 def outside_split(cg: CircuitGame, K: Sequence[int]) -> OutsideSplit:
@@ -376,6 +393,9 @@ def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_
     n, O = cg.n, cg.outside_bits
     exhaustive = n <= max_exhaustive
     circuit = cg.h([O])[0]
+    if circuit.mean() == 0:
+        raise InputError("F(C) is 0 on these prompts, so minimality (a share of F(C)) is undefined; use another "
+                         "ablation or more prompts")
     counts = bootstrap_counts(len(circuit), n_boot, seed)
     best, change, share, ci, empty = [], [], [], [], []
     n_cand = 0
