@@ -36,7 +36,7 @@ FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "sea
 
 # How far the sweeps of a stage run below (< 1: prefix sharing) or above (> 1: compiling many
 # shapes) their counted FE, measured as intjax.costs says.
-EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65, "completeness": 0.32}
+EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65, "completeness": 0.5}
 WITNESS_OVERHEAD_FE = 13.0  # per witness beyond its patched runs (its pinned view, the vertex cache)
 
 
