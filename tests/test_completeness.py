@@ -380,3 +380,23 @@ def test_report_words_follow_the_planted_truth():
                                 ({"a": 1.0, "b": -0.9, "c": -0.9}, 0.0, "greedy's earlier picks")):
         cg = additive(weights, gap)
         assert words in completeness_section(completeness(cg), minimality(cg))
+
+
+def test_summary_json_and_value_keys():
+    """summary.json's completeness entries survive JSON and name K in words; values.npz keys follow the splits."""
+    import json
+    from types import SimpleNamespace
+
+    from intjax.ioi.studies import completeness_summary, split_keys
+
+    cg = planted(backup_game, *BACKUP)
+    c, m = completeness(cg), minimality(cg)
+    out = json.loads(json.dumps(completeness_summary(SimpleNamespace(completeness=c, minimality=m))))
+    assert out["completeness"]["incomplete"] is True and out["completeness"]["worst"] == c.name(c.worst)
+    assert out["completeness"]["sizes"][1]["worst"] == "N1+N2" and out["completeness"]["sizes"][1]["greedy_short"]
+    assert out["completeness"]["greedy_gaps"] == [dict(k=2, cause="interaction", single=pytest.approx(0, abs=1e-12),
+                                                       joint=pytest.approx(-SCALE.mean()), empty=pytest.approx(0),
+                                                       significant=True)]
+    assert out["minimality"]["units"] == ["N1", "N2", "D", "X"] and len(out["minimality"]["share_ci"]) == 4
+    assert split_keys(c) == ["completeness_split_worst", "completeness_split_worst_k2", "completeness_split_greedy_k2"]
+    assert completeness_summary(SimpleNamespace(completeness=None, minimality=None)) == {}

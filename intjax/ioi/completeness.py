@@ -190,7 +190,8 @@ class SizeRow:
     @property
     def greedy_short(self) -> bool:
         """Whether the exhaustive worst K of this size beats greedy's K with the CIs of |d| apart."""
-        return self.worst_value is not None and abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0]
+        return bool(self.worst_value is not None
+                    and abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0])
 
 
 def abs_bounds(value: tuple[float, float, float]) -> tuple[float, float]:
@@ -232,7 +233,7 @@ class Completeness:
     @property
     def incomplete(self) -> bool:
         """Whether the worst |mean d| exceeds the simultaneous bound: some K is incomplete, selection included."""
-        return abs(self.incompleteness[:, self.sets.index(self.worst)].mean()) > self.simultaneous
+        return bool(abs(self.incompleteness[:, self.sets.index(self.worst)].mean()) > self.simultaneous)
 
     @property
     def incompleteness(self) -> np.ndarray:
@@ -499,7 +500,7 @@ class GreedyGap:
     @property
     def significant(self) -> bool:
         """Whether the 95% CIs of |d| are apart (greedy's upper end below the worst's lower end)."""
-        return abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0]
+        return bool(abs_bounds(self.greedy_value)[1] < abs_bounds(self.worst_value)[0])
 
 
 def greedy_gaps(c: Completeness, rel_tol: float = 1e-6) -> list[GreedyGap]:
