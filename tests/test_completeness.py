@@ -379,7 +379,12 @@ def test_report_words_follow_the_planted_truth():
     for weights, gap, words in (({"a": -0.6, "b": -0.6, "c": 0.3}, 0.5, "has the sign opposite to d(∅)"),
                                 ({"a": 1.0, "b": -0.9, "c": -0.9}, 0.0, "greedy's earlier picks")):
         cg = additive(weights, gap)
-        assert words in completeness_section(completeness(cg), minimality(cg))
+        text = completeness_section(completeness(cg), minimality(cg))
+        assert words in text and "the CIs of |d| are apart" in text
+        assert "No head lies below the 5% threshold: each matters for some K." in text
+    cg = planted(backup_game, *BACKUP, noise=1.0)  # noise swamps the gap: the CIs overlap, no verdict
+    text = completeness_section(completeness(cg, n_boot=400), minimality(cg, n_boot=400))
+    assert "the CIs of |d| overlap, so the prompts do not separate the two" in text
 
 
 def test_summary_json_and_value_keys():
