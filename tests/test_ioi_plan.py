@@ -56,3 +56,28 @@ def test_command_line_sizes_are_fixed_and_defaults_match_the_library():
     assert plain.theorem_heads == library.theorem_heads
     sizes, _ = fit_budget(FULL, 1.0, planted, fixed=given.fixed)
     assert sizes.n_resamples == 20 and sizes.search_k == FULL.search_k
+
+
+def test_completeness_vertex_count_bounds_the_sweep():
+    """The plan's vertex count for completeness and minimality is at least what a run evaluates (planted
+    games of several shapes), and within twice it; the stage estimate grows by exactly those vertices."""
+    import numpy as np
+
+    from intjax.ioi.completeness import CircuitGame, completeness, minimality
+    from intjax.ioi.plan import EFFICIENCY, completeness_vertices, stage_forward_equivalents
+
+    class Table:
+        def __init__(self, n):
+            self.n_components, self.table = n, np.random.default_rng(n).normal(size=(1 << n, 3))
+
+        def values(self, masks):
+            return self.table[(masks * (1 << np.arange(masks.shape[1]))).sum(1).astype(int)]
+
+    for n, m in ((3, 2), (5, 4), (6, 6)):
+        cg = CircuitGame(Table(n + m), [f"c{i}" for i in range(n)], [f"o{i}" for i in range(m)])
+        completeness(cg), minimality(cg)
+        assert cg.n_vertices <= completeness_vertices(n, m) <= 2 * cg.n_vertices, (n, m)
+    without = stage_forward_equivalents(FULL, 4, 4)
+    with_7 = stage_forward_equivalents(FULL, 4, 4, n_circuit_units=7)
+    assert with_7[5] - without[5] == EFFICIENCY["completeness"] * FULL.n_prompts * completeness_vertices(7, 9)
+    assert with_7[:5] == without[:5]

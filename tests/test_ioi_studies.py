@@ -300,3 +300,29 @@ def test_positional_faithfulness_matches_hf(ioi_small, hf_ioi_small, data):
     # keeping the circuit everywhere keeps more of the model than keeping it at END only
     everywhere = faithfulness_study(model, tok, CIRCUIT, n_resamples=2, n_prompts=6, seed=0, ablations=("zero",))
     assert everywhere.circuit_metric[0, 0] != pytest.approx(study.circuit_metric[0, 0], abs=1e-3)
+
+
+def test_completeness_by_class_at_role_positions_matches_hf(ioi_small, hf_ioi_small, data):
+    """The GPT-2 small path (class units, each class kept only at its position): F(C∖K) and F(M∖K) for
+    K = {movers}, zero ablation, with every replaced head and position written out in torch."""
+    from intjax.ioi.completeness import circuit_game
+
+    model, tok = ioi_small
+    where = {"movers": "END", "inhibition": "END"}
+    cg = circuit_game(model, tok, data, CIRCUIT, ablation="zero", class_positions=where, unit="class")
+    assert cg.circuit_names == ("movers", "inhibition") and "L1H0@~END" in cg.outside_names
+    cs, ms = (side[:, 0] for side in cg.sides([cg.index(["movers"])]))
+    inside = {x for v in CIRCUIT.values() for x in v}
+    for p, (c, t, f) in enumerate(zip(data.prompts.clean, data.prompts.target, data.prompts.foil)):
+        end, rest = len(c) - 1, tuple(range(len(c) - 1))
+        circuit_side, model_side = {}, {}
+        for h in parse_components("heads", model.config):
+            site = (h.sites[0].layer, h.sites[0].head)
+            if h.name in CIRCUIT["movers"]:
+                circuit_side[("z", *site, None)] = model_side[("z", *site, end)] = lambda v, k: v * 0
+            elif h.name in inside:
+                circuit_side[("z", *site, rest)] = lambda v, k: v * 0
+            else:
+                circuit_side[("z", *site, None)] = lambda v, k: v * 0
+        assert cs[p] == pytest.approx(_hf_logit_diff(hf_ioi_small, c, t, f, circuit_side), abs=1e-3)
+        assert ms[p] == pytest.approx(_hf_logit_diff(hf_ioi_small, c, t, f, model_side), abs=1e-3)

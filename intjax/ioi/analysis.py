@@ -35,13 +35,14 @@ from intjax.studies.readings import read_pair_per_prompt, sign_box
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
-from intjax.ioi.studies import IOIStudyOptions, run_ioi_studies, strongest_heads, studies_arrays
+from intjax.ioi.studies import (IOIStudyOptions, completeness_summary, run_ioi_studies, strongest_heads,
+                                studies_arrays)
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
 
 
 STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
                "exact interactions (orders 2 and 3)", "theorem table", "distance scaling",
-               "circuit, remedies, witnesses, search, faithfulness", "figures and report")
+               "circuit, remedies, witnesses, search, faithfulness, completeness", "figures and report")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,21 @@ def with_sizes(options: IOIAnalysisOptions, sizes: Sizes) -> IOIAnalysisOptions:
                                studies=studies)
 
 
+def _n_circuit_units(spec: str, model: GPT2) -> int:
+    """Completeness units of the circuit of `spec`: its heads, or its classes beyond MAX_EXHAUSTIVE heads (a
+    circuit still to be discovered: one more head than classes per two classes, as on ioi-small)."""
+    from intjax.ioi.completeness import MAX_EXHAUSTIVE
+
+    if spec == "wang2022" or (spec == "auto" and is_gpt2_small(model)):
+        heads, classes = sum(len(v) for v in GPT2_SMALL_IOI_CIRCUIT.values()), len(GPT2_SMALL_IOI_CIRCUIT)
+    elif spec not in ("auto", "discover"):
+        circuit = read_circuit(spec)
+        heads, classes = sum(len(v) for v in circuit.values()), len(circuit)
+    else:
+        heads = classes = len(ROLES) + len(ROLES) // 2
+    return heads if heads <= MAX_EXHAUSTIVE else classes
+
+
 def _n_classes(spec: str, model: GPT2) -> int:
     """How many classes the circuit of `spec` has (an estimate for a circuit still to be discovered)."""
     if spec == "wang2022" or (spec == "auto" and is_gpt2_small(model)):
@@ -103,9 +119,10 @@ def plan(model: GPT2, data_lengths: np.ndarray, n_prompts: int,
     L, H = model.config.n_layers, model.config.n_heads
     per_forward = seconds_per_forward(model, mean_length(data_lengths))
     n_classes = _n_classes(options.studies.circuit, model)
+    n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:
-        return stage_seconds(sizes, L, H, per_forward, n_classes)
+        return stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
 
     sizes = analysis_sizes(options, n_prompts)
     notes = []
@@ -199,7 +216,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         timings["distance_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
-                                      f"{options.studies.search_pool} heads"):
+                                      f"{options.studies.search_pool} heads, completeness and minimality"):
         t0 = time.perf_counter()
         te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
         studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
@@ -242,7 +259,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                        triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
                        circuit_source=studies.circuit_source,
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
-                       search_pool_rule=studies.search_pool_rule, timings=timings,
+                       search_pool_rule=studies.search_pool_rule, **completeness_summary(studies), timings=timings,
                        vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
                        plan=dict(budget_minutes=options.budget_minutes, notes=notes,
                                  estimated_s=dict(zip(STAGE_NAMES, estimates)), measured_s=stages.seconds))

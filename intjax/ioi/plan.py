@@ -36,7 +36,7 @@ FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "sea
 
 # How far the sweeps of a stage run below (< 1: prefix sharing) or above (> 1: compiling many
 # shapes) their counted FE, measured as intjax.costs says.
-EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65}
+EFFICIENCY = {"split": 0.65, "orders": 1.5, "faithfulness": 0.32, "search": 0.65, "completeness": 0.5}
 WITNESS_OVERHEAD_FE = 13.0  # per witness beyond its patched runs (its pinned view, the vertex cache)
 
 
@@ -60,8 +60,18 @@ class Sizes:
     search_k: int
 
 
-def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_classes: int = 7) -> list[float]:
-    """FE of each stage of `ioi_analysis.STAGE_NAMES` (the last, figures and report, costs none)."""
+def completeness_vertices(n_units: int, n_outside: int, exhaustive: bool = True) -> int:
+    """Vertices of completeness and minimality (intjax.ioi.completeness): h(K) and h(K ∪ O) for every K ⊆ C
+    (or greedy's n² steps), then three outside splits of m + 2 vertices each beside the m outside heads alone.
+    Minimality reads the same lattice."""
+    search = 2 ** (n_units + 1) if exhaustive else 2 * n_units * n_units + 4 * n_units ** 2
+    return search + 3 * (n_outside + 2) + n_outside
+
+
+def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_classes: int = 7,
+                              n_circuit_units: int = 0) -> list[float]:
+    """FE of each stage of `ioi_analysis.STAGE_NAMES` (the last, figures and report, costs none);
+    `n_circuit_units` > 0 adds completeness and minimality over that many circuit units."""
     s, L = sizes, n_layers
     N = n_layers * n_heads
     one, two = layers_after_first(L, 1), layers_after_first(L, 2)  # share of layers after one head, two heads
@@ -82,13 +92,19 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
               + 2 * N * s.n_prompts * one)
     faithfulness = (EFFICIENCY["faithfulness"] * s.n_resamples * s.n_ablations * ((1 << n_classes) + 1)
                     * s.faithfulness_prompts)
-    return [nie, split, orders, theorems, distance, remedies + witnesses + search + faithfulness, 0.0]
+    complete = 0.0
+    if n_circuit_units:
+        outside = max(N - n_circuit_units, 1)
+        complete = (EFFICIENCY["completeness"] * s.n_prompts
+                    * completeness_vertices(n_circuit_units, outside, n_circuit_units <= 16))
+    return [nie, split, orders, theorems, distance, remedies + witnesses + search + faithfulness + complete, 0.0]
 
 
-def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7) -> list[float]:
+def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7,
+                  n_circuit_units: int = 0) -> list[float]:
     """Estimated seconds of each stage: its FE at `per_forward` plus its compilation."""
     return [fe * per_forward + (COMPILE_S_PER_STAGE if fe else 0.0)
-            for fe in stage_forward_equivalents(sizes, n_layers, n_heads, n_classes)]
+            for fe in stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units)]
 
 
 def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = ()) -> tuple[Sizes, list[str]]:

@@ -1,7 +1,7 @@
-"""The IOI interaction studies: circuit faithfulness and its decomposition, invisible and
-inflated heads, greedy versus combinatorial search, and the remedies table.
+"""The IOI interaction studies: circuit faithfulness and its decomposition, completeness and
+minimality, invisible and inflated heads, greedy versus combinatorial search, and the remedies table.
 
-`run_ioi_studies` runs all four on one model; `ioi_analysis` calls it after the
+`run_ioi_studies` runs them all on one model; `ioi_analysis` calls it after the
 per-head NIE (which it reuses) and writes the results into the report.
 """
 
@@ -18,6 +18,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
 from intjax.ioi.circuit import resolve_circuit
+from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.ioi.remedies import RemedyRow, remedies_table
 from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
@@ -50,6 +51,9 @@ class IOIStudyOptions:
     n_context: int = 2  # strongest units already patched for the context effect
     ratio: float = 3.0  # invisible / inflated threshold (see studies.visibility)
     floor: float = 0.05  # ... only for effects ≥ floor × |TE|
+    completeness_ablation: Optional[str] = "mean"  # ablation of completeness and minimality (None skips them)
+    completeness_random: int = 8  # random K of each size beside greedy's and the exhaustive worst
+    minimality_threshold: float = 0.05  # heads whose best minimality share is below this are flagged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,8 @@ class IOIStudies:
     head_names: list[str]
     witnesses: WitnessImportance  # for the strongest suspect of the noising visibility study
     seconds: dict[str, float]
+    completeness: Optional[Completeness] = None  # on the analysis's prompts (None: skipped)
+    minimality: Optional[Minimality] = None
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
         """The remedies row of this estimator and unit."""
@@ -153,8 +159,20 @@ def run_ioi_studies(
                                on_resample=lambda r: r + 1 < options.n_resamples and tick(
                                    f"faithfulness: resample {r + 2} of {options.n_resamples}"), **kw)
     seconds["faithfulness_s"] = time.perf_counter() - t0
+
+    complete = minimal = None
+    if options.completeness_ablation is not None:
+        say(f"completeness and minimality ({options.completeness_ablation} ablation)")
+        t0 = time.perf_counter()
+        cg = circuit_game(model, tokenizer, data, circuit, ablation=options.completeness_ablation,
+                          class_positions=positions, reference_per_template=options.reference_per_template,
+                          seed=seed, checkpoints=ckpt / "completeness" if ckpt else None, quiet=quiet,
+                          desc="completeness", options=dict(study="completeness"), **kw)
+        complete = completeness(cg, n_random=options.completeness_random, seed=seed)
+        minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
+        seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds)
+                      names, witnesses, seconds, complete, minimal)
 
 
 def strongest_suspect(row: RemedyRow) -> int:
@@ -182,4 +200,51 @@ def studies_arrays(studies: IOIStudies) -> tuple[dict[str, np.ndarray], dict[str
         arrays[key + "_nie"] = row.nie
         arrays[key + "_context"] = row.visibility.context[None]
         items[key + "_nie"] = items[key + "_context"] = list(row.names)
+    c, m = studies.completeness, studies.minimality
+    if c is not None and m is not None:
+        sets = [c.name(K) for K in c.sets]
+        arrays["completeness_circuit_side"], items["completeness_circuit_side"] = c.circuit_side, sets
+        arrays["completeness_model_side"], items["completeness_model_side"] = c.model_side, sets
+        for key, split in zip(split_keys(c), c.splits):
+            arrays[key] = np.column_stack([split.empty, split.outside, split.joint])
+            items[key] = ["F(C) - F(M)", *split.outside_names, "two or more outside units"]
+        arrays["minimality_change"], items["minimality_change"] = m.change, list(m.names)
+        arrays["minimality_circuit"], items["minimality_circuit"] = m.circuit[:, None], ["F(C)"]
     return arrays, items
+
+
+def split_keys(c: Completeness) -> list[str]:
+    """values.npz keys of the completeness outside splits: the worst K, then that size's worst and greedy K
+    where greedy falls furthest behind."""
+    keys = ["completeness_split_worst"]
+    for split in c.splits[1:]:
+        kind = "worst" if split.K in (r.worst for r in c.sizes) else "greedy"
+        keys.append(f"completeness_split_{kind}_k{len(split.K)}")
+    return keys
+
+
+def completeness_summary(studies: IOIStudies) -> dict:
+    """Completeness and minimality for summary.json: K in words, means and 95% CIs over prompts."""
+    c, m = studies.completeness, studies.minimality
+    if c is None or m is None:
+        return {}
+    from intjax.ioi.completeness import greedy_gaps
+
+    return dict(
+        completeness=dict(
+            unit=c.unit, ablation=c.ablation, exhaustive=c.exhaustive, circuit_units=list(c.circuit_names),
+            outside_units=list(c.outside_names), gap_empty=c.value(())[0],
+            worst=c.name(c.worst), worst_d=list(c.value(c.worst)),
+            worst_abs_ci_reselected=list(c.worst_ci_reselected) if c.worst_ci_reselected else None,
+            simultaneous_bound=c.simultaneous, incomplete=c.incomplete,
+            sizes=[dict(k=r.k, greedy=c.name(r.greedy), greedy_d=list(r.greedy_value),
+                        worst=c.name(r.worst) if r.worst is not None else None,
+                        worst_d=list(r.worst_value) if r.worst_value is not None else None,
+                        random_max_abs=r.random_max, n_random=r.n_random, greedy_short=r.greedy_short)
+                   for r in c.sizes],
+            greedy_gaps=[dict(k=g.k, cause=g.cause, single=g.single, joint=g.joint, empty=g.empty,
+                              significant=g.significant) for g in greedy_gaps(c)],
+            splits=dict(zip(split_keys(c), (s.name for s in c.splits))), n_vertices=c.n_vertices),
+        minimality=dict(threshold=m.threshold, exhaustive=m.exhaustive, units=list(m.names),
+                        best=[c.name(K) for K in m.best], share=m.share.tolist(), share_ci=m.share_ci.tolist(),
+                        share_at_empty=m.at_empty.tolist(), flagged=[m.names[i] for i in m.flagged]))
