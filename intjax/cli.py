@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     thm.add_argument("--order", type=_at_least(2), default=2, help="highest interaction order checked")
     thm.add_argument("--direction", choices=["noising", "denoising"], default="noising")
     thm.add_argument("--source", choices=["counterfactual", "mean", "zero"], default="counterfactual")
-    thm.add_argument("--n-check", type=POSITIVE, default=6, help="strongest sets per order checked by quadrature")
+    thm.add_argument("--n-check", type=POSITIVE, default=6, help="strongest sets per order checked by the integral identity, bound and slopes")
     thm.add_argument("--cut", default="heads,mlps", metavar="SPEC",
                      help="components the noising/denoising duality is checked over (it holds under frozen "
                           "semantics when they form a complete cut: heads,mlps is one when clean and corrupted "

@@ -13,6 +13,7 @@ import pytest
 import intjax
 from intjax.estimands import interactions, linear, linear_gap, nie, theorem_table
 from intjax.estimands.mobius import subset_masks, subsets_up_to
+from intjax.estimands.theorems import integral_verdict
 from intjax.patching import build_problem, make_prompt_set, parse_components
 from test_patching import prompt_rows, reference_values
 
@@ -107,10 +108,10 @@ def test_frozen_with_linear_readout_has_no_interactions(tiny, x64):
     assert np.abs(interactions(recompute, order=2)[1]).max() > 1e-3  # the MLP is non-linear
 
 
-def test_theorem_table_fresh_scan_vs_chunked_identities_quadrature_vs_exact_bound_and_slopes(tiny, x64):
+def test_theorem_table_fresh_scan_vs_chunked_identities_integral_vs_exact_bound_and_slopes(tiny, x64):
     """The two identity residuals compare fresh f values from the scan path with Möbius sums of the
     chunked evaluator's values (equal by construction if both paths agree: a code-path check, not a
-    theorem check); the quadrature of nested-JVP mixed partials against the exact INT, the bound
+    theorem check); the integral of nested-JVP mixed partials against the exact INT, the bound
     and the scaling slopes are the theorem checks."""
     model, _ = intjax.load_model(tiny[0], dtype=jnp.float64, tokenizer=False)
     rows = prompt_rows(model.config.vocab_size, (7, 7, 7))
@@ -121,7 +122,8 @@ def test_theorem_table_fresh_scan_vs_chunked_identities_quadrature_vs_exact_boun
                           bound_order=2)  # the sampled sup on triples: tests/test_bound.py
     assert table["identity_max_residual"] < 1e-9 * table["effect_scale"]
     assert table["context_identity_max_residual"] < 1e-9 * table["effect_scale"]
-    assert table["quadrature_vs_exact_max_rel"] < 0.05
+    assert integral_verdict(table) == "pass", (table["integral_max_z"], table["integral_resolution"])
+    assert table["integral_max_rel_error"] < 0.05
     assert table["bound_holds_fraction"] == 1.0
     for k, slope in table["slope_frozen"].items():
         assert abs(slope - k) < 0.15, (k, slope)

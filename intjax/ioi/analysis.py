@@ -303,10 +303,13 @@ def _theorem_reading(theorems: dict | None) -> list[str]:
         return []
     rows = {r["check"]: r for r in theorem_rows(theorems)}
     failed = [name for name, r in rows.items() if r["verdict"] == "fail"]
+    unsure = [name for name, r in rows.items() if r["verdict"] == "inconclusive"]
     frozen_dual = rows.get("duality (frozen)")
     recompute_dual = rows.get("duality (recompute)")
     lines = [f"- Theorem table: {sum(r['verdict'] == 'pass' for r in rows.values())} checks pass"
-             + (f", {len(failed)} fail ({', '.join(failed)})." if failed else ", none fails.")]
+             + (f", {len(failed)} fail ({', '.join(failed)})" if failed else ", none fails")
+             + (f"; {len(unsure)} inconclusive ({', '.join(unsure)}: the check's error bar is too wide to "
+                "tell)." if unsure else ".")]
     gap = theorems.get("duality", {}).get("recompute", {}).get("max_rel_residual", 0.0)
     if frozen_dual is not None and recompute_dual is not None and gap > 1e-2:
         lines.append(f"- Noising and denoising NIE are related through interactions only under frozen semantics "
