@@ -152,7 +152,9 @@ def ioi_options(args: argparse.Namespace):
     defaults = dict(IOI_SIZE_DEFAULTS, **given)
     studies = IOIStudyOptions(circuit=args.circuit, n_resamples=defaults["n_resamples"],
                               search_pool=defaults["search_pool"], search_k=defaults["search_k"],
-                              positional={"auto": None, "on": True, "off": False}[args.positional])
+                              positional={"auto": None, "on": True, "off": False}[args.positional],
+                              completeness_ablation=None if args.completeness_ablation == "off"
+                              else args.completeness_ablation, minimality_threshold=args.minimality_threshold)
     options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
                                  memory_gb=args.memory_gb, quiet=args.quiet, studies=studies,
                                  theorem_heads=defaults["theorem_heads"], budget_minutes=args.budget_min,
@@ -196,6 +198,11 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
                         "exhaustive up to 24, beam search beyond)")
     g.add_argument("--search-k", type=POSITIVE, default=None,
                    help=f"largest budget k of the search (default {IOI_SIZE_DEFAULTS['search_k']})")
+    g.add_argument("--completeness-ablation", choices=["mean", "resample", "zero", "off"], default="mean",
+                   help="how completeness and minimality ablate the heads outside a set (Wang et al.: mean); "
+                        "off skips them")
+    g.add_argument("--minimality-threshold", type=_at_least(0.0, float, allow_zero=True), default=0.05,
+                   help="flag circuit heads whose best minimality change is below this share of F(C)")
     p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -81,3 +81,19 @@ def test_completeness_vertex_count_bounds_the_sweep():
     with_7 = stage_forward_equivalents(FULL, 4, 4, n_circuit_units=7)
     assert with_7[5] - without[5] == EFFICIENCY["completeness"] * FULL.n_prompts * completeness_vertices(7, 9)
     assert with_7[:5] == without[:5]
+
+
+def test_completeness_flags_reach_the_study_options(capsys):
+    """--completeness-ablation off skips completeness and minimality; a negative threshold is refused."""
+    import pytest
+
+    from intjax.cli import build_parser, ioi_options
+
+    off = ioi_options(build_parser().parse_args(["demo", "--completeness-ablation", "off",
+                                                 "--minimality-threshold", "0.1"]))
+    assert off.studies.completeness_ablation is None and off.studies.minimality_threshold == 0.1
+    resample = ioi_options(build_parser().parse_args(["demo", "--completeness-ablation", "resample"]))
+    assert resample.studies.completeness_ablation == "resample"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--minimality-threshold", "-0.1"])
+    assert "too small" in capsys.readouterr().err
