@@ -49,8 +49,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
                            metric=args.metric, order=args.order, linear=args.linear,
                            memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
     stages = patch_stages(model, prompts, len(components), options)
-    arrays, items, timings = run_patch(model, prompts, components, options, stages=stages,
-                                       checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
+    results, timings = run_patch(model, prompts, components, options, stages=stages,
+                                 checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
     timings["total_s"] = time.perf_counter() - t0
     summary = dict(
         command="patch", model=str(args.model), data=str(args.data), components=args.components,
@@ -65,7 +65,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     )
     if jax.process_index() != 0:  # every process holds all values; process 0 writes them
         return
-    out = write_results(args.out, arrays, items, summary)
+    out = write_results(args.out, results, summary)
     if not args.quiet:
         print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s)")
 

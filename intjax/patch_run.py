@@ -23,6 +23,7 @@ from intjax.patching.problem import SEMANTICS, build_problem
 from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
 from intjax.patching.prompts import PromptSet
 from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
+from intjax.results import Results
 from intjax.sweeps.runner import CheckpointedGame
 
 
@@ -61,9 +62,10 @@ def run_patch(
     model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
     checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (), cache=None,
     stages: Optional[Stages] = None,
-) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, float]]:
-    """Arrays `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
-    nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked).
+) -> tuple[Results, dict[str, float]]:
+    """Estimates `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
+    nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked), each
+    with its direction, semantics and source among its options.
 
     `witnesses` are held at their base-run values in every run (witness pinning). `stages`
     (`patch_stages`) prints a line as each direction starts and ends.
@@ -71,13 +73,11 @@ def run_patch(
     Each needed subset is patched once: NIE and every interaction order share
     the same vertex values. With `checkpoints`, the sweeps are saved there chunk
     by chunk and a rerun resumes them. `cache` (a `VertexCache`) shares vertex
-    values with other sweeps of a run. Returns (arrays, item names per array,
-    timings in s).
+    values with other sweeps of a run. Returns (the estimates, timings in s).
     """
     if options.order < 1:
         raise InputError(f"--order must be at least 1, got {options.order}")
-    arrays: dict[str, np.ndarray] = {}
-    items: dict[str, list[str]] = {}
+    results = Results()
     timings: dict[str, float] = {}
     names = [c.name for c in components]
     n = len(components)
@@ -87,10 +87,11 @@ def run_patch(
             problem = build_problem(model, prompts, components, direction=direction, source=options.source,
                                     semantics=options.semantics, metric=options.metric, pin=witnesses)
             timings[f"setup_{direction}_s"] = time.perf_counter() - t0
-            if "metric_clean" not in arrays:
-                arrays["metric_clean"] = np.asarray(problem.metric_clean, np.float64)[:, None]
-                arrays["metric_corrupted"] = np.asarray(problem.metric_corrupted, np.float64)[:, None]
-                items["metric_clean"], items["metric_corrupted"] = ["clean"], ["corrupted"]
+            if "metric_clean" not in results:
+                results.add("metric_clean", np.asarray(problem.metric_clean)[:, None], ["clean"], metric=options.metric)
+                results.add("metric_corrupted", np.asarray(problem.metric_corrupted)[:, None], ["corrupted"],
+                            metric=options.metric)
+            how = dict(direction=direction, semantics=options.semantics, source=options.source, metric=options.metric)
             t0 = time.perf_counter()
             sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
                          restart=options.restart, desc=f"patching ({direction})",
@@ -104,19 +105,17 @@ def run_patch(
                 vals = game.values(masks)
                 values = dict(zip(subsets_up_to(n, 1), vals))
             single = f"{'pie' if options.semantics == 'frozen' else 'nie'}_{direction}"
-            arrays[single] = np.stack([values[(i,)] - values[()] for i in range(n)], axis=1)
-            items[single] = names
+            results.add(single, np.stack([values[(i,)] - values[()] for i in range(n)], axis=1), names, **how)
             for k in range(2, options.order + 1):
                 cols = [i for i, T in enumerate(sets) if len(T) == k]
-                arrays[f"int{k}_{direction}"] = ints[:, cols]
-                items[f"int{k}_{direction}"] = [set_name(sets[i], names) for i in cols]
+                results.add(f"int{k}_{direction}", ints[:, cols], [set_name(sets[i], names) for i in cols],
+                            order=k, **how)
             timings[f"patching_{direction}_s"] = time.perf_counter() - t0
             if options.linear:
                 t0 = time.perf_counter()
-                arrays[f"linear_{direction}"] = linear(problem)
-                items[f"linear_{direction}"] = names
+                results.add(f"linear_{direction}", linear(problem), names, **how)
                 timings[f"linear_{direction}_s"] = time.perf_counter() - t0
-    return arrays, items, timings
+    return results, timings
 
 
 def run_theorems(

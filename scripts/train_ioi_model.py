@@ -210,7 +210,7 @@ def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout)
     def step(resid, xs):
         p, scale, k = xs
         ka, _, kh, k1, k2 = jax.random.split(k, 5)  # five keys, as the runs so far drew them
-        pattern, _ = attention(cfg, p, scale, resid)  # [H, T, T]
+        pattern = jnp.swapaxes(attention(cfg, p, scale, resid)[0], 0, 1)  # [H, T, T], as the shipped run drew its dropout
         pattern = _drop(ka, pattern, rates.attn)
         v = jnp.einsum("td,hde->the", layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps),
                        p.W_V) + p.b_V

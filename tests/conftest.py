@@ -22,7 +22,7 @@ os.environ.setdefault("INTJAX_COMPILATION_CACHE", "off")
 if os.environ.get("INTJAX_TYPECHECK", "off") == "on":
     from jaxtyping import install_import_hook
 
-    install_import_hook("intjax", "beartype.beartype")
+    install_import_hook("intjax", "typechecker.checked")
 
 TRAIN_TEXT = [
     "When Mary and John went to the store, John gave a drink to Mary.",

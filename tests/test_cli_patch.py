@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from intjax.cli import main
-from intjax.results import read_results
+from intjax.results import read_estimates, read_results
 from test_patching import prompt_rows, reference_values
 from intjax.patching import parse_components
 
@@ -40,6 +41,22 @@ def test_patch_writes_nie_matching_reference(tiny, tmp_path):
         np.testing.assert_allclose(arrays[f"nie_{direction}"], (ref[1:] - ref[:1]).T, atol=2e-4)
     ref = reference_values(hf_model, rows, comps, masks[:1], "noising", "counterfactual", "recompute")
     np.testing.assert_allclose(arrays["metric_clean"][:, 0], ref[0], atol=2e-5)
+    # the same files read back as typed estimates: values, item names and what they were computed with
+    estimates = read_estimates(tmp_path / "out")
+    nie = estimates["nie_denoising"]
+    assert nie.items == ("L0H1", "L2MLP", "L1H3@2") and nie.options["direction"] == "denoising"
+    assert nie.options["semantics"] == "recompute" and nie.options["source"] == "counterfactual"
+    np.testing.assert_array_equal(nie.column("L2MLP"), arrays["nie_denoising"][:, 1])
+    np.testing.assert_allclose(nie.standard_error(), arrays["nie_denoising"].std(0, ddof=1) / np.sqrt(2))
+
+
+def test_estimates_refuse_values_that_do_not_match_their_items():
+    from intjax.results import Estimate
+
+    with pytest.raises(ValueError, match="K = 2 item names"):
+        Estimate(np.zeros((4, 3)), ("a", "b"))
+    with pytest.raises(KeyError, match="no item 'c'"):
+        Estimate(np.zeros((4, 2)), ("a", "b")).column("c")
 
 
 def test_patch_reads_text_prompts(tiny, tiny_model, tmp_path, capsys):

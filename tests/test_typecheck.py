@@ -7,6 +7,7 @@ and `intjax theorems`. The whole suite runs under the same checks with
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     from jaxtyping import TypeCheckError, install_import_hook
 
-    with install_import_hook("intjax", "beartype.beartype"):
+    with install_import_hook("intjax", "typechecker.checked"):
         import jax.numpy as jnp
         import intjax
         from intjax.cli import main
@@ -48,8 +49,9 @@ def test_main_paths_pass_their_annotation_checks(tmp_path):
     ]
     data = tmp_path / "p.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(SHIPPED), str(data), str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "typecheck active" in done.stdout
     assert (tmp_path / "patch" / "values.npz").exists() and (tmp_path / "theorems" / "theorems.json").exists()

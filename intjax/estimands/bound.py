@@ -556,7 +556,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+def spearman(x: Sequence[int | float] | np.ndarray, y: Sequence[int | float] | np.ndarray) -> float:
     """Spearman rank correlation (ties: average ranks); nan with < 3 pairs or a constant side."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if len(x) < 3:

@@ -86,7 +86,7 @@ def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) ->
     return np.asarray(val, np.float64), np.asarray(tan, np.float64)
 
 
-def mixed_partial_fn(game: Game, directions: Float[Array, "k n"], start: int = 0):
+def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int = 0):
     """α ↦ ∂^k f / ∂v_1 … ∂v_k at α, `[P]`, by k nested jax.jvp along the rows v of
     `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`)
     runs a PatchProblem from its cached base residual at that layer."""

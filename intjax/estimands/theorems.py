@@ -140,7 +140,7 @@ def theorem_table(
                 max(float(np.abs(values[(i,)] - values[()]).max()) for i in range(n)))
 
     def sample(k: int, m: int) -> list[Subset]:
-        combos = [tuple(sorted(rng.choice(n, size=k, replace=False))) for _ in range(m)]
+        combos = [tuple(sorted(int(i) for i in rng.choice(n, size=k, replace=False))) for _ in range(m)]
         return sorted(set(combos))
 
     identity = 0.0

@@ -19,7 +19,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.estimands.theorems import theorem_rows
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
-from intjax.results import versions, write_results
+from intjax.results import Results, versions, write_results
 from intjax.runtime import x64
 from intjax.ioi import report as ioi_report
 from intjax.studies import figures
@@ -160,12 +160,11 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                     estimates=estimates, notes=notes)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
-        arrays, items, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads",
-                                           cache=cache)
-        pie, pie_items, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
-                                      ckpt / "heads_frozen", cache=cache)
-        for d in ("noising", "denoising"):
-            arrays[f"pie_{d}"], items[f"pie_{d}"] = pie[f"pie_{d}"], pie_items[f"pie_{d}"]
+        res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads",
+                                 cache=cache)
+        pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
+                           ckpt / "heads_frozen", cache=cache)
+        res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}
@@ -176,14 +175,13 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                                     memory_bytes=int(options.memory_gb * 2**30), cache=cache)
             splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
     with stages.stage(STAGE_NAMES[2], f"pairs among {options.pair_pool}, triples among {options.triple_pool} heads"):
-        pool2 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.pair_pool, len(heads)))
-        pool3 = strongest_heads(arrays["nie_noising"], arrays["nie_denoising"], min(options.triple_pool, len(heads)))
+        pool2 = strongest_heads(res["nie_noising"].values, res["nie_denoising"].values, min(options.pair_pool, len(heads)))
+        pool3 = strongest_heads(res["nie_noising"].values, res["nie_denoising"].values, min(options.triple_pool, len(heads)))
         for pool, order in ((pool2, 2), (pool3, 3)):
             comps = [heads[i] for i in pool]
-            a, it, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}",
+            found, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}",
                                  cache=cache)
-            for d in ("noising", "denoising"):
-                arrays[f"int{order}_{d}"], items[f"int{order}_{d}"] = a[f"int{order}_{d}"], it[f"int{order}_{d}"]
+            res.update({f"int{order}_{d}": found[f"int{order}_{d}"] for d in ("noising", "denoising")})
             timings.update({f"order{order}_{k}": v for k, v in t.items()})
 
     with stages.stage(STAGE_NAMES[3], f"{options.theorem_heads} heads, order {options.theorem_order}, float64"
@@ -191,7 +189,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         t0 = time.perf_counter()
         theorems = None  # theorem_heads = 0 skips the table (float64 on a large model's CPU run is slow)
         if options.theorem_heads > 0:
-            thm_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
+            thm_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                       options.theorem_heads)]
             with x64():
                 prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
@@ -206,7 +204,7 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
         t0 = time.perf_counter()
         distance = None
         if options.distance_heads > 1:
-            dist_heads = [heads[i] for i in strongest_heads(arrays["nie_noising"], arrays["nie_denoising"],
+            dist_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                             min(options.distance_heads, len(heads)))]
             problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
                                              seed=options.seed)
@@ -218,35 +216,34 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
                                       f"{options.studies.search_pool} heads, completeness and minimality"):
         t0 = time.perf_counter()
-        te = float((arrays["metric_corrupted"] - arrays["metric_clean"]).mean())
-        studies = run_ioi_studies(model, tokenizer, data, arrays["nie_noising"], arrays["nie_denoising"], te,
+        te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
+        studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values, te,
                                   options.studies, seed=options.seed, checkpoints=ckpt,
                                   memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet, cache=cache,
                                   step=stages.note, tick=stages.tick)
-        study_arrays, study_items = studies_arrays(studies)
-        arrays.update(study_arrays), items.update(study_items)
+        res.update(studies_arrays(studies))
         timings.update(studies.seconds)
         timings["studies_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[6]):
         L, H = model.config.n_layers, model.config.n_heads
         figs = {
-            "nie": figures.nie_heatmaps(arrays["nie_noising"].mean(0).reshape(L, H),
-                                        arrays["nie_denoising"].mean(0).reshape(L, H), out / "nie_heads.png",
-                                        noising_se=_se(arrays["nie_noising"]).reshape(L, H),
-                                        denoising_se=_se(arrays["nie_denoising"]).reshape(L, H)),
-            "linear": figures.linear_vs_exact(arrays["nie_noising"].mean(0), arrays["linear_noising"].mean(0),
+            "nie": figures.nie_heatmaps(res["nie_noising"].values.mean(0).reshape(L, H),
+                                        res["nie_denoising"].values.mean(0).reshape(L, H), out / "nie_heads.png",
+                                        noising_se=_se(res["nie_noising"].values).reshape(L, H),
+                                        denoising_se=_se(res["nie_denoising"].values).reshape(L, H)),
+            "linear": figures.linear_vs_exact(res["nie_noising"].values.mean(0), res["linear_noising"].values.mean(0),
                                               out / "linear_vs_exact.png"),
         }
         for order in (2, 3):  # run_patch lists the sets in the same order for both directions
-            n, d = arrays[f"int{order}_noising"], arrays[f"int{order}_denoising"]
+            n, d = res[f"int{order}_noising"].values, res[f"int{order}_denoising"].values
             top = np.argsort(-np.abs(n.mean(0)))[: options.top]
 
             def ci(a):  # normal 95% interval of the mean over prompts, [K, 2]
                 return np.stack([a.mean(0) - 1.96 * _se(a), a.mean(0) + 1.96 * _se(a)], axis=1)[top]
 
             figs[f"int{order}"] = figures.interaction_bars(
-                [items[f"int{order}_noising"][i] for i in top], n.mean(0)[top], d.mean(0)[top],
+                [res[f"int{order}_noising"].items[i] for i in top], n.mean(0)[top], d.mean(0)[top],
                 out / f"interactions_order{order}.png",
                 f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
                 noising_ci=ci(n), denoising_ci=ci(d))
@@ -263,11 +260,11 @@ def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIA
                        vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
                        plan=dict(budget_minutes=options.budget_minutes, notes=notes,
                                  estimated_s=dict(zip(STAGE_NAMES, estimates)), measured_s=stages.seconds))
-        write_results(out, arrays, items, summary)
+        write_results(out, res, summary)
         if theorems is not None:
             (out / "theorems.json").write_text(json.dumps(theorems, indent=2))
         report = out / "report.md"
-        lines, summary = _report(model_name, data, arrays, items, theorems, options, splits)
+        lines, summary = _report(model_name, data, res, theorems, options, splits)
         summary += ioi_report.studies_summary(studies) + ioi_report.distance_summary(distance)
         head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
         report.write_text("\n".join(lines).replace("@SUMMARY@", head)
@@ -324,31 +321,31 @@ def _pm(mean: float, se: float) -> str:
     return f"{mean:+.3f} ± {se:.3f}"
 
 
-def _pair_readings(arrays, items, direction: str, rows) -> list:
+def _pair_readings(res: Results, direction: str, rows) -> list:
     """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs."""
-    index = {n: i for i, n in enumerate(items[f"nie_{direction}"])}
-    nie = arrays[f"nie_{direction}"]
+    index = {n: i for i, n in enumerate(res[f"nie_{direction}"].items)}
+    nie = res[f"nie_{direction}"].values
     out = []
     for r in rows:
-        a, b = items[f"int2_{direction}"][r].split(",")
-        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], arrays[f"int2_{direction}"][:, r],
+        a, b = res[f"int2_{direction}"].items[r].split(",")
+        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], res[f"int2_{direction}"].values[:, r],
                                         direction)[0])
     return out
 
 
-def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple[list[str], list[str]]:
+def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[list[str], list[str]]:
     """The analysis's own sections (header, NIE, interactions, linear, theorems) and their summary lines."""
-    clean = arrays["metric_clean"][:, 0]
-    corrupted = arrays["metric_corrupted"][:, 0]
-    names = items["nie_noising"]
-    n_arr, d_arr = arrays["nie_noising"], arrays["nie_denoising"]
+    clean = res["metric_clean"].values[:, 0]
+    corrupted = res["metric_corrupted"].values[:, 0]
+    names = res["nie_noising"].items
+    n_arr, d_arr = res["nie_noising"].values, res["nie_denoising"].values
     noise, denoise = n_arr.mean(0), d_arr.mean(0)
     se_n, se_d = _se(n_arr), _se(d_arr)
-    pie_n, pie_d = arrays["pie_noising"].mean(0), arrays["pie_denoising"].mean(0)
-    se_pn, se_pd = _se(arrays["pie_noising"]), _se(arrays["pie_denoising"])
-    gap_n_se = _se(n_arr - arrays["pie_noising"])
-    gap_d_se = _se(d_arr - arrays["pie_denoising"])
-    lin = arrays["linear_noising"].mean(0)
+    pie_n, pie_d = res["pie_noising"].values.mean(0), res["pie_denoising"].values.mean(0)
+    se_pn, se_pd = _se(res["pie_noising"].values), _se(res["pie_denoising"].values)
+    gap_n_se = _se(n_arr - res["pie_noising"].values)
+    gap_d_se = _se(d_arr - res["pie_denoising"].values)
+    lin = res["linear_noising"].values.mean(0)
     te_p = corrupted - clean
     te = float(te_p.mean())
     k = options.top
@@ -356,11 +353,11 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
     by_denoise = np.argsort(-denoise)[:k]  # most positive: the head restores it alone
     ratio = (np.abs(noise) + 1e-9) / (np.abs(denoise) + 1e-9)
     lopsided = [i for i in np.argsort(-np.abs(np.log(ratio))) if max(abs(noise[i]), abs(denoise[i])) > 0.05 * abs(te)][:5]
-    pair_n, pair_d = arrays["int2_noising"], arrays["int2_denoising"]
+    pair_n, pair_d = res["int2_noising"].values, res["int2_denoising"].values
     top_pairs = np.argsort(-np.abs(pair_n.mean(0)))[:k]
-    readings_n = _pair_readings(arrays, items, "noising", top_pairs)
-    readings_d = _pair_readings(arrays, items, "denoising", top_pairs)
-    trip_n, trip_d = arrays["int3_noising"], arrays["int3_denoising"]
+    readings_n = _pair_readings(res, "noising", top_pairs)
+    readings_d = _pair_readings(res, "denoising", top_pairs)
+    trip_n, trip_d = res["int3_noising"].values, res["int3_denoising"].values
     top_trips = np.argsort(-np.abs(trip_n.mean(0)))[:k]
     corr = float(np.corrcoef(noise, lin)[0, 1]) if np.std(lin) > 0 else float("nan")
     gap = np.abs(noise - lin)
@@ -409,7 +406,7 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
                        ("head", "noising NIE", "denoising NIE")),
         "",
     ]
-    pool_size = len(set(",".join(items["int2_noising"]).split(",")))
+    pool_size = len(set(",".join(res["int2_noising"].items).split(",")))
     interactions_section = [
         f"## Strongest interactions (exact, among the {pool_size} strongest heads)",
         "",
@@ -418,12 +415,12 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
         "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
         "direction (rules in the sign box above; a quantity whose 95% CI includes 0 reads as 0).",
         "",
-        markdown_table([(items["int2_noising"][i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.mechanism,
+        markdown_table([(res["int2_noising"].items[i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.mechanism,
                          _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.mechanism)
                         for i, rn, rd in zip(top_pairs, readings_n, readings_d)],
                        ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)")),
         "",
-        markdown_table([(items["int3_noising"][i], _pm(trip_n[:, i].mean(), _se(trip_n)[i]),
+        markdown_table([(res["int3_noising"].items[i], _pm(trip_n[:, i].mean(), _se(trip_n)[i]),
                          _pm(trip_d[:, i].mean(), _se(trip_d)[i])) for i in top_trips],
                        ("triple", "INT noising", "INT denoising")),
         "",
@@ -441,7 +438,7 @@ def _report(model_name, data, arrays, items, theorems, options, splits) -> tuple
     summary = [
         f"- NIE: noising hurts most at {', '.join(f'{names[i]} {_pm(noise[i], se_n[i])}' for i in by_noise[:3])}; "
         f"denoising restores most at {', '.join(f'{names[i]} {_pm(denoise[i], se_d[i])}' for i in by_denoise[:3])}.",
-        f"- Strongest pair {items['int2_noising'][top_pairs[0]]}: {readings_n[0].sentence}; "
+        f"- Strongest pair {res['int2_noising'].items[top_pairs[0]]}: {readings_n[0].sentence}; "
         f"{readings_d[0].sentence}.",
         f"- All heads at once, noising: the gap joint − Σ NIE is {splits['noising'].gap:+.2f}, pairwise "
         f"{splits['noising'].pairwise:+.2f} [{splits['noising'].pairwise_ci[0]:+.2f}, "

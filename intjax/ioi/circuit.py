@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import equinox as eqx
 import jax
@@ -22,6 +22,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import HasConfig
 from intjax.patching.components import layer_of, parse_components
 from intjax.patching.prompts import pad
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
@@ -43,7 +44,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
 )
 
 
-def is_gpt2_small(model: GPT2) -> bool:
+def is_gpt2_small(model: HasConfig) -> bool:
     """Whether the model has GPT-2 small's shape (the Wang et al. circuit's heads exist and mean the same)."""
     c = model.config
     return (c.n_layers, c.n_heads, c.d_model, c.vocab_size) == (12, 12, 768, 50257)
@@ -57,7 +58,7 @@ def _patterns(model: GPT2, tokens):
 def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
     """Mean attention of every head in each ROLES pattern on the clean prompts, `[L, H, len(ROLES)]`."""
     pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, T, H, K]
-    out = np.zeros((*pattern.shape[1:3], len(ROLES)))
+    out = np.zeros((pattern.shape[1], pattern.shape[3], len(ROLES)))
     for p, text in enumerate(data.texts):
         pos = text["positions"]
         for r, (query, key) in enumerate(ROLES.values()):
@@ -148,9 +149,10 @@ def check_circuit_spec(spec: str, model: GPT2 | None = None) -> None:
                     raise InputError(f"circuit file {spec}, class {cls!r}: {h!r} is not one head (LxHy)")
 
 
-def resolve_circuit(spec: str, model: GPT2, data: IOIPrompts, nie_noising: np.ndarray,
-                    nie_denoising: np.ndarray, total_effect: float) -> tuple[dict[str, list[str]], str]:
-    """The circuit `spec` names (see CIRCUIT_CHOICES) and where it came from, in words."""
+def resolve_circuit(spec: str, model: HasConfig, data: Optional[IOIPrompts], nie_noising: Optional[np.ndarray],
+                    nie_denoising: Optional[np.ndarray], total_effect: float) -> tuple[dict[str, list[str]], str]:
+    """The circuit `spec` names (see CIRCUIT_CHOICES) and where it came from, in words; discovery
+    (`model` a GPT2, `data` and the NIEs given) is the only choice that runs the model."""
     if spec == "auto":
         spec = "wang2022" if is_gpt2_small(model) else "discover"
     if spec == "wang2022":

@@ -30,6 +30,7 @@ from intjax.errors import InputError
 from intjax.estimands.game import Game
 from intjax.estimands.mobius import Subset, fast_mobius, lattice_masks
 from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import HasConfig
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
@@ -98,7 +99,7 @@ def variance_shares(total: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str
     return {k: float(np.mean((total - total.mean()) * (p - np.mean(p))) / var) for k, p in parts.items()}
 
 
-def circuit_units(circuit: dict[str, Sequence[str]], model: GPT2,
+def circuit_units(circuit: dict[str, Sequence[str]], model: HasConfig,
                   positions: Optional[dict[str, str]] = None) -> list[Component]:
     """One group per circuit class, then `rest`: every head outside the circuit.
 

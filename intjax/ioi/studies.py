@@ -18,6 +18,7 @@ from intjax.model.gpt2 import GPT2
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
 from intjax.ioi.circuit import resolve_circuit
+from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.ioi.remedies import RemedyRow, remedies_table
@@ -185,32 +186,31 @@ def strongest_suspect(row: RemedyRow) -> int:
     return int(np.argmax(np.abs(v.context - v.nie)))
 
 
-def studies_arrays(studies: IOIStudies) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """The studies' numbers as values.npz arrays with their item names."""
-    f = studies.faithfulness
-    arrays = {"faithfulness": f.faithfulness.T, "faithfulness_model_metric": f.model_metric[:, None],
-              "faithfulness_circuit_metric": f.circuit_metric.T}
-    items = {"faithfulness": list(f.ablations), "faithfulness_model_metric": ["F(M)"],
-             "faithfulness_circuit_metric": list(f.ablations)}
+def studies_arrays(studies: IOIStudies) -> Results:
+    """The studies' numbers as values.npz estimates with their item names (one row where a value is
+    not per prompt: the remedies' context effects)."""
+    f, out = studies.faithfulness, Results()
+    out.add("faithfulness", f.faithfulness.T, f.ablations, study="faithfulness", per="resample")
+    out.add("faithfulness_model_metric", f.model_metric[:, None], ["F(M)"], study="faithfulness", per="resample")
+    out.add("faithfulness_circuit_metric", f.circuit_metric.T, f.ablations, study="faithfulness", per="resample")
     for part, values in f.parts.items():
-        arrays[f"faithfulness_part_{part}"] = values.T
-        items[f"faithfulness_part_{part}"] = list(f.ablations)
+        out.add(f"faithfulness_part_{part}", values.T, f.ablations, study="faithfulness", per="resample")
     for row in studies.remedies:
         key = f"remedy_{row.estimator.replace(' ', '_')}_{row.unit}"
-        arrays[key + "_nie"] = row.nie
-        arrays[key + "_context"] = row.visibility.context[None]
-        items[key + "_nie"] = items[key + "_context"] = list(row.names)
+        how = dict(study="remedies", estimator=row.estimator, unit=row.unit)
+        out.add(key + "_nie", row.nie, row.names, **how)
+        out.add(key + "_context", row.visibility.context[None], row.names, per="mean over prompts", **how)
     c, m = studies.completeness, studies.minimality
     if c is not None and m is not None:
         sets = [c.name(K) for K in c.sets]
-        arrays["completeness_circuit_side"], items["completeness_circuit_side"] = c.circuit_side, sets
-        arrays["completeness_model_side"], items["completeness_model_side"] = c.model_side, sets
+        out.add("completeness_circuit_side", c.circuit_side, sets, study="completeness")
+        out.add("completeness_model_side", c.model_side, sets, study="completeness")
         for key, split in zip(split_keys(c), c.splits):
-            arrays[key] = np.column_stack([split.empty, split.outside, split.joint])
-            items[key] = ["F(C) - F(M)", *split.outside_names, "two or more outside units"]
-        arrays["minimality_change"], items["minimality_change"] = m.change, list(m.names)
-        arrays["minimality_circuit"], items["minimality_circuit"] = m.circuit[:, None], ["F(C)"]
-    return arrays, items
+            out.add(key, np.column_stack([split.empty, split.outside, split.joint]),
+                    ["F(C) - F(M)", *split.outside_names, "two or more outside units"], study="completeness")
+        out.add("minimality_change", m.change, m.names, study="minimality")
+        out.add("minimality_circuit", m.circuit[:, None], ["F(C)"], study="minimality")
+    return out
 
 
 def split_keys(c: Completeness) -> list[str]:

@@ -16,6 +16,14 @@ from intjax.model.gpt2 import Activations, LayerEdits
 
 
 @runtime_checkable
+class HasConfig(Protocol):
+    """Anything with a model config: what decisions about a model's shape (which heads exist, whether
+    it is GPT-2 small) read, so they need no weights."""
+
+    config: Any
+
+
+@runtime_checkable
 class PatchableModel(Protocol):
     """A decoder-only transformer the patch engine can run one layer at a time."""
 

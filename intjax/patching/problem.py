@@ -173,13 +173,14 @@ class PatchProblem(eqx.Module):
             resid, _ = self.model.run_blocks(resid, start=start, stop=L - 1, edits=self.layer_edits(alpha, d))
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
-    def __call__(self, alpha: Float[Array, "*P n"], start: int = 0) -> Float[Array, " P"]:
+    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
 
         `alpha` is `[n]` (the same mask for every prompt) or `[P, n]` (row p for
         prompt p: one VJP then gives every prompt's gradient). `start` may skip
         layers below the first component α (and any tangent) touches.
         """
+        alpha = jnp.asarray(alpha)
         in_axes = (0 if alpha.ndim == 2 else None, 0, None)
         return jax.vmap(self.value, in_axes=in_axes)(alpha, self.data, start)
 
@@ -253,7 +254,7 @@ def _first_positions(kind: str, a: np.ndarray, T: int) -> np.ndarray:
     return a[..., :T] if SITE_KIND_INFO[kind].key_axis else a
 
 
-def _lines(numbers: Sequence[int]) -> str:
+def _lines(numbers: Sequence[int] | np.ndarray) -> str:
     """'line 2' or 'lines 2, 5, 9, …' (at most ten named)."""
     named = ", ".join(str(int(n)) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
     return f"line{'s' if len(numbers) > 1 else ''} {named}"

@@ -143,7 +143,7 @@ def check_vocab(prompts: PromptSet, vocab_size: int, n_positions: int) -> None:
             raise InputError(f"prompt {n}: {len(c)} tokens, more than n_positions={n_positions}")
 
 
-def pad(seqs: Sequence[np.ndarray], length: Optional[int] = None) -> np.ndarray:
+def pad(seqs: Sequence[np.ndarray], length: Optional[int | np.integer] = None) -> np.ndarray:
     """Right-pad token sequences with 0 to `[P, length]` (causal attention makes it exact)."""
     length = length or max(len(s) for s in seqs)
     out = np.zeros((len(seqs), length), np.int32)

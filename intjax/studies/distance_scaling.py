@@ -230,10 +230,10 @@ class DistanceScaling:
     corruption: np.ndarray  # [N] str, the key of the problem in the dict given
     distance: np.ndarray  # [N] float64, d_T (module docstring)
     interaction: np.ndarray  # [N] float64, signed exact INT_T
-    fit: LogLogFit  # pooled
+    fit: Optional[LogLogFit]  # pooled (None when no order has a fit)
     by_order: dict[int, LogLogFit]
     by_corruption: dict[str, LogLogFit]
-    within: LogLogFit  # one intercept per (set, prompt)
+    within: Optional[LogLogFit]  # one intercept per (set, prompt); None when too few points
     within_by_order: dict[int, LogLogFit]
     n_zero_distance: int  # rows dropped: distance 0
     n_zero_int: int  # rows dropped: |INT| = 0 (distance > 0)

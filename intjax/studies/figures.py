@@ -309,7 +309,7 @@ def faithfulness_strips(faithfulness: np.ndarray, ablations: Sequence[str], part
 
 # --------------------------------------------------------------------------- search curves
 
-def build_search_curves(ks: Sequence[int], top: Sequence[float], best: Sequence[float], *,
+def build_search_curves(ks: Sequence[int], top: Sequence[float] | np.ndarray, best: Sequence[float] | np.ndarray, *,
                         top_ci: np.ndarray | None = None, best_ci: np.ndarray | None = None):
     """Joint effect of the top-k by |NIE| and of the best k-set against the budget k; 95% CIs shaded."""
     ks = np.asarray(ks)
@@ -334,7 +334,7 @@ def build_search_curves(ks: Sequence[int], top: Sequence[float], best: Sequence[
     return fig
 
 
-def search_curves(ks: Sequence[int], top: Sequence[float], best: Sequence[float], path: Path, *,
+def search_curves(ks: Sequence[int], top: Sequence[float] | np.ndarray, best: Sequence[float] | np.ndarray, path: Path, *,
                   top_ci: np.ndarray | None = None, best_ci: np.ndarray | None = None) -> Path:
     """`build_search_curves` written to `path` (PNG)."""
     return _save(build_search_curves(ks, top, best, top_ci=top_ci, best_ci=best_ci), path)

@@ -91,7 +91,7 @@ class PromptSlice:
     build one problem per part with `split_prompts` instead.
     """
 
-    def __init__(self, game: Game, idx: Sequence[int]):
+    def __init__(self, game: Game, idx: Sequence[int] | np.ndarray):
         self.game = game
         self.idx = np.asarray(idx, int)
         if self.idx.ndim != 1 or not self.idx.size:

@@ -57,7 +57,7 @@ class PairReading:
     sentence: str
 
 
-def _sign(x: float, joint: float, small: bool) -> str:
+def _sign(x: float, joint: float, small: bool | np.bool_) -> str:
     if small:
         return "0"
     return "+" if np.sign(x) == np.sign(joint) else "−"

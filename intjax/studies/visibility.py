@@ -75,7 +75,7 @@ def _label_codes(nie: np.ndarray, context: np.ndarray, scale: float, ratio: floa
         [0, 1, 2, 3], default=0)
 
 
-def label_components(nie: np.ndarray, context: np.ndarray, scale: float,
+def label_components(nie: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray, scale: float,
                      ratio: float = DEFAULT_RATIO, floor: float = DEFAULT_FLOOR) -> tuple[str, ...]:
     """The label of each component from its mean NIE and mean context effect (rules in the module doc)."""
     if ratio <= 1:
