@@ -1,4 +1,4 @@
-"""`load_model`: one call from a folder or hub id to (GPT2, tokenizer)."""
+"""`load_model`: one call from a folder or hub id to (model, tokenizer)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import jax.numpy as jnp
 
 from intjax.errors import LoadError
 from intjax.loading.config import config_from_hf
+from intjax.loading.llama import llama_from_state_dict
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
 from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
 from intjax.model.gpt2 import GPT2
+from intjax.model.llama import Llama, LlamaConfig
 
 
 def read_config(folder: Path) -> dict:
@@ -47,12 +49,20 @@ def load_model(
     strict_config: bool = True,
     revision: str | None = None,
 ):
-    """Load a GPT-2 family model: `model, tokenizer = load_model("gpt2" or "/path")`.
+    """Load a model: `model, tokenizer = load_model("gpt2" or "/path")`.
 
     `name_or_path` is a local folder in HuggingFace layout, the name of a model
-    shipped with intjax, or a hub id (downloaded and cached as HF caches).
+    shipped with intjax, or a hub id (downloaded and cached as HF caches). The
+    family follows config.json's model_type: `gpt2` gives a `GPT2`; `llama`,
+    `qwen2` and `mistral` give a `Llama`. Weights stored in bfloat16 or float16
+    are converted to `dtype` (float32 by default; `dtype=jnp.bfloat16` computes
+    in bfloat16, with norms, RoPE angles and softmax in float32 as HF does).
     """
     folder = resolve_model_dir(name_or_path, revision=revision)
     config = config_from_hf(read_config(folder), strict=strict_config)
-    model: GPT2 = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    model: GPT2 | Llama
+    if isinstance(config, LlamaConfig):
+        model = llama_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    else:
+        model = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
     return model, (load_tokenizer(folder) if tokenizer else None)
