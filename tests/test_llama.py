@@ -234,8 +234,10 @@ def test_bf16_weights_load_in_float32_and_compute_in_bf16(checkpoints, tmp_path)
     logits16 = np.asarray(model16(tokens)[0], np.float32)
     with torch.no_grad():
         ref16 = hf16(torch.tensor(tokens[None])).logits[0].float().numpy()
-    scale = np.abs(ref16).max()
-    assert np.abs(logits16 - ref16).max() < 0.05 * scale
+        ref32 = hf32(torch.tensor(tokens[None])).logits[0].numpy()
+    # bfloat16 compute strays from the float32 logits about as far as HF's bfloat16 run does
+    hf_error, error = np.abs(ref16 - ref32).max(), np.abs(logits16 - ref32).max()
+    assert 0 < error < 2 * hf_error, (error, hf_error)
     assert hf_model is not hf16
 
 
@@ -371,7 +373,9 @@ def test_cli_info_and_patch_run_on_a_llama_checkpoint(checkpoints, tmp_path, cap
 @pytest.mark.slow
 def test_llama_3_2_1b_shape_matches_hf(tmp_path):
     """Llama-3.2-1B's config (GQA 32/8, head_dim 64, llama3 RoPE, tied) with 2 of its 16 layers and random
-    weights at its init scale (prints the max logit error)."""
+    weights at its init scale (prints the max logit error). Tolerance 2e-5: at d_model=2048 one float32
+    matmul alone differs from float64 by ~5e-6 in XLA and in torch (their sums run in different orders),
+    and logits reach ~5; the measured max error is 1.3e-5."""
     hf_model = save_hf_llama(
         tmp_path, "llama", std=0.02, vocab_size=128256, hidden_size=2048, intermediate_size=8192,
         num_hidden_layers=2, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
@@ -382,5 +386,5 @@ def test_llama_3_2_1b_shape_matches_hf(tmp_path):
     model, _ = intjax.load_model(tmp_path, tokenizer=False)
     rng = np.random.default_rng(0)
     for length in (1, 17, 128):
-        err = assert_parity(model, hf_model, rng.integers(0, 128256, length))
+        err = assert_parity(model, hf_model, rng.integers(0, 128256, length), tol=2e-5)
         print(f"llama-3.2-1b shape (2 layers), length {length}: max |logit error| = {err:.2e}")
