@@ -1,4 +1,5 @@
-"""HuggingFace config.json → GPT2Config (or LlamaConfig), refusing by name whatever is not implemented."""
+"""HuggingFace GPT-2 config.json → GPT2Config, refusing by name whatever is not implemented (and the
+key checks every family uses)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ from typing import Any
 
 from intjax.errors import ConfigError
 from intjax.model.config import ACTIVATIONS, GPT2Config
-from intjax.model.llama import FAMILIES, LlamaConfig
-
-MODEL_TYPES = ("gpt2", *FAMILIES)  # the config.json model_type values intjax loads
 
 # config.json key -> GPT2Config field (the computation reads these).
 _USED = {
@@ -83,23 +81,13 @@ def check_keys(hf: dict[str, Any], used: set[str], refused_unless: dict[str, Any
         )
 
 
-def config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config | LlamaConfig:
-    """Translate a config.json dict of a family intjax implements (`MODEL_TYPES`); unknown or
-    unsupported keys raise ConfigError.
+def gpt2_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
+    """Translate a GPT-2 config.json dict; unknown or unsupported keys raise ConfigError.
 
     With `strict=False`, keys intjax has never heard of are ignored instead of refused.
     """
-    model_type = hf.get("model_type", "gpt2")
-    if model_type in FAMILIES:
-        from intjax.loading.llama import llama_config_from_hf
-
-        return llama_config_from_hf(hf, strict=strict)
-    if model_type != "gpt2":
-        raise ConfigError(
-            f"model_type {model_type!r} is not implemented; intjax loads {list(MODEL_TYPES)}: the GPT-2 "
-            "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes) and the Llama "
-            "family (Llama 2/3, Qwen2/2.5, Mistral)"
-        )
+    if hf.get("model_type", "gpt2") != "gpt2":
+        raise ConfigError(f"model_type {hf['model_type']!r} is not GPT-2")
     check_keys(hf, set(_USED), _REFUSED_UNLESS, _IGNORED, ("activation_function", "gelu_new"), strict)
     kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
     n_embd = kwargs.get("d_model", GPT2Config.d_model)

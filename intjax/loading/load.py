@@ -8,13 +8,33 @@ from pathlib import Path
 import jax.numpy as jnp
 
 from intjax.errors import LoadError
-from intjax.loading.config import config_from_hf
-from intjax.loading.llama import llama_from_state_dict
+from intjax.errors import ConfigError
+from intjax.loading.config import gpt2_config_from_hf
+from intjax.loading.llama import llama_config_from_hf, llama_from_state_dict
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
 from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
 from intjax.model.gpt2 import GPT2
-from intjax.model.llama import Llama, LlamaConfig
+from intjax.model.config import GPT2Config
+from intjax.model.llama import FAMILIES, Llama, LlamaConfig
+
+MODEL_TYPES = ("gpt2", *FAMILIES)  # the config.json model_type values intjax loads
+
+
+def config_from_hf(hf: dict, *, strict: bool = True) -> GPT2Config | LlamaConfig:
+    """Translate a config.json dict of a family intjax implements (`MODEL_TYPES`, GPT-2 when it names
+    none); unknown or unsupported keys raise ConfigError. With `strict=False`, keys intjax has never
+    heard of are ignored instead of refused."""
+    model_type = hf.get("model_type", "gpt2")
+    if model_type in FAMILIES:
+        return llama_config_from_hf(hf, strict=strict)
+    if model_type != "gpt2":
+        raise ConfigError(
+            f"model_type {model_type!r} is not implemented; intjax loads {list(MODEL_TYPES)}: the GPT-2 "
+            "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes) and the Llama "
+            "family (Llama 2/3, Qwen2/2.5, Mistral)"
+        )
+    return gpt2_config_from_hf(hf, strict=strict)
 
 
 def read_config(folder: Path) -> dict:
