@@ -150,6 +150,26 @@ def test_pre_v5_config_keys_match_hf(checkpoints, tmp_path):
     assert_parity(model, hf_model, np.arange(N_POSITIONS) % 50)
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_keys_left_out_take_hfs_defaults(family):
+    """A config.json that leaves out the keys with family-specific defaults reads as HF's config class does."""
+    from intjax.loading import config_from_hf
+
+    minimal = dict(model_type=family, vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                   num_attention_heads=32)
+    for extra in ({}, dict(use_sliding_window=True, max_window_layers=1)) if family == "qwen2" else ({},):
+        cfg = config_from_hf({**minimal, **extra})
+        hf = hf_classes(family)[0](**{k: v for k, v in {**minimal, **extra}.items() if k != "model_type"})
+        assert cfg.n_positions == hf.max_position_embeddings
+        assert cfg.n_kv_heads == hf.num_key_value_heads
+        assert cfg.rope_theta == hf.rope_parameters["rope_theta"] and cfg.rms_norm_eps == hf.rms_norm_eps
+        assert cfg.tie_word_embeddings == hf.tie_word_embeddings
+        types = getattr(hf, "layer_types", None) or ["sliding_attention"] * 3
+        window = getattr(hf, "sliding_window", None)
+        expected = tuple(window if t == "sliding_attention" and window else 0 for t in types)
+        assert tuple(cfg.windows()) == expected
+
+
 def write_config(folder, **changes):
     cfg = json.loads((folder / "config.json").read_text())
     for key, value in changes.items():

@@ -45,6 +45,14 @@ _ROPE_KEYS = {
              "mscale", "mscale_all_dim", "truncate"},
 }
 
+# HF's defaults where config.json leaves a key out, per family (the keys every family defaults alike
+# are read with their default in place).
+_DEFAULTS = {
+    "llama": dict(max_position_embeddings=2048, num_key_value_heads=None, sliding_window=None),
+    "qwen2": dict(max_position_embeddings=32768, num_key_value_heads=32, sliding_window=4096),
+    "mistral": dict(max_position_embeddings=4096 * 32, num_key_value_heads=8, sliding_window=4096),
+}
+
 # Buffers older checkpoints store beside the parameters.
 _BUFFER = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
 
@@ -67,7 +75,7 @@ def _rope(hf: dict[str, Any]) -> tuple[float, str, tuple[tuple[str, Any], ...]]:
         raise ConfigError(f"config.json sets partial_rotary_factor={partial!r} in its rope parameters, which "
                           "intjax does not implement for the Llama family (only 1.0)")
     if kind in ("llama3", "yarn"):
-        params.setdefault("original_max_position_embeddings", hf.get("max_position_embeddings", 2048))
+        params.setdefault("original_max_position_embeddings", hf["max_position_embeddings"])
     unknown = sorted(set(params) - _ROPE_KEYS[kind])
     if unknown:
         raise ConfigError(f"config.json's rope parameters {unknown} are not read by rope type {kind!r} in "
@@ -109,6 +117,7 @@ def llama_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> LlamaCon
     if model_type not in FAMILIES:
         raise ConfigError(f"model_type {model_type!r} is not in the Llama family {list(FAMILIES)}")
     check_keys(hf, _USED, _REFUSED_UNLESS, _IGNORED, ("hidden_act", "silu"), strict)
+    hf = {**_DEFAULTS[model_type], **hf}
     act = hf.get("hidden_act", "silu")
     try:
         d_model, n_heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
@@ -118,7 +127,7 @@ def llama_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> LlamaCon
         return LlamaConfig(
             model_type=model_type,
             vocab_size=int(hf["vocab_size"]),
-            n_positions=int(hf.get("max_position_embeddings", 2048)),
+            n_positions=int(hf["max_position_embeddings"]),
             d_model=d_model,
             n_layers=n_layers,
             n_heads=n_heads,
