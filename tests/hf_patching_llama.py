@@ -1,6 +1,7 @@
-"""Independent reference for patching a Llama-family model: HuggingFace's torch model, one run per
-patch, with `hf_patching`'s explicit forward hooks (the decoder layer's input for resid_pre,
-o_proj's input for z, sliced per query head, the MLP's output for mlp_out).
+"""Independent reference for patching a Llama-family or GPT-NeoX model: HuggingFace's torch model, one
+run per patch, with `hf_patching`'s explicit forward hooks (the decoder layer's input for resid_pre,
+the output projection's input (o_proj, GPT-NeoX's attention.dense) for z, sliced per query head, the
+MLP's output for mlp_out).
 
 `GPT2View` shows the HF model under the attribute names those hooks use, so the substitutions are
 the same code for both families.
@@ -16,11 +17,12 @@ import hf_patching
 
 
 class _Block:
-    """One decoder layer under GPT-2's names: hooks on the layer, `attn.c_proj` = o_proj, `mlp`."""
+    """One decoder layer under GPT-2's names: hooks on the layer, `attn.c_proj` = the output projection, `mlp`."""
 
     def __init__(self, layer):
         self.layer = layer
-        self.attn = SimpleNamespace(c_proj=layer.self_attn.o_proj)
+        out = layer.self_attn.o_proj if hasattr(layer, "self_attn") else layer.attention.dense
+        self.attn = SimpleNamespace(c_proj=out)
         self.mlp = layer.mlp
 
     def register_forward_pre_hook(self, *args, **kwargs):
@@ -28,14 +30,15 @@ class _Block:
 
 
 class GPT2View:
-    """A HF Llama / Qwen2 / Mistral causal LM seen as `hf_patching` reads a GPT-2."""
+    """A HF Llama / Qwen2 / Mistral / GPT-NeoX causal LM seen as `hf_patching` reads a GPT-2."""
 
     def __init__(self, model):
         cfg = model.config
         self.d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.model = model
         self.config = SimpleNamespace(n_embd=cfg.num_attention_heads * self.d_head, n_head=cfg.num_attention_heads)
-        self.transformer = SimpleNamespace(h=[_Block(layer) for layer in model.model.layers])
+        layers = model.gpt_neox.layers if hasattr(model, "gpt_neox") else model.model.layers
+        self.transformer = SimpleNamespace(h=[_Block(layer) for layer in layers])
 
     def __call__(self, *args, **kwargs):
         return self.model(*args, **kwargs)

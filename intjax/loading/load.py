@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from intjax.errors import LoadError
 from intjax.errors import ConfigError
 from intjax.loading.config import gpt2_config_from_hf
+from intjax.loading.gpt_neox import neox_config_from_hf, neox_from_state_dict
 from intjax.loading.llama import llama_config_from_hf, llama_from_state_dict
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
@@ -26,13 +27,15 @@ def config_from_hf(hf: dict, *, strict: bool = True) -> GPT2Config | LlamaConfig
     none); unknown or unsupported keys raise ConfigError. With `strict=False`, keys intjax has never
     heard of are ignored instead of refused."""
     model_type = hf.get("model_type", "gpt2")
+    if model_type == "gpt_neox":
+        return neox_config_from_hf(hf, strict=strict)
     if model_type in FAMILIES:
         return llama_config_from_hf(hf, strict=strict)
     if model_type != "gpt2":
         raise ConfigError(
             f"model_type {model_type!r} is not implemented; intjax loads {list(MODEL_TYPES)}: the GPT-2 "
-            "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes) and the Llama "
-            "family (Llama 2/3, Qwen2/2.5, Mistral)"
+            "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes), the Llama "
+            "family (Llama 2/3, Qwen2/2.5, Mistral) and GPT-NeoX (Pythia)"
         )
     return gpt2_config_from_hf(hf, strict=strict)
 
@@ -74,14 +77,16 @@ def load_model(
     `name_or_path` is a local folder in HuggingFace layout, the name of a model
     shipped with intjax, or a hub id (downloaded and cached as HF caches). The
     family follows config.json's model_type: `gpt2` gives a `GPT2`; `llama`,
-    `qwen2` and `mistral` give a `Llama`. Weights stored in bfloat16 or float16
+    `qwen2`, `mistral` and `gpt_neox` give a `Llama`. Weights stored in bfloat16 or float16
     are converted to `dtype` (float32 by default; `dtype=jnp.bfloat16` computes
     in bfloat16, with norms, RoPE angles and softmax in float32 as HF does).
     """
     folder = resolve_model_dir(name_or_path, revision=revision)
     config = config_from_hf(read_config(folder), strict=strict_config)
     model: GPT2 | Llama
-    if isinstance(config, LlamaConfig):
+    if isinstance(config, LlamaConfig) and config.model_type == "gpt_neox":
+        model = neox_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    elif isinstance(config, LlamaConfig):
         model = llama_from_state_dict(read_state_dict(folder), config, dtype=dtype)
     else:
         model = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)

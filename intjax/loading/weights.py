@@ -149,19 +149,20 @@ def to_device(a: np.ndarray, dtype) -> jax.Array:
     return jax.device_put(np.ascontiguousarray(a, dtype=np.dtype(dtype)))
 
 
-def unembedding(tensors: Tensors, W_E: np.ndarray, tied: bool, embed_key: str) -> Optional[np.ndarray]:
-    """The untied unembedding `[D, V]` from `lm_head.weight`, or None when tied to the embedding
+def unembedding(tensors: Tensors, W_E: np.ndarray, tied: bool, embed_key: str,
+                head_key: str = "lm_head.weight") -> Optional[np.ndarray]:
+    """The untied unembedding `[D, V]` from `head_key`, or None when tied to the embedding
     `embed_key` (LoadError when the file and the config disagree)."""
-    if "lm_head.weight" not in tensors:
+    if head_key not in tensors:
         if not tied:
-            raise LoadError("tie_word_embeddings=false but the checkpoint has no lm_head.weight")
+            raise LoadError(f"tie_word_embeddings=false but the checkpoint has no {head_key}")
         return None
-    lm_head = tensors.take("lm_head.weight", W_E.shape)
+    lm_head = tensors.take(head_key, W_E.shape)
     if not tied:
         return lm_head.T
     if not np.array_equal(lm_head, W_E):
         raise LoadError(
-            f"config.json says tie_word_embeddings=true but lm_head.weight differs "
+            f"config.json says tie_word_embeddings=true but {head_key} differs "
             f"from {embed_key}; set tie_word_embeddings=false in config.json"
         )
     return None

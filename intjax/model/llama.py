@@ -1,4 +1,5 @@
-"""The Llama family (Llama, Qwen2, Mistral) as a pure Equinox module, written for ONE sequence.
+"""The Llama family (Llama, Qwen2, Mistral) and GPT-NeoX (Pythia) as a pure Equinox module, written
+for ONE sequence.
 
 Same layout and seam as `gpt2.GPT2` (stacked per-layer weights under
 `jax.lax.scan`, `LayerEdits` applied inside the scan, `rows` / `z` /
@@ -8,6 +9,13 @@ grouped-query attention (`n_kv_heads` key/value heads, each read by
 `n_heads // n_kv_heads` query heads), a gated SiLU MLP (SwiGLU), optional
 q/k/v, output and MLP biases, optional sliding-window attention, and no
 position embedding. Sites are the GPT-2 ones: `z` is per QUERY head.
+
+GPT-NeoX is the same computation with four switches in its config: LayerNorm
+with biases instead of RMSNorm (`norm="layer"`), a plain MLP instead of the
+gated one (`gated_mlp=False`), RoPE on the first `rotary_dim` features of each
+head only, and attention and MLP reading the same residual
+(`parallel_residual=True`; `resid_mid` is then the layer input plus the
+attention output, and the MLP still reads the layer input).
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import ACTIVATIONS
-from intjax.model.gpt2 import GPT2, Activations, LayerEdits, _edit, _rows
+from intjax.model.gpt2 import GPT2, Activations, LayerEdits, _edit, _rows, layer_norm
 
-FAMILIES = ("llama", "qwen2", "mistral")
+FAMILIES = ("llama", "qwen2", "mistral", "gpt_neox")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 _EDITABLE = ("resid_pre", "z", "mlp_out")  # the LayerEdits fields this family applies
 
@@ -36,7 +44,7 @@ _EDITABLE = ("resid_pre", "z", "mlp_out")  # the LayerEdits fields this family a
 class LlamaConfig:
     """Architecture numbers of a Llama-family model (HF names in comments)."""
 
-    model_type: str = "llama"  # llama, qwen2 or mistral (the weights' layout is the same)
+    model_type: str = "llama"  # llama, qwen2, mistral or gpt_neox
     vocab_size: int = 32000
     n_positions: int = 2048  # max_position_embeddings
     d_model: int = 4096  # hidden_size
@@ -45,7 +53,7 @@ class LlamaConfig:
     n_kv_heads: int = 32  # num_key_value_heads
     d_head: int = 128  # head_dim, or hidden_size // num_attention_heads
     d_mlp: int = 11008  # intermediate_size
-    rms_norm_eps: float = 1e-6
+    rms_norm_eps: float = 1e-6  # rms_norm_eps, or layer_norm_eps with norm="layer"
     activation: str = "silu"  # hidden_act
     tie_word_embeddings: bool = False
     qkv_bias: bool = False  # attention_bias (llama), always true for qwen2
@@ -55,6 +63,10 @@ class LlamaConfig:
     rope_type: str = "default"  # rope_parameters["rope_type"] (rope_scaling["type"] in older configs)
     rope_scaling: tuple[tuple[str, float], ...] = ()  # the scaling's numbers (factor, ...), sorted by name
     layer_windows: tuple[int, ...] = ()  # per layer: sliding-window size, 0 for full causal attention
+    norm: str = "rms"  # "rms" (RMSNorm) or "layer" (LayerNorm with bias: GPT-NeoX)
+    gated_mlp: bool = True  # down(act(gate(x)) · up(x)); False: down(act(up(x))) (GPT-NeoX)
+    rotary_dim: int = 0  # features of each head RoPE rotates (the first ones); 0 = all (partial_rotary_factor)
+    parallel_residual: bool = False  # the MLP reads the layer input, not resid_mid (use_parallel_residual)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -64,10 +76,18 @@ class LlamaConfig:
                              f"num_key_value_heads={self.n_kv_heads}")
         if self.rope_type not in ROPE_TYPES:
             raise ValueError(f"rope type {self.rope_type!r} is not implemented; use one of {list(ROPE_TYPES)}")
-        if self.d_head % 2:
-            raise ValueError(f"head_dim={self.d_head} is odd; rotary embeddings need an even head width")
+        if self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head:
+            raise ValueError(f"RoPE on {self.rotary_dims} of head_dim={self.d_head} features: it needs an even "
+                             "number, at most head_dim")
+        if self.norm not in ("rms", "layer"):
+            raise ValueError(f"norm {self.norm!r} is not 'rms' or 'layer'")
         if self.layer_windows and len(self.layer_windows) != self.n_layers:
             raise ValueError(f"{len(self.layer_windows)} sliding windows for {self.n_layers} layers")
+
+    @property
+    def rotary_dims(self) -> int:
+        """How many leading features of each query and key head RoPE rotates."""
+        return self.rotary_dim or self.d_head
 
     @property
     def group_size(self) -> int:
@@ -85,9 +105,9 @@ class LlamaConfig:
 
 @functools.lru_cache(maxsize=64)
 def rope_frequencies(cfg: LlamaConfig) -> tuple[np.ndarray, float]:
-    """RoPE inverse frequencies `[d_head / 2]` (float32) and the factor cos and sin are multiplied by,
+    """RoPE inverse frequencies `[rotary_dims / 2]` (float32) and the factor cos and sin are multiplied by,
     as HF's `ROPE_INIT_FUNCTIONS` compute them for `cfg.rope_type`."""
-    dim, base, s = cfg.d_head, cfg.rope_theta, dict(cfg.rope_scaling)
+    dim, base, s = cfg.rotary_dims, cfg.rope_theta, dict(cfg.rope_scaling)
     f32 = np.float32
     inv_freq = (f32(1.0) / (f32(base) ** (np.arange(0, dim, 2).astype(f32) / f32(dim)))).astype(f32)
     if cfg.rope_type in ("default", "dynamic"):  # dynamic NTK equals default up to max_position_embeddings
@@ -143,9 +163,9 @@ class LlamaBlocks(eqx.Module):
     W_V: Float[Array, "L Hkv D Dh"]
     W_O: Float[Array, "L H Dh D"]
     ln2_w: Float[Array, "L D"]
-    W_gate: Float[Array, "L D M"]
     W_up: Float[Array, "L D M"]
     W_down: Float[Array, "L M D"]
+    W_gate: Optional[Float[Array, "L D M"]] = None  # None: a plain MLP (gated_mlp=False)
     b_Q: Optional[Float[Array, "L H Dh"]] = None
     b_K: Optional[Float[Array, "L Hkv Dh"]] = None
     b_V: Optional[Float[Array, "L Hkv Dh"]] = None
@@ -153,6 +173,8 @@ class LlamaBlocks(eqx.Module):
     b_gate: Optional[Float[Array, "L M"]] = None
     b_up: Optional[Float[Array, "L M"]] = None
     b_down: Optional[Float[Array, "L D"]] = None
+    ln1_b: Optional[Float[Array, "L D"]] = None  # LayerNorm biases (norm="layer")
+    ln2_b: Optional[Float[Array, "L D"]] = None
 
 
 def rms_norm(x: Float[Array, "... D"], w: Float[Array, " D"], eps: float) -> Float[Array, "... D"]:
@@ -162,28 +184,38 @@ def rms_norm(x: Float[Array, "... D"], w: Float[Array, " D"], eps: float) -> Flo
     return w * y.astype(x.dtype)
 
 
+def norm(cfg: LlamaConfig, x: Float[Array, "... D"], w: Float[Array, " D"], b: Optional[Float[Array, " D"]],
+         ) -> Float[Array, "... D"]:
+    """The family's norm: RMSNorm, or LayerNorm with bias `b` (norm="layer")."""
+    if cfg.norm == "layer":
+        return layer_norm(x, w, b, cfg.rms_norm_eps)
+    return rms_norm(x, w, cfg.rms_norm_eps)
+
+
 def _linear(x: Array, w: Array, b: Optional[Array], spec: str) -> Array:
     y = jnp.einsum(spec, x, w)
     return y if b is None else y + b
 
 
 def rotate(cfg: LlamaConfig, x: Float[Array, "T h Dh"], positions: Int[Array, " T"]) -> Float[Array, "T h Dh"]:
-    """Rotary position embedding of queries or keys at their absolute `positions` (HF's rotate_half layout)."""
+    """Rotary position embedding of queries or keys at their absolute `positions` (HF's rotate_half layout,
+    on the first `rotary_dims` features of each head)."""
     inv_freq, factor = rope_frequencies(cfg)
     freqs = positions.astype(jnp.float32)[:, None] * jnp.asarray(inv_freq)[None]
     emb = jnp.concatenate([freqs, freqs], axis=-1)
     cos = (jnp.cos(emb) * factor).astype(x.dtype)[:, None]
     sin = (jnp.sin(emb) * factor).astype(x.dtype)[:, None]
-    half = x.shape[-1] // 2
-    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return x * cos + rotated * sin
+    r = cfg.rotary_dims
+    x_rot, x_pass = x[..., :r], x[..., r:]
+    rotated = jnp.concatenate([-x_rot[..., r // 2:], x_rot[..., : r // 2]], axis=-1)
+    return jnp.concatenate([x_rot * cos + rotated * sin, x_pass], axis=-1)
 
 
 def keys_values(cfg: LlamaConfig, p: LlamaBlocks, resid: Float[Array, "T D"], offset: Int[Array, ""] | int = 0,
                 ) -> tuple[Float[Array, "T Hkv Dh"], Float[Array, "T Hkv Dh"]]:
     """Rotated keys and values of ONE layer at every position of `resid` (its input residual), the
     first of which sits at absolute position `offset`."""
-    x = rms_norm(resid, p.ln1_w, cfg.rms_norm_eps)
+    x = norm(cfg, resid, p.ln1_w, p.ln1_b)
     k = _linear(x, p.W_K, p.b_K, "td,hde->the")
     v = _linear(x, p.W_V, p.b_V, "td,hde->the")
     return rotate(cfg, k, offset + jnp.arange(resid.shape[0])), v
@@ -206,7 +238,7 @@ def attention(
     T = resid.shape[0]
     S = 0 if prefix_kv is None else prefix_kv[0].shape[0]
     qpos = S + (jnp.arange(T) if rows is None else rows)
-    x = rms_norm(resid, p.ln1_w, cfg.rms_norm_eps)
+    x = norm(cfg, resid, p.ln1_w, p.ln1_b)
     xq = x if rows is None else x[rows]
     q = rotate(cfg, _linear(xq, p.W_Q, p.b_Q, "td,hde->the"), qpos)
     k, v = keys_values(cfg, p, resid, S)
@@ -228,11 +260,16 @@ def attn_output(p: LlamaBlocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"
     return _linear(z, p.W_O, p.b_O, "the,hed->td")
 
 
-def mlp(cfg: LlamaConfig, p: LlamaBlocks, resid_mid: Float[Array, "T D"]) -> Float[Array, "T D"]:
-    """The gated MLP output of one layer: down(act(gate(x)) · up(x)) on the normed residual."""
-    x = rms_norm(resid_mid, p.ln2_w, cfg.rms_norm_eps)
-    gate = cfg.activation_fn()(_linear(x, p.W_gate, p.b_gate, "td,dm->tm"))
-    return _linear(gate * _linear(x, p.W_up, p.b_up, "td,dm->tm"), p.W_down, p.b_down, "tm,md->td")
+def mlp(cfg: LlamaConfig, p: LlamaBlocks, resid: Float[Array, "T D"]) -> Float[Array, "T D"]:
+    """The MLP output of one layer on the normed residual it reads: down(act(gate(x)) · up(x)), or
+    down(act(up(x))) without a gate."""
+    x = norm(cfg, resid, p.ln2_w, p.ln2_b)
+    up = _linear(x, p.W_up, p.b_up, "td,dm->tm")
+    if p.W_gate is None:
+        hidden = cfg.activation_fn()(up)
+    else:
+        hidden = cfg.activation_fn()(_linear(x, p.W_gate, p.b_gate, "td,dm->tm")) * up
+    return _linear(hidden, p.W_down, p.b_down, "tm,md->td")
 
 
 def check_edits(edits: LayerEdits) -> None:
@@ -256,7 +293,8 @@ def block_forward(
     prefix_kv: Optional[tuple[Array, Array]] = None,
 ) -> tuple[Float[Array, "R D"], Activations]:
     """One decoder layer (weights `p` of ONE layer), applying `edits`; the arguments are those of
-    `gpt2.block_forward` (rows, cached z / resid_mid entry, prefix keys and values)."""
+    `gpt2.block_forward` (rows, cached z / resid_mid entry, prefix keys and values). With
+    `parallel_residual` the MLP reads `resid` (the layer input, also when entering at `resid_mid`)."""
     e = edits if edits is not None else LayerEdits()
     check_edits(e)
     pattern = attn_out = None
@@ -267,20 +305,22 @@ def block_forward(
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out
-    mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, resid_mid))
+    mlp_in = (resid if rows is None else resid[rows]) if cfg.parallel_residual else resid_mid
+    mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, mlp_in))
     resid_post = resid_mid + mlp_out
     acts = Activations(resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None)
     return resid_post, acts
 
 
 class Llama(eqx.Module):
-    """A Llama-family model for one sequence: `logits, acts = model(tokens)`."""
+    """A Llama-family (or GPT-NeoX) model for one sequence: `logits, acts = model(tokens)`."""
 
     config: LlamaConfig = eqx.field(static=True)
     W_E: Float[Array, "V D"]
     blocks: LlamaBlocks
     lnf_w: Float[Array, " D"]
     W_U: Optional[Float[Array, "D V"]] = None  # None: tied to W_E
+    lnf_b: Optional[Float[Array, " D"]] = None  # the final LayerNorm's bias (norm="layer")
 
     # Family-independent methods: the same code as GPT-2's (they read only config.vocab_size,
     # config.n_positions, embed, run_blocks and unembed).
@@ -347,9 +387,9 @@ class Llama(eqx.Module):
         columns: Optional[Int[Array, " K"]] = None,
         final_norm: bool = True,
     ) -> Float[Array, "*T K"]:
-        """Final RMSNorm then logits; `columns` picks vocabulary entries (all if None);
+        """Final norm then logits; `columns` picks vocabulary entries (all if None);
         `final_norm=False` skips the norm (a readout linear in the residual)."""
-        x = rms_norm(resid, self.lnf_w, self.config.rms_norm_eps) if final_norm else resid
+        x = norm(self.config, resid, self.lnf_w, self.lnf_b) if final_norm else resid
         W_U = self.W_E.T if self.W_U is None else self.W_U
         if columns is not None:
             W_U = W_U[:, columns]
