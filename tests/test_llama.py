@@ -412,21 +412,33 @@ def test_cli_info_and_patch_run_on_a_llama_checkpoint(checkpoints, tmp_path, cap
     assert values.files and all(np.isfinite(values[k]).all() for k in values.files)
 
 
+REALISTIC = {  # the hub configs with fewer layers, random weights at the init scale
+    "llama-3.2-1b": ("llama", dict(
+        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=2, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        tie_word_embeddings=True, rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=32.0,
+                                                       low_freq_factor=1.0, high_freq_factor=4.0,
+                                                       original_max_position_embeddings=8192))),
+    "qwen2.5-0.5b": ("qwen2", dict(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=2, num_attention_heads=14,
+        num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    "pythia-160m": ("gpt_neox", dict(
+        vocab_size=50304, hidden_size=768, intermediate_size=3072, num_hidden_layers=4, num_attention_heads=12,
+        max_position_embeddings=2048, rotary_pct=0.25, layer_norm_eps=1e-5, tie_word_embeddings=False)),
+}
+
+
 @pytest.mark.slow
-def test_llama_3_2_1b_shape_matches_hf(tmp_path):
-    """Llama-3.2-1B's config (GQA 32/8, head_dim 64, llama3 RoPE, tied) with 2 of its 16 layers and random
-    weights at its init scale (prints the max logit error). Tolerance 2e-5: at d_model=2048 one float32
-    matmul alone differs from float64 by ~5e-6 in XLA and in torch (their sums run in different orders),
-    and logits reach ~5; the measured max error is 1.3e-5."""
-    hf_model = save_hf_llama(
-        tmp_path, "llama", std=0.02, vocab_size=128256, hidden_size=2048, intermediate_size=8192,
-        num_hidden_layers=2, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
-        max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=True,
-        rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0,
-                             high_freq_factor=4.0, original_max_position_embeddings=8192),
-    )
+@pytest.mark.parametrize("name", sorted(REALISTIC))
+def test_realistic_shape_matches_hf(tmp_path, name):
+    """Llama-3.2-1B's, Qwen2.5-0.5B's and Pythia-160M's configs with 2 to 4 layers (prints the max logit
+    error). Tolerance 2e-5: at d_model=2048 one float32 matmul alone differs from float64 by ~5e-6 in XLA
+    and in torch (their sums run in different orders), and logits reach ~5; the measured max is 1.3e-5."""
+    family, overrides = REALISTIC[name]
+    hf_model = save_hf_llama(tmp_path, family, std=0.02, **overrides)
     model, _ = intjax.load_model(tmp_path, tokenizer=False)
     rng = np.random.default_rng(0)
     for length in (1, 17, 128):
-        err = assert_parity(model, hf_model, rng.integers(0, 128256, length), tol=2e-5)
-        print(f"llama-3.2-1b shape (2 layers), length {length}: max |logit error| = {err:.2e}")
+        err = assert_parity(model, hf_model, rng.integers(0, model.config.vocab_size, length), tol=2e-5)
+        print(f"{name} shape ({model.config.n_layers} layers), length {length}: max |logit error| = {err:.2e}")
