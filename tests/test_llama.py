@@ -168,7 +168,7 @@ def test_keys_left_out_take_hfs_defaults(family):
         hf = hf_classes(family)[0](**{k: v for k, v in {**minimal, **extra}.items() if k != "model_type"})
         assert cfg.n_positions == hf.max_position_embeddings
         assert cfg.n_kv_heads == hf.num_key_value_heads
-        assert cfg.rope_theta == hf.rope_parameters["rope_theta"] and cfg.rms_norm_eps == hf.rms_norm_eps
+        assert cfg.rope_theta == hf.rope_parameters["rope_theta"] and cfg.norm_eps == hf.rms_norm_eps
         assert cfg.tie_word_embeddings == hf.tie_word_embeddings
         types = getattr(hf, "layer_types", None) or ["sliding_attention"] * 3
         window = getattr(hf, "sliding_window", None)

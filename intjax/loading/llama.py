@@ -137,7 +137,7 @@ def llama_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> LlamaCon
             n_kv_heads=int(hf.get("num_key_value_heads") or n_heads),
             d_head=int(hf.get("head_dim") or d_model // n_heads),
             d_mlp=int(hf["intermediate_size"]),
-            rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
             activation=act,
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
             qkv_bias=model_type == "qwen2" or (model_type == "llama" and attention_bias),

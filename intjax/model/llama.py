@@ -42,7 +42,7 @@ _EDITABLE = ("resid_pre", "z", "mlp_out")  # the LayerEdits fields this family a
 
 @dataclasses.dataclass(frozen=True)
 class LlamaConfig:
-    """Architecture numbers of a Llama-family model (HF names in comments)."""
+    """Architecture numbers of a Llama-family or GPT-NeoX model (HF names in comments)."""
 
     model_type: str = "llama"  # llama, qwen2, mistral or gpt_neox
     vocab_size: int = 32000
@@ -53,7 +53,7 @@ class LlamaConfig:
     n_kv_heads: int = 32  # num_key_value_heads
     d_head: int = 128  # head_dim, or hidden_size // num_attention_heads
     d_mlp: int = 11008  # intermediate_size
-    rms_norm_eps: float = 1e-6  # rms_norm_eps, or layer_norm_eps with norm="layer"
+    norm_eps: float = 1e-6  # rms_norm_eps, or layer_norm_eps with norm="layer"
     activation: str = "silu"  # hidden_act
     tie_word_embeddings: bool = False
     qkv_bias: bool = False  # attention_bias (llama), always true for qwen2
@@ -188,8 +188,8 @@ def norm(cfg: LlamaConfig, x: Float[Array, "... D"], w: Float[Array, " D"], b: O
          ) -> Float[Array, "... D"]:
     """The family's norm: RMSNorm, or LayerNorm with bias `b` (norm="layer")."""
     if cfg.norm == "layer":
-        return layer_norm(x, w, b, cfg.rms_norm_eps)
-    return rms_norm(x, w, cfg.rms_norm_eps)
+        return layer_norm(x, w, b, cfg.norm_eps)
+    return rms_norm(x, w, cfg.norm_eps)
 
 
 def _linear(x: Array, w: Array, b: Optional[Array], spec: str) -> Array:
