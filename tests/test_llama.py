@@ -412,6 +412,21 @@ def test_cli_info_and_patch_run_on_a_llama_checkpoint(checkpoints, tmp_path, cap
     assert values.files and all(np.isfinite(values[k]).all() for k in values.files)
 
 
+def test_text_prompts_with_a_tokenizer_that_adds_bos(tmp_path):
+    """Llama and Mistral tokenizers put BOS before every encoding: prompts keep it, and a one-word target
+    or foil still reads as one token."""
+    from tokenizers import Tokenizer, processors
+
+    save_tokenizer(tmp_path)
+    tok = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    tok.add_special_tokens(["<s>"])
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    prompts = make_prompt_set([dict(clean="When Mary and John went", corrupted="When John and Mary went",
+                                    target=" Mary", foil=" John")], tok)
+    assert prompts.clean[0][0] == bos and prompts.target[0] == tok.encode(" Mary", add_special_tokens=False).ids[0]
+
+
 REALISTIC = {  # the hub configs with fewer layers, random weights at the init scale
     "llama-3.2-1b": ("llama", dict(
         vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=2, num_attention_heads=32,
