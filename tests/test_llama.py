@@ -247,6 +247,9 @@ def test_weights_that_do_not_match_the_config(checkpoints, tmp_path):
     edit_weights(folder, lambda s: s.update({"model.layers.0.self_attn.q_proj.bias": np.ones(64, np.float32)}))
     with pytest.raises(LoadError, match="tensors intjax does not know.*attention_bias"):
         intjax.load_model(folder)
+    edit_weights(folder, lambda s: s.update({"model.layers.0.self_attn.rotary_emb.inv_freq": np.ones(8, np.float32)}))
+    with pytest.raises(LoadError, match=r"tensors intjax does not know: \['model.layers.0.self_attn.q_proj.bias'\]"):
+        intjax.load_model(folder)  # an old checkpoint's inv_freq buffer is known, the bias is not
     folder = shutil.copytree(checkpoints["qwen2"][0], tmp_path / "b")
     edit_weights(folder, lambda s: s.pop("model.layers.2.self_attn.k_proj.bias"))
     with pytest.raises(LoadError, match="no tensor 'model.layers.2.self_attn.k_proj.bias'"):
@@ -401,7 +404,7 @@ def test_cli_info_and_patch_run_on_a_llama_checkpoint(checkpoints, tmp_path, cap
     folder, hf_model, model = checkpoints["qwen2"]
     assert cli_main(["info", "--model", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "model_type: qwen2" in out and "n_kv_heads: 2" in out
+    assert "model_type: qwen2" in out and "n_kv_heads: 2" in out and out.count("d_head:") == 1
     assert f"parameters: {hf_model.num_parameters():,}" in out
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in shared_prefix_rows(model.config.vocab_size, (8, 9))))
