@@ -17,7 +17,7 @@ import intjax
 from conftest import hf_forward, save_tokenizer
 from intjax.errors import ConfigError, InputError, LoadError
 from intjax.estimands import interactions, nie
-from intjax.model.llama import Llama, check_edits, norm
+from intjax.model.llama import Llama, check_edits, norm, rms_norm
 from intjax.patching import build_problem, evaluate, make_prompt_set, parse_components
 from intjax.cli import main as cli_main
 
@@ -283,6 +283,33 @@ def test_bf16_weights_load_in_float32_and_compute_in_bf16(checkpoints, tmp_path)
     hf_error, error = np.abs(ref16 - ref32).max(), np.abs(logits16 - ref32).max()
     assert 0 < error < 2 * hf_error, (error, hf_error)
     assert hf_model is not hf16
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+def test_float64_is_float64_throughout(checkpoints, x64, family):
+    """Loaded in float64 (as the theorem checks run), norms and softmax stay in float64: GPT-NeoX's logits
+    at position 0 equal HF's float64 ones to 1e-12 (HF's softmax, and Llama's RMSNorm, run in float32
+    even in a float64 model, so elsewhere they agree to float32's 1e-6), RMSNorm is float64's, and
+    attention rows sum to 1 to float64 rounding. RoPE's angles are float32 in both, as HF's."""
+    import copy
+
+    import torch
+
+    folder, hf_model, _ = checkpoints[family]
+    model, _ = intjax.load_model(folder, tokenizer=False, dtype=jnp.float64)
+    tokens = np.random.default_rng(4).integers(0, model.config.vocab_size, N_POSITIONS)
+    with torch.no_grad():
+        ref64 = copy.deepcopy(hf_model).double()(torch.tensor(tokens[None])).logits[0].numpy()
+    logits, acts = model(tokens, with_pattern=True)
+    assert logits.dtype == jnp.float64 and acts.pattern.dtype == jnp.float64
+    if family == "gpt_neox":
+        np.testing.assert_allclose(np.asarray(logits[0]), ref64[0], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(np.asarray(logits), ref64, atol=1e-6, rtol=0)
+    x = np.asarray(acts.resid_post[-1])
+    expected = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(np.asarray(rms_norm(jnp.asarray(x), jnp.ones(x.shape[-1]), 1e-6)), expected,
+                               atol=1e-13, rtol=0)
+    assert np.abs(np.asarray(acts.pattern).sum(-1) - 1).max() < 1e-12
 
 
 def test_edits_of_other_site_kinds_are_refused():

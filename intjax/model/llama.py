@@ -177,10 +177,15 @@ class LlamaBlocks(eqx.Module):
     ln2_b: Optional[Float[Array, "L D"]] = None
 
 
+def _at_least_f32(dtype) -> jnp.dtype:
+    """float32 for a narrower float (bfloat16, float16), else `dtype` (float64 stays float64)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def rms_norm(x: Float[Array, "... D"], w: Float[Array, " D"], eps: float) -> Float[Array, "... D"]:
-    """RMSNorm over the last axis as HF computes it (in float32, cast back, then the weight)."""
-    x32 = x.astype(jnp.float32)
-    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), -1, keepdims=True) + eps)
+    """RMSNorm over the last axis as HF computes it (in at least float32, cast back, then the weight)."""
+    xf = x.astype(_at_least_f32(x.dtype))
+    y = xf * jax.lax.rsqrt(jnp.mean(jnp.square(xf), -1, keepdims=True) + eps)
     return w * y.astype(x.dtype)
 
 
@@ -201,7 +206,7 @@ def rotate(cfg: LlamaConfig, x: Float[Array, "T h Dh"], positions: Int[Array, " 
     """Rotary position embedding of queries or keys at their absolute `positions` (HF's rotate_half layout,
     on the first `rotary_dims` features of each head)."""
     inv_freq, factor = rope_frequencies(cfg)
-    freqs = positions.astype(jnp.float32)[:, None] * jnp.asarray(inv_freq)[None]
+    freqs = positions.astype(jnp.float32)[:, None] * jnp.asarray(inv_freq)[None]  # float32 angles, as HF
     emb = jnp.concatenate([freqs, freqs], axis=-1)
     cos = (jnp.cos(emb) * factor).astype(x.dtype)[:, None]
     sin = (jnp.sin(emb) * factor).astype(x.dtype)[:, None]
@@ -249,7 +254,8 @@ def attention(
     scores = jnp.einsum("tkge,ske->kgts", q, k) * (cfg.d_head ** -0.5)
     kpos = jnp.arange(S + T)[None, :]
     allowed = (qpos[:, None] >= kpos) & ((window <= 0) | (kpos > qpos[:, None] - window))
-    masked = jnp.where(allowed, scores.astype(jnp.float32), jnp.finfo(jnp.float32).min)
+    dt = _at_least_f32(scores.dtype)
+    masked = jnp.where(allowed, scores.astype(dt), jnp.finfo(dt).min)
     pattern = jax.nn.softmax(masked, axis=-1).astype(q.dtype)  # [Hkv, G, R, K]
     z = jnp.einsum("kgts,ske->tkge", pattern, v).reshape(R, cfg.n_heads, cfg.d_head)
     return pattern.reshape(cfg.n_heads, R, S + T), z
