@@ -36,7 +36,10 @@ class GPT2View:
         cfg = model.config
         self.d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.model = model
-        self.config = SimpleNamespace(n_embd=cfg.num_attention_heads * self.d_head, n_head=cfg.num_attention_heads)
+        # `_attn_implementation` lives on this view only: the model keeps its own (eager) attention, which
+        # handles grouped-query attention and sliding windows
+        self.config = SimpleNamespace(n_embd=cfg.num_attention_heads * self.d_head, n_head=cfg.num_attention_heads,
+                                      _attn_implementation="eager")
         layers = model.gpt_neox.layers if hasattr(model, "gpt_neox") else model.model.layers
         self.transformer = SimpleNamespace(h=[_Block(layer) for layer in layers])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import NamedTuple, Optional
 
 import equinox as eqx
 import jax
@@ -103,10 +104,10 @@ def test_logits_residuals_and_patterns_match_hf(checkpoints, family):
     rng = np.random.default_rng(0)
     assert_parity(model, hf_model, rng.integers(0, model.config.vocab_size, 1))
     tokens = rng.integers(0, model.config.vocab_size, N_POSITIONS)
-    _, pattern = assert_parity(model, hf_model, tokens, with_pattern=True)  # pattern [L, H, T, T]
+    _, pattern = assert_parity(model, hf_model, tokens, with_pattern=True)  # pattern [L, T, H, K]
     with torch.no_grad():
         attn = hf_model(torch.tensor(tokens[None]), output_attentions=True).attentions
-    np.testing.assert_allclose(pattern, np.stack([a[0].numpy() for a in attn]), atol=TOL)
+    np.testing.assert_allclose(pattern, np.stack([a[0].numpy().transpose(1, 0, 2) for a in attn]), atol=TOL)
 
 
 def test_parameter_count_matches_hf(checkpoints):
@@ -311,18 +312,44 @@ def test_float64_is_float64_throughout(checkpoints, x64):
     assert np.abs(np.asarray(acts.pattern).sum(-1) - 1).max() < 1e-12
 
 
+class EditsWithPattern(NamedTuple):
+    """LayerEdits with a pattern site (the engine's, as it grows) and a kind no family applies."""
+
+    resid_pre: Optional[object] = None
+    pattern: Optional[object] = None
+    z: Optional[object] = None
+    mlp_out: Optional[object] = None
+    keys: Optional[object] = None
+
+
 def test_edits_of_other_site_kinds_are_refused():
-    from typing import NamedTuple, Optional
+    check_edits(EditsWithPattern(z=1, pattern=1))
+    with pytest.raises(InputError, match=r"not \['keys'\]"):
+        check_edits(EditsWithPattern(keys=1))
 
-    class WithPattern(NamedTuple):
-        resid_pre: Optional[object] = None
-        z: Optional[object] = None
-        mlp_out: Optional[object] = None
-        pattern: Optional[object] = None
 
-    check_edits(WithPattern(z=1))
-    with pytest.raises(InputError, match=r"not \['pattern'\]"):
-        check_edits(WithPattern(pattern=1))
+def test_pattern_edit_weighs_the_values(checkpoints):
+    """A pattern edit replaces the attention weights of the masked (query, head) rows before they weigh
+    the values: one-hot on key 0 makes those heads' z the value at position 0 of their key/value head."""
+    from intjax.model.gpt2 import SiteEdit
+    from intjax.model.llama import block_forward, keys_values
+
+    model = checkpoints["mistral"][2]  # one key/value head, a sliding window
+    cfg, T = model.config, 9
+    resid = jax.jit(lambda t: model.activations(t))(np.arange(T) + 3).resid_pre[1]
+    p = jax.tree.map(lambda a: a[1], model.blocks)
+    window = jnp.asarray(cfg.windows()[1])
+    mask = jnp.zeros((T, cfg.n_heads)).at[5:, 2].set(1.0)
+    source = jnp.zeros((T, cfg.n_heads, T)).at[:, :, 0].set(1.0)
+    edits = EditsWithPattern(pattern=SiteEdit(mask, source))
+    _, acts = block_forward(cfg, p, window, resid, edits, with_pattern=True)
+    _, plain = block_forward(cfg, p, window, resid, None, with_pattern=True)
+    v = keys_values(cfg, p, resid)[1]
+    np.testing.assert_allclose(acts.z[5:, 2], jnp.broadcast_to(v[0, 0], (T - 5, cfg.d_head)), atol=1e-6)
+    np.testing.assert_allclose(acts.pattern[5:, 2], source[5:, 2], atol=0)
+    keep = np.ones((T, cfg.n_heads), bool)
+    keep[5:, 2] = False
+    np.testing.assert_allclose(np.asarray(acts.z)[keep], np.asarray(plain.z)[keep], atol=1e-6)
 
 
 def test_bad_tokens(checkpoints):

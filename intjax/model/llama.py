@@ -8,7 +8,8 @@ RMSNorm, rotary position embeddings (RoPE, with the checkpoint's scaling),
 grouped-query attention (`n_kv_heads` key/value heads, each read by
 `n_heads // n_kv_heads` query heads), a gated SiLU MLP (SwiGLU), optional
 q/k/v, output and MLP biases, optional sliding-window attention, and no
-position embedding. Sites are the GPT-2 ones: `z` is per QUERY head.
+position embedding. Sites are the GPT-2 ones; `z` and `pattern` (`[query, head, key]`) are per
+QUERY head.
 
 GPT-NeoX is the same computation with four switches in its config: LayerNorm
 with biases instead of RMSNorm (`norm="layer"`), a plain MLP instead of the
@@ -33,11 +34,11 @@ from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import ACTIVATIONS
-from intjax.model.gpt2 import GPT2, Activations, LayerEdits, _edit, _rows, layer_norm
+from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, layer_norm
 
 FAMILIES = ("llama", "qwen2", "mistral", "gpt_neox")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
-_EDITABLE = ("resid_pre", "z", "mlp_out")  # the LayerEdits fields this family applies
+_EDITABLE = ("resid_pre", "pattern", "z", "mlp_out")  # the LayerEdits fields this family applies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,9 +234,11 @@ def attention(
     resid: Float[Array, "T D"],
     rows: Optional[Int[Array, " R"]] = None,
     prefix_kv: Optional[tuple[Float[Array, "S Hkv Dh"], Float[Array, "S Hkv Dh"]]] = None,
-) -> tuple[Float[Array, "H R K"], Float[Array, "R H Dh"]]:
-    """Attention pattern (over K = S + T keys) and per-query-head outputs z of ONE layer, for query
-    rows `rows` (all if None); `window` > 0 limits each query to the last `window` keys.
+    pattern_edit: Optional[SiteEdit] = None,
+) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"]]:
+    """Attention pattern `[query, head, key]` (over K = S + T keys) and per-query-head outputs z of ONE
+    layer, for query rows `rows` (all if None); `window` > 0 limits each query to the last `window`
+    keys; `pattern_edit` (of those rows) overwrites the pattern before it weighs the values.
 
     With `prefix_kv`, `resid` holds positions S.. only and the rotated keys and
     values of positions 0..S-1 are given; `rows` index into `resid`.
@@ -251,14 +254,15 @@ def attention(
         k, v = jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
     R, G, Hkv = q.shape[0], cfg.group_size, cfg.n_kv_heads
     q = q.reshape(R, Hkv, G, cfg.d_head)  # query head h reads key/value head h // G
-    scores = jnp.einsum("tkge,ske->kgts", q, k) * (cfg.d_head ** -0.5)
+    scores = jnp.einsum("tkge,ske->tkgs", q, k) * (cfg.d_head ** -0.5)  # [R, Hkv, G, K]
     kpos = jnp.arange(S + T)[None, :]
     allowed = (qpos[:, None] >= kpos) & ((window <= 0) | (kpos > qpos[:, None] - window))
     dt = _at_least_f32(scores.dtype)
-    masked = jnp.where(allowed, scores.astype(dt), jnp.finfo(dt).min)
-    pattern = jax.nn.softmax(masked, axis=-1).astype(q.dtype)  # [Hkv, G, R, K]
-    z = jnp.einsum("kgts,ske->tkge", pattern, v).reshape(R, cfg.n_heads, cfg.d_head)
-    return pattern.reshape(cfg.n_heads, R, S + T), z
+    masked = jnp.where(allowed[:, None, None, :], scores.astype(dt), jnp.finfo(dt).min)
+    pattern = jax.nn.softmax(masked, axis=-1).astype(q.dtype).reshape(R, cfg.n_heads, S + T)
+    pattern = _edit(pattern_edit, pattern)
+    z = jnp.einsum("tkgs,ske->tkge", pattern.reshape(R, Hkv, G, S + T), v).reshape(R, cfg.n_heads, cfg.d_head)
+    return pattern, z
 
 
 def attn_output(p: LlamaBlocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"]:
@@ -283,7 +287,7 @@ def check_edits(edits: LayerEdits) -> None:
     other = [f for f in edits._fields if f not in _EDITABLE and getattr(edits, f) is not None]
     if other:
         raise InputError(f"the Llama family applies edits of {list(_EDITABLE)} only, not {other}; "
-                         "patch heads (z), MLPs or residuals instead")
+                         "patch heads (z or pattern), MLPs or residuals instead")
 
 
 def block_forward(
@@ -307,7 +311,8 @@ def block_forward(
     if resid_mid is None:
         if z is None:
             resid = _edit(e.resid_pre, resid)
-            pattern, z = attention(cfg, p, window, resid, rows, prefix_kv)
+            pattern, z = attention(cfg, p, window, resid, rows, prefix_kv,
+                                   _rows(getattr(e, "pattern", None), rows))
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out
