@@ -17,9 +17,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 
     model, _ = load_model(args.model, tokenizer=False, strict_config=not args.lenient_config)
     print(f"model: {args.model}")
-    for field in dataclasses.fields(model.config):
-        print(f"  {field.name}: {getattr(model.config, field.name)}")
-    print(f"  d_head: {model.config.d_head}")
+    fields = [field.name for field in dataclasses.fields(model.config)]
+    for name in fields + ["d_head"] * ("d_head" not in fields):  # a GPT-2 config derives d_head
+        print(f"  {name}: {getattr(model.config, name)}")
     print(f"parameters: {model.n_params():,}")
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, devices: {jax.devices()}")
 

@@ -140,7 +140,7 @@ def write_config(folder, **changes):
         (dict(reorder_and_upcast_attn=True), "reorder_and_upcast_attn=True"),
         (dict(add_cross_attention=True), "add_cross_attention=True"),
         (dict(activation_function="gelu_10"), "activation_function='gelu_10'"),
-        (dict(model_type="llama"), "model_type 'llama' is not GPT-2"),
+        (dict(model_type="gemma"), "model_type 'gemma' is not implemented"),
         (dict(rotary_dim=16), r"keys intjax does not know: \['rotary_dim'\]"),
     ],
 )

@@ -1,4 +1,5 @@
-"""HuggingFace config.json → GPT2Config, refusing by name whatever is not implemented."""
+"""HuggingFace GPT-2 config.json → GPT2Config, refusing by name whatever is not implemented (and the
+key checks every family uses)."""
 
 from __future__ import annotations
 
@@ -54,35 +55,40 @@ _IGNORED = {
 }
 
 
-def config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
-    """Translate a GPT-2 config.json dict; unknown or unsupported keys raise ConfigError.
-
-    With `strict=False`, keys intjax has never heard of are ignored instead of refused.
-    """
-    model_type = hf.get("model_type", "gpt2")
-    if model_type != "gpt2":
-        raise ConfigError(
-            f"model_type {model_type!r} is not GPT-2; intjax loads the GPT-2 family "
-            "(gpt2, gpt2-medium/large/xl, distilgpt2 and GPT2LMHeadModel fine-tunes)"
-        )
-    for key, allowed in _REFUSED_UNLESS.items():
+def check_keys(hf: dict[str, Any], used: set[str], refused_unless: dict[str, Any], ignored: set[str],
+               activation: tuple[str, str], strict: bool) -> None:
+    """ConfigError naming the first config.json key intjax refuses: a value other than the one
+    accepted in `refused_unless`, an activation (`(key, default)`) not implemented, or (when
+    `strict`) a key neither used, refused nor ignored."""
+    for key, allowed in refused_unless.items():
         if key in hf and hf[key] not in (allowed, None):
             raise ConfigError(
                 f"config.json sets {key}={hf[key]!r}, which intjax does not implement "
                 f"(only {key}={allowed!r}); use a checkpoint without it"
             )
-    act = hf.get("activation_function", "gelu_new")
+    key, default = activation
+    act = hf.get(key, default)
     if act not in ACTIVATIONS:
         raise ConfigError(
-            f"config.json sets activation_function={act!r}, which intjax does not "
+            f"config.json sets {key}={act!r}, which intjax does not "
             f"implement; implemented: {sorted(ACTIVATIONS)}"
         )
-    unknown = sorted(set(hf) - set(_USED) - set(_REFUSED_UNLESS) - _IGNORED)
+    unknown = sorted(set(hf) - used - set(refused_unless) - ignored)
     if unknown and strict:
         raise ConfigError(
             f"config.json has keys intjax does not know: {unknown}. If they do not "
             "change the forward pass, load with strict_config=False (--lenient-config on the command line)"
         )
+
+
+def gpt2_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
+    """Translate a GPT-2 config.json dict; unknown or unsupported keys raise ConfigError.
+
+    With `strict=False`, keys intjax has never heard of are ignored instead of refused.
+    """
+    if hf.get("model_type", "gpt2") != "gpt2":
+        raise ConfigError(f"model_type {hf['model_type']!r} is not GPT-2")
+    check_keys(hf, set(_USED), _REFUSED_UNLESS, _IGNORED, ("activation_function", "gelu_new"), strict)
     kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
     n_embd = kwargs.get("d_model", GPT2Config.d_model)
     kwargs["d_mlp"] = hf.get("n_inner") or 4 * n_embd

@@ -1,4 +1,4 @@
-"""`load_model`: one call from a folder or hub id to (GPT2, tokenizer)."""
+"""`load_model`: one call from a folder or hub id to (model, tokenizer)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,36 @@ from pathlib import Path
 import jax.numpy as jnp
 
 from intjax.errors import LoadError
-from intjax.loading.config import config_from_hf
+from intjax.errors import ConfigError
+from intjax.loading.config import gpt2_config_from_hf
+from intjax.loading.gpt_neox import neox_config_from_hf, neox_from_state_dict
+from intjax.loading.llama import llama_config_from_hf, llama_from_state_dict
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
 from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
 from intjax.model.gpt2 import GPT2
+from intjax.model.config import GPT2Config
+from intjax.model.llama import FAMILIES, Llama, LlamaConfig
+
+MODEL_TYPES = ("gpt2", *FAMILIES)  # the config.json model_type values intjax loads
+
+
+def config_from_hf(hf: dict, *, strict: bool = True) -> GPT2Config | LlamaConfig:
+    """Translate a config.json dict of a family intjax implements (`MODEL_TYPES`, GPT-2 when it names
+    none); unknown or unsupported keys raise ConfigError. With `strict=False`, keys intjax has never
+    heard of are ignored instead of refused."""
+    model_type = hf.get("model_type", "gpt2")
+    if model_type == "gpt_neox":
+        return neox_config_from_hf(hf, strict=strict)
+    if model_type in FAMILIES:
+        return llama_config_from_hf(hf, strict=strict)
+    if model_type != "gpt2":
+        raise ConfigError(
+            f"model_type {model_type!r} is not implemented; intjax loads {list(MODEL_TYPES)}: the GPT-2 "
+            "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes), the Llama "
+            "family (Llama 2/3, Qwen2/2.5, Mistral) and GPT-NeoX (Pythia)"
+        )
+    return gpt2_config_from_hf(hf, strict=strict)
 
 
 def read_config(folder: Path) -> dict:
@@ -47,12 +72,22 @@ def load_model(
     strict_config: bool = True,
     revision: str | None = None,
 ):
-    """Load a GPT-2 family model: `model, tokenizer = load_model("gpt2" or "/path")`.
+    """Load a model: `model, tokenizer = load_model("gpt2" or "/path")`.
 
     `name_or_path` is a local folder in HuggingFace layout, the name of a model
-    shipped with intjax, or a hub id (downloaded and cached as HF caches).
+    shipped with intjax, or a hub id (downloaded and cached as HF caches). The
+    family follows config.json's model_type: `gpt2` gives a `GPT2`; `llama`,
+    `qwen2`, `mistral` and `gpt_neox` give a `Llama`. Weights stored in bfloat16 or float16
+    are converted to `dtype` (float32 by default; `dtype=jnp.bfloat16` computes
+    in bfloat16, with norms, RoPE angles and softmax in float32 as HF does).
     """
     folder = resolve_model_dir(name_or_path, revision=revision)
     config = config_from_hf(read_config(folder), strict=strict_config)
-    model: GPT2 = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    model: GPT2 | Llama
+    if isinstance(config, LlamaConfig) and config.model_type == "gpt_neox":
+        model = neox_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    elif isinstance(config, LlamaConfig):
+        model = llama_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    else:
+        model = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
     return model, (load_tokenizer(folder) if tokenizer else None)

@@ -7,11 +7,13 @@ LoadError naming the key.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 import jax
+import ml_dtypes
 import jax.numpy as jnp
 import numpy as np
 
@@ -29,7 +31,38 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
     try:
         return load_file(str(path))
+    except TypeError as e:  # numpy has no bfloat16: read those files' raw bytes
+        if "bfloat16" not in str(e):
+            raise LoadError(f"{path} cannot be read: {e}") from e
+        return _read_safetensors_raw(path)
     except Exception as e:  # safetensors raises its own error types and OSError
+        raise LoadError(
+            f"{path} is not a readable safetensors file ({type(e).__name__}: {e}); "
+            "it may be truncated or corrupted: download it again"
+        ) from e
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}
+
+
+def _read_safetensors_raw(path: Path) -> dict[str, np.ndarray]:
+    """A .safetensors file parsed by hand (bfloat16 tensors as ml_dtypes.bfloat16 arrays)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            lo, hi = info["data_offsets"]
+            out[name] = data[lo:hi].view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+        return out
+    except Exception as e:
         raise LoadError(
             f"{path} is not a readable safetensors file ({type(e).__name__}: {e}); "
             "it may be truncated or corrupted: download it again"
@@ -70,32 +103,82 @@ def _strip_prefix(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k.removeprefix("transformer."): v for k, v in state.items()}
 
 
-def model_from_state_dict(
-    state: Mapping[str, np.ndarray], config: GPT2Config, dtype=jnp.float32
-) -> GPT2:
-    """Build GPT2 from a HF GPT-2 state dict (torch names, Conv1D [in, out] layout)."""
-    state = _strip_prefix(dict(state))
-    used: set[str] = set()
-    L, H, D, M = config.n_layers, config.n_heads, config.d_model, config.d_mlp
-    Dh = config.d_head
+class Tensors:
+    """A checkpoint's tensors, taken one by one with their expected shapes (LoadError naming the key
+    on a missing or misshapen tensor); `check_all_used` refuses those never taken."""
 
-    def take(key: str, shape: tuple[int, ...]) -> np.ndarray:
-        if key not in state:
+    def __init__(self, state: Mapping[str, np.ndarray], where: str):
+        self.state, self.where, self.used = state, where, set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.state
+
+    def take(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The tensor `key` as float32, which must have `shape`."""
+        if key not in self.state:
             raise LoadError(
-                f"checkpoint has no tensor {key!r} (config: {L} layers, d_model={D}); "
+                f"checkpoint has no tensor {key!r} ({self.where}); "
                 "the weights file does not match config.json"
             )
-        arr = np.asarray(state[key])
+        arr = np.asarray(self.state[key])
         if arr.shape != shape:
             raise LoadError(
                 f"tensor {key!r} has shape {tuple(arr.shape)}, expected {shape} from "
                 "config.json; the weights file does not match its config"
             )
-        used.add(key)
+        self.used.add(key)
         return arr.astype(np.float32, copy=False)
 
+    def stack(self, fmt: str, shape: tuple[int, ...], n_layers: int) -> np.ndarray:
+        """`fmt.format(l)` for every layer l, stacked along a new leading axis."""
+        return np.stack([self.take(fmt.format(l), shape) for l in range(n_layers)])
+
+    def check_all_used(self, buffers: re.Pattern, what: str) -> None:
+        """LoadError naming the tensors never taken that are not known `buffers` (the file is not `what`)."""
+        extra = sorted(k for k in self.state if k not in self.used and not buffers.match(k))
+        if extra:
+            raise LoadError(
+                f"checkpoint has tensors intjax does not know: {extra[:8]}"
+                f"{' …' if len(extra) > 8 else ''}; it is not {what}"
+            )
+
+
+def to_device(a: np.ndarray, dtype) -> jax.Array:
+    """A contiguous copy of `a` in `dtype` on the default device (device_put of a contiguous array
+    is several times faster than jnp.asarray)."""
+    return jax.device_put(np.ascontiguousarray(a, dtype=np.dtype(dtype)))
+
+
+def unembedding(tensors: Tensors, W_E: np.ndarray, tied: bool, embed_key: str,
+                head_key: str = "lm_head.weight") -> Optional[np.ndarray]:
+    """The untied unembedding `[D, V]` from `head_key`, or None when tied to the embedding
+    `embed_key` (LoadError when the file and the config disagree)."""
+    if head_key not in tensors:
+        if not tied:
+            raise LoadError(f"tie_word_embeddings=false but the checkpoint has no {head_key}")
+        return None
+    lm_head = tensors.take(head_key, W_E.shape)
+    if not tied:
+        return lm_head.T
+    if not np.array_equal(lm_head, W_E):
+        raise LoadError(
+            f"config.json says tie_word_embeddings=true but {head_key} differs "
+            f"from {embed_key}; set tie_word_embeddings=false in config.json"
+        )
+    return None
+
+
+def model_from_state_dict(
+    state: Mapping[str, np.ndarray], config: GPT2Config, dtype=jnp.float32
+) -> GPT2:
+    """Build GPT2 from a HF GPT-2 state dict (torch names, Conv1D [in, out] layout)."""
+    L, H, D, M = config.n_layers, config.n_heads, config.d_model, config.d_mlp
+    Dh = config.d_head
+    tensors = Tensors(_strip_prefix(dict(state)), f"config: {L} layers, d_model={D}")
+    take = tensors.take
+
     def stack(fmt: str, shape: tuple[int, ...]) -> np.ndarray:
-        return np.stack([take(fmt.format(l), shape) for l in range(L)])
+        return tensors.stack(fmt, shape, L)
 
     c_attn_w = stack("h.{}.attn.c_attn.weight", (D, 3 * D))  # [L, D, 3D]
     c_attn_b = stack("h.{}.attn.c_attn.bias", (3 * D,))
@@ -126,28 +209,12 @@ def model_from_state_dict(
     W_E = take("wte.weight", (config.vocab_size, D))
     W_pos = take("wpe.weight", (config.n_positions, D))
     lnf_w, lnf_b = take("ln_f.weight", (D,)), take("ln_f.bias", (D,))
-    W_U = None
-    if "lm_head.weight" in state:
-        lm_head = take("lm_head.weight", (config.vocab_size, D))
-        if not config.tie_word_embeddings:
-            W_U = lm_head.T
-        elif not np.array_equal(lm_head, W_E):
-            raise LoadError(
-                "config.json says tie_word_embeddings=true but lm_head.weight differs "
-                "from wte.weight; set tie_word_embeddings=false in config.json"
-            )
-    elif not config.tie_word_embeddings:
-        raise LoadError("tie_word_embeddings=false but the checkpoint has no lm_head.weight")
+    W_U = unembedding(tensors, W_E, config.tie_word_embeddings, "wte.weight")
 
-    extra = sorted(k for k in state if k not in used and not _BUFFER.match(k))
-    if extra:
-        raise LoadError(
-            f"checkpoint has tensors intjax does not know: {extra[:8]}"
-            f"{' …' if len(extra) > 8 else ''}; it is not a plain GPT-2 LM checkpoint"
-        )
+    tensors.check_all_used(_BUFFER, "a plain GPT-2 LM checkpoint")
 
-    def arr(a):  # device_put of a contiguous array is several times faster than jnp.asarray
-        return jax.device_put(np.ascontiguousarray(a, dtype=np.dtype(dtype)))
+    def arr(a):
+        return to_device(a, dtype)
 
     return GPT2(
         config=config,

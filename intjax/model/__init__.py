@@ -1,4 +1,4 @@
-"""GPT-2 as a pure-functional Equinox module."""
+"""The model families as pure-functional Equinox modules: GPT-2 and the Llama family (Llama, Qwen2, Mistral)."""
 
 from intjax.model.config import ACTIVATIONS, GPT2Config
 from intjax.model.gpt2 import (
@@ -14,8 +14,10 @@ from intjax.model.gpt2 import (
     layer_norm,
     mlp,
 )
+from intjax.model.llama import Llama, LlamaBlocks, LlamaConfig
 
 __all__ = [
     "ACTIVATIONS", "GPT2Config", "GPT2", "Activations", "Blocks", "LayerEdits", "SiteEdit",
     "attention", "attn_output", "block_forward", "keys_values", "layer_norm", "mlp",
+    "Llama", "LlamaBlocks", "LlamaConfig",
 ]

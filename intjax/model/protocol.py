@@ -1,6 +1,6 @@
 """What the patch engine needs from a model: the seam between model families and the engine.
 
-A family implements these methods on its own module (see `gpt2.GPT2`); the
+A family implements these methods on its own module (see `gpt2.GPT2`, `llama.Llama`); the
 engine (`intjax.patching`) calls nothing else. Activations, LayerEdits and
 SiteEdit are the shared data types: the sites a family exposes are the
 `Activations` fields (`resid_pre`, `z`, `mlp_out`, …) with a leading layer axis.
@@ -46,7 +46,8 @@ class PatchableModel(Protocol):
         the activations of the layers run when `collect`."""
 
     def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Array, Array]:
-        """Every layer's attention keys and values at the given residuals, each `[L, S, H, Dh]`."""
+        """Every layer's attention keys and values at the given residuals, each `[L, S, Hkv, Dh]` (Hkv = H
+        but under grouped-query attention; keys with any position encoding of positions 0..S-1 applied)."""
 
     def activations(self, tokens: ArrayLike, *, with_pattern: bool = False) -> Activations:
         """Every site of one sequence (leading layer axis), without the logits."""

@@ -66,7 +66,7 @@ def concat_prompt_sets(sets: Sequence[PromptSet]) -> PromptSet:
 
 
 def _single_token(tokenizer, text: str, where: str) -> int:
-    ids = tokenizer.encode(text).ids
+    ids = tokenizer.encode(text, add_special_tokens=False).ids  # no BOS (Llama, Mistral): the word alone
     if len(ids) != 1:
         raise InputError(
             f"{where}: {text!r} is {len(ids)} tokens {ids}, the metric needs one; "
