@@ -92,7 +92,7 @@ def theorem_table(
     order: int = 2,
     *,
     n_check: int = 6,
-    integral_points: int = 32,
+    integral_points: int = 64,
     integral_scramblings: int = 8,
     ts: Sequence[float] = DEFAULT_TS,
     seed: int = 0,
