@@ -17,7 +17,7 @@ from intjax.errors import InputError
 from intjax.estimands.derivatives import linear
 from intjax.estimands.mobius import interactions, set_name, subsets_up_to
 from intjax.estimands.theorems import duality_check, theorem_table
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component
 from intjax.patching.problem import SEMANTICS, build_problem
 from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
@@ -43,7 +43,7 @@ class PatchOptions:
     restart: bool = False  # discard saved sweeps in the checkpoint folder
 
 
-def patch_stages(model: GPT2, prompts: PromptSet, n_components: int, options: PatchOptions) -> Stages:
+def patch_stages(model: PatchableModel, prompts: PromptSet, n_components: int, options: PatchOptions) -> Stages:
     """The plan of `run_patch` (one stage per direction: its subsets, patched runs and estimated time),
     printed now unless `options.quiet`."""
     masks = sum(math.comb(n_components, k) for k in range(options.order + 1))
@@ -59,7 +59,7 @@ def patch_stages(model: GPT2, prompts: PromptSet, n_components: int, options: Pa
 
 
 def run_patch(
-    model: GPT2, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
+    model: PatchableModel, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
     checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (), cache=None,
     stages: Optional[Stages] = None,
 ) -> tuple[Results, dict[str, float]]:
@@ -119,7 +119,7 @@ def run_patch(
 
 
 def run_theorems(
-    model: GPT2, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
+    model: PatchableModel, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
     n_check: int = 6, cut: Sequence[Component] | None = None, step=None, **table_kwargs,
 ) -> dict:

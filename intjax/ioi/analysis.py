@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.estimands.theorems import theorem_rows
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
@@ -89,7 +89,7 @@ def with_sizes(options: IOIAnalysisOptions, sizes: Sizes) -> IOIAnalysisOptions:
                                studies=studies)
 
 
-def _n_circuit_units(spec: str, model: GPT2) -> int:
+def _n_circuit_units(spec: str, model: PatchableModel) -> int:
     """Completeness units of the circuit of `spec`: its heads, or its classes beyond MAX_EXHAUSTIVE heads (a
     circuit still to be discovered: one more head than classes per two classes, as on ioi-small)."""
     from intjax.ioi.completeness import MAX_EXHAUSTIVE
@@ -104,7 +104,7 @@ def _n_circuit_units(spec: str, model: GPT2) -> int:
     return heads if heads <= MAX_EXHAUSTIVE else classes
 
 
-def _n_classes(spec: str, model: GPT2) -> int:
+def _n_classes(spec: str, model: PatchableModel) -> int:
     """How many classes the circuit of `spec` has (an estimate for a circuit still to be discovered)."""
     if spec == "wang2022" or (spec == "auto" and is_gpt2_small(model)):
         return len(GPT2_SMALL_IOI_CIRCUIT)
@@ -113,7 +113,7 @@ def _n_classes(spec: str, model: GPT2) -> int:
     return len(ROLES)
 
 
-def plan(model: GPT2, data_lengths: np.ndarray, n_prompts: int,
+def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
          options: IOIAnalysisOptions) -> tuple[IOIAnalysisOptions, list[float], list[str]]:
     """The options the run will use (fitted to the budget), each stage's estimated seconds, and notes."""
     L, H = model.config.n_layers, model.config.n_heads
@@ -138,11 +138,11 @@ def plan(model: GPT2, data_lengths: np.ndarray, n_prompts: int,
     return with_sizes(options, sizes), estimate(sizes), notes
 
 
-def _float64(model: GPT2) -> GPT2:
+def _float64(model: PatchableModel) -> PatchableModel:
     return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
 
 
-def run_ioi_analysis(model: GPT2, tokenizer: Any, out: str | Path, options: IOIAnalysisOptions = IOIAnalysisOptions(),
+def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, options: IOIAnalysisOptions = IOIAnalysisOptions(),
                      model_name: str = "") -> Path:
     """Run the analysis, write `out/report.md`, figures, values.npz and summary.json; returns the report."""
     out = Path(out)

@@ -21,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.model.gpt2 import GPT2
-from intjax.model.protocol import HasConfig
+from intjax.model.protocol import HasConfig, PatchableModel
 from intjax.patching.components import layer_of, parse_components
 from intjax.patching.prompts import pad
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
@@ -51,11 +50,11 @@ def is_gpt2_small(model: HasConfig) -> bool:
 
 
 @eqx.filter_jit
-def _patterns(model: GPT2, tokens):
+def _patterns(model: PatchableModel, tokens):
     return jax.vmap(lambda t: model.activations(t, with_pattern=True).pattern)(tokens)
 
 
-def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
+def attention_roles(model: PatchableModel, data: IOIPrompts) -> np.ndarray:
     """Mean attention of every head in each ROLES pattern on the clean prompts, `[L, H, len(ROLES)]`."""
     pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, T, H, K]
     out = np.zeros((pattern.shape[1], pattern.shape[3], len(ROLES)))
@@ -67,7 +66,7 @@ def attention_roles(model: GPT2, data: IOIPrompts) -> np.ndarray:
 
 
 def discover_circuit(
-    model: GPT2,
+    model: PatchableModel,
     data: IOIPrompts,
     nie_noising: np.ndarray,
     nie_denoising: np.ndarray,
@@ -125,7 +124,7 @@ def read_circuit(path: str | Path) -> dict[str, list[str]]:
     return circuit
 
 
-def check_circuit_spec(spec: str, model: GPT2 | None = None) -> None:
+def check_circuit_spec(spec: str, model: PatchableModel | None = None) -> None:
     """Refuse, before any patching, a circuit spec that cannot be used: an unknown name, an
     unreadable file, or (with `model`) heads the model does not have or wang2022 on another shape."""
     if spec in ("auto", "discover"):

@@ -39,7 +39,7 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.game import Game
 from intjax.estimands.mobius import fast_mobius
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
@@ -172,7 +172,7 @@ class OutsideSplit:
 
     def ranked(self) -> list[int]:
         """Outside units by |mean Δ_o(K)|, largest first."""
-        return list(np.argsort(-np.abs(self.outside.mean(0)), kind="stable"))
+        return [int(i) for i in np.argsort(-np.abs(self.outside.mean(0)), kind="stable")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,7 +431,7 @@ def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_
                       np.array(empty), threshold, exhaustive, n_cand, time.perf_counter() - t0)
 
 
-def circuit_game(model: GPT2, tokenizer: Any, data: IOIPrompts, circuit: dict[str, Sequence[str]], *,
+def circuit_game(model: PatchableModel, tokenizer: Any, data: IOIPrompts, circuit: dict[str, Sequence[str]], *,
                  ablation: str = "mean", class_positions: Optional[dict[str, str]] = None,
                  reference_per_template: int = 8, seed: int = 0, unit: str = "auto",
                  max_exhaustive: int = MAX_EXHAUSTIVE, checkpoints: Optional[str | Path] = None,

@@ -29,8 +29,7 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.game import Game
 from intjax.estimands.mobius import Subset, fast_mobius, lattice_masks
-from intjax.model.gpt2 import GPT2
-from intjax.model.protocol import HasConfig
+from intjax.model.protocol import HasConfig, PatchableModel
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
@@ -159,7 +158,7 @@ class FaithfulnessStudy:
 
 
 def faithfulness_study(
-    model: GPT2,
+    model: PatchableModel,
     tokenizer: Any,
     circuit: dict[str, Sequence[str]],
     *,

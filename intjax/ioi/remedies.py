@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component, parse_components
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
@@ -66,7 +66,7 @@ class RemedyRow:
         return {name for name, label in zip(self.names, self.visibility.labels) if label}
 
 
-def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]],
+def unit_components(unit: str, model: PatchableModel, circuit: dict[str, Sequence[str]],
                     class_positions: Optional[dict[str, str]] = None) -> list[Component]:
     """The components of a unit kind: every head, the circuit's classes plus `rest` (see
     `circuit_units` for `class_positions`), or every layer."""
@@ -79,7 +79,7 @@ def unit_components(unit: str, model: GPT2, circuit: dict[str, Sequence[str]],
     raise InputError(f"unknown unit {unit!r}; choose one of {list(UNITS)}")
 
 
-def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
+def remedy_row(model: PatchableModel, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
                *, n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
                floor: float = DEFAULT_FLOOR, checkpoints: Optional[str | Path] = None,
                mean_source: Optional[dict] = None, class_positions: Optional[dict[str, str]] = None,
@@ -103,7 +103,7 @@ def remedy_row(model: GPT2, prompts: PromptSet, estimator: str, unit: str, circu
     return RemedyRow(estimator, unit, tuple(u.name for u in units), vis, float(joint.mean()), nie, joint)
 
 
-def remedies_table(model: GPT2, prompts: PromptSet, circuit: dict[str, Sequence[str]], *,
+def remedies_table(model: PatchableModel, prompts: PromptSet, circuit: dict[str, Sequence[str]], *,
                    estimators: Sequence[str] = tuple(ESTIMATORS), units: Sequence[str] = UNITS,
                    step: Optional[Callable[[str], None]] = None, **row_kwargs) -> list[RemedyRow]:
     """Every estimator × unit row (see `remedy_row`); `step(text)` is called as each row starts."""

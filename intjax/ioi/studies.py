@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
 from intjax.ioi.circuit import resolve_circuit
@@ -81,7 +81,7 @@ class IOIStudies:
 
 
 def run_ioi_studies(
-    model: GPT2,
+    model: PatchableModel,
     tokenizer: Any,
     data: IOIPrompts,
     nie_noising: np.ndarray,
@@ -223,7 +223,15 @@ def split_keys(c: Completeness) -> list[str]:
     return keys
 
 
-def completeness_summary(studies: IOIStudies) -> dict:
+@runtime_checkable
+class HasCompleteness(Protocol):
+    """What `completeness_summary` reads: the completeness and minimality results (None when skipped)."""
+
+    completeness: Optional[Completeness]
+    minimality: Optional[Minimality]
+
+
+def completeness_summary(studies: IOIStudies | HasCompleteness) -> dict:
     """Completeness and minimality for summary.json: K in words, means and 95% CIs over prompts."""
     c, m = studies.completeness, studies.minimality
     if c is None or m is None:

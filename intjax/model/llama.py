@@ -30,7 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import ACTIVATIONS
@@ -282,7 +282,7 @@ def mlp(cfg: LlamaConfig, p: LlamaBlocks, resid: Float[Array, "T D"]) -> Float[A
     return _linear(hidden, p.W_down, p.b_down, "tm,md->td")
 
 
-def check_edits(edits: LayerEdits) -> None:
+def check_edits(edits: tuple) -> None:  # any family's LayerEdits; refuses fields this one cannot apply
     """Raise InputError for an edit of a site kind this family does not apply."""
     other = [f for f in edits._fields if f not in _EDITABLE and getattr(edits, f) is not None]
     if other:
@@ -295,7 +295,7 @@ def block_forward(
     p: LlamaBlocks,
     window: Int[Array, ""],
     resid: Float[Array, "T D"],
-    edits: Optional[LayerEdits] = None,
+    edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
     with_pattern: bool = False,
     rows: Optional[Int[Array, " R"]] = None,
     z: Optional[Float[Array, "R H Dh"]] = None,
@@ -340,7 +340,7 @@ class Llama(eqx.Module):
     __call__ = GPT2.__call__
     n_params = GPT2.n_params
 
-    def embed(self, tokens: Int[Array, " T"]) -> Float[Array, "T D"]:
+    def embed(self, tokens: ArrayLike) -> Float[Array, "T D"]:
         """The token embedding: the residual stream before layer 0 (positions enter through RoPE)."""
         self.check_tokens(tokens)
         return self.W_E[tokens]
@@ -351,7 +351,7 @@ class Llama(eqx.Module):
         *,
         start: int = 0,
         stop: Optional[int] = None,
-        edits: Optional[LayerEdits] = None,
+        edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
         collect: bool = False,
         with_pattern: bool = False,
     ) -> tuple[Float[Array, "T D"], Optional[Activations]]:
@@ -374,7 +374,7 @@ class Llama(eqx.Module):
         self,
         index: Int[Array, ""] | int,
         resid: Float[Array, "T D"],
-        edits: Optional[LayerEdits] = None,
+        edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
         *,
         rows: Optional[Int[Array, " R"]] = None,
         z: Optional[Float[Array, "R H Dh"]] = None,

@@ -16,6 +16,15 @@ from intjax.model.gpt2 import Activations, LayerEdits
 
 
 @runtime_checkable
+class ModelConfig(Protocol):
+    """What naming components reads of any family's config (GPT2Config, LlamaConfig, …)."""
+
+    n_layers: int
+    n_heads: int
+    n_positions: int
+
+
+@runtime_checkable
 class HasConfig(Protocol):
     """Anything with a model config: what decisions about a model's shape (which heads exist, whether
     it is GPT-2 small) read, so they need no weights."""

@@ -24,7 +24,7 @@ import re
 from typing import Iterable, Literal, Optional
 
 from intjax.errors import InputError
-from intjax.model.config import GPT2Config
+from intjax.model.protocol import ModelConfig
 
 SiteKind = Literal["resid_pre", "pattern", "z", "mlp_out"]
 
@@ -105,7 +105,7 @@ class Component:
         return min(s.layer for s in self.sites)
 
 
-def _atom(text: str, config: GPT2Config) -> Component:
+def _atom(text: str, config: ModelConfig) -> Component:
     m = _ATOM.match(text)
     if not m:
         raise InputError(f"cannot parse component {text!r}; valid forms: {FORMS}")
@@ -139,7 +139,7 @@ def layer_of(name: str) -> int:
     return int(m.group(1))
 
 
-def parse_component(text: str, config: GPT2Config) -> Component:
+def parse_component(text: str, config: ModelConfig) -> Component:
     """Parse one component name (or `name=A+B` group) for a model of this config."""
     text = text.strip()
     if "=" in text:
@@ -162,7 +162,7 @@ def group(name: str, members: Iterable[Component]) -> Component:
     return Component(name, sites, names)
 
 
-def parse_components(spec: str | Iterable[str], config: GPT2Config) -> list[Component]:
+def parse_components(spec: str | Iterable[str], config: ModelConfig) -> list[Component]:
     """Expand a spec (`heads`, `mlps`, `layers`, names, groups; comma-separated) to components."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[Component] = []

@@ -18,6 +18,8 @@ from __future__ import annotations
 import itertools
 from typing import Mapping, Optional, Sequence
 
+import numpy as np
+
 from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Site
 from intjax.patching.prompts import PromptSet
 
@@ -71,10 +73,10 @@ def prompt_roles(prompts: PromptSet) -> list[dict[str, int]]:
 
 
 def reads_matrix(components: Sequence[Component], roles_per_prompt: Sequence[Mapping[str, int]] = ({},),
-                 lengths: Sequence[int] = (1024,)) -> list[list[bool]]:
+                 lengths: Sequence[int] | np.ndarray = (1024,)) -> list[list[bool]]:
     """R[i][j]: component j reads component i in at least one prompt (roles and lengths per prompt)."""
     n = len(components)
-    return [[i != j and any(reads(components[i], components[j], r, t) for r, t in zip(roles_per_prompt, lengths))
+    return [[i != j and any(reads(components[i], components[j], r, int(t)) for r, t in zip(roles_per_prompt, lengths))
              for j in range(n)] for i in range(n)]
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.model.gpt2 import GPT2
+from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component
 from intjax.patching.evaluate import evaluate
 from intjax.patching.problem import build_problem
@@ -56,7 +56,7 @@ class WitnessImportance:
 
 
 def witness_importance(
-    model: GPT2,
+    model: PatchableModel,
     prompts: PromptSet,
     suspect: Component,
     candidates: Sequence[Component],
