@@ -44,7 +44,7 @@ class PromptSet:
         """Length of each prompt pair, [P]."""
         return np.array([len(c) for c in self.clean])
 
-    def subset(self, idx: Sequence[int]) -> "PromptSet":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "PromptSet":
         """The prompt pairs at positions `idx`."""
         return PromptSet(
             tuple(self.clean[i] for i in idx), tuple(self.corrupted[i] for i in idx),

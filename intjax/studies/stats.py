@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def standard_error(x: np.ndarray) -> np.ndarray:
-    """Standard error of the mean along axis 0 (nan with fewer than two rows)."""
+def standard_error(x: np.ndarray) -> np.ndarray | np.floating:
+    """Standard error of the mean along axis 0 (a number for one-dimensional x; nan with fewer than two rows)."""
     x = np.asarray(x, np.float64)
     if len(x) < 2:
         return np.full(x.shape[1:], np.nan)
