@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float
 
+from intjax.studies.stats import standard_error
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
@@ -40,9 +42,8 @@ class Estimate:
         return self.values.mean(axis=0)
 
     def standard_error(self) -> Float[np.ndarray, " K"]:
-        """Standard error of the mean over prompts per item (0 with one prompt)."""
-        P = self.values.shape[0]
-        return self.values.std(axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.zeros(self.values.shape[1])
+        """Standard error of the mean over prompts per item (nan with one prompt)."""
+        return standard_error(self.values)
 
     def column(self, item: str) -> Float[np.ndarray, " P"]:
         """The values of one item over prompts."""

@@ -168,8 +168,8 @@ def theorem_table(
                  for T in checked]
     quad = np.stack([r.estimate for r in integrals], axis=1)  # [P, n_checked]
     se = np.stack([r.standard_error for r in integrals], axis=1)
-    derivative_eps = float(np.finfo(np.dtype(_dtype_of(dgame))).eps)
-    z = np.abs(quad - exact) / np.maximum(se, 100 * derivative_eps * scale)  # a rounding-sized floor
+    rounding = 100 * float(np.finfo(np.dtype(_dtype_of(dgame))).eps) * scale  # the smallest error bar believed
+    z = np.stack([r.z_scores(exact[:, j], rounding) for j, r in enumerate(integrals)], axis=1)
     step("sampled sup of |D_T| (local-affine bound)")
     bound = bound_report(dgame, [T for T in checked if bound_order is None or len(T) <= bound_order],
                          rtol=bound_rtol, max_points=bound_max_points, polish_starts=bound_polish_starts)
