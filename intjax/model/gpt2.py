@@ -186,6 +186,30 @@ def block_forward(
     return resid_post, acts
 
 
+def scan_blocks(forward, cfg, blocks, per_layer: Array, resid: Float[Array, "T D"], start: int, stop: int,
+                edits, collect: bool, with_pattern: bool) -> tuple[Float[Array, "T D"], Optional[Activations]]:
+    """Layers start..stop-1 of any family as one scan: `forward(cfg, p, c, resid, e, with_pattern)` is the
+    family's block, `per_layer` its per-layer constant c (GPT-2: the attention scale; Llama: the window);
+    `edits` are stacked over ALL layers."""
+    layers = jax.tree.map(lambda a: a[start:stop], blocks)
+    edits = jax.tree.map(lambda a: a[start:stop], edits)
+
+    def step(resid, xs):
+        p, c, e = xs
+        resid_post, acts = forward(cfg, p, c, resid, e, with_pattern)
+        return resid_post, (acts if collect else None)
+
+    return jax.lax.scan(step, resid, (layers, per_layer[start:stop], edits))
+
+
+def one_layer(forward, cfg, blocks, per_layer: Array, index: Int[Array, ""] | int, resid: Float[Array, "T D"],
+              edits, **entries) -> Float[Array, "R D"]:
+    """The residual after layer `index` (may be traced) of any family's block `forward` (see `scan_blocks`);
+    `entries` are its rows / z / resid_mid / prefix_kv."""
+    params = jax.tree.map(lambda a: a[index], blocks)
+    return forward(cfg, params, per_layer[index], resid, edits, **entries)[0]
+
+
 class GPT2(eqx.Module):
     """GPT-2 for one sequence: `logits, acts = model(tokens)`."""
 
@@ -255,18 +279,9 @@ class GPT2(eqx.Module):
         Returns the residual after the last layer run and, if `collect`, the
         activations of the layers run (leading axis stop - start).
         """
-        cfg = self.config
-        stop = cfg.n_layers if stop is None else stop
-        layers = jax.tree.map(lambda a: a[start:stop], self.blocks)
-        scales = self.attn_scales()[start:stop]
-        edits = jax.tree.map(lambda a: a[start:stop], edits)
-
-        def step(resid, xs):
-            p, scale, e = xs
-            resid_post, acts = block_forward(cfg, p, scale, resid, e, with_pattern)
-            return resid_post, (acts if collect else None)
-
-        return jax.lax.scan(step, resid, (layers, scales, edits))
+        stop = self.config.n_layers if stop is None else stop
+        return scan_blocks(block_forward, self.config, self.blocks, self.attn_scales(), resid, start, stop, edits,
+                           collect, with_pattern)
 
     def layer(
         self,
@@ -281,9 +296,8 @@ class GPT2(eqx.Module):
     ) -> Float[Array, "R D"]:
         """The residual after layer `index` (may be traced: one compile for every layer), with `edits`
         applied; `rows`, `z`, `resid_mid` and `prefix_kv` as in `block_forward`."""
-        params = jax.tree.map(lambda a: a[index], self.blocks)
-        return block_forward(self.config, params, self.attn_scales()[index], resid, edits, rows=rows, z=z,
-                             resid_mid=resid_mid, prefix_kv=prefix_kv)[0]
+        return one_layer(block_forward, self.config, self.blocks, self.attn_scales(), index, resid, edits,
+                         rows=rows, z=z, resid_mid=resid_mid, prefix_kv=prefix_kv)
 
     def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Float[Array, "L S H Dh"], Float[Array, "L S H Dh"]]:
         """Every layer's attention keys and values at the given residuals (one per layer)."""

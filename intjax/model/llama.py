@@ -34,7 +34,8 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import ACTIVATIONS
-from intjax.model.gpt2 import GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, layer_norm
+from intjax.model.gpt2 import (GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, layer_norm, one_layer,
+                               scan_blocks)
 
 FAMILIES = ("llama", "qwen2", "mistral", "gpt_neox")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
@@ -357,18 +358,9 @@ class Llama(eqx.Module):
     ) -> tuple[Float[Array, "T D"], Optional[Activations]]:
         """Run layers start..stop-1 on `resid`, applying `edits` (stacked over ALL layers); the
         activations of the layers run (leading axis stop - start) when `collect`."""
-        cfg = self.config
-        stop = cfg.n_layers if stop is None else stop
-        layers = jax.tree.map(lambda a: a[start:stop], self.blocks)
-        windows = jnp.asarray(cfg.windows()[start:stop])
-        edits = jax.tree.map(lambda a: a[start:stop], edits)
-
-        def step(resid, xs):
-            p, window, e = xs
-            resid_post, acts = block_forward(cfg, p, window, resid, e, with_pattern)
-            return resid_post, (acts if collect else None)
-
-        return jax.lax.scan(step, resid, (layers, windows, edits))
+        stop = self.config.n_layers if stop is None else stop
+        return scan_blocks(block_forward, self.config, self.blocks, jnp.asarray(self.config.windows()), resid, start,
+                           stop, edits, collect, with_pattern)
 
     def layer(
         self,
@@ -383,10 +375,8 @@ class Llama(eqx.Module):
     ) -> Float[Array, "R D"]:
         """The residual after layer `index` (may be traced), with `edits` applied; `rows`, `z`,
         `resid_mid` and `prefix_kv` as in `block_forward`."""
-        params = jax.tree.map(lambda a: a[index], self.blocks)
-        window = jnp.asarray(self.config.windows())[index]
-        return block_forward(self.config, params, window, resid, edits, rows=rows, z=z,
-                             resid_mid=resid_mid, prefix_kv=prefix_kv)[0]
+        return one_layer(block_forward, self.config, self.blocks, jnp.asarray(self.config.windows()), index, resid,
+                         edits, rows=rows, z=z, resid_mid=resid_mid, prefix_kv=prefix_kv)
 
     def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Float[Array, "L S Hkv Dh"], Float[Array, "L S Hkv Dh"]]:
         """Every layer's rotated keys and values at positions 0..S-1 of the given residuals, per key/value head."""
