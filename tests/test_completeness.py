@@ -3,6 +3,7 @@ decomposition against brute-force Möbius sums, and F(C∖K), F(M∖K) against H
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -383,8 +384,16 @@ def test_report_words_follow_the_planted_truth():
         assert words in text and "the CIs of |d| are apart" in text
         assert "No head lies below the 5% threshold: each matters for some K." in text
     cg = planted(backup_game, *BACKUP, noise=1.0)  # noise swamps the gap: the CIs overlap, no verdict
-    text = completeness_section(completeness(cg, n_boot=400), minimality(cg, n_boot=400))
+    c, m = completeness(cg, n_boot=400), minimality(cg, n_boot=400)
+    text = completeness_section(c, m)
     assert "the CIs of |d| overlap, so the prompts do not separate the two" in text
+    # a head above the threshold whose CI reaches below it is named as unsettled (planted CI)
+    assert "reaches below" not in text
+    i = next(i for i in range(len(m.names)) if i not in m.flagged)
+    ci = m.share_ci.copy()
+    ci[i, 0] = m.threshold / 2
+    text = completeness_section(c, dataclasses.replace(m, share_ci=ci))
+    assert f"The 95% CI of {m.names[i]} reaches below 5%: the prompts do not settle whether it matters." in text
 
 
 def test_summary_json_and_value_keys():

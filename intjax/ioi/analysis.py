@@ -288,7 +288,7 @@ def _theorem_table(theorems: dict | None) -> list[str]:
               for r in theorems["slopes_by_set"]]
     return [markdown_table(rows, ("check", "value", "tolerance", "verdict", "what it compares")), "",
             f"Checked on {len(theorems['checked_sets'])} sets ({', '.join(theorems['checked_sets'][:3])}, …), "
-            f"{theorems['n_components']} heads, float64 (mixed partials for the quadrature and the sampled sup in "
+            f"{theorems['n_components']} heads, float64 (mixed partials for the face integral and the sampled sup in "
             f"{theorems.get('derivative_dtype', 'float64')}). Distance-scaling slope per set (frozen: every analysed "
             "head pinned; recompute: a patched member blocks the paths of the members it reads, one order of t "
             "per chain of members):", "",

@@ -389,6 +389,10 @@ def _minimality_lines(c: Completeness, m: Minimality) -> str:
                + f": removing {'it' if len(flagged) == 1 else 'them'} changes F(C∖K) little for every K examined, "
                  "so the circuit would be as good without."
                if flagged else f"No {one} lies below the {m.threshold:.0%} threshold: each matters for some K.")
+    unsettled = [m.names[i] for i in range(len(m.names)) if i not in m.flagged and m.share_ci[i, 0] < m.threshold]
+    if unsettled:  # above the threshold, but not at 95%
+        verdict += (f" The 95% CI of {', '.join(unsettled)} reaches below {m.threshold:.0%}: the prompts do not "
+                    f"settle whether {'it matters' if len(unsettled) == 1 else 'they matter'}.")
     hidden = [m.names[i] for i in range(len(m.names)) if m.at_empty[i] < m.threshold <= m.share[i]]
     hidden_text = (f" {', '.join(hidden)} change F(C) by less than {m.threshold:.0%} when removed from the full "
                    "circuit and pass the threshold only at their best K: their effect grows once the "
