@@ -5,7 +5,9 @@
 #       (and TransformerLens when it is importable), torch on cuda when it sees a GPU;
 #   (c) the 10,440-subset sweep: every head alone and every pair of the 144 heads of the
 #       GPT-2-small-shaped random checkpoint, 16 prompts x 15 tokens, through `intjax patch
-#       --order 2 --components heads` (wall time) and through the library (wall time, peak device memory).
+#       --order 2 --components heads` (wall time) and through the library (wall time, peak device memory);
+#   (d) `intjax ioi` with its defaults on that checkpoint with the shipped IOI tokenizer beside it
+#       (the plan, then each stage's time; the values mean nothing on random weights).
 #
 # Usage, from anywhere (it runs in the repository root):
 #   bash benchmarks/device_check.sh                      # the full check
@@ -13,21 +15,46 @@
 # Everything printed also goes to $OUT/device_check.txt when $OUT is set. A step that fails or
 # runs out of time is reported and the others still run; the exit status is 1 if any failed.
 # Time limits per step (seconds) can be set with LIMIT_PARITY, LIMIT_NIE, LIMIT_INT, LIMIT_SWEEP.
-# Installs .venv (bash scripts/install.sh test,bench) only if it is missing.
+# Python: INTJAX_PYTHON if set, else .venv/bin/python, else a python3 that already has jax, equinox,
+# torch and transformers (a device image with no package registry: intjax then runs from this checkout
+# through `python -m intjax`), else .venv is installed (bash scripts/install.sh test,bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the intjax command and the torch baseline share the GPU: neither may take 75% of it up front
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 if [[ "${DEVICE_CHECK_SMALL:-0}" == 1 ]]; then
   PROMPTS=2 TOKENS=6 POOL=4 TL_PAIRS=2
   SWEEP_SPEC=$(echo L11H{0..11} | tr ' ' ',')  # 12 heads: 1 + 12 + 66 subsets
-  : "${LIMIT_PARITY:=180}" "${LIMIT_NIE:=240}" "${LIMIT_INT:=240}" "${LIMIT_SWEEP:=240}"
+  IOI_ARGS=(--model ioi-small --smoke)
+  : "${LIMIT_PARITY:=180}" "${LIMIT_NIE:=240}" "${LIMIT_INT:=240}" "${LIMIT_SWEEP:=240}" "${LIMIT_IOI:=240}"
 else
   PROMPTS=16 TOKENS=15 POOL=24 TL_PAIRS=24
   SWEEP_SPEC=heads  # 144 heads: 1 + 144 + 10,296 subsets
-  : "${LIMIT_PARITY:=60}" "${LIMIT_NIE:=120}" "${LIMIT_INT:=150}" "${LIMIT_SWEEP:=55}"
+  IOI_ARGS=()  # the defaults, on the GPT-2-small-shaped folder made in main
+  : "${LIMIT_PARITY:=60}" "${LIMIT_NIE:=120}" "${LIMIT_INT:=150}" "${LIMIT_SWEEP:=55}" "${LIMIT_IOI:=180}"
 fi
-PY=.venv/bin/python
 FAILED=()
+
+choose_python() {  # sets PY and INTJAX (the command as a user runs it)
+  if [[ -n "${INTJAX_PYTHON:-}" ]] || { [[ ! -x .venv/bin/python ]] && python3 -c 'import jax, equinox, torch, transformers' 2>/dev/null; }; then
+    PY=${INTJAX_PYTHON:-python3}
+    local bin
+    bin=$(mktemp -d)
+    printf '#!/bin/sh\nexec "%s" -m intjax "$@"\n' "$(command -v "$PY")" >"$bin/intjax"
+    chmod +x "$bin/intjax"
+    export PATH="$bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    INTJAX=$bin/intjax
+    echo "python: $PY with intjax from this checkout (no install); the intjax command is $INTJAX"
+  else
+    if [[ ! -x .venv/bin/python ]]; then
+      echo "no .venv: installing it (bash scripts/install.sh test,bench)"
+      bash scripts/install.sh test,bench
+    fi
+    PY=.venv/bin/python
+    INTJAX=.venv/bin/intjax
+  fi
+}
 
 # (c2): the sweep as library calls; prints the first call's time and peak memory before timing a second call
 SWEEP_LIBRARY_PY=$(cat <<'PYEOF'
@@ -92,17 +119,14 @@ step() {  # step NAME LIMIT CMD...: run CMD under a time limit, print its wall t
 }
 
 main() {  # every step, in order
-  local t_start commit ckpt data bench_args sweep_cache sweep_out force
+  local t_start commit ckpt data bench_args sweep_cache sweep_out force ioi_dir
   t_start=$(date +%s.%N)
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   if [[ -n $(git status --porcelain 2>/dev/null || true) ]]; then
     commit="$commit + uncommitted changes"
   fi
   echo "# intjax device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, DEVICE_CHECK_SMALL=${DEVICE_CHECK_SMALL:-0}"
-  if [[ ! -x "$PY" ]]; then
-    echo "no .venv: installing it (bash scripts/install.sh test,bench)"
-    bash scripts/install.sh test,bench
-  fi
+  choose_python
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   fi
@@ -136,11 +160,11 @@ print(gpt2_small_checkpoint(), random_prompts(CACHE / 'prompts_${PROMPTS}x${TOKE
   # the command asks for --force above a sweep size (200,000 patched runs when written; this one is
   # 10,441 x 16 = 167,056): pass it wherever the installed intjax knows it, so a lower limit cannot stop the check
   force=()
-  if .venv/bin/intjax patch --help | grep -q -- "--force"; then
+  if "$INTJAX" patch --help | grep -q -- "--force"; then
     force=(--force)
   fi
   step "(c1) subset sweep, intjax patch --order 2" "$LIMIT_SWEEP" \
-    env INTJAX_COMPILATION_CACHE="$sweep_cache" .venv/bin/intjax patch --model "$ckpt" --data "$data" \
+    env INTJAX_COMPILATION_CACHE="$sweep_cache" "$INTJAX" patch --model "$ckpt" --data "$data" \
     --components "$SWEEP_SPEC" --order 2 --direction denoising --out "$sweep_out/run" --quiet ${force[@]+"${force[@]}"}
   if [[ -f "$sweep_out/run/summary.json" ]]; then
     "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("c1 arrays:", {k: v["shape"] for k, v in s["arrays"].items()}); print("c1 timings (s):", {k: round(v, 1) for k, v in s["timings"].items()})' "$sweep_out/run/summary.json"
@@ -148,6 +172,21 @@ print(gpt2_small_checkpoint(), random_prompts(CACHE / 'prompts_${PROMPTS}x${TOKE
   step "(c2) subset sweep, library" "$LIMIT_SWEEP" \
     env INTJAX_COMPILATION_CACHE="$sweep_cache" "$PY" -u -c "$SWEEP_LIBRARY_PY" "$ckpt" "$data" "$SWEEP_SPEC"
   rm -rf "$sweep_cache" "$sweep_out"
+
+  ioi_dir=$(mktemp -d)
+  if ((${#IOI_ARGS[@]} == 0)); then  # GPT-2 small's shape with the shipped tokenizer, whose IOI prompts have GPT-2's lengths
+    mkdir -p "$ioi_dir/model"
+    ln -s "$(realpath "$ckpt")/config.json" "$(realpath "$ckpt")/model.safetensors" "$ioi_dir/model/"
+    cp intjax/assets/ioi-small/tokenizer.json "$ioi_dir/model/"
+    IOI_ARGS=(--model "$ioi_dir/model")
+  fi
+  echo
+  echo "(d) intjax ioi ${IOI_ARGS[*]} (an empty compilation cache; progress lines show each stage's time)"
+  step "(d) intjax ioi" "$LIMIT_IOI" env INTJAX_COMPILATION_CACHE="$ioi_dir/xla" "$INTJAX" ioi "${IOI_ARGS[@]}" --out "$ioi_dir/run"
+  if [[ -f "$ioi_dir/run/summary.json" ]]; then
+    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("d timings (s):", {k: round(v, 1) for k, v in s.get("timings", {}).items()})' "$ioi_dir/run/summary.json"
+  fi
+  rm -rf "$ioi_dir"
 
   echo
   echo "# device check done in $(seconds_since "$t_start") s"
