@@ -14,7 +14,8 @@
 #   DEVICE_CHECK_SMALL=1 bash benchmarks/device_check.sh # a smoke run at tiny sizes (a CPU will do)
 # Everything printed also goes to $OUT/device_check.txt when $OUT is set. A step that fails or
 # runs out of time is reported and the others still run; the exit status is 1 if any failed.
-# Time limits per step (seconds) can be set with LIMIT_PARITY, LIMIT_NIE, LIMIT_INT, LIMIT_SWEEP.
+# Time limits per step (seconds) can be set with LIMIT_PARITY, LIMIT_NIE, LIMIT_INT, LIMIT_SWEEP, LIMIT_IOI;
+# DEVICE_CHECK_STEPS (default "a b c d") picks the steps, e.g. DEVICE_CHECK_STEPS=c for the sweep alone.
 # Python: INTJAX_PYTHON if set, else .venv/bin/python, else a python3 that already has jax, equinox,
 # torch and transformers (a device image with no package registry: intjax then runs from this checkout
 # through `python -m intjax`), else .venv is installed (bash scripts/install.sh test,bench).
@@ -103,6 +104,10 @@ seconds_since() {  # seconds_since T0: seconds since T0 (from `date +%s.%N`), on
 step() {  # step NAME LIMIT CMD...: run CMD under a time limit, print its wall time and status; never stops the script
   local name=$1 limit=$2 t0 rc=0
   shift 2
+  if [[ " ${DEVICE_CHECK_STEPS:-a b c d} " != *" ${name:1:1} "* ]]; then
+    echo "=== $name: skipped (DEVICE_CHECK_STEPS) ==="
+    return 0
+  fi
   echo
   echo "=== $name (limit $limit s) ==="
   t0=$(date +%s.%N)
