@@ -210,8 +210,11 @@ def main() -> None:
     p.add_argument("--n-pairs", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        result = WORKERS[args.worker](args.ckpt, args.data, args.pool_names.split(","), args.spawn, args.n_pairs)
-        print("RESULT " + json.dumps(result))
+        from intjax.runtime import exact_matmuls
+
+        with exact_matmuls():  # as the intjax command computes
+            result = WORKERS[args.worker](args.ckpt, args.data, args.pool_names.split(","), args.spawn, args.n_pairs)
+            print("RESULT " + json.dumps(result))
         return
 
     pool = HEADS24[: args.pool]

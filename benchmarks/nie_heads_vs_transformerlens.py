@@ -169,7 +169,10 @@ def main() -> None:
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(WORKERS[args.worker](args.ckpt, args.data, args.spawn)))
+        from intjax.runtime import exact_matmuls
+
+        with exact_matmuls():  # as the intjax command computes
+            print("RESULT " + json.dumps(WORKERS[args.worker](args.ckpt, args.data, args.spawn)))
         return
 
     ckpt = gpt2_small_checkpoint()

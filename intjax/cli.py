@@ -22,6 +22,8 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"  {name}: {getattr(model.config, name)}")
     print(f"parameters: {model.n_params():,}")
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, devices: {jax.devices()}")
+    print(f"float32 matrix products: precision {jax.config.jax_default_matmul_precision or 'default'} "
+          "(set by $JAX_DEFAULT_MATMUL_PRECISION; intjax uses highest unless it is set)")
 
 
 def cmd_patch(args: argparse.Namespace) -> None:
@@ -349,14 +351,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     from intjax.outdir import claimed_output
-    from intjax.runtime import enable_compilation_cache
+    from intjax.runtime import enable_compilation_cache, exact_matmuls
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
     command = "intjax " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         with (claimed_output(args.out, command[:200], getattr(args, "process_id", None) or 0)
-              if getattr(args, "out", None) else contextlib.nullcontext()):
+              if getattr(args, "out", None) else contextlib.nullcontext()), exact_matmuls():
             enable_compilation_cache()
             _distributed(args)
             args.func(args)
