@@ -163,12 +163,12 @@ def ioi_options(args: argparse.Namespace):
                                  fixed=tuple(given))
     if args.smoke:
         options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
-                                      theorem_heads=min(defaults["theorem_heads"], 3), theorem_order=2,
+                                      theorem_heads=min(defaults["theorem_heads"], 2), theorem_order=2,
                                       theorem_prompts=2, top=5, distance_heads=3, distance_prompts=4,
                                       budget_minutes=0.0,
-                                      studies=dataclasses.replace(studies, n_resamples=min(studies.n_resamples, 3),
-                                                                  search_pool=min(studies.search_pool, 6),
-                                                                  search_k=min(studies.search_k, 4)))
+                                      studies=dataclasses.replace(studies, n_resamples=min(studies.n_resamples, 2),
+                                                                  search_pool=min(studies.search_pool, 5),
+                                                                  search_k=min(studies.search_k, 3)))
     return options
 
 
