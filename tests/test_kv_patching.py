@@ -7,6 +7,7 @@ reference; the causal structure of key and value sites against hand-derived trut
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -122,7 +123,7 @@ def test_kv_sources_and_semantics_on_gpt2_match_torch(models, direction, source,
 def patched_layer(model, problem, alpha, layer):
     """intjax's z `[T, H, Dh]` at `layer` of prompt 0 under mask `alpha`, and the unpatched one."""
     d = jax.tree.map(lambda a: a[0], problem.data)
-    edits = problem.layer_edits(np.asarray(alpha, np.float32), d)
+    edits = problem.layer_edits(jnp.asarray(alpha, jnp.float32), d)
     _, acts = model.run_blocks(d.resid_start[0], edits=edits, collect=True)
     _, plain = model.run_blocks(d.resid_start[0], collect=True)
     return np.asarray(acts.z[layer]), np.asarray(plain.z[layer])
