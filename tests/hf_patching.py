@@ -10,31 +10,43 @@ from transformers import AttentionInterface
 REFERENCE_ATTENTION = "intjax_reference"
 
 
-def _attention_with_pattern_hook(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Causal softmax attention written out, with the weights passed through `module.pattern_hook`
-    (set by `run`) before they weigh the values: the hook point for attention-pattern patches."""
+def _attention_with_hooks(module, query, key, value, attention_mask, scaling=None, dropout=0.0, sliding_window=None,
+                          **kwargs):
+    """Causal softmax attention written out (grouped-query attention: query head h reads key/value head
+    h // (H / Hkv); a sliding window lets query q read keys k > q - window), with the keys and values
+    (after RoPE, per key/value head) passed through `module.kv_hook` before any query reads them and the
+    weights through `module.pattern_hook` (both set by `run`) before they weigh the values: the hook
+    points for key/value and attention-pattern patches."""
+    hook = getattr(module, "kv_hook", None)
+    if hook is not None:
+        key, value = hook(key, value)
+    group = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(group, dim=1), value.repeat_interleave(group, dim=1)
     scores = query @ key.transpose(-1, -2) * (query.size(-1) ** -0.5 if scaling is None else scaling)
     T, K = scores.shape[-2:]
-    causal = torch.ones(T, K, dtype=torch.bool).tril(K - T)
-    weights = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1)
+    allowed = torch.ones(T, K, dtype=torch.bool).tril(K - T)
+    if sliding_window:
+        allowed &= torch.ones(T, K, dtype=torch.bool).triu(K - T - sliding_window + 1)
+    weights = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1)
     hook = getattr(module, "pattern_hook", None)
     if hook is not None:
         weights = hook(weights)
     return (weights @ value).transpose(1, 2), weights
 
 
-AttentionInterface.register(REFERENCE_ATTENTION, _attention_with_pattern_hook)
+AttentionInterface.register(REFERENCE_ATTENTION, _attention_with_hooks)
 
-# site key: ("z", layer, head, pos) | ("pattern", layer, head, pos) | ("mlp_out", layer, None, pos)
-#           | ("resid_pre", layer, None, pos); pos None = every position, head None = every head.
-# A recorded pattern is [T (query), H, T (key)], HF's attention weights with the head axis moved.
+# site key: ("z", layer, head, pos) | ("pattern", layer, head, pos) | ("k" or "v", layer, kv_head, pos)
+#           | ("mlp_out", layer, None, pos) | ("resid_pre", layer, None, pos); pos None = every position,
+# head None = every head. A recorded pattern is [T (query), H, T (key)], HF's attention weights with the
+# head axis moved; recorded keys and values are [T, Hkv, Dh].
 
 
 def _sel(kind, head, pos, d_head):
     t = slice(None) if pos is None else list(pos) if isinstance(pos, tuple) else pos  # tuple: several positions
     if kind == "z" and head is not None:
         return (0, t, slice(head * d_head, (head + 1) * d_head))
-    if kind == "pattern" and head is not None:
+    if kind in ("pattern", "k", "v") and head is not None:
         return (0, t, head)
     return (0, t)
 
@@ -43,7 +55,7 @@ def run(model, tokens, replace=None, record=False):
     """One forward pass on a single prompt. `replace`: {site: fn(current_value) -> new value}.
 
     Returns (logits [T, V], recorded {(kind, layer): tensor [T, features]}). Attention runs
-    through `_attention_with_pattern_hook`, registered with HF's attention interface.
+    through `_attention_with_hooks`, registered with HF's attention interface.
     """
     replace = replace or {}
     d_head = model.config.n_embd // model.config.n_head
@@ -75,7 +87,12 @@ def run(model, tokens, replace=None, record=False):
         def pattern_hook(weights, l=l):  # [1, H, T, T]
             return apply("pattern", l, weights.transpose(1, 2)).transpose(1, 2)
 
+        def kv_hook(key, value, l=l):  # [1, Hkv, T, Dh] each
+            return (apply("k", l, key.transpose(1, 2)).transpose(1, 2),
+                    apply("v", l, value.transpose(1, 2)).transpose(1, 2))
+
         block.attn.pattern_hook = pattern_hook
+        block.attn.kv_hook = kv_hook
         handles += [
             block.register_forward_pre_hook(pre_block, with_kwargs=True),
             block.attn.c_proj.register_forward_pre_hook(pre_proj),
@@ -90,7 +107,7 @@ def run(model, tokens, replace=None, record=False):
         for h in handles:
             h.remove()
         for block in model.transformer.h:
-            del block.attn.pattern_hook
+            del block.attn.pattern_hook, block.attn.kv_hook
     return logits.numpy(), recorded
 
 

@@ -64,6 +64,16 @@ class GPT2Config:
         """Width of one attention head."""
         return self.d_model // self.n_heads
 
+    @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per layer: GPT-2 gives every head its own keys and values."""
+        return self.n_heads
+
+    @property
+    def gated_mlp(self) -> bool:
+        """GPT-2's MLP is act(x W_in) W_out: two matrices, no gate."""
+        return False
+
     def activation_fn(self) -> Callable[[jax.Array], jax.Array]:
         """The MLP non-linearity named by `activation`."""
         return ACTIVATIONS[self.activation]

@@ -30,13 +30,15 @@ class Activations(NamedTuple):
     mlp_out: Float[Array, "L T D"]
     resid_post: Float[Array, "L T D"]
     pattern: Optional[Float[Array, "L T H K"]] = None  # query position, head, key position (K = T)
+    k: Optional[Float[Array, "L T Hkv Dh"]] = None  # keys (after any position encoding) per key/value head
+    v: Optional[Float[Array, "L T Hkv Dh"]] = None  # values per key/value head
 
 
 class SiteEdit(NamedTuple):
     """Overwrite one site: v = value + pin·(clean − value), then v + mask·(source − v).
 
     `mask` and `pin` have the site's shape without its last (feature) axis, e.g.
-    `[T, H]` for `z` and for `pattern` (whose last axis is the key position);
+    `[T, H]` for `z` and for `pattern` (whose last axis is the key position), `[T, Hkv]` for `k` and `v`;
     `source` and `clean` have the site's full shape. With
     `pin=None` the base is the value computed in this run (recompute semantics).
     """
@@ -57,6 +59,8 @@ class LayerEdits(NamedTuple):
     """Edits of the sites of a layer (None: that site is left alone)."""
 
     resid_pre: Optional[SiteEdit] = None  # mask [T]
+    k: Optional[SiteEdit] = None  # mask [T, Hkv]: the keys of key position t, key/value head h
+    v: Optional[SiteEdit] = None  # mask [T, Hkv]: the values of key position t, key/value head h
     pattern: Optional[SiteEdit] = None  # mask [T, H]: the attention weights of query t, head h
     z: Optional[SiteEdit] = None  # mask [T, H]
     mlp_out: Optional[SiteEdit] = None  # mask [T]
@@ -104,6 +108,20 @@ def keys_values(cfg: GPT2Config, p: Blocks, resid: Float[Array, "T D"]) -> tuple
     return jnp.einsum("td,hde->the", x, p.W_K) + p.b_K, jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
 
 
+def edit_keys_values(kv_edits: tuple[Optional[SiteEdit], Optional[SiteEdit]], k: Float[Array, "T Hkv Dh"],
+                     v: Float[Array, "T Hkv Dh"]) -> tuple[Float[Array, "T Hkv Dh"], Float[Array, "T Hkv Dh"]]:
+    """Keys and values with the (key, value) edits applied (any family's; every position, not query rows)."""
+    return _edit(kv_edits[0], k), _edit(kv_edits[1], v)
+
+
+def with_prefix(prefix_kv: Optional[tuple[Array, Array]], k: Float[Array, "T Hkv Dh"], v: Float[Array, "T Hkv Dh"],
+                ) -> tuple[Float[Array, "K Hkv Dh"], Float[Array, "K Hkv Dh"]]:
+    """The keys and values of every position a query may read: a shared prefix's cached ones (if any) first."""
+    if prefix_kv is None:
+        return k, v
+    return jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
+
+
 def attention(
     cfg: GPT2Config,
     p: Blocks,
@@ -112,9 +130,12 @@ def attention(
     rows: Optional[Int[Array, " R"]] = None,
     prefix_kv: Optional[tuple[Float[Array, "S H Dh"], Float[Array, "S H Dh"]]] = None,
     pattern_edit: Optional[SiteEdit] = None,
-) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"]]:
-    """Attention pattern (over K = S + T keys) and per-head outputs z of ONE layer, for query rows
-    `rows` (all if None); `pattern_edit` (of those rows) overwrites the pattern before it weighs the values.
+    kv_edits: tuple[Optional[SiteEdit], Optional[SiteEdit]] = (None, None),
+) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"], Float[Array, "T H Dh"], Float[Array, "T H Dh"]]:
+    """Attention pattern (over K = S + T keys), per-head outputs z (for query rows `rows`, all if None),
+    and the keys and values of the T positions of ONE layer; `pattern_edit` (of those rows) overwrites
+    the pattern before it weighs the values, `kv_edits` (of every position) the keys and values before
+    any query reads them.
 
     With `prefix_kv`, `resid` holds positions S.. only and the keys and values of
     positions 0..S-1 are given (cached from a run that agrees with this one there);
@@ -125,14 +146,13 @@ def attention(
     x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
     xq = x if rows is None else x[rows]
     q = jnp.einsum("td,hde->the", xq, p.W_Q) + p.b_Q
-    k, v = keys_values(cfg, p, resid)  # the LayerNorm is shared with q under jit
-    if prefix_kv is not None:
-        k, v = jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
+    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid))  # the LayerNorm is shared with q under jit
+    k, v = with_prefix(prefix_kv, k_new, v_new)
     scores = jnp.einsum("the,she->ths", q, k) * scale
     qpos = S + (jnp.arange(T) if rows is None else rows)
     causal = (qpos[:, None] >= jnp.arange(S + T)[None, :])[:, None, :]  # [R, 1, K]
     pattern = _edit(pattern_edit, jax.nn.softmax(jnp.where(causal, scores, jnp.finfo(scores.dtype).min), axis=-1))
-    return pattern, jnp.einsum("ths,she->the", pattern, v)
+    return pattern, jnp.einsum("ths,she->the", pattern, v), k_new, v_new
 
 
 def attn_output(p: Blocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"]:
@@ -170,18 +190,18 @@ def block_forward(
     nothing under jit).
     """
     e = edits if edits is not None else LayerEdits()
-    pattern = attn_out = None
+    pattern = attn_out = k = v = None
     if resid_mid is None:
         if z is None:
             resid = _edit(e.resid_pre, resid)
-            pattern, z = attention(cfg, p, scale, resid, rows, prefix_kv, _rows(e.pattern, rows))
+            pattern, z, k, v = attention(cfg, p, scale, resid, rows, prefix_kv, _rows(e.pattern, rows), (e.k, e.v))
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out
     mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, resid_mid))
     resid_post = resid_mid + mlp_out
     acts = Activations(
-        resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None
+        resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None, k, v
     )
     return resid_post, acts
 

@@ -9,7 +9,7 @@ grouped-query attention (`n_kv_heads` key/value heads, each read by
 `n_heads // n_kv_heads` query heads), a gated SiLU MLP (SwiGLU), optional
 q/k/v, output and MLP biases, optional sliding-window attention, and no
 position embedding. Sites are the GPT-2 ones; `z` and `pattern` (`[query, head, key]`) are per
-QUERY head.
+QUERY head, the keys `k` (after RoPE) and values `v` per KEY/VALUE head.
 
 GPT-NeoX is the same computation with four switches in its config: LayerNorm
 with biases instead of RMSNorm (`norm="layer"`), a plain MLP instead of the
@@ -34,12 +34,12 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.model.config import ACTIVATIONS
-from intjax.model.gpt2 import (GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, layer_norm, one_layer,
-                               scan_blocks)
+from intjax.model.gpt2 import (GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, edit_keys_values, layer_norm,
+                               one_layer, scan_blocks, with_prefix)
 
 FAMILIES = ("llama", "qwen2", "mistral", "gpt_neox")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
-_EDITABLE = ("resid_pre", "pattern", "z", "mlp_out")  # the LayerEdits fields this family applies
+_EDITABLE = ("resid_pre", "k", "v", "pattern", "z", "mlp_out")  # the LayerEdits fields this family applies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,10 +236,13 @@ def attention(
     rows: Optional[Int[Array, " R"]] = None,
     prefix_kv: Optional[tuple[Float[Array, "S Hkv Dh"], Float[Array, "S Hkv Dh"]]] = None,
     pattern_edit: Optional[SiteEdit] = None,
-) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"]]:
+    kv_edits: tuple[Optional[SiteEdit], Optional[SiteEdit]] = (None, None),
+) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"], Float[Array, "T Hkv Dh"], Float[Array, "T Hkv Dh"]]:
     """Attention pattern `[query, head, key]` (over K = S + T keys) and per-query-head outputs z of ONE
-    layer, for query rows `rows` (all if None); `window` > 0 limits each query to the last `window`
-    keys; `pattern_edit` (of those rows) overwrites the pattern before it weighs the values.
+    layer, for query rows `rows` (all if None), and the rotated keys and values of the T positions;
+    `window` > 0 limits each query to the last `window` keys; `pattern_edit` (of those rows) overwrites
+    the pattern before it weighs the values, `kv_edits` (of every position) the rotated keys and the
+    values before any query reads them.
 
     With `prefix_kv`, `resid` holds positions S.. only and the rotated keys and
     values of positions 0..S-1 are given; `rows` index into `resid`.
@@ -250,9 +253,8 @@ def attention(
     x = norm(cfg, resid, p.ln1_w, p.ln1_b)
     xq = x if rows is None else x[rows]
     q = rotate(cfg, _linear(xq, p.W_Q, p.b_Q, "td,hde->the"), qpos)
-    k, v = keys_values(cfg, p, resid, S)
-    if prefix_kv is not None:
-        k, v = jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
+    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid, S))
+    k, v = with_prefix(prefix_kv, k_new, v_new)
     R, G, Hkv = q.shape[0], cfg.group_size, cfg.n_kv_heads
     q = q.reshape(R, Hkv, G, cfg.d_head)  # query head h reads key/value head h // G
     scores = jnp.einsum("tkge,ske->tkgs", q, k) * (cfg.d_head ** -0.5)  # [R, Hkv, G, K]
@@ -263,7 +265,7 @@ def attention(
     pattern = jax.nn.softmax(masked, axis=-1).astype(q.dtype).reshape(R, cfg.n_heads, S + T)
     pattern = _edit(pattern_edit, pattern)
     z = jnp.einsum("tkgs,ske->tkge", pattern.reshape(R, Hkv, G, S + T), v).reshape(R, cfg.n_heads, cfg.d_head)
-    return pattern, z
+    return pattern, z, k_new, v_new
 
 
 def attn_output(p: LlamaBlocks, z: Float[Array, "T H Dh"]) -> Float[Array, "T D"]:
@@ -288,7 +290,7 @@ def check_edits(edits: tuple) -> None:  # any family's LayerEdits; refuses field
     other = [f for f in edits._fields if f not in _EDITABLE and getattr(edits, f) is not None]
     if other:
         raise InputError(f"the Llama family applies edits of {list(_EDITABLE)} only, not {other}; "
-                         "patch heads (z or pattern), MLPs or residuals instead")
+                         "patch heads (z or pattern), keys and values, MLPs or residuals instead")
 
 
 def block_forward(
@@ -308,19 +310,20 @@ def block_forward(
     `parallel_residual` the MLP reads `resid` (the layer input, also when entering at `resid_mid`)."""
     e = edits if edits is not None else LayerEdits()
     check_edits(e)
-    pattern = attn_out = None
+    pattern = attn_out = k = v = None
     if resid_mid is None:
         if z is None:
             resid = _edit(e.resid_pre, resid)
-            pattern, z = attention(cfg, p, window, resid, rows, prefix_kv,
-                                   _rows(getattr(e, "pattern", None), rows))
+            pattern, z, k, v = attention(cfg, p, window, resid, rows, prefix_kv,
+                                         _rows(getattr(e, "pattern", None), rows),
+                                         (getattr(e, "k", None), getattr(e, "v", None)))
         z = _edit(_rows(e.z, rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out
     mlp_in = (resid if rows is None else resid[rows]) if cfg.parallel_residual else resid_mid
     mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, mlp_in))
     resid_post = resid_mid + mlp_out
-    acts = Activations(resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None)
+    acts = Activations(resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None, k, v)
     return resid_post, acts
 
 

@@ -21,6 +21,7 @@ class ModelConfig(Protocol):
 
     n_layers: int
     n_heads: int
+    n_kv_heads: int  # key/value heads (n_heads but under grouped-query attention)
     n_positions: int
 
 

@@ -6,14 +6,19 @@
     L9H6@~S2    ... at every position except S2
     L9H6PATTERN     head 6 of layer 9's attention pattern, every query position (site pattern[9, :, 6, :])
     L9H6PATTERN@END ... the pattern row of query position END only (all its keys)
+    L9KV2       keys and values of key/value head 2 of layer 9, every position (sites k[9, :, 2], v[9, :, 2]):
+                what every query head of its group reads (keys after RoPE); GPT-2: key/value head 2 = head 2
+    L9KV2@S2    ... of the key position S2 only (as every later query reads them)
+    L9K2, L9V2  the keys only, or the values only
     L3MLP       MLP output of layer 3                 (site mlp_out[3, :])
     L3MLP@14    ... at position 14 only
     L5RESID@14  residual stream before layer 5 at position 14 (site resid_pre[5, 14])
     L3ATTN      every head of layer 3, as one unit
     name=A+B+C  a group: components A, B, C patched together as one unit
 
-Spec shortcuts: `heads` (every head), `mlps` (every MLP), `layers` (every
-layer's attention as one unit), combined with commas: `heads,mlps`.
+Spec shortcuts: `heads` (every head), `kvs` (every key/value head), `mlps`
+(every MLP), `layers` (every layer's attention as one unit), combined with
+commas: `heads,mlps`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Iterable, Literal, Optional
 from intjax.errors import InputError
 from intjax.model.protocol import ModelConfig
 
-SiteKind = Literal["resid_pre", "pattern", "z", "mlp_out"]
+SiteKind = Literal["resid_pre", "k", "v", "pattern", "z", "mlp_out"]
 
 
 class Entry(enum.IntEnum):
@@ -47,39 +52,51 @@ class SiteKindInfo:
     name: SiteKind
     per_head: bool  # values carry a head axis ([L, T, H, ...]) rather than one vector ([L, T, d_model])
     entry: Entry  # where a run whose first edit in a layer is of this kind enters that layer
+    stage: int  # its place in a layer's computation; kinds computed side by side from the same input share one
     mixes_positions: bool = False  # computed by attention: reads the layer's input at earlier positions
     key_axis: bool = False  # its last axis is a position too (the key of an attention pattern)
+    kv_heads: bool = False  # its head axis is the key/value heads (n_kv_heads), not the query heads
+    unread_by: tuple[SiteKind, ...] = ()  # later kinds of the same layer that never read it
 
-    def indicator_shape(self, n_layers: int, n_tokens: int, n_heads: int) -> tuple[int, ...]:
+    def indicator_shape(self, n_layers: int, n_tokens: int, n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
         """The shape of a 0/1 indicator over every site of this kind."""
-        return (n_layers, n_tokens, n_heads) if self.per_head else (n_layers, n_tokens)
+        if not self.per_head:
+            return (n_layers, n_tokens)
+        return (n_layers, n_tokens, n_kv_heads if self.kv_heads else n_heads)
 
 
 SITE_KIND_INFO: dict[SiteKind, SiteKindInfo] = {k.name: k for k in (
-    SiteKindInfo("resid_pre", per_head=False, entry=Entry.RESID_PRE),
+    SiteKindInfo("resid_pre", per_head=False, entry=Entry.RESID_PRE, stage=0),
+    # keys (after RoPE) and values [L, T, Hkv, Dh] of the key/value heads, at each key position; each reads
+    # its own position's residual only, and later queries read it; the pattern reads the keys, not the values
+    SiteKindInfo("k", per_head=True, entry=Entry.RESID_PRE, stage=1, kv_heads=True),
+    SiteKindInfo("v", per_head=True, entry=Entry.RESID_PRE, stage=1, kv_heads=True, unread_by=("pattern",)),
     # attention pattern [L, T, H, K]: query position, head, key position; a patched run recomputes the
     # values it weights, so it enters at the residual
-    SiteKindInfo("pattern", per_head=True, entry=Entry.RESID_PRE, mixes_positions=True, key_axis=True),
-    SiteKindInfo("z", per_head=True, entry=Entry.Z, mixes_positions=True),
-    SiteKindInfo("mlp_out", per_head=False, entry=Entry.RESID_MID),
+    SiteKindInfo("pattern", per_head=True, entry=Entry.RESID_PRE, stage=2, mixes_positions=True, key_axis=True),
+    SiteKindInfo("z", per_head=True, entry=Entry.Z, stage=3, mixes_positions=True),
+    SiteKindInfo("mlp_out", per_head=False, entry=Entry.RESID_MID, stage=4),
 )}
 SITE_KINDS: tuple[SiteKind, ...] = tuple(SITE_KIND_INFO)  # in the order a layer computes them
 
 FORMS = (
-    "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}H{head}PATTERN[@{pos}], L{layer}MLP, L{layer}MLP@{pos}, "
-    "L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., or the shortcuts heads, mlps, layers; "
+    "L{layer}H{head}, L{layer}H{head}@{pos}, L{layer}H{head}PATTERN[@{pos}], L{layer}KV{kv_head}[@{pos}] "
+    "(or K / V alone), L{layer}MLP, L{layer}MLP@{pos}, L{layer}RESID@{pos}, L{layer}ATTN, NAME=A+B+..., "
+    "or the shortcuts heads, kvs, mlps, layers; "
     "{pos} is an index, a role the prompts name (END, S2, ...) or ~ROLE (every position but ROLE)"
 )
-_ATOM = re.compile(r"^L(\d+)(?:H(\d+)(PATTERN)?|(MLP)|(RESID)|(ATTN))(?:@(\d+|~?[A-Za-z][A-Za-z0-9_]*))?$")
+_ATOM = re.compile(
+    r"^L(\d+)(?:H(\d+)(PATTERN)?|(KV|K|V)(\d+)|(MLP)|(RESID)|(ATTN))(?:@(\d+|~?[A-Za-z][A-Za-z0-9_]*))?$")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Site:
-    """One place in the forward pass: a head's z or attention pattern, an MLP output or a residual, at a layer."""
+    """One place in the forward pass: a head's z or attention pattern, a key/value head's keys or values,
+    an MLP output or a residual, at a layer."""
 
     kind: SiteKind
     layer: int
-    head: Optional[int] = None  # z and pattern only; None = every head of the layer
+    head: Optional[int] = None  # per-head kinds only (a key/value head for k and v); None = every head
     pos: Optional[int | str] = None  # None = every position; "ROLE" / "~ROLE" = a named position / all but it
 
 
@@ -109,7 +126,7 @@ def _atom(text: str, config: ModelConfig) -> Component:
     m = _ATOM.match(text)
     if not m:
         raise InputError(f"cannot parse component {text!r}; valid forms: {FORMS}")
-    layer, head, pattern, mlp, resid, attn, pos = m.groups()
+    layer, head, pattern, kv, kv_head, mlp, resid, attn, pos = m.groups()
     layer = int(layer)
     pos = int(pos) if pos is not None and pos.isdigit() else pos
     if layer >= config.n_layers:
@@ -117,18 +134,25 @@ def _atom(text: str, config: ModelConfig) -> Component:
     if head is not None:
         if int(head) >= config.n_heads:
             raise InputError(f"component {text!r}: head {head} is out of range 0..{config.n_heads - 1}")
-        site = Site("pattern" if pattern else "z", layer, int(head), pos)
+        sites = (Site("pattern" if pattern else "z", layer, int(head), pos),)
+    elif kv:
+        n_kv = config.n_kv_heads
+        if int(kv_head) >= n_kv:
+            raise InputError(f"component {text!r}: key/value head {kv_head} is out of range 0..{n_kv - 1} "
+                             f"(the model has {n_kv} key/value heads, each read by {config.n_heads // n_kv} "
+                             "query heads)")
+        sites = tuple(Site(kind, layer, int(kv_head), pos) for kind in ("k", "v") if kind.upper() in kv)
     elif mlp:
-        site = Site("mlp_out", layer, None, pos)
+        sites = (Site("mlp_out", layer, None, pos),)
     elif attn:
-        site = Site("z", layer, None, pos)
+        sites = (Site("z", layer, None, pos),)
     else:
         if pos is None:
             raise InputError(f"component {text!r}: a residual needs a position, e.g. L{layer}RESID@3")
-        site = Site("resid_pre", layer, None, pos)
+        sites = (Site("resid_pre", layer, None, pos),)
     if isinstance(pos, int) and pos >= config.n_positions:
         raise InputError(f"component {text!r}: position {pos} is beyond n_positions={config.n_positions}")
-    return Component(text, (site,))
+    return Component(text, sites)
 
 
 def layer_of(name: str) -> int:
@@ -170,6 +194,8 @@ def parse_components(spec: str | Iterable[str], config: ModelConfig) -> list[Com
         item = item.strip()
         if item == "heads":
             out += [_atom(f"L{l}H{h}", config) for l in range(config.n_layers) for h in range(config.n_heads)]
+        elif item == "kvs":
+            out += [_atom(f"L{l}KV{h}", config) for l in range(config.n_layers) for h in range(config.n_kv_heads)]
         elif item == "mlps":
             out += [_atom(f"L{l}MLP", config) for l in range(config.n_layers)]
         elif item == "layers":

@@ -118,17 +118,21 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     the last layer at the read position only, two unembedding columns.
 
     Counted per prompt at its padded length, from the end of the shared prefix
-    (its keys and values are cached); LayerNorm, softmax and activation
-    functions are not counted.
+    (its keys and values are cached), for the model's family: queries and the
+    output projection are `n_heads · d_head` wide, keys and values `n_kv_heads ·
+    d_head` (grouped-query attention), and a gated MLP has three matrices;
+    norms, softmax and activation functions are not counted.
     """
     cfg = problem.model.config
     D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
+    d_q, d_kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
     keys = int(problem.data.resid_start.shape[2])
     T = keys - problem.shared_prefix  # positions each patched run computes
-    attn_in = 2 * 3 * D * D + 2 * 2 * keys * D  # q, k, v and the two attention products, per query
-    after_z = 2 * D * D + 2 * 2 * D * M  # W_O and the MLP
-    per_entry = {Entry.RESID_PRE: attn_in + after_z, Entry.Z: after_z, Entry.RESID_MID: 2 * 2 * D * M}  # per token
-    kv = 2 * 2 * D * D  # keys and values of one token
+    kv = 2 * 2 * D * d_kv  # keys and values of one token
+    attn_in = 2 * D * d_q + kv + 2 * 2 * keys * d_q  # q, k, v and the two attention products, per query
+    mlp = 2 * (3 if cfg.gated_mlp else 2) * D * M
+    after_z = 2 * d_q * D + mlp  # the output projection and the MLP
+    per_entry = {Entry.RESID_PRE: attn_in + after_z, Entry.Z: after_z, Entry.RESID_MID: mlp}  # per token
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
     total = 0
     for start, entry in zip(problem.start_layers(masks), problem.entries(masks)):

@@ -300,7 +300,7 @@ def _site_positions(pos, roles: dict[str, np.ndarray], p: int, T: int):
     return pos
 
 
-def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int,
+def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T: int, H: int, Hkv: int,
                 roles: dict[str, np.ndarray]) -> tuple[dict, bool]:
     """Which sites each component owns: kind -> [n, L, T, ...], or [P, n, L, T, ...] (and
     True) when some component names a role position, whose index differs per prompt."""
@@ -309,7 +309,7 @@ def _indicators(components: Sequence[Component], kinds: Sequence[str], L: int, T
     out = {}
     for kind in kinds:
         info = SITE_KIND_INFO[kind]
-        ind = np.zeros((P, len(components), *info.indicator_shape(L, T, H)), np.float32)
+        ind = np.zeros((P, len(components), *info.indicator_shape(L, T, H, Hkv)), np.float32)
         for p in range(P):
             for i, comp in enumerate(components):
                 for s in comp.sites:
@@ -336,7 +336,8 @@ def _site_arrays(data: PromptArrays, components: Sequence[Component], pin: Seque
     """The indicator and pinned-site arrays of `components` and witnesses `pin`: in `data` when some
     site is at a role position (per prompt), else returned beside it."""
     n = len(components)
-    owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, roles)
+    owned, per_prompt = _indicators((*components, *pin), kinds, cfg.n_layers, T, cfg.n_heads, cfg.n_kv_heads,
+                                    roles)
     dtype = data.resid_start.dtype
     axis = 1 if per_prompt else 0  # the component axis
     indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}

@@ -1,12 +1,15 @@
 """Causal structure among components: which component's value a patch of another can reach.
 
-A site is computed at a *stage* of the forward pass (layer l, with K site kinds
-in `SITE_KINDS` order: the residual `resid_pre` at Kl, the attention pattern,
-the heads' `z`, then `mlp_out`). Site b reads site a when b comes later and
-some path carries a's value to b's positions: positions mix only through
-attention (the pattern and z read the layer's input at the same and earlier
-positions). So b reads a if attention reading a lies between them (b at a
-position ≥ one of a's), or else if they share a position.
+A site is computed at a *stage* of the forward pass (layer l, the registry's
+`stage` of its kind within the layer: the residual `resid_pre`, then the keys
+`k` and values `v` side by side, the attention pattern, the heads' `z`, then
+`mlp_out`). Site b reads site a when b comes later and some path carries a's
+value to b's positions: positions mix only through attention (the pattern and
+z read the keys and values of the same and earlier positions; a key or value
+reads its own position's residual only). So b reads a if attention reading a
+lies between them (b at a position ≥ one of a's), or else if they share a
+position. A kind may name later kinds of its own layer that never read it (the
+pattern weighs the values but is not computed from them).
 
 Under recompute semantics a patched downstream component blocks the paths of
 an upstream one through it; that is what lowers the distance-scaling order of
@@ -20,22 +23,23 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Site
+from intjax.patching.components import SITE_KIND_INFO, Component, Site
 from intjax.patching.prompts import PromptSet
 
+_STAGES = 1 + max(k.stage for k in SITE_KIND_INFO.values())  # stages per layer
+_FIRST_MIXING = min(k.stage for k in SITE_KIND_INFO.values() if k.mixes_positions)
+
+
 def stage(site: Site) -> int:
-    """Order of the site's computation in the forward pass (SITE_KINDS lists a layer's kinds in order)."""
-    return len(SITE_KINDS) * site.layer + SITE_KINDS.index(site.kind)
-
-
-_FIRST_MIXING = min(i for i, k in enumerate(SITE_KINDS) if SITE_KIND_INFO[k].mixes_positions)
+    """Order of the site's computation in the forward pass (kinds computed side by side share a stage)."""
+    return _STAGES * site.layer + SITE_KIND_INFO[site.kind].stage
 
 
 def first_mixing_stage(site: Site) -> int:
     """The first stage after `site` whose value mixes positions that carry it: attention of the
-    first layer whose input residual comes at or after the site."""
-    layer = site.layer if SITE_KINDS.index(site.kind) < _FIRST_MIXING else site.layer + 1
-    return len(SITE_KINDS) * layer + _FIRST_MIXING
+    first layer whose input residual (or keys and values) comes at or after the site."""
+    layer = site.layer if SITE_KIND_INFO[site.kind].stage < _FIRST_MIXING else site.layer + 1
+    return _STAGES * layer + _FIRST_MIXING
 
 
 def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozenset[int]:
@@ -51,7 +55,7 @@ def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozens
 def site_reads(a: Site, b: Site, roles: Mapping[str, int], length: int) -> bool:
     """Whether b's value depends on a's (b later, on a path from a)."""
     sa, sb = stage(a), stage(b)
-    if sb <= sa:
+    if sb <= sa or (a.layer == b.layer and b.kind in SITE_KIND_INFO[a.kind].unread_by):
         return False
     pa, pb = site_positions(a, roles, length), site_positions(b, roles, length)
     if not pa or not pb:

@@ -1,0 +1,63 @@
+"""`patched_run_flops` against matmul FLOPs counted by hand, matrix by matrix, for GPT-2 and for a
+Llama with grouped-query attention and a gated MLP."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import intjax
+from intjax.patching import build_problem, make_prompt_set, parse_components, patched_run_flops
+from test_llama import save_hf_llama
+
+T = 6  # one prompt of 6 tokens, no shared prefix
+# Masks: a residual in layer 0 (every layer from its residual on), a head in layer 1 (layer 1 from z
+# on), the MLP of the last layer (its MLP at the read position only).
+SPEC = "L0RESID@2,L1H0,L2MLP"
+MASKS = np.eye(3)
+
+
+def hand_counts(q, k, v, qk, pv, o, mlp, readout):
+    """FLOPs of the three masks from one token's matrices (2·in·out each), the attention products per
+    query over T keys, and the readout: layers 0..1 at all T tokens, the last layer's keys and values at
+    all T tokens and the rest at the read position."""
+    layer = q + k + v + qk + pv + o + mlp
+    last = T * (k + v) + q + qk + pv + o + mlp
+    return [2 * T * layer + last + readout,  # from layer 0's residual
+            T * (o + mlp) + last + readout,  # from layer 1's z
+            mlp + readout]  # layer 2's MLP at the read position
+
+
+def problem_of(model):
+    rng = np.random.default_rng(0)
+    V = model.config.vocab_size
+    rows = [dict(clean_ids=rng.integers(0, V, T).tolist(), corrupted_ids=rng.integers(0, V, T).tolist(),
+                 target_id=1, foil_id=2)]
+    rows[0]["corrupted_ids"][0] = (rows[0]["clean_ids"][0] + 1) % V  # no shared prefix
+    problem = build_problem(model, make_prompt_set(rows), parse_components(SPEC, model.config))
+    assert problem.shared_prefix == 0
+    return problem
+
+
+def test_gpt2_flops_by_hand(tiny_model):
+    """Tiny GPT-2: d_model 64, 4 heads of 16, d_mlp 256; q, k, v and the output projection 64 x 64 each,
+    the MLP 64 x 256 and 256 x 64."""
+    model = tiny_model[0]
+    expected = hand_counts(q=2 * 64 * 64, k=2 * 64 * 64, v=2 * 64 * 64, qk=2 * T * 64, pv=2 * T * 64,
+                           o=2 * 64 * 64, mlp=2 * 64 * 256 * 2, readout=2 * 64 * 2)
+    problem = problem_of(model)
+    for mask, count in zip(MASKS, expected):
+        assert patched_run_flops(problem, mask[None]) == count
+    assert patched_run_flops(problem, MASKS) == sum(expected)
+
+
+def test_grouped_query_llama_flops_by_hand(tmp_path):
+    """Llama with d_model 64, 4 query heads of 32 on 2 key/value heads, d_mlp 96: q 64 x 128, k and v
+    64 x 64 each (half the query width), the output projection 128 x 64, and three MLP matrices (gate
+    and up 64 x 96, down 96 x 64)."""
+    save_hf_llama(tmp_path, "llama", head_dim=32)
+    model = intjax.load_model(tmp_path, tokenizer=False)[0]
+    assert (model.config.n_heads, model.config.n_kv_heads, model.config.d_head) == (4, 2, 32)
+    expected = hand_counts(q=2 * 64 * 128, k=2 * 64 * 64, v=2 * 64 * 64, qk=2 * T * 128, pv=2 * T * 128,
+                           o=2 * 128 * 64, mlp=3 * 2 * 64 * 96, readout=2 * 64 * 2)
+    problem = problem_of(model)
+    assert [patched_run_flops(problem, m[None]) for m in MASKS] == expected
