@@ -105,7 +105,7 @@ def test_interrupted_sweeps_exit_cleanly_and_the_same_command_resumes(tiny, tmp_
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "intjax.cli", "patch", "--model", str(tiny[0]), "--data", str(data),
-                "--components", "heads,mlps", "--order", "3", "--chunk", "1", "--out", str(out), "--quiet"]
+                "--components", "heads,mlps", "--order", "2", "--chunk", "1", "--out", str(out), "--quiet"]
 
     for sig, code, out in ((signal.SIGTERM, 143, tmp_path / "a"), (signal.SIGINT, 130, tmp_path / "b")):
         stopped = interrupt(command(out), out, sig)
@@ -117,7 +117,7 @@ def test_interrupted_sweeps_exit_cleanly_and_the_same_command_resumes(tiny, tmp_
     done = subprocess.run(command(tmp_path / "a"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     arrays, _ = read_results(tmp_path / "a")
-    assert arrays["int3_noising"].shape == (2, 455) and np.isfinite(arrays["int3_noising"]).all()
+    assert arrays["int2_noising"].shape == (2, 105) and np.isfinite(arrays["int2_noising"]).all()
 
 
 def test_bad_circuit_file_is_refused_before_any_patching(tmp_path, capsys):

@@ -38,6 +38,7 @@ def _tensors(folder: Path) -> dict[str, np.ndarray]:
     return load_file(str(folder / "model.safetensors"))
 
 
+@pytest.mark.slow  # 46 s of training steps: the suite is at its 10-minute limit; run with -m slow
 def test_killed_run_resumes_bit_identically_and_failed_run_keeps_out(train, tmp_path):
     assert train(tmp_path / "a", tmp_path / "A", "--min-accuracy", "0") == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "A").iterdir()}
