@@ -16,6 +16,12 @@ import pytest
 # Tests never write the user's persistent compilation cache.
 os.environ.setdefault("INTJAX_COMPILATION_CACHE", "off")
 
+# The tests compile far more than they compute (tiny models, many programs). Without LLVM's
+# optimisation passes XLA's CPU backend compiles about 40% faster (tests/test_cli_patch.py: 65 s,
+# then 38 s); the programs do the same float operations, whose rounding may differ in the last bits.
+# Set before JAX starts its backend; the intjax commands the tests spawn inherit it.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+
 # INTJAX_TYPECHECK=on checks every jaxtyping annotation in intjax at call time (shapes, dtypes,
 # dimension names consistent within a call) for the whole suite: about twice as slow, so off by
 # default; tests/test_typecheck.py runs the main paths under the same checks in every run.

@@ -54,7 +54,7 @@ def test_four_devices_give_the_values_of_one(tiny, tiny_model, tmp_path):
         assert len(jax.devices()) == 4, jax.devices()
         np.save({str(tmp_path / "four.npy")!r}, run_sweep(problem, masks, chunk=8, quiet=True))
     """)
-    proc = run_script(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    proc = run_script(code, {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"})
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     problem = make_problem(tiny_model[0])
