@@ -158,6 +158,10 @@ def test_discover_and_resolve_circuit(ioi_small, data, tmp_path):
         resolve_circuit(str(path), *args)
     with pytest.raises(InputError, match="unknown circuit"):
         resolve_circuit("nonsense", *args)
+    # a total effect so small that every head reaches 5% of it (random weights): no circuit, said so
+    tiny_te = 0.5 * strength.min() / 0.05
+    with pytest.raises(InputError, match="every one of the 16 heads.*--circuit FILE"):
+        discover_circuit(model, data, n_noise, n_denoise, tiny_te)
 
 
 def test_search_on_the_model_matches_brute_force(ioi_small, data):

@@ -85,8 +85,15 @@ def discover_circuit(
         raise InputError(f"NIE must cover all {L * H} heads in layer-major order, got shape {noise.shape}")
     roles = attention_roles(model, data).reshape(L * H, len(ROLES))
     names = list(ROLES)
+    selected = np.flatnonzero(np.maximum(np.abs(noise), np.abs(denoise)) >= min_effect * abs(total_effect))
+    if len(selected) == L * H:
+        raise InputError(
+            f"every one of the {L * H} heads reaches {min_effect:.0%} of the total effect "
+            f"(|TE| = {abs(total_effect):.3g}): the model singles out no heads for this task, as with random "
+            "weights, so no circuit can be discovered and the circuit studies have nothing outside it to "
+            "ablate; give one with --circuit FILE ({class: [heads]})")
     circuit: dict[str, list[str]] = {}
-    for i in np.flatnonzero(np.maximum(np.abs(noise), np.abs(denoise)) >= min_effect * abs(total_effect)):
+    for i in selected:
         r = int(roles[i].argmax())
         cls = names[r] if roles[i, r] >= min_attention else "other"
         if cls == "name_mover" and noise[i] > 0:
