@@ -1,5 +1,6 @@
-"""`patched_run_flops` against matmul FLOPs counted by hand, matrix by matrix, for GPT-2 and for a
-Llama with grouped-query attention and a gated MLP."""
+"""`patched_run_flops` against matmul FLOPs counted by hand, matrix by matrix, and `bytes_per_run`
+against activations counted by hand, for GPT-2 and for a Llama with grouped-query attention and a
+gated MLP."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 import intjax
 from intjax.patching import build_problem, make_prompt_set, parse_components, patched_run_flops
+from intjax.patching.evaluate import bytes_per_run
 from test_llama import save_hf_llama
 
 T = 6  # one prompt of 6 tokens, no shared prefix
@@ -48,6 +50,9 @@ def test_gpt2_flops_by_hand(tiny_model):
     for mask, count in zip(MASKS, expected):
         assert patched_run_flops(problem, mask[None]) == count
     assert patched_run_flops(problem, MASKS) == sum(expected)
+    # float32, per token: resid, its norm, attention output, mid residual; q, k, v, z (64 each); the MLP's
+    # pre-activation and activation (256 each); scores, pattern and a softmax temporary (4 heads x 6 keys)
+    assert bytes_per_run(problem) == 4 * T * (4 * 64 + 4 * 64 + 2 * 256 + 3 * 4 * T)
 
 
 def test_grouped_query_llama_flops_by_hand(tmp_path):
@@ -61,3 +66,5 @@ def test_grouped_query_llama_flops_by_hand(tmp_path):
                            o=2 * 128 * 64, mlp=3 * 2 * 64 * 96, readout=2 * 64 * 2)
     problem = problem_of(model)
     assert [patched_run_flops(problem, m[None]) for m in MASKS] == expected
+    # q and z 128 wide, k and v 64 (half), three MLP vectors of 96 (gate, up, their product)
+    assert bytes_per_run(problem) == 4 * T * (4 * 64 + 2 * 128 + 2 * 64 + 3 * 96 + 3 * 4 * T)

@@ -73,11 +73,19 @@ class Problem(Protocol):
 
 
 def bytes_per_run(problem: Problem) -> int:
-    """Rough peak bytes one (mask, prompt) patched run holds while a layer runs."""
+    """Rough peak bytes one (mask, prompt) patched run holds while a layer runs.
+
+    Per token: four d_model vectors (the residual, its norm, the attention output, the
+    mid-layer residual), queries and z (n_heads·d_head each), keys and values
+    (n_kv_heads·d_head each), the MLP's hidden vectors (three when gated, else two),
+    and three n_heads × T score/pattern arrays.
+    """
     cfg = problem.model.config
     T = problem.data.resid_start.shape[2] - problem.shared_prefix
     itemsize = problem.data.resid_start.dtype.itemsize
-    return itemsize * T * (8 * cfg.d_model + 2 * cfg.d_mlp + 3 * cfg.n_heads * T)
+    d_q, d_kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
+    mlp = (3 if cfg.gated_mlp else 2) * cfg.d_mlp
+    return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + mlp + 3 * cfg.n_heads * T)
 
 
 def chunk_size(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
