@@ -72,6 +72,12 @@ class Problem(Protocol):
         """The metric from the final residual at the read position."""
 
 
+def layer_widths(cfg: Any) -> tuple[int, int, int]:
+    """(width of the queries and of z, width of the keys and of the values, the MLP's matrices) of one
+    layer of the model's family: n_heads·d_head, n_kv_heads·d_head, three when gated else two."""
+    return cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head, 3 if cfg.gated_mlp else 2
+
+
 def bytes_per_run(problem: Problem) -> int:
     """Rough peak bytes one (mask, prompt) patched run holds while a layer runs.
 
@@ -83,9 +89,8 @@ def bytes_per_run(problem: Problem) -> int:
     cfg = problem.model.config
     T = problem.data.resid_start.shape[2] - problem.shared_prefix
     itemsize = problem.data.resid_start.dtype.itemsize
-    d_q, d_kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
-    mlp = (3 if cfg.gated_mlp else 2) * cfg.d_mlp
-    return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + mlp + 3 * cfg.n_heads * T)
+    d_q, d_kv, n_mlp = layer_widths(cfg)
+    return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + n_mlp * cfg.d_mlp + 3 * cfg.n_heads * T)
 
 
 def chunk_size(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
@@ -133,12 +138,12 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     """
     cfg = problem.model.config
     D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
-    d_q, d_kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
+    d_q, d_kv, n_mlp = layer_widths(cfg)
     keys = int(problem.data.resid_start.shape[2])
     T = keys - problem.shared_prefix  # positions each patched run computes
     kv = 2 * 2 * D * d_kv  # keys and values of one token
     attn_in = 2 * D * d_q + kv + 2 * 2 * keys * d_q  # q, k, v and the two attention products, per query
-    mlp = 2 * (3 if cfg.gated_mlp else 2) * D * M
+    mlp = 2 * n_mlp * D * M
     after_z = 2 * d_q * D + mlp  # the output projection and the MLP
     per_entry = {Entry.RESID_PRE: attn_in + after_z, Entry.Z: after_z, Entry.RESID_MID: mlp}  # per token
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
