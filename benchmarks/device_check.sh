@@ -101,10 +101,14 @@ seconds_since() {  # seconds_since T0: seconds since T0 (from `date +%s.%N`), on
   awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'
 }
 
+wanted() {  # wanted LETTER: whether DEVICE_CHECK_STEPS (default "a b c d") asks for step LETTER
+  [[ " ${DEVICE_CHECK_STEPS:-a b c d} " == *" $1 "* ]]
+}
+
 step() {  # step NAME LIMIT CMD...: run CMD under a time limit, print its wall time and status; never stops the script
   local name=$1 limit=$2 t0 rc=0
   shift 2
-  if [[ " ${DEVICE_CHECK_STEPS:-a b c d} " != *" ${name:1:1} "* ]]; then
+  if ! wanted "${name:1:1}"; then  # NAME starts "(x)"
     echo "=== $name: skipped (DEVICE_CHECK_STEPS) ==="
     return 0
   fi
@@ -123,8 +127,50 @@ step() {  # step NAME LIMIT CMD...: run CMD under a time limit, print its wall t
   fi
 }
 
+sweep_steps() {  # sweep_steps CKPT DATA: (c1) and (c2)
+  local ckpt=$1 data=$2 sweep_cache sweep_out force
+  sweep_cache=$(mktemp -d)
+  sweep_out=$(mktemp -d)
+  echo
+  echo "(c) subsets of size <= 2 of --components $SWEEP_SPEC, ${PROMPTS} prompts x ${TOKENS} tokens, denoising;"
+  echo "    c1 with an empty compilation cache, c2 (library) with the programs c1 cached"
+  # the command asks for --force above a sweep size (200,000 patched runs when written; this one is
+  # 10,441 x 16 = 167,056): pass it wherever the installed intjax knows it, so a lower limit cannot stop the check
+  force=()
+  if "$INTJAX" patch --help | grep -q -- "--force"; then
+    force=(--force)
+  fi
+  step "(c1) subset sweep, intjax patch --order 2" "$LIMIT_SWEEP" \
+    env INTJAX_COMPILATION_CACHE="$sweep_cache" "$INTJAX" patch --model "$ckpt" --data "$data" \
+    --components "$SWEEP_SPEC" --order 2 --direction denoising --out "$sweep_out/run" --quiet ${force[@]+"${force[@]}"}
+  if [[ -f "$sweep_out/run/summary.json" ]]; then
+    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("c1 arrays:", {k: v["shape"] for k, v in s["arrays"].items()}); print("c1 timings (s):", {k: round(v, 1) for k, v in s["timings"].items()})' "$sweep_out/run/summary.json"
+  fi
+  step "(c2) subset sweep, library" "$LIMIT_SWEEP" \
+    env INTJAX_COMPILATION_CACHE="$sweep_cache" "$PY" -u -c "$SWEEP_LIBRARY_PY" "$ckpt" "$data" "$SWEEP_SPEC"
+  rm -rf "$sweep_cache" "$sweep_out"
+}
+
+ioi_step() {  # ioi_step CKPT: (d)
+  local ckpt=$1 ioi_dir
+  ioi_dir=$(mktemp -d)
+  if ((${#IOI_ARGS[@]} == 0)); then  # GPT-2 small's shape with the shipped tokenizer, whose IOI prompts have GPT-2's lengths
+    mkdir -p "$ioi_dir/model"
+    ln -s "$(realpath "$ckpt")/config.json" "$(realpath "$ckpt")/model.safetensors" "$ioi_dir/model/"
+    cp intjax/assets/ioi-small/tokenizer.json "$ioi_dir/model/"
+    IOI_ARGS=(--model "$ioi_dir/model")
+  fi
+  echo
+  echo "(d) intjax ioi ${IOI_ARGS[*]} (an empty compilation cache; progress lines show each stage's time)"
+  step "(d) intjax ioi" "$LIMIT_IOI" env INTJAX_COMPILATION_CACHE="$ioi_dir/xla" "$INTJAX" ioi "${IOI_ARGS[@]}" --out "$ioi_dir/run"
+  if [[ -f "$ioi_dir/run/summary.json" ]]; then
+    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("d timings (s):", {k: round(v, 1) for k, v in s.get("timings", {}).items()})' "$ioi_dir/run/summary.json"
+  fi
+  rm -rf "$ioi_dir"
+}
+
 main() {  # every step, in order
-  local t_start commit ckpt data bench_args sweep_cache sweep_out force ioi_dir
+  local t_start commit ckpt data bench_args
   t_start=$(date +%s.%N)
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   if [[ -n $(git status --porcelain 2>/dev/null || true) ]]; then
@@ -157,41 +203,8 @@ print(gpt2_small_checkpoint(), random_prompts(CACHE / 'prompts_${PROMPTS}x${TOKE
   step "(b2) interactions benchmark" "$LIMIT_INT" "$PY" -u benchmarks/interactions_vs_transformerlens.py \
     "${bench_args[@]}" --pool "$POOL" --tl-pairs "$TL_PAIRS"
 
-  sweep_cache=$(mktemp -d)
-  sweep_out=$(mktemp -d)
-  echo
-  echo "(c) subsets of size <= 2 of --components $SWEEP_SPEC, ${PROMPTS} prompts x ${TOKENS} tokens, denoising;"
-  echo "    c1 with an empty compilation cache, c2 (library) with the programs c1 cached"
-  # the command asks for --force above a sweep size (200,000 patched runs when written; this one is
-  # 10,441 x 16 = 167,056): pass it wherever the installed intjax knows it, so a lower limit cannot stop the check
-  force=()
-  if "$INTJAX" patch --help | grep -q -- "--force"; then
-    force=(--force)
-  fi
-  step "(c1) subset sweep, intjax patch --order 2" "$LIMIT_SWEEP" \
-    env INTJAX_COMPILATION_CACHE="$sweep_cache" "$INTJAX" patch --model "$ckpt" --data "$data" \
-    --components "$SWEEP_SPEC" --order 2 --direction denoising --out "$sweep_out/run" --quiet ${force[@]+"${force[@]}"}
-  if [[ -f "$sweep_out/run/summary.json" ]]; then
-    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("c1 arrays:", {k: v["shape"] for k, v in s["arrays"].items()}); print("c1 timings (s):", {k: round(v, 1) for k, v in s["timings"].items()})' "$sweep_out/run/summary.json"
-  fi
-  step "(c2) subset sweep, library" "$LIMIT_SWEEP" \
-    env INTJAX_COMPILATION_CACHE="$sweep_cache" "$PY" -u -c "$SWEEP_LIBRARY_PY" "$ckpt" "$data" "$SWEEP_SPEC"
-  rm -rf "$sweep_cache" "$sweep_out"
-
-  ioi_dir=$(mktemp -d)
-  if ((${#IOI_ARGS[@]} == 0)); then  # GPT-2 small's shape with the shipped tokenizer, whose IOI prompts have GPT-2's lengths
-    mkdir -p "$ioi_dir/model"
-    ln -s "$(realpath "$ckpt")/config.json" "$(realpath "$ckpt")/model.safetensors" "$ioi_dir/model/"
-    cp intjax/assets/ioi-small/tokenizer.json "$ioi_dir/model/"
-    IOI_ARGS=(--model "$ioi_dir/model")
-  fi
-  echo
-  echo "(d) intjax ioi ${IOI_ARGS[*]} (an empty compilation cache; progress lines show each stage's time)"
-  step "(d) intjax ioi" "$LIMIT_IOI" env INTJAX_COMPILATION_CACHE="$ioi_dir/xla" "$INTJAX" ioi "${IOI_ARGS[@]}" --out "$ioi_dir/run"
-  if [[ -f "$ioi_dir/run/summary.json" ]]; then
-    "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("d timings (s):", {k: round(v, 1) for k, v in s.get("timings", {}).items()})' "$ioi_dir/run/summary.json"
-  fi
-  rm -rf "$ioi_dir"
+  if wanted c; then sweep_steps "$ckpt" "$data"; else echo "=== (c) subset sweep: skipped (DEVICE_CHECK_STEPS) ==="; fi
+  if wanted d; then ioi_step "$ckpt"; else echo "=== (d) intjax ioi: skipped (DEVICE_CHECK_STEPS) ==="; fi
 
   echo
   echo "# device check done in $(seconds_since "$t_start") s"
