@@ -394,6 +394,9 @@ def test_report_words_follow_the_planted_truth():
     ci[i, 0] = m.threshold / 2
     text = completeness_section(c, dataclasses.replace(m, share_ci=ci))
     assert f"The 95% CI of {m.names[i]} reaches below 5%: the prompts do not settle whether it matters." in text
+    (summary,) = completeness_summary_lines(c, dataclasses.replace(m, share_ci=ci))
+    assert f"(95% CI reaching below it: {m.names[i]})." in summary
+    assert "reaching below" not in completeness_summary_lines(c, m)[0]
 
 
 def test_summary_json_and_value_keys():

@@ -383,6 +383,10 @@ class Minimality:
         """Flagged units whose CI lies wholly below the threshold too."""
         return [i for i in self.flagged if self.share_ci[i, 1] < self.threshold]
 
+    def unsettled(self) -> list[int]:
+        """Units above the threshold whose CI reaches below it: the prompts do not settle whether they matter."""
+        return [i for i in range(len(self.names)) if i not in self.flagged and self.share_ci[i, 0] < self.threshold]
+
 
 def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_exhaustive: int = MAX_EXHAUSTIVE,
                greedy_steps: int = 3, seed: int = 0, n_boot: int = N_BOOT) -> Minimality:

@@ -389,7 +389,7 @@ def _minimality_lines(c: Completeness, m: Minimality) -> str:
                + f": removing {'it' if len(flagged) == 1 else 'them'} changes F(C∖K) little for every K examined, "
                  "so the circuit would be as good without."
                if flagged else f"No {one} lies below the {m.threshold:.0%} threshold: each matters for some K.")
-    unsettled = [m.names[i] for i in range(len(m.names)) if i not in m.flagged and m.share_ci[i, 0] < m.threshold]
+    unsettled = [m.names[i] for i in m.unsettled()]
     if unsettled:  # above the threshold, but not at 95%
         verdict += (f" The 95% CI of {', '.join(unsettled)} reaches below {m.threshold:.0%}: the prompts do not "
                     f"settle whether {'it matters' if len(unsettled) == 1 else 'they matter'}.")
@@ -424,6 +424,9 @@ def completeness_summary_lines(c: Completeness | None, m: Minimality | None) -> 
     split = c.splits[0]
     top = split.outside_names[split.ranked()[0]]
     flagged = ", ".join(m.names[i] for i in m.flagged) or "none"
+    unsettled = ", ".join(m.names[i] for i in m.unsettled())
+    if unsettled:
+        flagged += f" (95% CI reaching below it: {unsettled})"
     verdict = "beyond" if c.incomplete else "within"
     return [f"- Completeness ({c.ablation} ablation): largest |F(C∖K) − F(M∖K)| at K = {c.name(c.worst)}, d = "
             f"{_d(worst)}, {verdict} the 95% simultaneous bound {c.simultaneous:.3f} over all K; {shortfall}; the "
