@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.estimands.derivatives import _directions, _dtype, _mixed, start_layer
+from intjax.estimands.derivatives import FACE_BATCH, _directions, _dtype, _mixed, start_layer
 from intjax.estimands.game import Game, PromptwiseGame
 from intjax.estimands.mobius import Subset, mobius
 
@@ -112,7 +112,7 @@ class FaceIntegral:
 
 
 def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings: int = 8, seed: int = 0,
-                  chunk: int = 64) -> FaceIntegral:
+                  chunk: int = FACE_BATCH) -> FaceIntegral:
     """∫ D_T over the face of T (other components at 0) by scrambled Sobol points, with its standard
     error over `scramblings` independent scramblings (see `FaceIntegral`); `points` a power of 2."""
     from scipy.stats import qmc
@@ -247,7 +247,7 @@ def sampled_sup(
     polish_starts: int = 2,
     polish_tol: float = 1e-4,
     polish_iters: int = 60,
-    chunk: int = 16,
+    chunk: int = FACE_BATCH,
 ) -> SampledSup:
     """The sampled sup of |D_T(α_T, 0)| over the face {α_T ∈ [0,1]^T, α_rest = 0}, `[P]`.
 

@@ -61,8 +61,13 @@ def _jvp(game, alpha, direction):
     return jax.jvp(lambda a: game(a), (alpha,), (direction,))
 
 
-@eqx.filter_jit
 def _mixed(game, directions, alphas, start: int = 0):
+    """D along `directions` at each row of `alphas`; `start` enters traced (one program for every start layer)."""
+    return _mixed_at(game, directions, alphas, jnp.asarray(start, jnp.int32))
+
+
+@eqx.filter_jit
+def _mixed_at(game, directions, alphas, start):
     return jax.vmap(mixed_partial_fn(game, directions, start))(alphas)
 
 
@@ -88,13 +93,13 @@ def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) ->
 
 def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int = 0):
     """α ↦ ∂^k f / ∂v_1 … ∂v_k at α, `[P]`, by k nested jax.jvp along the rows v of
-    `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`)
-    runs a PatchProblem from its cached base residual at that layer."""
+    `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`; an int or a
+    traced int32) runs a layered game from its cached base residual at that layer."""
 
     def derivative(g, v):
         return lambda a: jax.jvp(g, (a,), (v.astype(a.dtype),))[1]
 
-    g = (lambda a: game(a, start=start)) if start else (lambda a: game(a))  # noqa: E731
+    g = (lambda a: game(a, start=start)) if isinstance(game, LayeredGame) else (lambda a: game(a))  # noqa: E731
     for row in range(directions.shape[0]):
         g = derivative(g, directions[row])
     return g
@@ -122,7 +127,10 @@ def gauss_legendre_01(q: int) -> tuple[np.ndarray, np.ndarray]:
     return (x + 1) / 2, w / 2
 
 
-def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int = 32) -> np.ndarray:
+FACE_BATCH = 32  # face points per call of the nested-JVP program: one batch shape for every check
+
+
+def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int = FACE_BATCH) -> np.ndarray:
     """D_T at every point of the face grid, `[q^|T|, P]` (points padded to whole chunks)."""
     pts = face_points(game.n_components, T, nodes)
     padded = np.zeros((-(-len(pts) // chunk) * chunk, pts.shape[1]))

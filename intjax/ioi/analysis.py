@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,7 +18,7 @@ from intjax.estimands.theorems import theorem_rows
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import Results, versions, write_results
-from intjax.runtime import x64
+from intjax.runtime import cast_floats, x64
 from intjax.ioi import report as ioi_report
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
@@ -139,7 +137,7 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
 
 
 def _float64(model: PatchableModel) -> PatchableModel:
-    return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+    return cast_floats(model, jnp.float64)
 
 
 def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, options: IOIAnalysisOptions = IOIAnalysisOptions(),

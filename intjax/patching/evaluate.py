@@ -60,6 +60,13 @@ class Problem(Protocol):
     def metric_base(self) -> Array:
         """f(0) per prompt, `[P]`."""
 
+    @property
+    def slots(self) -> int:
+        """Components the compiled program has room for (≥ n; see `with_component_slots`)."""
+
+    def with_component_slots(self, slots: int) -> "Problem":
+        """The same f with room for `slots` components (the extra ones patch nothing)."""
+
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, `[n]`."""
 
@@ -116,20 +123,33 @@ def schedule(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES, chunk: 
              n_devices: int = 1) -> Schedule:
     """The sweep's shapes, from the problem's shapes and the budget only (never from the masks).
 
-    Rows per block: at most half of `memory_bytes` of activations (`bytes_per_run` per prompt) and
-    about `TOKENS_PER_BLOCK` tokens (few on a CPU, where a small block wastes little padding; many on
-    an accelerator), a multiple of `n_devices`. Masks per chunk: `chunk`, else as many as two
-    residual buffers fit in the other half (at most `MAX_CHUNK`); rounded up to whole blocks.
+    Rows per block: a power of two, at most half of `memory_bytes` of activations (`bytes_per_run`
+    per prompt) and about `TOKENS_PER_BLOCK` tokens (few on a CPU, where a small block wastes little
+    padding; many on an accelerator), a multiple of `n_devices`. Masks per chunk: `chunk`, else the
+    largest power of two of residual rows whose two buffers fit in the other half (at most
+    `MAX_CHUNK`); rounded up to whole blocks. Powers of two keep the shapes few: problems of similar
+    sizes share their programs.
     """
     P, T = problem.n_prompts, positions_computed(problem)
     tokens = TOKENS_PER_BLOCK.get(jax.default_backend(), ACCELERATOR_TOKENS_PER_BLOCK)
     by_memory = memory_bytes // 2 // (bytes_per_run(problem) * P)
-    block = max(1, min(by_memory, tokens // (P * T)))
+    block = _power_of_two_below(min(by_memory, tokens // (P * T)))
     if chunk is None:
         resid_row = P * T * problem.model.config.d_model * problem.data.resid_start.dtype.itemsize
-        chunk = int(min(MAX_CHUNK, max(block, memory_bytes // 2 // (2 * resid_row))))
+        chunk = max(block, _power_of_two_below(min(MAX_CHUNK, memory_bytes // 2 // (2 * resid_row))))
     block = _round_up(min(block, chunk), n_devices)
     return Schedule(capacity=_round_up(max(chunk, block), block), block=block)
+
+
+def _power_of_two_below(n: int) -> int:
+    """The largest power of two ≤ n (1 for n < 2)."""
+    return 1 << max(0, int(n).bit_length() - 1)
+
+
+def component_slots(n: int) -> int:
+    """The component count a problem of n components is compiled at: the next power of two, at least 8
+    (the rest are zero indicator rows), so that studies over different sets share programs."""
+    return max(8, 1 << max(0, int(n) - 1).bit_length())
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -252,7 +272,7 @@ def plan_chunks(problem: Problem, masks: np.ndarray, size: int, n_devices: int =
 
 
 def chunk_tables(problem: Problem, masks: np.ndarray, chunk: Chunk, capacity: int) -> tuple[np.ndarray, ...]:
-    """What the device needs of one chunk, as fixed-shape arrays: its masks `[capacity, n]`, per
+    """What the device needs of one chunk, as fixed-shape arrays: its masks `[capacity, slots]`, per
     layer the mask row of each run `[L, capacity]`, its parent run (-1: the base residual)
     `[L, capacity]`, and the number of runs `[L]` (0 below the chunk's start layer)."""
     L = problem.model.config.n_layers
@@ -261,8 +281,8 @@ def chunk_tables(problem: Problem, masks: np.ndarray, chunk: Chunk, capacity: in
     counts = np.zeros(L, np.int32)
     for layer, (reps, par) in zip(range(chunk.start, L), prefix_plan(layer_touch(problem), own, chunk.start)):
         rows[layer, : len(reps)], parents[layer, : len(par)], counts[layer] = reps, par, len(reps)
-    padded = np.zeros((capacity, own.shape[1]), problem.data.resid_start.dtype)
-    padded[: len(own)] = own
+    padded = np.zeros((capacity, problem.slots), problem.data.resid_start.dtype)  # zero columns: empty slots
+    padded[: len(own), : own.shape[1]] = own
     return padded, rows, parents, counts
 
 
@@ -281,7 +301,7 @@ def _chunk_values(problem: Problem, masks: Array, rows: Array, parents: Array, c
     split = None if mesh is None else NamedSharding(mesh, PartitionSpec("masks"))
 
     def run_block(layer, buffers, i, last):
-        lo = i * block
+        lo = (i * block).astype(jnp.int32)
         parent = jax.lax.dynamic_slice(parents[layer], (lo,), (block,))
         alpha = masks[jax.lax.dynamic_slice(rows[layer], (lo,), (block,))]
         base = jax.lax.dynamic_index_in_dim(d.resid_start, layer, axis=1, keepdims=False)[:, S:]  # [P, T-S, D]
@@ -300,7 +320,8 @@ def _chunk_values(problem: Problem, masks: Array, rows: Array, parents: Array, c
     def layer_body(layer, buffers):  # this layer's runs into buffers[layer % 2], in place
         def body(i, buffers):
             y, lo = run_block(layer, buffers, i, last=False)
-            return jax.lax.dynamic_update_slice(buffers, y[None].astype(buffers.dtype), (layer % 2, lo, 0, 0, 0))
+            at = jnp.stack([layer % 2, lo, 0, 0, 0]).astype(jnp.int32)  # one index type, in x64 mode too
+            return jax.lax.dynamic_update_slice(buffers, y[None].astype(buffers.dtype), tuple(at))
 
         return jax.lax.fori_loop(0, n_blocks(layer), body, buffers)
 
@@ -428,7 +449,7 @@ def evaluate(
         values, done = checkpoint.resume(problem, masks, plan, n_devices, values, done)
     unpatched = problem.start_layers(masks) >= problem.model.config.n_layers
     values[unpatched] = np.asarray(problem.metric_base, np.float64)
-    problem = replicate(problem, mesh)
+    problem = replicate(problem.with_component_slots(component_slots(problem.n_components)), mesh)
     runs = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs), initial=sum(r for r, d in zip(runs, done) if d), unit="run", desc=desc,
               disable=quiet, smoothing=0.1) as bar:
