@@ -34,7 +34,7 @@ import dataclasses
 import warnings
 from typing import Iterable, Sequence
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from intjax.errors import InputError
@@ -63,7 +63,7 @@ class _FaceD:
         self.dirs = _directions(n, T)  # [k, n]
         self.per_prompt = isinstance(game, PromptwiseGame)
         if self.per_prompt:
-            self.dirs = jnp.broadcast_to(self.dirs[:, None, :], (len(T), game.n_prompts, n))
+            self.dirs = jax.device_put(np.broadcast_to(np.asarray(self.dirs)[:, None, :], (len(T), game.n_prompts, n)))
         self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
@@ -82,7 +82,7 @@ class _FaceD:
         pts[:B, ..., list(self.T)] = coords
         out = []
         for i in range(0, total, self.chunk):
-            d = _mixed(self.game, self.dirs, jnp.asarray(pts[i: i + self.chunk], _dtype()), self.start)
+            d = _mixed(self.game, self.dirs, jax.device_put(pts[i: i + self.chunk].astype(_dtype())), self.start)
             self.dtype = np.dtype(d.dtype)
             out.append(np.asarray(d, np.float64))
         self.evaluated += B

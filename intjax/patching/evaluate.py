@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, ArrayLike, Float, Real
+from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
@@ -62,10 +62,7 @@ class Problem(Protocol):
 
     @property
     def slots(self) -> int:
-        """Components the compiled program has room for (≥ n; see `with_component_slots`)."""
-
-    def with_component_slots(self, slots: int) -> "Problem":
-        """The same f with room for `slots` components (the extra ones patch nothing)."""
+        """Components the compiled program has room for (≥ n; see `component_slots`)."""
 
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, `[n]`."""
@@ -449,7 +446,7 @@ def evaluate(
         values, done = checkpoint.resume(problem, masks, plan, n_devices, values, done)
     unpatched = problem.start_layers(masks) >= problem.model.config.n_layers
     values[unpatched] = np.asarray(problem.metric_base, np.float64)
-    problem = replicate(problem.with_component_slots(component_slots(problem.n_components)), mesh)
+    problem = replicate(problem, mesh)
     runs = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs), initial=sum(r for r, d in zip(runs, done) if d), unit="run", desc=desc,
               disable=quiet, smoothing=0.1) as bar:

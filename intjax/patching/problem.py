@@ -28,7 +28,7 @@ from intjax.runtime import cast_floats
 from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Entry
-from intjax.patching.evaluate import evaluate
+from intjax.patching.evaluate import component_slots, evaluate
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
 
@@ -100,7 +100,7 @@ class PatchProblem(eqx.Module):
 
     def with_source_scale(self, t: float) -> "PatchProblem":
         """The same problem with every source moved toward the base: s(t) = b + t·(s − b)."""
-        scaled = _scaled_sources(self.data.base_sites, self.data.source, jnp.asarray(t, self.data.resid_start.dtype))
+        scaled = _scaled_sources(self.data.base_sites, self.data.source, jax.device_put(np.asarray(t, self.data.resid_start.dtype)))
         return eqx.tree_at(lambda p: p.data.source, self, scaled)
 
     def with_pin(self, prompts: PromptSet, pin: Sequence[Component]) -> "PatchProblem":
@@ -122,24 +122,10 @@ class PatchProblem(eqx.Module):
 
     @property
     def slots(self) -> int:
-        """Components the indicator arrays have room for (n, or more after `with_component_slots`)."""
+        """Components the indicator arrays have room for: `component_slots(n)`, the rows past n all zero
+        (they patch nothing), so that problems with different component counts share compiled programs."""
         ind = self.data.indicator or self.indicator
-        axis = 1 if self.data.indicator else 0
-        return int(next(iter(ind.values())).shape[axis]) if ind else self.n_components
-
-    def with_component_slots(self, slots: int) -> "PatchProblem":
-        """The same f with indicator rows for `slots` components, those past n all zero (they patch
-        nothing): problems with different component counts then share compiled programs."""
-
-        def pad(a, axis):
-            a = np.asarray(a)
-            widths = [(0, slots - a.shape[axis] if i == axis else 0) for i in range(a.ndim)]
-            return jnp.asarray(np.pad(a, widths))
-
-        if slots < self.slots:
-            raise InputError(f"{slots} component slots cannot hold {self.slots} components")
-        data = self.data._replace(indicator={k: pad(v, 1) for k, v in self.data.indicator.items()})
-        return dataclasses.replace(self, data=data, indicator={k: pad(v, 0) for k, v in self.indicator.items()})
+        return int(next(iter(ind.values())).shape[1 if self.data.indicator else 0])
 
     def with_dtype(self, dtype) -> "PatchProblem":
         """The same problem with every float array (weights, cached runs, sources) in `dtype`."""
@@ -161,6 +147,7 @@ class PatchProblem(eqx.Module):
         def at(a):
             return a if layer is None else a[layer]
 
+        alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1]))  # the empty slots patch nothing
         edits = {}
         pins = d.pin if d.indicator else self.pin
         for kind, ind in (d.indicator or self.indicator).items():  # per prompt when positions are roles
@@ -403,8 +390,14 @@ def _site_arrays(data: PromptArrays, components: Sequence[Component], pin: Seque
                                     roles)
     dtype = data.resid_start.dtype
     axis = 1 if per_prompt else 0  # the component axis
-    indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}
-    pinned = {k: jnp.asarray(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis), dtype)
+    slots = [(0, component_slots(n) - n if i == axis else 0) for i in range(axis + 1)]  # zero rows: empty slots
+
+    def own(v: np.ndarray) -> np.ndarray:
+        v = np.take(v, range(n), axis=axis)
+        return np.pad(v, slots + [(0, 0)] * (v.ndim - axis - 1)).astype(dtype)
+
+    indicator = {k: jax.device_put(own(v)) for k, v in owned.items()}
+    pinned = {k: jax.device_put(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis).astype(dtype))
               for k, v in owned.items()} if pin else {}
     if per_prompt:
         return data._replace(indicator=indicator, pin=pinned), {}, {}
@@ -450,7 +443,7 @@ def _group_means(ref_acts: Activations, ref_lengths: np.ndarray, mean_groups, le
         for k, v in means.items():
             keys = (slice(None), slice(None, T_g)) if SITE_KIND_INFO[k].key_axis else ()
             src[k][(rows, slice(None), slice(None, T_g), *keys)] = v
-    return {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in src.items()}
+    return {k: jax.device_put(v.astype(base.resid_pre.dtype)) for k, v in src.items()}
 
 
 def build_problem(
@@ -515,9 +508,9 @@ def build_problem(
                 )
     kinds = tuple(k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites))
     S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
-    last = jnp.asarray(lengths - 1, jnp.int32)
-    target, foil = jnp.asarray(prompts.target, jnp.int32), jnp.asarray(prompts.foil, jnp.int32)
-    runs = _base_runs(model, jnp.asarray(pad(prompts.clean, T)), jnp.asarray(pad(prompts.corrupted, T)), last,
+    # host arrays go over with device_put (jnp.asarray of a numpy array compiles a program per shape)
+    last, target, foil = jax.device_put([np.asarray(a, np.int32) for a in (lengths - 1, prompts.target, prompts.foil)])
+    runs = _base_runs(model, *jax.device_put([pad(prompts.clean, T), pad(prompts.corrupted, T)]), last,
                       target, foil, kinds=kinds, noising=direction == "noising", source=source, shared=S,
                       metric=metric)
     base, src = runs.base, runs.source
@@ -525,10 +518,10 @@ def build_problem(
         ref = reference if reference is not None else prompts
         check_vocab(ref, cfg.vocab_size, cfg.n_positions)
         ref_side = ref.corrupted if direction == "noising" else ref.clean
-        ref_acts = run_model(model, pad(ref_side), "pattern" in kinds)
+        ref_acts = jax.device_get(run_model(model, pad(ref_side), "pattern" in kinds))  # means on the host
         if mean_groups is None:
             means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
-            src = {k: jnp.asarray(np.broadcast_to(v, getattr(base, k).shape), base.resid_pre.dtype)
+            src = {k: jax.device_put(np.broadcast_to(v, getattr(base, k).shape).astype(base.resid_pre.dtype))
                    for k, v in means.items()}
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)

@@ -76,10 +76,13 @@ SCALES = (0.05, 0.1, 0.2, 0.4, 0.7)  # scaled ABC sources; t = 1 is the "abc" pr
 
 
 def _indicators(problem: PatchProblem) -> tuple[dict, bool]:
-    """kind -> indicator as float64 numpy, and whether it is per prompt ([P, n, ...])."""
+    """kind -> indicator as float64 numpy, and whether it is per prompt ([P, n, ...]; the empty
+    component slots past n left out)."""
     per_prompt = bool(problem.data.indicator)
     ind = problem.data.indicator if per_prompt else problem.indicator
-    return {k: np.asarray(v, np.float64) for k, v in ind.items()}, per_prompt
+    n = problem.n_components
+    return {k: np.asarray(v, np.float64)[:, :n] if per_prompt else np.asarray(v, np.float64)[:n]
+            for k, v in ind.items()}, per_prompt
 
 
 def _owned_sums(problem: PatchProblem, per_site: Mapping[str, np.ndarray]) -> np.ndarray:
