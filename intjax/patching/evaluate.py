@@ -31,7 +31,6 @@ from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
-from intjax.patching.components import Entry
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
@@ -70,8 +69,7 @@ class Problem(Protocol):
     def start_layers(self, masks: np.ndarray) -> np.ndarray:
         """First layer each mask touches, `[M]`."""
 
-    def layer_step(self, layer, resid, alpha, d, entry: Entry = Entry.RESID_PRE, last_only: bool = False,
-                   whole: bool = False) -> Array:
+    def layer_step(self, layer, resid, alpha, d, last_only: bool = False, whole: bool = False) -> Array:
         """One patched layer for one (mask, prompt)."""
 
     def readout(self, x: Array, d: Any) -> Array:

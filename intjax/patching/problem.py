@@ -27,7 +27,7 @@ from intjax.errors import InputError
 from intjax.runtime import cast_floats
 from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
-from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Entry
+from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component
 from intjax.patching.evaluate import component_slots, evaluate
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
@@ -47,8 +47,6 @@ class PromptArrays(NamedTuple):
     target: Int[Array, " P"]
     foil: Int[Array, " P"]
     resid_start: Float[Array, "P L+1 T D"]  # base resid_pre per layer, then the final resid
-    z: Float[Array, "P L T H Dh"]  # base z: a run whose first edit is a head starts here
-    resid_mid: Float[Array, "P L T D"]  # base resid_mid: a run whose first edit is an MLP starts here
     base_sites: dict  # kind -> [P, L, T, ...] base values (frozen semantics pins to them)
     source: dict  # kind -> [P, L, T, ...] values patched in
     indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
@@ -195,23 +193,12 @@ class PatchProblem(eqx.Module):
             raise InputError(f"per-prompt α must be [P={self.n_prompts}, n={self.n_components}], got {alpha.shape}")
         return self(alpha)
 
-    def entries(self, masks: np.ndarray) -> np.ndarray:
-        """Where each mask's run can start inside its first layer, [M] of `Entry` values: the
-        earliest entry among the site kinds it patches in that layer."""
-        comp_rank = np.array([min(SITE_KIND_INFO[s.kind].entry for s in c.sites if s.layer == c.first_layer)
-                              for c in self.components])
-        starts = self.start_layers(masks)
-        at_start = (np.asarray(masks) != 0) & (self.first_layers()[None] == starts[:, None])
-        last = int(max(Entry))
-        return np.where(at_start, comp_rank[None], last).min(axis=1, initial=last)
-
     def layer_step(
         self,
         layer: Int[Array, ""] | int,
         resid: Float[Array, "Tq D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
-        entry: Entry = Entry.RESID_PRE,
         last_only: bool = False,
         whole: bool = False,
     ) -> Float[Array, "R D"]:
@@ -219,9 +206,7 @@ class PatchProblem(eqx.Module):
 
         `resid` holds the positions after the shared prefix (S = `shared_prefix`;
         the prefix's keys and values come from the base run), or every position
-        with `whole=True`. `entry` (see `entries`) starts the layer from the
-        cached base z or resid_mid; `last_only` computes only the last position
-        (the final layer).
+        with `whole=True`; `last_only` computes only the last position (the final layer).
         """
         S = 0 if whole else self.shared_prefix
         rows = (d.last - S)[None] if last_only else None
@@ -231,15 +216,7 @@ class PatchProblem(eqx.Module):
             edits = jax.tree.map(lambda a: a[S:], edits)
             prefix_kv = (d.prefix_k[layer], d.prefix_v[layer])
 
-        def cached(a):
-            return a[layer][S:] if rows is None else a[layer][S:][rows]
-
-        return self.model.layer(
-            layer, resid, edits, rows=rows,
-            z=cached(d.z) if entry == Entry.Z else None,
-            resid_mid=cached(d.resid_mid) if entry == Entry.RESID_MID else None,
-            prefix_kv=prefix_kv,
-        )
+        return self.model.layer(layer, resid, edits, rows=rows, prefix_kv=prefix_kv)
 
 
 def read_metric(model: PatchableModel, metric: Metric, x: Float[Array, " D"], target: Int[Array, ""],
@@ -526,7 +503,7 @@ def build_problem(
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
     data = PromptArrays(
-        last=last, target=target, foil=foil, resid_start=runs.resid_start, z=base.z, resid_mid=base.resid_mid,
+        last=last, target=target, foil=foil, resid_start=runs.resid_start,
         base_sites={k: getattr(base, k) for k in kinds}, source=src, indicator={}, pin={},
         prefix_k=runs.prefix_k, prefix_v=runs.prefix_v,
     )
