@@ -31,7 +31,7 @@ from intjax.studies.distance_scaling import distance_scaling_study, plot_distanc
 from intjax.patching.problem import build_problem
 from intjax.progress import Stages, mean_length, seconds_per_forward
 from intjax.studies.order_split import order_split, order_split_sentence
-from intjax.studies.readings import read_pair_per_prompt, sign_box
+from intjax.studies.readings import read_directions, read_pair_per_prompt, sign_box
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
@@ -413,12 +413,16 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         "![pairwise](interactions_order2.png) ![third order](interactions_order3.png)",
         "",
         "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
-        "direction (rules in the sign box above; a quantity whose 95% CI includes 0 reads as 0).",
+        "direction (rules in the sign box above). A quantity whose 95% CI includes 0 but reaches past its size "
+        "floor is uncertain, not small: a reading that rests on it is 'undetermined' and names it. The last "
+        "column joins the two directions where DESIGN's table names a mechanism (serial chain, AND, OR).",
         "",
-        markdown_table([(res["int2_noising"].items[i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.mechanism,
-                         _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.mechanism)
+        markdown_table([(res["int2_noising"].items[i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.label(),
+                         _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.label(),
+                         read_directions(rn, rd).split(":")[0] or "—")
                         for i, rn, rd in zip(top_pairs, readings_n, readings_d)],
-                       ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)")),
+                       ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)",
+                        "both directions")),
         "",
         markdown_table([(res["int3_noising"].items[i], _pm(trip_n[:, i].mean(), _se(trip_n)[i]),
                          _pm(trip_d[:, i].mean(), _se(trip_d)[i])) for i in top_trips],
@@ -439,7 +443,9 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         f"- NIE: noising hurts most at {', '.join(f'{names[i]} {_pm(noise[i], se_n[i])}' for i in by_noise[:3])}; "
         f"denoising restores most at {', '.join(f'{names[i]} {_pm(denoise[i], se_d[i])}' for i in by_denoise[:3])}.",
         f"- Strongest pair {res['int2_noising'].items[top_pairs[0]]}: {readings_n[0].sentence}; "
-        f"{readings_d[0].sentence}.",
+        f"{readings_d[0].sentence}"
+        + (f"; together: {read_directions(readings_n[0], readings_d[0])}." if read_directions(readings_n[0], readings_d[0])
+           else "."),
         f"- All heads at once, noising: the gap joint − Σ NIE is {splits['noising'].gap:+.2f}, pairwise "
         f"{splits['noising'].pairwise:+.2f} [{splits['noising'].pairwise_ci[0]:+.2f}, "
         f"{splits['noising'].pairwise_ci[1]:+.2f}], higher orders {splits['noising'].higher:+.2f} "
