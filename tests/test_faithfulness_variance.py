@@ -264,33 +264,39 @@ def test_issue_shape_large_unreadable_shares_small_r2():
     assert tin.share["INT"] > 1 and tout.share["INT"] < -1  # a pure pair: INT_out = −INT_in exactly
     assert tin.r2["INT"] < 0.2 and tin.sd_ratio("INT") > 4
     assert not tin.readable("INT") and not tout.readable("INT")
-    assert expansion_dependent(tin, tout) == (True, "they have opposite signs")
+    # opposite-signed means whose CIs include 0 (and a paired difference, 2 × INT_in, whose CI does too):
+    # rule 4 follows the CIs and does not fire on the signs of the means
+    lo, hi = paired_difference_ci(tin, tout, "INT")[1:]
+    assert lo < 0 < hi and expansion_dependent(tin, tout) == (False, "")
     text = variance_section(study, n_boot=1000)
     assert text.count("cannot be told apart from 0") == 2
-    assert "they have opposite signs: the split depends on the expansion point" in text
+    assert "the two expansions cannot be told apart" in text and "the split depends" not in text
     assert "knock-in: the parts cancel — pairwise varies 5.09× as much as F" in text
 
 
-def test_expansion_rule_needs_a_sign_gap():
+def test_expansion_rule_follows_the_cis_not_the_signs_of_the_means():
     rng = np.random.default_rng(5)
     R = 30
     F = rng.normal(size=R)
     Fc = F - F.mean()
 
-    def tables(share_in, share_out):
+    def tables(share_in, share_out, noise):
         out = []
         for s in (share_in, share_out):
-            w = rng.normal(size=R) * 2
+            w = rng.normal(size=R) * noise
             w -= w.mean()
             w -= (w @ Fc) / (Fc @ Fc) * Fc
-            p = s * F + w  # share exactly s, large independent noise
+            p = s * F + w  # share exactly s, independent noise
             out.append(variance_table(F, {"main": F - p, "pairwise": p, "higher": 0 * F}, n_boot=1000))
         return out
 
-    small = tables(0.03, -0.03)
-    assert small[0].share["INT"] == pytest.approx(0.03) and small[1].share["INT"] == pytest.approx(-0.03)
-    assert not expansion_dependent(*small)[0]  # opposite signs, but 6 points apart
-    assert expansion_dependent(*tables(0.3, -0.3)) == (True, "they have opposite signs")
+    noisy = tables(0.3, -0.3, 2.0)  # opposite signs, 60 points apart, each CI includes 0
+    assert noisy[0].share["INT"] == pytest.approx(0.3) and noisy[1].share["INT"] == pytest.approx(-0.3)
+    assert all(t.share_ci["INT"][0] < 0 < t.share_ci["INT"][1] for t in noisy)
+    assert not expansion_dependent(*noisy)[0]
+    tight = tables(0.3, -0.3, 0.05)  # the same means, each CI on its own side of 0
+    assert tight[0].share_ci["INT"][0] > 0 and tight[1].share_ci["INT"][1] < 0
+    assert expansion_dependent(*tight) == (True, "their CIs exclude 0 on opposite sides")
 
 
 def test_pooled_bootstrap_draws_whole_resamples():
