@@ -12,6 +12,8 @@ from intjax.ioi.completeness import Completeness, Minimality, greedy_gaps
 from intjax.studies.faithfulness_variance_report import variance_section
 from intjax.studies.heldout_search_report import heldout_search_section
 from intjax.ioi.studies import IOIStudies
+from intjax.report.labels import SUPPORT, label_claims, label_summary
+from intjax.report.paired import smallest_abs_mean
 from intjax.studies.markdown import markdown_table
 from intjax.studies.stats import mean_ci, standard_error
 
@@ -129,8 +131,9 @@ def visibility_section(studies: IOIStudies) -> str:
     n, d = rows["noising"].visibility, rows["denoising"].visibility
 
     def label(v, i):
-        flip = ", sign flips" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
-        return f"{v.labels[i] or '—'}{flip} ({v.support[i]:.0%})"
+        flip = (f", sign flips ({v.flip_support[i]:.0%})" if v.sign_flipped(i) and v.labels[i] != "flipped"
+                else "")
+        return f"{v.labels[i] or '—'} ({v.support[i]:.0%}){flip}"
 
     def pm(mean, se):
         return f"{mean:+.3f} ± {se:.3f}"
@@ -233,19 +236,26 @@ def remedies_section(studies: IOIStudies) -> str:
 
 
 def _remedies_reading(studies: IOIStudies) -> list[str]:
-    """What the remedies table says on this model, in sentences computed from it."""
+    """What the remedies table says on this model, in sentences computed from it; which unit has the smallest
+    |INT| is stated only where its paired 95% CI against every other unit excludes 0."""
     lines = []
     estimators = list(dict.fromkeys(r.estimator for r in studies.remedies))
     for e in estimators:
         rows = [r for r in studies.remedies if r.estimator == e]
         ints = ", ".join(f"{PLURAL[r.unit]} {abs(r.int_total):.2f}" for r in rows)
-        smallest = min(rows, key=lambda r: abs(r.int_total))
+        per_prompt = np.stack([r.joint_per_prompt - r.nie.sum(1) for r in rows], 1)  # [P, rows]
+        best, settled, cis = smallest_abs_mean(per_prompt)
+        smallest = rows[best]
+        gaps = ", ".join(f"{PLURAL[r.unit]} − {PLURAL[smallest.unit]} [{cis[k, 0]:+.2f}, {cis[k, 1]:+.2f}]"
+                         for k, r in enumerate(rows) if k != best)
         flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)}" for r in rows)
         gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
         verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
                    f"there single-unit effects add up to the joint effect within {gap:.0%}")
-        lines.append(f"- {e}: |INT among units| is {ints}; it is smallest for {PLURAL[smallest.unit]}, "
-                     f"and {verdict}. Flagged units: {flagged}.")
+        which = (f"it is smallest for {PLURAL[smallest.unit]} (paired 95% CIs of the gaps in |INT|: {gaps}), and "
+                 f"{verdict}" if settled else
+                 f"no unit's |INT| is smaller than every other's with a paired 95% CI that excludes 0 ({gaps})")
+        lines.append(f"- {e}: |INT among units| is {ints}; {which}. Flagged units: {flagged}.")
     heads = {r.estimator: r for r in studies.remedies if r.unit == "head"}
     if "noising" in heads and "denoising" in heads:
         noising, denoising = heads["noising"].flagged_names(), heads["denoising"].flagged_names()
@@ -484,12 +494,12 @@ def studies_summary(studies: IOIStudies) -> list[str]:
                       f"{_boot_ci(f.faithfulness[a])[1]:.0%}]" for a, name in enumerate(f.ablations))
     rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
 
-    def named(r, lab):  # heads with this label, each with its bootstrap support
+    def claims(r):  # the labels of r's heads with their bootstrap support
         v = r.visibility
-        return ", ".join(f"{r.names[i]} ({v.support[i]:.0%})" for i in v.flagged(lab))
+        return label_claims(r.names, v.labels, v.support, v.flip_support,
+                            [v.sign_flipped(i) for i in range(len(r.names))])
 
-    flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {named(r, lab)}" for lab in LABELS if r.named(lab))
-                                    or "none") for e, r in rows.items())
+    flagged = "; ".join(label_summary(e, claims(r)) for e, r in rows.items())
     w = studies.witnesses
     top = int(np.argmax(np.abs(w.importance)))  # the largest change, compensation or mediation
     lo, hi = w.ci()[top]
@@ -498,7 +508,8 @@ def studies_summary(studies: IOIStudies) -> list[str]:
         f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}.",
         *completeness_summary_lines(studies.completeness, studies.minimality),
         f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}; "
-        f"in parentheses the share of bootstrap resamples of the prompts that give the same label): {flagged}.",
+        f"stated only where at least {SUPPORT:.0%} of 1000 bootstrap resamples of the prompts give the same "
+        f"label or sign flip, the share in parentheses): {flagged}.",
         f"- Witnesses of {w.suspect}: pinning {w.witnesses[top]} changes its |NIE| by {w.importance[top]:+.3f} "
         f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).",
         "- Search (noising; chosen on half the prompts, scored on the other half): "
