@@ -32,6 +32,7 @@ from intjax.patching.problem import build_problem
 from intjax.progress import Stages, mean_length, seconds_per_forward
 from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_directions, read_pair_per_prompt, sign_box
+from intjax.studies.heldout_search import split_indices
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
@@ -321,15 +322,15 @@ def _pm(mean: float, se: float) -> str:
     return f"{mean:+.3f} ± {se:.3f}"
 
 
-def _pair_readings(res: Results, direction: str, rows) -> list:
-    """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs."""
+def _pair_readings(res: Results, direction: str, rows, prompts: np.ndarray) -> list:
+    """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs on `prompts`."""
     index = {n: i for i, n in enumerate(res[f"nie_{direction}"].items)}
-    nie = res[f"nie_{direction}"].values
+    nie = res[f"nie_{direction}"].values[prompts]
+    ints = res[f"int2_{direction}"].values[prompts]
     out = []
     for r in rows:
         a, b = res[f"int2_{direction}"].items[r].split(",")
-        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], res[f"int2_{direction}"].values[:, r],
-                                        direction)[0])
+        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], ints[:, r], direction)[0])
     return out
 
 
@@ -353,10 +354,13 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
     by_denoise = np.argsort(-denoise)[:k]  # most positive: the head restores it alone
     ratio = (np.abs(noise) + 1e-9) / (np.abs(denoise) + 1e-9)
     lopsided = [i for i in np.argsort(-np.abs(np.log(ratio))) if max(abs(noise[i]), abs(denoise[i])) > 0.05 * abs(te)][:5]
-    pair_n, pair_d = res["int2_noising"].values, res["int2_denoising"].values
-    top_pairs = np.argsort(-np.abs(pair_n.mean(0)))[:k]
-    readings_n = _pair_readings(res, "noising", top_pairs)
-    readings_d = _pair_readings(res, "denoising", top_pairs)
+    # the top pairs are chosen on one half of the prompts and read (and shown) on the other
+    select, score = (split_indices(len(clean), 0.5, options.seed) if options.studies.heldout
+                     else (np.arange(len(clean)),) * 2)
+    top_pairs = np.argsort(-np.abs(res["int2_noising"].values[select].mean(0)))[:k]
+    pair_n, pair_d = res["int2_noising"].values[score], res["int2_denoising"].values[score]
+    readings_n = _pair_readings(res, "noising", top_pairs, score)
+    readings_d = _pair_readings(res, "denoising", top_pairs, score)
     trip_n, trip_d = res["int3_noising"].values, res["int3_denoising"].values
     top_trips = np.argsort(-np.abs(trip_n.mean(0)))[:k]
     corr = float(np.corrcoef(noise, lin)[0, 1]) if np.std(lin) > 0 else float("nan")
@@ -412,7 +416,9 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         "",
         "![pairwise](interactions_order2.png) ![third order](interactions_order3.png)",
         "",
-        "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
+        (f"The pairs are the strongest by |mean noising INT| on {len(select)} prompts; every number and reading "
+         f"in this table comes from the other {len(score)} prompts. " if options.studies.heldout else "")
+        + "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
         "direction (rules in the sign box above). A quantity whose 95% CI includes 0 but reaches past its size "
         "floor is uncertain, not small: a reading that rests on it is 'undetermined' and names it. The last "
         "column joins the two directions where DESIGN's table names a mechanism (serial chain, AND, OR).",

@@ -59,7 +59,9 @@ def circuit_section(studies: IOIStudies) -> str:
     ordered, problems = stage_order(studies.circuit)
     order = ("Its classes come in Wang et al.'s layer order: every " + ", then every ".join(
         " / ".join(stage) for stage in STAGES) + " head sits in a later layer than the stage before."
-             if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ".")
+             if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ". Its "
+             "class names are therefore attention-role names (the attention pattern each head shows most), not "
+             "Wang et al.'s functional classes.")
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
                       markdown_table(rows, ("class", "heads", "kept at")), "", order, ""])
 
