@@ -64,3 +64,13 @@ def test_smallest_abs_mean_needs_paired_support():
     independent = np.array([2.0, 1.5, 3.0]) + rng.normal(size=(40, 3)) * 3
     best, settled, _ = smallest_abs_mean(independent)
     assert not settled
+
+
+def test_label_verdict_branches():
+    from intjax.report.labels import label_verdict
+
+    claims = [LabelClaim("L1H0", "inflated", 1.0), LabelClaim("L3H3", "inflated", 0.45),
+              LabelClaim("L2H3", "invisible", 0.56)]
+    assert label_verdict(claims, "inflated") == ("supported", "L1H0 (100%), L3H3 (45%)")
+    assert label_verdict(claims, "invisible") == ("inconclusive", "L2H3 (56%)")
+    assert label_verdict(claims, "flipped") == ("not supported", "none")

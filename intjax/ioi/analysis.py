@@ -22,9 +22,10 @@ from intjax.patching.components import parse_components
 from intjax.results import Results, versions, write_results
 from intjax.runtime import x64
 from intjax.ioi import report as ioi_report
+from intjax.report.ioi_claims import claims_section, ioi_claim_tests
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
-from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit
+from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, stage_order
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.studies.distance_scaling import distance_scaling_study, plot_distance_scaling
@@ -267,7 +268,9 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
         report = out / "report.md"
         lines, summary = _report(model_name, data, res, theorems, options, splits)
         summary += ioi_report.studies_summary(studies) + ioi_report.distance_summary(distance)
-        head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
+        claims = claims_section(model_name, L, is_gpt2_small(model), stage_order(studies.circuit)[0],
+                                ioi_claim_tests(splits, distance, studies))
+        head = "\n".join([*claims, "## Summary", "", *summary, "", sign_box(), ""])
         report.write_text("\n".join(lines).replace("@SUMMARY@", head)
                           + "\n" + ioi_report.studies_report(studies, is_gpt2_small(model))
                           + "\n" + ioi_report.distance_section(distance) + "\n" + _footer(figs, timings))

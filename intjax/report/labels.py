@@ -49,3 +49,14 @@ def label_summary(direction: str, claims: Sequence[LabelClaim], level: float = S
         text += "; unsettled (support < " + f"{level:.0%}): " + ", ".join(
             f"{c.label} {c.words()}" for c in unsettled)
     return text
+
+
+def label_verdict(claims: Sequence[LabelClaim], label: str, level: float = SUPPORT) -> tuple[str, str]:
+    """(verdict, estimate text) of the claim 'some component is `label`': supported when one is settled,
+    inconclusive when the means give some but none is settled, not supported when the means give none."""
+    mine = [c for c in claims if c.label == label]
+    settled, unsettled = split_by_support(mine, level)
+    text = ", ".join(c.words() for c in settled + unsettled) or "none"
+    if settled:
+        return "supported", text
+    return ("inconclusive" if unsettled else "not supported"), text
