@@ -60,3 +60,12 @@ def test_model_lines_say_what_the_model_does_not_show():
                            "discovered circuit is not in Wang et al.'s layer order")
     assert line.endswith("It does not show: B (inconclusive).")
     assert model_lines("gpt2", 12, True, True, tests) == []
+
+
+def test_multiplicity_line_counts():
+    from intjax.report.ioi_claims import multiplicity_line
+
+    tests = [ClaimTest("A", "t", 5.0, (4.0, 6.0)), ClaimTest("B", "t", None, None)]
+    line = multiplicity_line(tests, n_readings=20, n_labels=7)
+    assert "holds 1 tested rows" in line and "20 pair readings" in line and "about 1.0 false signs" in line
+    assert "7 head labels" in line

@@ -22,7 +22,7 @@ from intjax.patching.components import parse_components
 from intjax.results import Results, versions, write_results
 from intjax.runtime import x64
 from intjax.ioi import report as ioi_report
-from intjax.report.ioi_claims import claims_section, ioi_claim_tests
+from intjax.report.ioi_claims import claims_section, ioi_claim_tests, label_claims_of
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, stage_order
@@ -268,8 +268,10 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
         report = out / "report.md"
         lines, summary = _report(model_name, data, res, theorems, options, splits)
         summary += ioi_report.studies_summary(studies) + ioi_report.distance_summary(distance)
+        n_labels = sum(len(label_claims_of(studies.remedy(e, "head"))) for e in ("noising", "denoising"))
         claims = claims_section(model_name, L, is_gpt2_small(model), stage_order(studies.circuit)[0],
-                                ioi_claim_tests(splits, distance, studies))
+                                ioi_claim_tests(splits, distance, studies),
+                                n_readings=2 * min(options.top, len(res["int2_noising"].items)), n_labels=n_labels)
         head = "\n".join([*claims, "## Summary", "", *summary, "", sign_box(), ""])
         report.write_text("\n".join(lines).replace("@SUMMARY@", head)
                           + "\n" + ioi_report.studies_report(studies, is_gpt2_small(model))

@@ -12,7 +12,8 @@ from intjax.ioi.completeness import Completeness, Minimality, greedy_gaps
 from intjax.studies.faithfulness_variance_report import variance_section
 from intjax.studies.heldout_search_report import heldout_search_section
 from intjax.ioi.studies import IOIStudies
-from intjax.report.labels import SUPPORT, label_claims, label_summary
+from intjax.report.ioi_claims import label_claims_of
+from intjax.report.labels import SUPPORT, label_summary
 from intjax.report.distance import regime_reading, regime_table
 from intjax.report.paired import smallest_abs_mean
 from intjax.studies.distance_scaling import regimes
@@ -501,12 +502,7 @@ def studies_summary(studies: IOIStudies) -> list[str]:
                       f"{_boot_ci(f.faithfulness[a])[1]:.0%}]" for a, name in enumerate(f.ablations))
     rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
 
-    def claims(r):  # the labels of r's heads with their bootstrap support
-        v = r.visibility
-        return label_claims(r.names, v.labels, v.support, v.flip_support,
-                            [v.sign_flipped(i) for i in range(len(r.names))])
-
-    flagged = "; ".join(label_summary(e, claims(r)) for e, r in rows.items())
+    flagged = "; ".join(label_summary(e, label_claims_of(r)) for e, r in rows.items())
     w = studies.witnesses
     top = int(np.argmax(np.abs(w.importance)))  # the largest change, compensation or mediation
     lo, hi = w.ci()[top]

@@ -50,14 +50,16 @@ def _distance_rows(distance: Any) -> list[ClaimTest]:
     return rows
 
 
+def label_claims_of(row: Any, suffix: str = "") -> list:
+    """The label claims of a remedies row's visibility study (each name followed by `suffix`)."""
+    v = row.visibility
+    return label_claims([n + suffix for n in row.names], v.labels, v.support, v.flip_support,
+                        [v.sign_flipped(i) for i in range(len(row.names))])
+
+
 def _label_rows(studies: Any) -> list[ClaimTest]:
     """Invisible and inflated heads, either direction, by the label rule (≥ 90% bootstrap support)."""
-    claims = []
-    for e in ("noising", "denoising"):
-        r = studies.remedy(e, "head")
-        v = r.visibility
-        claims += label_claims([f"{n} ({e[0]})" for n in r.names], v.labels, v.support, v.flip_support,
-                               [v.sign_flipped(i) for i in range(len(r.names))])
+    claims = [c for e in ("noising", "denoising") for c in label_claims_of(studies.remedy(e, "head"), f" ({e[0]})")]
     rows = []
     for claim, label in ((CLAIMS[4], "invisible"), (CLAIMS[5], "inflated")):
         verdict, text = label_verdict(claims, label)
@@ -119,12 +121,23 @@ def model_lines(model_name: str, n_layers: int, gpt2_small: bool, ordered: bool,
             "(every claim is supported)") + ".", ""]
 
 
+def multiplicity_line(tests: Sequence[ClaimTest], n_readings: int, n_labels: int) -> str:
+    """How many inferences the report makes and at what error level each family is controlled."""
+    n = sum(t.testable for t in tests)
+    return (f"**Multiplicity.** The claims table holds {n} tested rows, controlled together by Holm at 5% "
+            f"family-wise error. The report also reads {n_readings} pair readings (each sign on its own 95% CI, "
+            f"not corrected across pairs: about {0.05 * n_readings:.1f} false signs expected if none were "
+            f"real) and {n_labels} head labels (stated at ≥ 90% bootstrap support, the rest listed as "
+            "unsettled); read those as screening, not as confirmed findings.")
+
+
 def claims_section(model_name: str, n_layers: int, gpt2_small: bool, ordered: bool,
-                   tests: Sequence[ClaimTest]) -> list[str]:
-    """The report's first section: the claims table and what the model does not show."""
+                   tests: Sequence[ClaimTest], n_readings: int = 0, n_labels: int = 0) -> list[str]:
+    """The report's first section: the claims table, what the model does not show, and the multiplicity."""
     counts = {v: sum(1 for x, _ in verdicts(tests) if x == v) for v in ("supported", "not supported",
                                                                          "inconclusive", "not testable")}
     return ["## Claims of the paper on this model", "",
             *model_lines(model_name, n_layers, gpt2_small, ordered, tests),
             *claims_lines(tests),
-            "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
+            "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
+            multiplicity_line(tests, n_readings, n_labels), ""]
