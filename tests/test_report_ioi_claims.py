@@ -24,7 +24,7 @@ def split(gap, gap_ci, pairwise, pairwise_ci):
 def test_split_rows_name_both_directions():
     rows = _split_rows(dict(noising=split(12.6, (10.0, 15.0), 9.0, (2.5, 15.4)),
                             denoising=split(-0.5, (-3.0, 2.0), -0.2, (-1.0, 0.6))))
-    assert [r.claim for r in rows] == [CLAIMS[0], CLAIMS[3], CLAIMS[3]]
+    assert [r.claim for r in rows] == [CLAIMS[0], f"{CLAIMS[3]} (noising)", f"{CLAIMS[3]} (denoising)"]
     assert rows[1].estimate == pytest.approx(3.6) and rows[2].estimate == pytest.approx(-0.3)
     assert [v for v, _ in verdicts(rows)] == ["supported", "supported", "inconclusive"]
 

@@ -24,7 +24,7 @@ def _split_rows(splits: Mapping[str, Any]) -> list[ClaimTest]:
     for d in ("noising", "denoising"):
         if d in splits:
             s = splits[d]
-            rows.append(ClaimTest(CLAIMS[3], f"{d}: the part of joint − Σ NIE beyond pairs (≠ 0)", s.higher,
+            rows.append(ClaimTest(f"{CLAIMS[3]} ({d})", f"{d}: the part of joint − Σ NIE beyond pairs (≠ 0)", s.higher,
                                   tuple(s.higher_ci), direction=0, fmt="+.2f",
                                   note=f"pairwise {s.pairwise:+.2f} [{s.pairwise_ci[0]:+.2f}, {s.pairwise_ci[1]:+.2f}]"))
     return rows
