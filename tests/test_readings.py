@@ -161,6 +161,7 @@ def test_an_uncertain_member_is_named_not_read_as_small():
     reading, stats = read_pair_per_prompt("L0H1", "L0H2", l0h1, l0h2, inter, "noising")
     assert stats["nie_b"][1] < 0 < stats["nie_b"][2]
     assert reading.mechanism == "undetermined" and reading.undetermined == ("nie_b",)
+    assert reading.label() == "undetermined (NIE L0H2)"
     assert reading.sentence == ("L0H1 and L0H2 (noising): no reading; NIE_L0H2 is undetermined (95% CI includes "
                                 "0 and reaches past the size floor)")
     # the same means with a tight spread: L0H2 is supported ('+' against J < 0 is '−'), not small

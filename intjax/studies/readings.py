@@ -65,13 +65,15 @@ class PairReading:
     mechanism: str  # additive, overlap, only together, synergy, conditional, inhibition, mixed, undetermined
     sentence: str
     undetermined: tuple[str, ...] = ()  # the quantities whose state is '?' when the reading rests on them
+    members: tuple[str, str] = ("A", "B")
 
     def label(self) -> str:
         """The mechanism for a table cell; an undetermined one names its uncertain quantities."""
         if self.mechanism != "undetermined":
             return self.mechanism
-        return "undetermined (" + ", ".join({"joint": "J"}.get(k, k.upper().replace("_", " "))
-                                            for k in self.undetermined) + ")"
+        a, b = self.members
+        words = dict(nie_a=f"NIE {a}", nie_b=f"NIE {b}", int="INT", joint="J")
+        return "undetermined (" + ", ".join(words[k] for k in self.undetermined) + ")"
 
 
 def state(mean: float, low: float, high: float, band: float) -> str:
@@ -103,7 +105,7 @@ def _undetermined(a: str, b: str, direction: str, pattern, keys: tuple[str, ...]
     named = [_NAMES[k].format(a=a, b=b) for k in keys]
     return PairReading(pattern, "undetermined", f"{a} and {b} ({direction}): no reading; {', '.join(named)} "
                        f"{'is' if len(named) == 1 else 'are'} undetermined (95% CI includes 0 and reaches past "
-                       "the size floor)", tuple(keys))
+                       "the size floor)", tuple(keys), (a, b))
 
 
 def read_pair(a: str, b: str, nie_a: float, nie_b: float, interaction: float, direction: str, *,
