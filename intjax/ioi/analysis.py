@@ -247,7 +247,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
             figs[f"int{order}"] = figures.interaction_bars(
                 [res[f"int{order}_noising"].items[i] for i in top], n.mean(0)[top], d.mean(0)[top],
                 out / f"interactions_order{order}.png",
-                f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
+                f"strongest order-{order} interactions (ranked by |noising INT|; bars: means; whiskers: normal 95% CI)",
                 noising_ci=ci(n), denoising_ci=ci(d))
         figs.update(ioi_report.write_figures(studies, out))
         if distance is not None:
@@ -402,7 +402,11 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
                         "noising NIE")),
         "",
         f"The single-head noising NIEs sum to {sum_nie:+.3f}, against TE = {te:+.3f} for patching everything "
-        "(the paths that avoid the heads differ too). Patching every head together, the gap between the joint "
+        + (f"(patching every head together gives {splits['noising'].joint:+.3f}, TE itself: the heads are a "
+           "complete cut here, no path avoids them). " if abs(splits["noising"].joint - te) <= 1e-3 * abs(te) else
+           f"(patching every head together gives {splits['noising'].joint:+.3f}: the paths that avoid the heads "
+           "carry the rest). ")
+        + "Patching every head together, the gap between the joint "
         "effect and Σ NIE is exactly the sum of every interaction among the heads; split by order:",
         "",
         *[f"- {order_split_sentence(sp, d)}" for d, sp in splits.items()],

@@ -98,11 +98,14 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         "",
         f"Faithfulness = F(C)/F(M): mean logit difference with every head outside the circuit ablated, over "
         f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
-        f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over "
+        f"{f.seed}–{f.seed + R - 1}; "
+        + ("none is the analysis's own set, which chose the circuit" if studies.split[0] else
+           "the first is the analysis's own set") + "); ablations: mean (per position over "
         f"{f.reference_per_template} fresh ABC prompts of each prompt's own template, so positions align, as "
         "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the "
-        f"circuit is ablated at every position; {positions_text} F(M) over resamples: "
-        f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
+        f"circuit is ablated at every position; {positions_text} F(M) over resamples: mean "
+        f"{f.model_metric.mean():.3f}, SD {f.model_metric.std(ddof=1):.3f} across resamples (SE of the mean "
+        f"{standard_error(f.model_metric):.3f}). {reference}",
         "",
         "![faithfulness](faithfulness.png)",
         "",
@@ -370,11 +373,13 @@ def completeness_section(c: Completeness, m: Minimality) -> str:
                "path": f"greedy's earlier picks, each the best {one} on its own, lead it to another set"}[g.cause]
         apart = ("the CIs of |d| are apart" if g.significant else
                  "the CIs of |d| overlap, so the prompts do not separate the two")
+        cause = (f"Why greedy misses it: {why}." if g.significant else
+                 "No cause is given: on these prompts greedy's K is not shown to fall short.")
         lines.append(f"- |K| = {g.k}: greedy's {c.name(g.greedy)} reaches |d| = {abs(g.greedy_value[0]):.3f}, the "
                      f"exhaustive worst {c.name(g.worst)} {abs(g.worst_value[0]):.3f} ({apart}). Of the worst K's "
                      f"d(K) − d(∅) = {g.single + g.joint:+.3f} (exact Möbius split over circuit {many}), its "
                      f"single-{one} terms give {g.single:+.3f} and the interactions among its members "
-                     f"{g.joint:+.3f} (largest: {terms}). Why greedy misses it: {why}.")
+                     f"{g.joint:+.3f} (largest: {terms}). {cause}")
     for split in c.splits:
         top = split.ranked()[:3]
         se = np.std(split.outside, axis=0, ddof=1) / np.sqrt(split.outside.shape[0])
@@ -408,7 +413,9 @@ def _minimality_lines(c: Completeness, m: Minimality) -> str:
     if unsettled:  # above the threshold, but not at 95%
         verdict += (f" The 95% CI of {', '.join(unsettled)} reaches below {m.threshold:.0%}: the prompts do not "
                     f"settle whether {'it matters' if len(unsettled) == 1 else 'they matter'}.")
-    hidden = [m.names[i] for i in range(len(m.names)) if m.at_empty[i] < m.threshold <= m.share[i]]
+    # the best K is the largest of many noisy shares: a unit counts only when its CI (K re-chosen in every
+    # resample) lies wholly above the threshold
+    hidden = [m.names[i] for i in range(len(m.names)) if m.at_empty[i] < m.threshold < m.share_ci[i, 0]]
     hidden_text = (f" {', '.join(hidden)} change F(C) by less than {m.threshold:.0%} when removed from the full "
                    "circuit and pass the threshold only at their best K: their effect grows once the "
                    f"{many} in K are removed (an interaction with K, as a backup's), which removing one {one} at "
@@ -431,9 +438,11 @@ def completeness_summary_lines(c: Completeness | None, m: Minimality | None) -> 
         return []
     worst = c.value(c.worst)
     gaps = greedy_gaps(c)
-    shortfall = (f"greedy falls short of the exhaustive worst K at |K| = {', '.join(str(g.k) for g in gaps)} "
-                 f"({', '.join(g.cause for g in gaps)}; CIs apart at "
-                 f"{', '.join(str(g.k) for g in gaps if g.significant) or 'none'})" if gaps else
+    apart = [g for g in gaps if g.significant]
+    shortfall = (f"greedy's K has a smaller mean |d| than the exhaustive worst at |K| = "
+                 f"{', '.join(str(g.k) for g in gaps)}; their CIs are apart at "
+                 + (", ".join(f"{g.k} ({g.cause})" for g in apart) if apart else
+                    "none, so no shortfall (and no cause) is shown") if gaps else
                  "greedy K matches the exhaustive worst at every size" if c.exhaustive else
                  "the search is greedy and random only")
     split = c.splits[0]
