@@ -461,10 +461,10 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         f"{readings_d[0].sentence}"
         + (f"; together: {read_directions(readings_n[0], readings_d[0])}." if read_directions(readings_n[0], readings_d[0])
            else "."),
-        f"- All heads at once, noising: the gap joint − Σ NIE is {splits['noising'].gap:+.2f}, pairwise "
-        f"{splits['noising'].pairwise:+.2f} [{splits['noising'].pairwise_ci[0]:+.2f}, "
-        f"{splits['noising'].pairwise_ci[1]:+.2f}], higher orders {splits['noising'].higher:+.2f} "
-        f"[{splits['noising'].higher_ci[0]:+.2f}, {splits['noising'].higher_ci[1]:+.2f}].",
+        "- All heads at once, the gap joint − Σ NIE and its pairwise and higher-order parts [95% CI]: "
+        + "; ".join(f"{d} {sp.gap:+.2f}, pairwise {sp.pairwise:+.2f} [{sp.pairwise_ci[0]:+.2f}, "
+                    f"{sp.pairwise_ci[1]:+.2f}], higher orders {sp.higher:+.2f} [{sp.higher_ci[0]:+.2f}, "
+                    f"{sp.higher_ci[1]:+.2f}]" for d, sp in splits.items()) + ".",
         f"- Attribution patching (linear) against exact NIE: correlation {corr:.2f} over heads, largest gap "
         f"{gap.max():.2f} at {names[int(gap.argmax())]}.",
         *_theorem_reading(theorems),
