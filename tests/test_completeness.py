@@ -368,7 +368,7 @@ def test_report_words_follow_the_planted_truth():
     assert "(largest B " in carry and "two or more outside units together give +0.000" in carry
     (summary,) = completeness_summary_lines(c, m)
     assert "beyond the 95% simultaneous bound" in summary and "most of it is B" in summary
-    assert "at |K| = 2 (interaction; CIs apart at 2)" in summary
+    assert "at |K| = 2; their CIs are apart at 2 (interaction)" in summary
     ax = build_completeness_scatter(c).axes[0]
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"K = ∅", "greedy K", "F(C∖K) = F(M∖K) (complete)"}
 
@@ -424,3 +424,23 @@ def test_summary_json_and_value_keys():
     assert out["minimality"]["units"] == ["N1", "N2", "D", "X"] and len(out["minimality"]["share_ci"]) == 4
     assert split_keys(c) == ["completeness_split_worst", "completeness_split_worst_k2", "completeness_split_greedy_k2"]
     assert completeness_summary(SimpleNamespace(completeness=None, minimality=None)) == {}
+
+
+def test_a_gap_the_prompts_do_not_separate_gets_no_cause():
+    """Offset game whose worst pair (a+b, |d| = 0.52) beats greedy's (|d| = 0.5 + 0.01) by less than the prompt
+    noise (sd 0.3): the section and the summary state the gap but give no cause."""
+    from intjax.ioi.report import completeness_section, completeness_summary_lines
+
+    def fn(A):
+        w = {"a": -0.51, "b": -0.51, "c": 0.01}
+        return 1.0 + 0.5 * ("o1" in A) + sum(v * (k in A) * ("o2" in A) for k, v in w.items())
+    c = completeness(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3), n_boot=400)
+    gaps = greedy_gaps(c)
+    assert gaps and not any(g.significant for g in gaps)
+    text = completeness_section(c, minimality(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3)))
+    gap_line = next(line for line in text.splitlines() if line.startswith(f"- |K| = {gaps[0].k}:"))
+    assert gap_line.endswith("No cause is given: on these prompts greedy's K is not shown to fall short.")
+    assert "Why greedy misses it" not in text
+    (summary,) = completeness_summary_lines(c, minimality(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3)))
+    assert "their CIs are apart at none, so no shortfall (and no cause) is shown" in summary
+    assert "offset" not in summary
