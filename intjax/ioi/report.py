@@ -196,7 +196,9 @@ def witness_lines(studies: IOIStudies) -> list[str]:
     return [
         f"### Witnesses of {w.suspect}",
         "",
-        f"{w.suspect}'s {w.direction} NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) "
+        (f"{w.suspect} is the head with the largest |mean noising NIE| on the {studies.split[0]} selection prompts; "
+         f"everything below is on the other {studies.split[1]}. " if studies.split[0] else "")
+        + f"{w.suspect}'s {w.direction} NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) "
         f"held at its {state} (base-run) value while the rest recomputes, and the witness importance |NIE with w "
         "pinned| − |NIE| (bootstrap 95% CI over prompts): a positive importance means w responds to the patch "
         f"and hides part of {w.suspect}'s effect (compensation, as a backup does), a negative one that w's "

@@ -144,7 +144,10 @@ def run_ioi_studies(
 
     say("witnesses of the strongest suspect")
     t0 = time.perf_counter()
-    suspect = strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head"))
+    # held out: the suspect is chosen on the selection half (largest |mean noising NIE|), its witnesses estimated
+    # on the other half; otherwise the strongest flagged head of the remedies row
+    suspect = (int(np.argmax(np.abs(nie_noising[select_idx].mean(0)))) if held_out else
+               strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head")))
     # Every head's own-layer MLP reads it, so there is always a candidate.
     witnesses = witness_importance(model, data.prompts, heads[suspect],
                                    [*heads, *parse_components("mlps", model.config)], **kw)
