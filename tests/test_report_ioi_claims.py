@@ -34,6 +34,7 @@ def test_distance_rows_from_planted_slopes():
     study = dataclasses.replace(study, by_regime=regime_fits(study))
     grows, affine = _distance_rows(study)
     assert grows.estimate == pytest.approx(4.0) and affine.estimate == pytest.approx(2.0) and affine.null == 1.0
+    assert "outside the local regime" in grows.note  # slope 4 against |T| ≤ 3
     assert [v for v, _ in verdicts([grows, affine])] == ["supported", "supported"]
     flat = dataclasses.replace(study, by_regime=regime_fits(planted_study(natural_slope=4.0, scaled_slope=0.5)))
     assert verdicts(_distance_rows(flat))[1][0] == "not supported"  # INT shrinks slower than t: CI below 1

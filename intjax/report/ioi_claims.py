@@ -36,8 +36,11 @@ def _distance_rows(distance: Any) -> list[ClaimTest]:
         return [ClaimTest(CLAIMS[1], "distance study skipped", None, None, note="distance_heads = 0"),
                 ClaimTest(CLAIMS[2], "distance study skipped", None, None, note="distance_heads = 0")]
     nat = distance.by_regime["natural"]["within"]
+    top = int(max(distance.order)) if len(distance.order) else 0
+    outside = (f"; its CI lies above every Taylor order (|T| ≤ {top}): these patches are outside the local regime"
+               if nat.ci[0] > top else "")
     rows = [ClaimTest(CLAIMS[1], "natural corruptions: slope of log|INT| on log distance, within set and prompt "
-                      "(> 0)", nat.slope, tuple(nat.ci), fmt=".2f", note=f"{nat.n_points} points")]
+                      "(> 0)", nat.slope, tuple(nat.ci), fmt=".2f", note=f"{nat.n_points} points{outside}")]
     scaled = distance.by_regime.get("scaled", {})
     k = min((int(name.rsplit(" ", 1)[1]) for name in scaled if name.startswith("within order ")), default=None)
     if k is None:
