@@ -235,7 +235,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
                                         noising_se=_se(res["nie_noising"].values).reshape(L, H),
                                         denoising_se=_se(res["nie_denoising"].values).reshape(L, H)),
             "linear": figures.linear_vs_exact(res["nie_noising"].values.mean(0), res["linear_noising"].values.mean(0),
-                                              out / "linear_vs_exact.png"),
+                                              out / "linear_vs_exact.png", names),
         }
         for order in (2, 3):  # run_patch lists the sets in the same order for both directions
             n, d = res[f"int{order}_noising"].values, res[f"int{order}_denoising"].values
