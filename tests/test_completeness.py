@@ -444,3 +444,14 @@ def test_a_gap_the_prompts_do_not_separate_gets_no_cause():
     (summary,) = completeness_summary_lines(c, minimality(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3)))
     assert "their CIs are apart at none, so no shortfall (and no cause) is shown" in summary
     assert "offset" not in summary
+
+
+def test_one_k_has_one_ci():
+    """The summary's d(worst K) and the size table's d of the same K come from the same bootstrap draws (they
+    were 2000 and 1000 draws: two CIs for one number)."""
+    c = completeness(planted(backup_game, *BACKUP, noise=0.3, seed=0), n_boot=400, seed=3)
+    for row in c.sizes:
+        if row.worst is not None:
+            assert c.value(row.worst) == row.worst_value
+        if row.greedy:
+            assert c.value(row.greedy) == row.greedy_value
