@@ -370,7 +370,11 @@ def test_report_words_follow_the_planted_truth():
     assert "beyond the 95% simultaneous bound" in summary and "most of it is B" in summary
     assert "at |K| = 2; their CIs are apart at 2 (interaction)" in summary
     ax = build_completeness_scatter(c).axes[0]
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"K = ∅", "greedy K", "F(C∖K) = F(M∖K) (complete)"}
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {
+        "K = ∅", "greedy K", "F(C∖K) = F(M∖K) (complete)", "± 95% simultaneous bound over all K",
+        "normal 95% CI of d(K), every K"}
+    (bars,) = [b for b in ax.containers if b.get_label() == "normal 95% CI of d(K), every K"]
+    assert len(bars.lines[2][0].get_segments()) == len(c.sets)  # every K has its CI
 
     def complete(A):
         return kept("a", A) * kept("b", A) + 0.5 * kept("c", A) * 0 + max(kept("P1", A), kept("P2", A))

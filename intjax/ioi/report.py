@@ -293,8 +293,11 @@ UNIT_WORDS = {"head": ("head", "heads"), "class": ("class", "classes")}
 def build_completeness_scatter(c: Completeness):
     """F(C∖K) against F(M∖K) over every K evaluated (a complete circuit keeps every point on the diagonal)."""
     x, y = c.model_side.mean(0), c.circuit_side.mean(0)
+    d_se = standard_error(c.incompleteness)  # [S] the SE of each K's mean d
     fig = figures._figure((5.2, 5.2))
     ax = fig.subplots()
+    ax.errorbar(x, y, yerr=1.96 * d_se, fmt="none", ecolor="0.7", lw=0.7, zorder=0,
+                label="normal 95% CI of d(K), every K")
     for origin, (color, marker) in ORIGIN_STYLE.items():
         idx = [j for j, o in enumerate(c.origins) if o == origin]
         if idx:
@@ -304,9 +307,12 @@ def build_completeness_scatter(c: Completeness):
     ax.annotate(c.name(c.worst), (x[w], y[w]), fontsize=7)
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     pad = 0.05 * (hi - lo + 1e-9)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="F(C∖K) = F(M∖K) (complete)")
+    ends = np.array([lo - pad, hi + pad])
+    ax.plot(ends, ends, "k--", lw=0.8, label="F(C∖K) = F(M∖K) (complete)")
+    ax.fill_between(ends, ends - c.simultaneous, ends + c.simultaneous, color="0.85", alpha=0.5, zorder=-1,
+                    label="± 95% simultaneous bound over all K")
     ax.set(xlabel="F(M∖K): model without K", ylabel="F(C∖K): circuit without K",
-           title=f"completeness ({c.ablation} ablation; means over prompts)")
+           title=f"completeness ({c.ablation} ablation; points: means over prompts)")
     ax.legend(fontsize=7)
     return fig
 
