@@ -306,7 +306,10 @@ def theorem_rows(table: dict) -> list[dict]:
                             ok == len(pairs),
                             "log-log slope of |INT_T(t)| as sources move toward the base, against "
                             + ("|T|" if semantics == "frozen" else
-                               "the fewest chains of members (each reading every earlier one) covering T")))
+                               "the fewest chains of members (each reading every earlier one) covering T: a "
+                               "conjecture (the rule is argued as an upper bound on the order, not proven), "
+                               "exercised here only where it predicts "
+                               + ", ".join(str(v) for v in sorted({int(p) for _, p in pairs})))))
     duality = table.get("duality", {})
     if "skipped" in duality:
         rows.append(row("duality", "skipped", "—", None, duality["skipped"]))
