@@ -50,6 +50,7 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     # faithfulness: 2 resamples (smoke) × mean/resample/zero (values against HF in test_ioi_studies)
     assert arrays["faithfulness"].shape == (2, 3) and np.isfinite(arrays["faithfulness"]).all()
     assert summary["circuit"] and "discovered" in summary["circuit_source"]
+    assert summary["heldout_split"] == dict(select=4, estimate=4)  # 8 smoke prompts, halved
     # the remedies' joint effect is the same whichever unit partitions the heads
     rows = re.findall(r"\| noising \| (head|class|layer) \| \d+ \| [^|]+ \| ([0-9.+-]+) ± [0-9.]+ \|", report)
     assert len(rows) == 3 and len({v for _, v in rows}) == 1

@@ -257,6 +257,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
                        options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
                        triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
                        circuit_source=studies.circuit_source,
+                       heldout_split=dict(select=studies.split[0], estimate=studies.split[1]),
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
                        search_pool_rule=studies.search_pool_rule, **completeness_summary(studies), timings=timings,
                        vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
