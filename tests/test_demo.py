@@ -82,9 +82,9 @@ def _check_pair_readings(report: str, out) -> None:
     items = summary["arrays"]["int2_noising"]["items"]
     names = summary["arrays"]["nie_noising"]["items"]
     select, score = split_indices(arrays["nie_noising"].shape[0], 0.5, 0)
-    top = np.argsort(-np.abs(arrays["int2_noising"][select].mean(0)))[:10]
     table = re.findall(r"^\| (L\dH\d,L\dH\d) \| [^|]+ \| ([^|]+) \| [^|]+ \| ([^|]+) \|", report, flags=re.M)
-    assert [pair for pair, _, _ in table] == [items[i] for i in top]
+    top = np.argsort(-np.abs(arrays["int2_noising"][select].mean(0)))[:len(table)]
+    assert table and [pair for pair, _, _ in table] == [items[i] for i in top]
     for (pair, cell_n, cell_d), i in zip(table, top):
         a, b = pair.split(",")
         for d, cell in (("noising", cell_n), ("denoising", cell_d)):
