@@ -215,7 +215,8 @@ def test_simultaneous_bound_tells_a_planted_backup_from_noise():
         def h(names):
             b = sum(1 << (circuit + outside).index(x) for x in names)
             return flat(frozenset(names)) * SCALE + game.game.noise[b]
-        d = {K: (h([*K, *outside]) - h(list(K))).mean() for r in range(1, 5) for K in itertools.combinations(circuit, r)}
+        d = {K: (h([*K, *outside]) - h(list(K))).mean()
+             for r in range(1, 5) for K in itertools.combinations(circuit, r)}
         worst = max(d, key=lambda K: abs(d[K]))
         assert {c.circuit_names[i] for i in c.worst} == set(worst)
         assert c.value(c.worst)[0] == pytest.approx(d[worst])

@@ -38,7 +38,8 @@ def planted_study(natural_slope=4.0, scaled_slope=2.0) -> DistanceScaling:
             for t in (0.1, 0.5):
                 rows.append((set_name, order, p, f"abc t={t:g}", t * d_abc, c * t ** scaled_slope))
     s, k, p, kind, d, v = map(np.array, zip(*rows))
-    return DistanceScaling(set_name=s.astype(str), order=k.astype(int), prompt=p.astype(int), corruption=kind.astype(str),
+    return DistanceScaling(set_name=s.astype(str), order=k.astype(int), prompt=p.astype(int),
+                           corruption=kind.astype(str),
                            distance=d.astype(float), interaction=v.astype(float), fit=None, by_order={},
                            by_corruption={}, within=None, within_by_order={}, by_regime={}, n_zero_distance=0,
                            n_zero_int=0, normalized=False, semantics={}, n_boot=200, seed=0, seconds=0.0)

@@ -151,6 +151,7 @@ def visibility_section(studies: IOIStudies) -> str:
                       pm(n.nie[i], n.nie_se[i]), pm(n.context[i], n.context_se[i]), label(n, i),
                       pm(d.nie[i], d.nie_se[i]), pm(d.context[i], d.context_se[i]), label(d, i)))
     n_vis = rows["noising"].visibility
+    class_header = "class" if stage_order(studies.circuit)[0] else "attention role (not Wang et al.'s class)"
     ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
     return "\n".join([
         "## Invisible and inflated heads",
@@ -162,7 +163,7 @@ def visibility_section(studies: IOIStudies) -> str:
         "",
         "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
         "",
-        markdown_table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
+        markdown_table(table, ("head", class_header, "NIE noising", "context noising", "label", "NIE denoising",
                        "context denoising", "label")) if table else "No head is flagged at these thresholds.",
         "",
         *witness_lines(studies),
@@ -245,6 +246,12 @@ def remedies_section(studies: IOIStudies) -> str:
     ])
 
 
+def _n_settled(row) -> int:
+    """How many of a remedies row's labels have at least SUPPORT bootstrap support."""
+    v = row.visibility
+    return sum(bool(lab) and sup >= SUPPORT for lab, sup in zip(v.labels, v.support))
+
+
 def _remedies_reading(studies: IOIStudies) -> list[str]:
     """What the remedies table says on this model, in sentences computed from it; which unit has the smallest
     |INT| is stated only where its paired 95% CI against every other unit excludes 0."""
@@ -258,7 +265,8 @@ def _remedies_reading(studies: IOIStudies) -> list[str]:
         smallest = rows[best]
         gaps = ", ".join(f"{PLURAL[r.unit]} − {PLURAL[smallest.unit]} [{cis[k, 0]:+.2f}, {cis[k, 1]:+.2f}]"
                          for k, r in enumerate(rows) if k != best)
-        flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)}" for r in rows)
+        flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)} ({_n_settled(r)} at ≥ "
+                            f"{SUPPORT:.0%} support)" for r in rows)
         gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
         verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
                    f"there single-unit effects add up to the joint effect within {gap:.0%}")

@@ -26,7 +26,8 @@ def _split_rows(splits: Mapping[str, Any]) -> list[ClaimTest]:
             s = splits[d]
             rows.append(ClaimTest(f"{CLAIMS[3]} ({d})", f"{d}: the part of joint − Σ NIE beyond pairs (≠ 0)", s.higher,
                                   tuple(s.higher_ci), direction=0, fmt="+.2f",
-                                  note=f"pairwise {s.pairwise:+.2f} [{s.pairwise_ci[0]:+.2f}, {s.pairwise_ci[1]:+.2f}]"))
+                                  note=f"pairwise {s.pairwise:+.2f} [{s.pairwise_ci[0]:+.2f}, "
+                                       f"{s.pairwise_ci[1]:+.2f}]"))
     return rows
 
 

@@ -175,7 +175,8 @@ def _signed_reading(a: str, b: str, pattern: tuple[str, str, str], direction: st
             after = state(given, *_ci(cis, key, given), floor * abs(nx))
             head = f"{x} works against the pair's joint effect"
             if after == "0":
-                words = f"{head} only while {y} is {at_base} ({direction}): once {y} is {patched} too, {x}'s effect vanishes"
+                words = (f"{head} only while {y} is {at_base} ({direction}): once {y} is {patched} too, {x}'s "
+                         "effect vanishes")
             elif after == "?":
                 words = (f"{head} while {y} is {at_base} ({direction}); its effect once {y} is {patched} too "
                          "is undetermined")
