@@ -38,15 +38,13 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import jax
     import numpy as np
 
-    from intjax.loading import load_model
     from intjax.patch_run import PatchOptions, patch_stages, run_patch
-    from intjax.patching import parse_components, read_prompts
+    from intjax.patching import parse_components
     from intjax.results import versions, write_results
     from intjax.sweeps.fingerprint import hash_arrays, model_digest
 
     t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
-    prompts = read_prompts(args.data, tokenizer)
+    model, prompts = _model_and_prompts(args)
     components = parse_components(args.components, model.config)
     witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
@@ -74,6 +72,22 @@ def cmd_patch(args: argparse.Namespace) -> None:
     out = write_results(args.out, results, summary)
     if not args.quiet:
         print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s)")
+
+
+def _model_and_prompts(args: argparse.Namespace, **load_kwargs):
+    """(model, prompts) of --model and --data: the data is read first, the tokenizer loaded only when it
+    holds text, and every prompt checked against the vocabulary and n_positions before any JAX work."""
+    from intjax.loading import load_model
+    from intjax.patching.prompts import check_vocab, make_prompt_set, needs_tokenizer, read_prompt_rows
+
+    rows = read_prompt_rows(args.data)
+    text = needs_tokenizer(rows)
+    if not text:
+        make_prompt_set(rows, source=args.data)  # malformed ids fail before the model loads
+    model, tokenizer = load_model(args.model, tokenizer=text, strict_config=not args.lenient_config, **load_kwargs)
+    prompts = make_prompt_set(rows, tokenizer, source=args.data)
+    check_vocab(prompts, model.config.vocab_size, model.config.n_positions)
+    return model, prompts
 
 
 def _check_order(args: argparse.Namespace, n: int, runs_per_mask: int) -> None:
@@ -106,16 +120,17 @@ def _theorems(args: argparse.Namespace) -> None:
 
     from intjax.costs import theorem_table_fe
     from intjax.estimands.theorems import format_theorem_rows, theorem_rows
-    from intjax.loading import load_model
     from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
     from intjax.patch_run import run_theorems
-    from intjax.patching import parse_components, read_prompts
+    from intjax.patching import parse_components
     from intjax.results import versions
 
     t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model, dtype=jnp.float64, strict_config=not args.lenient_config)
-    prompts = read_prompts(args.data, tokenizer)
+    model, prompts = _model_and_prompts(args, dtype=jnp.float64)
     components = parse_components(args.components, model.config)
+    if args.order > len(components):
+        raise IntjaxError(f"--order {args.order} is above the number of components ({len(components)}); "
+                          f"give --order {len(components)} or fewer, or more components")
     cut = parse_components(args.cut, model.config)
     fe = theorem_table_fe(len(prompts), len(components), args.order, args.n_check, None, len(cut))
     estimate = COMPILE_S_PER_STAGE + fe * seconds_per_forward(model, mean_length(prompts.lengths))
@@ -363,6 +378,7 @@ def _stopped_line(args: argparse.Namespace, how: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `intjax` console script (exit 2 on bad input, 130 on Ctrl-C, 143 on SIGTERM)."""
     from intjax.interrupts import Terminated, raising_signals
+    from intjax.write_errors import write_failure
 
     with raising_signals() as signals:
         args = argparse.Namespace(command=None)
@@ -378,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, Terminated) as e:
             if not signals.received:
                 signals.received.append(signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM)
-        except BaseException:
+        except BaseException as e:
+            failure = None if signals.received else write_failure(e, getattr(args, "out", None))
+            if failure:
+                print(f"intjax: error: {failure}", file=sys.stderr)
+                return 2
             if not signals.received:  # a signal can surface as another error (a library it stopped)
                 raise
         if not signals.received:
@@ -395,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, command: str) -> None:
     """Run the parsed command inside its claimed output folder, with exact float32 products."""
     import contextlib
+    import logging
 
     from intjax.outdir import claimed_output
     from intjax.runtime import enable_compilation_cache, exact_matmuls
@@ -402,6 +423,7 @@ def _run(args: argparse.Namespace, command: str) -> None:
     with (claimed_output(args.out, command[:200], getattr(args, "process_id", None) or 0)
           if getattr(args, "out", None) else contextlib.nullcontext()), exact_matmuls():
         enable_compilation_cache()
+        logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's warnings on retried saves: noise here
         _distributed(args)
         args.func(args)
 
