@@ -92,18 +92,29 @@ def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None) 
             "save_pretrained, or a hub id such as 'gpt2'"
         )
     _check_hub_id(name)
-    return _download(name, revision)
+    try:
+        return _download(name, revision)
+    except LoadError as e:
+        shipped = _shipped_like(name)
+        if not shipped:
+            raise
+        raise LoadError(f"{e}. Or did you mean the shipped model {shipped!r} (--model {shipped})?") from e
+
+
+def _shipped_like(name: str) -> str | None:
+    """The shipped model whose name `name` resembles (`ioi-small/`, `ioi_small`), if any."""
+    close = difflib.get_close_matches(name.strip().strip("/"), embedded_models(), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _check_hub_id(name: str) -> None:
     """LoadError unless `name` can be a hub id; names a shipped model it resembles (`ioi-small/`)."""
     if _HUB_ID.match(name) and len(name) <= 96 and ".." not in name and "--" not in name:
         return
-    shipped = embedded_models()
-    close = difflib.get_close_matches(name.strip().strip("/"), shipped, n=1, cutoff=0.6)
-    if close:
-        raise LoadError(f"model {name!r} does not exist; did you mean the shipped model {close[0]!r} "
-                        f"(--model {close[0]})?")
-    raise LoadError(f"model {name!r} is neither a local folder, a shipped model ({', '.join(shipped) or 'none'}) "
+    like = _shipped_like(name)
+    if like:
+        raise LoadError(f"model {name!r} does not exist; did you mean the shipped model {like!r} (--model {like})?")
+    shipped = ", ".join(embedded_models()) or "none"
+    raise LoadError(f"model {name!r} is neither a local folder, a shipped model ({shipped}) "
                     "nor a HuggingFace hub id (letters, digits, - _ . with at most one /, e.g. gpt2 or "
                     "EleutherAI/pythia-70m); pass one of those")
