@@ -149,7 +149,7 @@ def _theorems(args: argparse.Namespace) -> None:
 
 
 def cmd_ioi(args: argparse.Namespace) -> None:
-    """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
+    """The IOI analysis on a checkpoint of any family: report.md, figures and value files in DIR."""
     from intjax.loading import load_model
     from intjax.ioi import run_ioi_analysis
     from intjax.ioi.circuit import check_circuit_spec
@@ -281,7 +281,9 @@ def _distributed_args(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=_path, help="local HF folder, shipped model name or hub id")
+    p.add_argument("--model", required=True, type=_path,
+                   help="a GPT-2, Llama, Qwen2, Mistral or GPT-NeoX model: local HF folder, shipped model name "
+                        "(ioi-small) or hub id")
     p.add_argument("--lenient-config", action="store_true",
                    help="ignore config.json keys intjax does not know")
 
@@ -294,6 +296,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _subcommand(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line `text` is its entry in `intjax --help` and heads its own --help."""
+    return sub.add_parser(name, help=text, description=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every intjax subcommand."""
     p = OneLineParser(
@@ -302,11 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Qwen2, Mistral, GPT-NeoX) in JAX.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print a model's config, parameter count and JAX devices")
+    info = _subcommand(sub, "info", "print a model's config, parameter count and JAX devices")
     _model_args(info)
     info.set_defaults(func=cmd_info)
 
-    patch = sub.add_parser("patch", help="activation patching: NIE (or PIE) of each component, interactions")
+    patch = _subcommand(sub, "patch", "activation patching: NIE (or PIE) of each component, interactions")
     _model_args(patch)
     patch.add_argument("--data", required=True, type=_path, help="PROMPTS.jsonl (clean/corrupted pairs)")
     patch.add_argument("--components", required=True,
@@ -336,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     _distributed_args(patch)
     patch.set_defaults(func=cmd_patch)
 
-    thm = sub.add_parser("theorems", help="check the interaction identities and laws numerically (float64)")
+    thm = _subcommand(sub, "theorems", "check the interaction identities and laws numerically (float64)")
     _model_args(thm)
     thm.add_argument("--data", required=True, type=_path, help="PROMPTS.jsonl (clean/corrupted pairs)")
     thm.add_argument("--components", required=True, help="component spec, as for patch")
@@ -351,13 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     thm.add_argument("--out", required=True, type=_path, help="output folder for theorems.json")
     thm.set_defaults(func=cmd_theorems)
 
-    ioi = sub.add_parser("ioi", help="IOI analysis of a GPT-2 checkpoint: NIE, interactions, theorems, report")
+    ioi = _subcommand(sub, "ioi", "IOI analysis of a GPT-2, Llama, Qwen2, Mistral or GPT-NeoX checkpoint: NIE, "
+                      "interactions, theorems, report")
     _model_args(ioi)
     ioi.add_argument("--out", required=True, type=_path, help="output folder")
     _ioi_args(ioi, n_prompts=32)
     ioi.set_defaults(func=cmd_ioi)
 
-    demo = sub.add_parser("demo", help="the IOI analysis on the shipped ioi-small model (offline, minutes)")
+    demo = _subcommand(sub, "demo", "the IOI analysis on the shipped ioi-small model (offline, minutes)")
     demo.add_argument("--out", default="intjax-demo", type=_path, help="output folder (default: ./intjax-demo)")
     _ioi_args(demo, n_prompts=32)
     demo.set_defaults(func=cmd_ioi, model="ioi-small", lenient_config=False)
