@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_stopped_line(args, "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"), file=sys.stderr)
     code = 130 if interrupted else 143
     if argv is None:  # the command itself: leave now, as XLA's threads can crash the interpreter's teardown
-        sys.stderr.flush()
+        sys.stdout.flush(), sys.stderr.flush()
         os._exit(code)
     return code
 
