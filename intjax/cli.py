@@ -77,6 +77,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
 def _model_and_prompts(args: argparse.Namespace, **load_kwargs):
     """(model, prompts) of --model and --data: the data is read first, the tokenizer loaded only when it
     holds text, and every prompt checked against the vocabulary and n_positions before any JAX work."""
+    from intjax.errors import InputError
     from intjax.loading import load_model
     from intjax.patching.prompts import check_vocab, make_prompt_set, needs_tokenizer, read_prompt_rows
 
@@ -86,7 +87,10 @@ def _model_and_prompts(args: argparse.Namespace, **load_kwargs):
         make_prompt_set(rows, source=args.data)  # malformed ids fail before the model loads
     model, tokenizer = load_model(args.model, tokenizer=text, strict_config=not args.lenient_config, **load_kwargs)
     prompts = make_prompt_set(rows, tokenizer, source=args.data)
-    check_vocab(prompts, model.config.vocab_size, model.config.n_positions)
+    try:
+        check_vocab(prompts, model.config.vocab_size, model.config.n_positions)
+    except InputError as e:
+        raise InputError(f"{args.data}: {e}") from None
     return model, prompts
 
 
