@@ -239,10 +239,11 @@ def _at_least(low: int | float, kind=int, allow_zero: bool = False):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
         strict = kind is float and low == 0 and not allow_zero
+        bound = f"give a value {'>' if strict else '>='} {low}"
         if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number: give a value {'>' if strict else '>='} {low}")
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number: {bound}")
         if value < low or (strict and value == 0):
-            raise argparse.ArgumentTypeError(f"{text} is too small: give a value {'>' if strict else '>='} {low}")
+            raise argparse.ArgumentTypeError(f"{text} is too small: {bound}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
@@ -259,6 +260,7 @@ def _path(text: str) -> str:
 
 
 _path.__name__ = "path"
+
 # --flag -> the analysis size it sets; a size given on the command line is never shrunk by --budget-min
 SHRINKABLE_FLAGS = {"resamples": "n_resamples", "search_pool": "search_pool", "search_k": "search_k",
                     "theorem_heads": "theorem_heads"}

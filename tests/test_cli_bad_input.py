@@ -58,6 +58,7 @@ def no_model_load(monkeypatch) -> None:
     ([{**GOOD, "clean_ids": [[1, 2, 3]]}], "clean_ids must be a list of whole-number token ids, not [1, 2, 3]"),
     ([{**GOOD, "clean_ids": [1.9, 2, 3]}], "not 1.9"),  # was truncated to 1 and run
     ([{**GOOD, "target_id": 5.7}], "target_id must be one whole-number token id, not 5.7"),
+    ([{**GOOD, "corrupted_ids": [4, 5, 2**32 + 6]}], "not 4294967302"),  # int32 wrapped it to 6
     ([{**GOOD, "foil_id": True}], "foil_id must be one whole-number token id, not true"),
     ([{**GOOD, "positions": [1]}], "positions must be an object"),
     ([GOOD, [1, 2, 3]], "line 2 is a JSON list, not an object"),

@@ -76,9 +76,11 @@ def _single_token(tokenizer, text: str, where: str) -> int:
 
 
 def _whole(value: Any) -> bool:
-    """Whether a JSON value is a whole number (an int, or a float such as 2.0; not a bool)."""
-    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
+    """Whether a JSON value is a whole number that fits a token id (an int, or a float such as 2.0; not a
+    bool; below 2³¹ in size, which int32 would wrap)."""
+    number = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
         isinstance(value, (float, np.floating)) and float(value).is_integer())
+    return number and abs(value) < 2**31
 
 
 def _token_ids(row: dict[str, Any], key: str, where: str) -> np.ndarray:
