@@ -181,7 +181,7 @@ def test_a_config_without_a_shape_key_is_refused_not_defaulted(tiny, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     del config["n_head"]  # HF's default is GPT-2 small's 12; this model has 4
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(LoadError, match="has no n_head; the file is incomplete"):
+    with pytest.raises(LoadError, match="has no n_head; the file is incomplete: add it "):
         intjax.loading.load_model(folder)
 
 

@@ -95,7 +95,7 @@ def gpt2_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Confi
     missing = [key for key in _SHAPE_KEYS if key not in hf]
     if missing:  # HF would take GPT-2 small's values; a checkpoint of another shape then fails obscurely
         raise ConfigError(f"config.json of a GPT-2 model has no {', '.join(missing)}; the file is incomplete: "
-                          "add {'it' if len(missing) == 1 else 'them'} (save_pretrained writes them all)")
+                          f"add {'it' if len(missing) == 1 else 'them'} (save_pretrained writes them all)")
     kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
     n_embd = kwargs.get("d_model", GPT2Config.d_model)
     kwargs["d_mlp"] = hf.get("n_inner") or 4 * n_embd
