@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import signal
 import sys
+from pathlib import Path
 
 from intjax.errors import IntjaxError
 
@@ -35,15 +39,13 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import numpy as np
 
     from intjax.compile_stats import count_compiles
-    from intjax.loading import load_model
     from intjax.patch_run import PatchOptions, patch_stages, run_patch
-    from intjax.patching import parse_components, read_prompts
+    from intjax.patching import parse_components
     from intjax.results import versions, write_results
     from intjax.sweeps.fingerprint import hash_arrays, model_digest
 
     t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
-    prompts = read_prompts(args.data, tokenizer)
+    model, prompts = _model_and_prompts(args)
     components = parse_components(args.components, model.config)
     witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
@@ -76,10 +78,28 @@ def cmd_patch(args: argparse.Namespace) -> None:
               f"{compiled.line()})")
 
 
+def _model_and_prompts(args: argparse.Namespace, **load_kwargs):
+    """(model, prompts) of --model and --data: the data is read first, the tokenizer loaded only when it
+    holds text, and every prompt checked against the vocabulary and n_positions before any JAX work."""
+    from intjax.errors import InputError
+    from intjax.loading import load_model
+    from intjax.patching.prompts import check_vocab, make_prompt_set, needs_tokenizer, read_prompt_rows
+
+    rows = read_prompt_rows(args.data)
+    text = needs_tokenizer(rows)
+    if not text:
+        make_prompt_set(rows, source=args.data)  # malformed ids fail before the model loads
+    model, tokenizer = load_model(args.model, tokenizer=text, strict_config=not args.lenient_config, **load_kwargs)
+    prompts = make_prompt_set(rows, tokenizer, source=args.data)
+    try:
+        check_vocab(prompts, model.config.vocab_size, model.config.n_positions)
+    except InputError as e:
+        raise InputError(f"{args.data}: {e}") from None
+    return model, prompts
+
+
 def _check_order(args: argparse.Namespace, n: int, runs_per_mask: int) -> None:
     """Refuse, before any patching, an --order above n or one whose sweep is larger than asked for."""
-    import math
-
     if args.order > n:
         raise IntjaxError(f"--order {args.order} is above the number of components ({n}); the highest "
                           f"interaction among {n} components has order {n}")
@@ -108,16 +128,17 @@ def _theorems(args: argparse.Namespace) -> None:
 
     from intjax.costs import theorem_table_fe
     from intjax.estimands.theorems import format_theorem_rows, theorem_rows
-    from intjax.loading import load_model
     from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
     from intjax.patch_run import run_theorems
-    from intjax.patching import parse_components, read_prompts
+    from intjax.patching import parse_components
     from intjax.results import versions
 
     t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model, dtype=jnp.float64, strict_config=not args.lenient_config)
-    prompts = read_prompts(args.data, tokenizer)
+    model, prompts = _model_and_prompts(args, dtype=jnp.float64)
     components = parse_components(args.components, model.config)
+    if args.order > len(components):
+        raise IntjaxError(f"--order {args.order} is above the number of components ({len(components)}); "
+                          f"give --order {len(components)} or fewer, or more components")
     cut = parse_components(args.cut, model.config)
     fe = theorem_table_fe(len(prompts), len(components), args.order, args.n_check, None, len(cut))
     estimate = COMPILE_S_PER_STAGE + fe * seconds_per_forward(model, mean_length(prompts.lengths))
@@ -136,7 +157,7 @@ def _theorems(args: argparse.Namespace) -> None:
 
 
 def cmd_ioi(args: argparse.Namespace) -> None:
-    """The IOI analysis on any GPT-2 checkpoint: report.md, figures and value files in DIR."""
+    """The IOI analysis on a checkpoint of any family: report.md, figures and value files in DIR."""
     from intjax.compile_stats import count_compiles
     from intjax.ioi import run_ioi_analysis
     from intjax.loading import load_model
@@ -196,7 +217,7 @@ def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
                         "(faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
                         "never below a floor that keeps its statistic readable; 0 keeps the full sizes")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
-    g.add_argument("--circuit", default="auto",
+    g.add_argument("--circuit", default="auto", type=_path,
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
                         "file {class: [heads]}")
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
@@ -227,14 +248,28 @@ def _at_least(low: int | float, kind=int, allow_zero: bool = False):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
         strict = kind is float and low == 0 and not allow_zero
+        bound = f"give a value {'>' if strict else '>='} {low}"
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number: {bound}")
         if value < low or (strict and value == 0):
-            raise argparse.ArgumentTypeError(f"{text} is too small: give a value {'>' if strict else '>='} {low}")
+            raise argparse.ArgumentTypeError(f"{text} is too small: {bound}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
 POSITIVE, POSITIVE_FLOAT, NON_NEGATIVE = _at_least(1), _at_least(0, float), _at_least(0)
+
+
+def _path(text: str) -> str:
+    """An argparse type: a path that is not empty (an empty --out would write into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a file or folder (e.g. --out runs/first)")
+    return text
+
+
+_path.__name__ = "path"
+
 # --flag -> the analysis size it sets; a size given on the command line is never shrunk by --budget-min
 SHRINKABLE_FLAGS = {"resamples": "n_resamples", "search_pool": "search_pool", "search_k": "search_k",
                     "theorem_heads": "theorem_heads"}
@@ -261,25 +296,41 @@ def _distributed_args(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="local HF folder, shipped model name or hub id")
+    p.add_argument("--model", required=True, type=_path,
+                   help="a GPT-2, Llama, Qwen2, Mistral or GPT-NeoX model: local HF folder, shipped model name "
+                        "(ioi-small) or hub id")
     p.add_argument("--lenient-config", action="store_true",
                    help="ignore config.json keys intjax does not know")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit 2) that points to --help."""
+
+    def error(self, message: str):
+        """Print `intjax CMD: error: MESSAGE (see intjax CMD --help)` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _subcommand(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line `text` is its entry in `intjax --help` and heads its own --help."""
+    return sub.add_parser(name, help=text, description=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every intjax subcommand."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="intjax",
-        description="Activation patching and interaction effects for GPT-2 in JAX.",
+        description="Activation patching and interaction effects of transformer components (GPT-2, Llama, "
+                    "Qwen2, Mistral, GPT-NeoX) in JAX.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print a model's config, parameter count and JAX devices")
+    info = _subcommand(sub, "info", "print a model's config, parameter count and JAX devices")
     _model_args(info)
     info.set_defaults(func=cmd_info)
 
-    patch = sub.add_parser("patch", help="activation patching: NIE (or PIE) of each component, interactions")
+    patch = _subcommand(sub, "patch", "activation patching: NIE (or PIE) of each component, interactions")
     _model_args(patch)
-    patch.add_argument("--data", required=True, help="PROMPTS.jsonl (clean/corrupted pairs)")
+    patch.add_argument("--data", required=True, type=_path, help="PROMPTS.jsonl (clean/corrupted pairs)")
     patch.add_argument("--components", required=True,
                        help="heads, mlps, layers, or a comma list of names (L9H6, L3MLP@14, nm=L9H6+L9H9)")
     patch.add_argument("--direction", choices=["noising", "denoising", "both"], default="both")
@@ -301,15 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--chunk", type=POSITIVE, default=None, help="masks per chunk (default: from --memory-gb)")
     patch.add_argument("--restart", action="store_true",
                        help="discard the saved sweeps in DIR/checkpoints and start over")
-    patch.add_argument("--out", required=True,
+    patch.add_argument("--out", required=True, type=_path,
                        help="output folder; DIR/checkpoints keeps finished chunks, so rerunning resumes")
     patch.add_argument("--quiet", action="store_true", help="no progress bars")
     _distributed_args(patch)
     patch.set_defaults(func=cmd_patch)
 
-    thm = sub.add_parser("theorems", help="check the interaction identities and laws numerically (float64)")
+    thm = _subcommand(sub, "theorems", "check the interaction identities and laws numerically (float64)")
     _model_args(thm)
-    thm.add_argument("--data", required=True, help="PROMPTS.jsonl (clean/corrupted pairs)")
+    thm.add_argument("--data", required=True, type=_path, help="PROMPTS.jsonl (clean/corrupted pairs)")
     thm.add_argument("--components", required=True, help="component spec, as for patch")
     thm.add_argument("--order", type=_at_least(2), default=2, help="highest interaction order checked")
     thm.add_argument("--direction", choices=["noising", "denoising"], default="noising")
@@ -319,68 +370,85 @@ def build_parser() -> argparse.ArgumentParser:
                      help="components the noising/denoising duality is checked over (it holds under frozen "
                           "semantics when they form a complete cut: heads,mlps is one when clean and corrupted "
                           "share their last token)")
-    thm.add_argument("--out", required=True, help="output folder for theorems.json")
+    thm.add_argument("--out", required=True, type=_path, help="output folder for theorems.json")
     thm.set_defaults(func=cmd_theorems)
 
-    ioi = sub.add_parser("ioi", help="IOI analysis of a GPT-2 checkpoint: NIE, interactions, theorems, report")
+    ioi = _subcommand(sub, "ioi", "IOI analysis of a GPT-2, Llama, Qwen2, Mistral or GPT-NeoX checkpoint: NIE, "
+                      "interactions, theorems, report")
     _model_args(ioi)
-    ioi.add_argument("--out", required=True, help="output folder")
+    ioi.add_argument("--out", required=True, type=_path, help="output folder")
     _ioi_args(ioi, n_prompts=32)
     ioi.set_defaults(func=cmd_ioi)
 
-    demo = sub.add_parser("demo", help="the IOI analysis on the shipped ioi-small model (offline, minutes)")
-    demo.add_argument("--out", default="intjax-demo", help="output folder (default: ./intjax-demo)")
+    demo = _subcommand(sub, "demo", "the IOI analysis on the shipped ioi-small model (offline, minutes)")
+    demo.add_argument("--out", default="intjax-demo", type=_path, help="output folder (default: ./intjax-demo)")
     _ioi_args(demo, n_prompts=32)
     demo.set_defaults(func=cmd_ioi, model="ioi-small", lenient_config=False)
     return p
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that sweeps save their finished chunks."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
 def _stopped_line(args: argparse.Namespace, how: str) -> str:
     """One line: how the run stopped, where its partial results are, and how to resume."""
     out = getattr(args, "out", None)
-    if out is None or args.command == "theorems":
+    if out is None or args.command in ("theorems", None):
         return f"intjax: {how}; nothing was saved (this command keeps no checkpoints)"
+    if not (Path(out) / "checkpoints").is_dir():
+        return f"intjax: {how} before the first sweep; nothing was saved"
     return (f"intjax: {how}; finished sweeps and chunks are saved under {out}/checkpoints: "
             "run the same command again to resume")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `intjax` console script (exit 2 on bad input, 130 on Ctrl-C, 143 on SIGTERM)."""
-    import contextlib
-    import signal
-    import threading
+    from intjax.interrupts import Terminated, raising_signals
+    from intjax.write_errors import write_failure
 
-    args = build_parser().parse_args(argv)
+    with raising_signals() as signals:
+        args = argparse.Namespace(command=None)
+        try:
+            args = build_parser().parse_args(argv)
+            with signals.deferred():  # a Ctrl-C while JAX imports stops the run once the import is done
+                import jax.numpy  # noqa: F401
+                import intjax.loading  # noqa: F401
+            _run(args, "intjax " + " ".join(sys.argv[1:] if argv is None else argv))
+        except IntjaxError as e:
+            print(f"intjax: error: {e}", file=sys.stderr)
+            return 2
+        except (KeyboardInterrupt, Terminated) as e:
+            if not signals.received:
+                signals.received.append(signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM)
+        except BaseException as e:
+            failure = None if signals.received else write_failure(e, getattr(args, "out", None))
+            if failure:
+                print(f"intjax: error: {failure}", file=sys.stderr)
+                return 2
+            if not signals.received:  # a signal can surface as another error (a library it stopped)
+                raise
+        if not signals.received:
+            return 0
+    interrupted = signals.received[0] == signal.SIGINT
+    print(_stopped_line(args, "interrupted (Ctrl-C)" if interrupted else "terminated (SIGTERM)"), file=sys.stderr)
+    code = 130 if interrupted else 143
+    if argv is None:  # the command itself: leave now, as XLA's threads can crash the interpreter's teardown
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace, command: str) -> None:
+    """Run the parsed command inside its claimed output folder, with exact float32 products."""
+    import contextlib
+    import logging
+
     from intjax.outdir import claimed_output
     from intjax.runtime import enable_compilation_cache, exact_matmuls
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
-    command = "intjax " + " ".join(sys.argv[1:] if argv is None else argv)
-    try:
-        with (claimed_output(args.out, command[:200], getattr(args, "process_id", None) or 0)
-              if getattr(args, "out", None) else contextlib.nullcontext()), exact_matmuls():
-            enable_compilation_cache()
-            _distributed(args)
-            args.func(args)
-    except IntjaxError as e:
-        print(f"intjax: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(_stopped_line(args, "interrupted (Ctrl-C)"), file=sys.stderr)
-        return 130
-    except Terminated:
-        print(_stopped_line(args, "terminated (SIGTERM)"), file=sys.stderr)
-        return 143
-    return 0
+    with (claimed_output(args.out, command[:200], getattr(args, "process_id", None) or 0)
+          if getattr(args, "out", None) else contextlib.nullcontext()), exact_matmuls():
+        enable_compilation_cache()
+        logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's warnings on retried saves: noise here
+        _distributed(args)
+        args.func(args)
 
 
 if __name__ == "__main__":

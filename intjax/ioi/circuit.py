@@ -148,6 +148,19 @@ def read_circuit(path: str | Path) -> dict[str, list[str]]:
     if not isinstance(circuit, dict) or not all(
             isinstance(v, list) and all(isinstance(h, str) for h in v) for v in circuit.values()):
         raise InputError(f"circuit file {path} must hold a JSON object {{class: [head names]}}")
+    if not any(circuit.values()):
+        raise InputError(f"circuit file {path} names no heads; give at least one, e.g. "
+                         '{"name_mover": ["L3H0"], "s_inhibition": ["L2H1"]}')
+    classes: dict[str, list[str]] = {}
+    for cls, heads in circuit.items():
+        for head in heads:
+            classes.setdefault(head.strip(), []).append(cls)
+    twice = {head: where for head, where in classes.items() if len(where) > 1}
+    if twice:
+        head, where = next(iter(twice.items()))
+        raise InputError(f"circuit file {path} lists {head} in {' and '.join(repr(c) for c in where)}"
+                         f"{f' (and {len(twice) - 1} more heads twice)' if len(twice) > 1 else ''}; "
+                         "each head belongs to one class: keep it in one")
     return circuit
 
 

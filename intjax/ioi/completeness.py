@@ -45,7 +45,7 @@ from intjax.patching.problem import build_problem
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.ioi.faithfulness import ABLATIONS, circuit_units
 from intjax.ioi.task import IOIPrompts, template_reference
-from intjax.studies.stats import mean_ci
+from intjax.studies.stats import MeanCI, mean_ci
 
 MAX_EXHAUSTIVE = 16  # circuit units up to which every K ⊆ C is evaluated (2^(n+1) vertices)
 MINIMALITY_THRESHOLD = 0.05  # heads whose best minimality share lies below this are flagged
@@ -242,8 +242,8 @@ class Completeness:
         """d(K) = F(C∖K) − F(M∖K) per prompt, `[P, S]`."""
         return self.circuit_side - self.model_side
 
-    def value(self, K: Sequence[int]) -> tuple[float, float, float]:
-        """mean d(K) (signed) with its 95% bootstrap CI over prompts."""
+    def value(self, K: Sequence[int]) -> MeanCI:
+        """mean d(K) (signed) with its 95% bootstrap CI over prompts: `.mean`, `.low`, `.high`."""
         return mean_ci(self.incompleteness[:, self.sets.index(tuple(sorted(K)))], self.n_boot, self.seed)
 
     def name(self, K: Sequence[int]) -> str:

@@ -22,6 +22,9 @@ _USED = {
     "tie_word_embeddings": "tie_word_embeddings",
 }
 
+# Keys that fix the model's shape: required, never defaulted.
+_SHAPE_KEYS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+
 # Keys that change the computation, and the only value intjax accepts.
 _REFUSED_UNLESS = {
     "reorder_and_upcast_attn": False,
@@ -89,6 +92,10 @@ def gpt2_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Confi
     if hf.get("model_type", "gpt2") != "gpt2":
         raise ConfigError(f"model_type {hf['model_type']!r} is not GPT-2")
     check_keys(hf, set(_USED), _REFUSED_UNLESS, _IGNORED, ("activation_function", "gelu_new"), strict)
+    missing = [key for key in _SHAPE_KEYS if key not in hf]
+    if missing:  # HF would take GPT-2 small's values; a checkpoint of another shape then fails obscurely
+        raise ConfigError(f"config.json of a GPT-2 model has no {', '.join(missing)}; the file is incomplete: "
+                          f"add {'it' if len(missing) == 1 else 'them'} (save_pretrained writes them all)")
     kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
     n_embd = kwargs.get("d_model", GPT2Config.d_model)
     kwargs["d_mlp"] = hf.get("n_inner") or 4 * n_embd

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from pathlib import Path
 
 from intjax.errors import LoadError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "flax_model.msgpack")
 _ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# a HuggingFace hub id: [owner/]name of letters, digits, - _ . (not starting or ending with - or .)
+_HUB_ID = re.compile(r"^(?:[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?/)?[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?$")
 
 
 def embedded_models() -> list[str]:
@@ -87,4 +91,30 @@ def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None) 
             f"folder {path} does not exist; pass an existing folder saved by "
             "save_pretrained, or a hub id such as 'gpt2'"
         )
-    return _download(name, revision)
+    _check_hub_id(name)
+    try:
+        return _download(name, revision)
+    except LoadError as e:
+        shipped = _shipped_like(name)
+        if not shipped:
+            raise
+        raise LoadError(f"{e}. Or did you mean the shipped model {shipped!r} (--model {shipped})?") from e
+
+
+def _shipped_like(name: str) -> str | None:
+    """The shipped model whose name `name` resembles (`ioi-small/`, `ioi_small`), if any."""
+    close = difflib.get_close_matches(name.strip().strip("/"), embedded_models(), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _check_hub_id(name: str) -> None:
+    """LoadError unless `name` can be a hub id; names a shipped model it resembles (`ioi-small/`)."""
+    if _HUB_ID.match(name) and len(name) <= 96 and ".." not in name and "--" not in name:
+        return
+    like = _shipped_like(name)
+    if like:
+        raise LoadError(f"model {name!r} does not exist; did you mean the shipped model {like!r} (--model {like})?")
+    shipped = ", ".join(embedded_models()) or "none"
+    raise LoadError(f"model {name!r} is neither a local folder, a shipped model ({shipped}) "
+                    "nor a HuggingFace hub id (letters, digits, - _ . with at most one /, e.g. gpt2 or "
+                    "EleutherAI/pythia-70m); pass one of those")

@@ -25,6 +25,7 @@ def load_tokenizer(folder: Path) -> Tokenizer:
     except Exception as e:
         raise LoadError(f"the tokenizer files in {folder} cannot be read: {e}") from e
     raise LoadError(
-        f"{folder} has no tokenizer.json and no vocab.json + merges.txt; copy the "
-        "tokenizer files of the model there (or pass tokenizer=False to load_model)"
+        f"{folder} has no tokenizer.json and no vocab.json + merges.txt; copy the model's tokenizer files "
+        "there (text prompts and intjax ioi need them; prompts given as token ids, clean_ids/corrupted_ids/"
+        "target_id/foil_id, do not, and in Python load_model(..., tokenizer=False) skips them)"
     )

@@ -171,12 +171,18 @@ def group(name: str, members: Iterable[Component]) -> Component:
         raise InputError(f"group name {name!r} must be a word (letters, digits, _ . -) and not a component name")
     sites = tuple(s for m in members for s in m.sites)
     names = tuple(n for m in members for n in (m.members or (m.name,)))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"group {name!r} lists {', '.join(twice)} more than once; list each member once")
     return Component(name, sites, names)
 
 
 def parse_components(spec: str | Iterable[str], config: ModelConfig) -> list[Component]:
     """Expand a spec (`heads`, `mlps`, `layers`, names, groups; comma-separated) to components."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
+    if any(not item.strip() for item in items) and any(item.strip() for item in items):
+        raise InputError(f"component spec {spec!r} has an empty item (two commas in a row, or one at an end); "
+                         "remove it")
     out: list[Component] = []
     for item in items:
         item = item.strip()

@@ -75,6 +75,42 @@ def _single_token(tokenizer, text: str, where: str) -> int:
     return ids[0]
 
 
+def _whole(value: Any) -> bool:
+    """Whether a JSON value is a whole number that fits a token id (an int, or a float such as 2.0; not a
+    bool; below 2³¹ in size, which int32 would wrap)."""
+    number = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer())
+    return number and abs(value) < 2**31
+
+
+def _token_ids(row: dict[str, Any], key: str, where: str) -> np.ndarray:
+    """`row[key]` as a 1-D int32 array of token ids; InputError unless it is a list of whole numbers."""
+    value = row[key]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not all(_whole(v) for v in value):
+        bad = next((v for v in value if not _whole(v)), None) if isinstance(value, (list, tuple)) else value
+        raise InputError(f"{where}: {key} must be a list of whole-number token ids, not {json.dumps(bad)[:40]}; "
+                         f"write e.g. \"{key}\": [464, 3290, 290]")
+    return np.asarray(value, np.int64).astype(np.int32)
+
+
+def _token_id(row: dict[str, Any], key: str, where: str) -> int:
+    """`row[key]` as one token id; InputError unless it is a whole number."""
+    if not _whole(row[key]):
+        raise InputError(f"{where}: {key} must be one whole-number token id, not {json.dumps(row[key])[:40]}; "
+                         f"write e.g. \"{key}\": 5335")
+    return int(row[key])
+
+
+def _text(row: dict[str, Any], key: str, where: str) -> str:
+    """`row[key]` as text; InputError unless it is a string."""
+    if not isinstance(row[key], str):
+        raise InputError(f"{where}: {key} must be text in quotes, not {json.dumps(row[key])[:40]}; "
+                         f"give token ids as {key}_id{'s' * (key in ('clean', 'corrupted'))} instead")
+    return row[key]
+
+
 def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str = "prompts") -> PromptSet:
     """Build a PromptSet from dicts with `clean_ids`/`corrupted_ids`/`target_id`/`foil_id`
     or `clean`/`corrupted`/`target`/`foil` text (needs `tokenizer`), and optionally
@@ -82,17 +118,20 @@ def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str 
     clean, corrupted, target, foil, positions = [], [], [], [], []
     for n, row in enumerate(rows, start=1):
         where = f"{source} line {n}"
+        if not isinstance(row, dict):
+            raise InputError(f"{where} is a JSON {type(row).__name__}, not an object; write one object a line: "
+                             '{"clean_ids": [...], "corrupted_ids": [...], "target_id": 1, "foil_id": 2}')
         try:
             if "clean_ids" in row:
-                c, x = np.asarray(row["clean_ids"], np.int32), np.asarray(row["corrupted_ids"], np.int32)
-                t, f = int(row["target_id"]), int(row["foil_id"])
+                c, x = _token_ids(row, "clean_ids", where), _token_ids(row, "corrupted_ids", where)
+                t, f = _token_id(row, "target_id", where), _token_id(row, "foil_id", where)
             else:
                 if tokenizer is None:
                     raise InputError(f"{where}: text prompts need a tokenizer; give token ids instead")
-                c = np.asarray(tokenizer.encode(row["clean"]).ids, np.int32)
-                x = np.asarray(tokenizer.encode(row["corrupted"]).ids, np.int32)
-                t = _single_token(tokenizer, row["target"], where)
-                f = _single_token(tokenizer, row["foil"], where)
+                c = np.asarray(tokenizer.encode(_text(row, "clean", where)).ids, np.int32)
+                x = np.asarray(tokenizer.encode(_text(row, "corrupted", where)).ids, np.int32)
+                t = _single_token(tokenizer, _text(row, "target", where), where)
+                f = _single_token(tokenizer, _text(row, "foil", where), where)
         except KeyError as e:
             raise InputError(
                 f"{where} has no {e.args[0]!r}; each line needs clean_ids, corrupted_ids, "
@@ -106,10 +145,13 @@ def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str 
         if len(c) == 0:
             raise InputError(f"{where}: empty prompt")
         roles = row.get("positions", {})
+        if not isinstance(roles, dict):
+            raise InputError(f"{where}: positions must be an object {{role: token index}}, e.g. "
+                             '"positions": {"S2": 9}')
         if positions and set(roles) != set(positions[0]):
             raise InputError(f"{where}: positions {sorted(roles)} differ from line 1's {sorted(positions[0])}; "
                              "give every line the same roles")
-        if not all(isinstance(v, int) and 0 <= v < len(c) for v in roles.values()):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(c) for v in roles.values()):
             raise InputError(f"{where}: positions {roles} must be token indices in 0..{len(c) - 1}")
         clean.append(c), corrupted.append(x), target.append(t), foil.append(f), positions.append(roles)
     if not clean:
@@ -118,19 +160,63 @@ def make_prompt_set(rows: Sequence[dict[str, Any]], tokenizer=None, source: str 
     return PromptSet(tuple(clean), tuple(corrupted), np.array(target), np.array(foil), by_role)
 
 
-def read_prompts(path: str | Path, tokenizer=None) -> PromptSet:
-    """Read a PROMPTS.jsonl file (one JSON object a line; blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a prompt file (a regular file, a pipe or a process substitution); InputError
+    naming the problem when it is missing, a folder or not text."""
+    if path.is_dir():
+        raise InputError(f"--data {path} is a folder; give the PROMPTS.jsonl file inside it")
+    if not path.exists():
         raise InputError(f"prompt file {path} does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read prompt file {path}: {e.strerror}") from None
+    try:
+        if b"\0" in data:
+            raise UnicodeError
+        return data.decode("utf-8")
+    except UnicodeError:
+        raise InputError(f"prompt file {path} is not text (binary data); give a JSONL file: one JSON object "
+                         "a line") from None
+
+
+def read_prompt_rows(path: str | Path) -> list[Any]:
+    """The JSON values of a PROMPTS.jsonl file, one a line (blank lines skipped); InputError for a
+    missing file, a folder, binary data, a line that is not JSON or a file that is one JSON array."""
+    path = Path(path)
+    text = _read_text(path)
+    if _is_json_array(text):
+        raise InputError(f"{path} holds one JSON array; write one object a line (JSONL), e.g. "
+                         f"jq -c '.[]' {path} > prompts.jsonl")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise InputError(f"{path} line {n} is not JSON: {e}") from None
-    return make_prompt_set(rows, tokenizer, source=str(path))
+    return rows
+
+
+def needs_tokenizer(rows: Sequence[Any]) -> bool:
+    """Whether some row gives its prompt as text (`clean`) rather than token ids (`clean_ids`)."""
+    return any(isinstance(row, dict) and "clean_ids" not in row for row in rows)
+
+
+def read_prompts(path: str | Path, tokenizer=None) -> PromptSet:
+    """Read a PROMPTS.jsonl file (one JSON object a line; blank lines skipped)."""
+    return make_prompt_set(read_prompt_rows(path), tokenizer, source=str(path))
+
+
+def _is_json_array(text: str) -> bool:
+    """Whether `text` is one JSON array of objects (a .json file where a .jsonl one is needed)."""
+    if not text.lstrip().startswith("["):
+        return False
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, list) and any(isinstance(v, dict) for v in value)
 
 
 def check_vocab(prompts: PromptSet, vocab_size: int, n_positions: int) -> None:
@@ -140,7 +226,8 @@ def check_vocab(prompts: PromptSet, vocab_size: int, n_positions: int) -> None:
             if ids.min() < 0 or ids.max() >= vocab_size:
                 raise InputError(f"prompt {n}: token id outside the vocabulary 0..{vocab_size - 1}")
         if len(c) > n_positions:
-            raise InputError(f"prompt {n}: {len(c)} tokens, more than n_positions={n_positions}")
+            raise InputError(f"prompt {n}: {len(c)} tokens, more than the model's n_positions={n_positions}; "
+                             f"shorten it to {n_positions} tokens or fewer")
 
 
 def pad(seqs: Sequence[np.ndarray], length: Optional[int | np.integer] = None) -> np.ndarray:

@@ -40,6 +40,21 @@ class SearchRow:
     best_effect: float
     method: str  # "exhaustive" or "beam(width)"
     n_evaluated: int  # sets evaluated to find `best` (all budgets share them)
+    names: tuple[str, ...] = ()  # every component's name, in the game's order (its index if it has none)
+
+    def name(self, members: Subset) -> tuple[str, ...]:
+        """The names of the components at indices `members`."""
+        return tuple(self.names[i] if self.names else str(i) for i in members)
+
+    @property
+    def top_names(self) -> tuple[str, ...]:
+        """The top-k by |NIE|, by name."""
+        return self.name(self.top_by_nie)
+
+    @property
+    def best_names(self) -> tuple[str, ...]:
+        """The best k-set found, by name."""
+        return self.name(self.best)
 
     @property
     def missed(self) -> Subset:
@@ -108,11 +123,13 @@ def greedy_vs_best(
     nie: Optional[np.ndarray] = None,
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     beam_width: int = 16,
+    names: Optional[Sequence[str]] = None,
 ) -> list[SearchRow]:
     """For k = 1..k_max: the top-k of `pool` by |mean NIE| against the best k-set by joint effect.
 
     `pool` defaults to every component; `nie` (`[P, n]`, as `estimands.nie`
-    returns) is computed when not given. Pools of at most `exhaustive_limit`
+    returns) is computed when not given. Each row names its sets (`top_names`, `best_names`)
+    by `names`, by default the game's own (a PatchProblem's component names). Pools of at most `exhaustive_limit`
     members are searched exhaustively (Σ_{j≤k_max} C(pool, j) sets), larger ones
     by beam search of width `beam_width`.
     """
@@ -132,6 +149,9 @@ def greedy_vs_best(
     else:
         best, n_eval = beam_search(game, pool, k_max, beam_width)
         method = f"beam({beam_width})"
+    names = tuple(getattr(game, "names", ()) if names is None else names)
+    if names and len(names) != n:
+        raise InputError(f"names must give one name per component ({n}), got {len(names)}")
     tops = [tuple(sorted(ranked[:k])) for k in range(1, k_max + 1)]
     top_effects = joint_effects(game, tops)
     rows = []
@@ -139,7 +159,7 @@ def greedy_vs_best(
         best_set, best_effect = best[k]
         if abs(top_effect) > abs(best_effect):  # beam search can miss what the ranking finds
             best_set, best_effect = top, float(top_effect)
-        rows.append(SearchRow(k, top, float(top_effect), best_set, best_effect, method, n_eval))
+        rows.append(SearchRow(k, top, float(top_effect), best_set, best_effect, method, n_eval, names))
     return rows
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -13,11 +15,19 @@ def standard_error(x: np.ndarray) -> np.ndarray | np.floating:
     return x.std(0, ddof=1) / np.sqrt(len(x))
 
 
-def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+class MeanCI(NamedTuple):
+    """A mean over prompts with the low and high ends of its confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> MeanCI:
     """(mean, low, high) of a per-prompt array `[P]`: a bootstrap percentile CI over prompts."""
     x = np.asarray(x, np.float64)
     if len(x) < 2:
-        return float(x.mean()), float("nan"), float("nan")
+        return MeanCI(float(x.mean()), float("nan"), float("nan"))
     idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
     lo, hi = np.quantile(x[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(lo), float(hi)
+    return MeanCI(float(x.mean()), float(lo), float(hi))
