@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.estimands.game import Game, LayeredGame, PromptwiseGame
 
@@ -94,7 +94,7 @@ def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) ->
     return np.asarray(val, np.float64), np.asarray(tan, np.float64)
 
 
-def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int = 0):
+def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int | Int[ArrayLike, ""] = 0):
     """α ↦ ∂^k f / ∂v_1 … ∂v_k at α, `[P]`, by k nested jax.jvp along the rows v of
     `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`; an int or a
     traced int32) runs a layered game from its cached base residual at that layer."""

@@ -13,7 +13,7 @@ from typing import Callable, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Int
 
 
 @runtime_checkable
@@ -51,8 +51,9 @@ class LayeredGame(Game, Protocol):
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, `[n]`."""
 
-    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int = 0) -> Float[Array, " P"]:
-        """f(α), skipping the layers below `start` (no component α or a tangent touches lies there)."""
+    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int | Int[ArrayLike, ""] = 0) -> Float[Array, " P"]:
+        """f(α), skipping the layers below `start` (no component α or a tangent touches lies there; an int, or
+        traced)."""
 
 
 class FunctionGame:

@@ -164,7 +164,7 @@ class PatchProblem(eqx.Module):
         """The metric from the final residual at the last position: only the logits it reads."""
         return read_metric(self.model, self.metric, x, d.target, d.foil)
 
-    def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: Int[ArrayLike, ""] = 0) -> Float[Array, ""]:
+    def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: int | Int[ArrayLike, ""] = 0) -> Float[Array, ""]:
         """f(α) for ONE prompt, starting from the cached base residual at layer `start` (an int, or
         traced: one compiled program for every start, differentiable forward); the last layer computes
         only the position the metric reads."""
@@ -176,7 +176,7 @@ class PatchProblem(eqx.Module):
                                   resid)
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
-    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: Int[ArrayLike, ""] = 0) -> Float[Array, " P"]:
+    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int | Int[ArrayLike, ""] = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
 
         `alpha` is `[n]` (the same mask for every prompt) or `[P, n]` (row p for
