@@ -19,9 +19,11 @@ SCRIPT = textwrap.dedent("""
     import sys
     from jaxtyping import TypeCheckError, install_import_hook
 
-    with install_import_hook("intjax", "typechecker.checked"):
+    with install_import_hook("intjax", "typechecker.checked"):  # checks the modules imported in this block
         import jax.numpy as jnp
         import intjax
+        import intjax.loading  # `import intjax` alone imports no JAX code (lazy), so name what is checked
+        import intjax.patch_run
         from intjax.cli import main
 
     model, data, out = sys.argv[1:4]
