@@ -38,6 +38,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import jax
     import numpy as np
 
+    from intjax.compile_stats import count_compiles
     from intjax.patch_run import PatchOptions, patch_stages, run_patch
     from intjax.patching import parse_components
     from intjax.results import versions, write_results
@@ -53,8 +54,9 @@ def cmd_patch(args: argparse.Namespace) -> None:
                            metric=args.metric, order=args.order, linear=args.linear,
                            memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
     stages = patch_stages(model, prompts, len(components), options)
-    results, timings = run_patch(model, prompts, components, options, stages=stages,
-                                 checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
+    with count_compiles() as compiled:
+        results, timings = run_patch(model, prompts, components, options, stages=stages,
+                                     checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
     timings["total_s"] = time.perf_counter() - t0
     summary = dict(
         command="patch", model=str(args.model), data=str(args.data), components=args.components,
@@ -66,12 +68,14 @@ def cmd_patch(args: argparse.Namespace) -> None:
         provenance=dict(model_hash=model_digest(model), prompts_hash=hash_arrays(
             [np.asarray(x) for x in (*prompts.clean, *prompts.corrupted, prompts.target, prompts.foil)])),
         versions=versions(), devices=[str(d) for d in jax.devices()], timings=timings,
+        compilation=compiled.as_dict(),
     )
     if jax.process_index() != 0:  # every process holds all values; process 0 writes them
         return
     out = write_results(args.out, results, summary)
     if not args.quiet:
-        print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s)")
+        print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s; "
+              f"{compiled.line()})")
 
 
 def _model_and_prompts(args: argparse.Namespace, **load_kwargs):
@@ -154,15 +158,20 @@ def _theorems(args: argparse.Namespace) -> None:
 
 def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on a checkpoint of any family: report.md, figures and value files in DIR."""
-    from intjax.loading import load_model
+    from intjax.compile_stats import count_compiles
     from intjax.ioi import run_ioi_analysis
+    from intjax.loading import load_model
+    from intjax.results import add_to_summary
     from intjax.ioi.circuit import check_circuit_spec
 
     check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     check_circuit_spec(args.circuit, model)
-    report = run_ioi_analysis(model, tokenizer, args.out, ioi_options(args), model_name=str(args.model))
+    with count_compiles() as compiled:
+        report = run_ioi_analysis(model, tokenizer, args.out, ioi_options(args), model_name=str(args.model))
+    add_to_summary(report.parent, compilation=compiled.as_dict())
     print(f"report: {report}")
+    print(f"compilation: {compiled.line()}")
     print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")
 
 

@@ -101,6 +101,13 @@ def write_results(out: str | Path, results: Results, summary: dict[str, Any]) ->
     return out
 
 
+def add_to_summary(out: str | Path, **fields: Any) -> None:
+    """Add top-level fields to an existing `out/summary.json` (rewritten atomically)."""
+    path = Path(out) / "summary.json"
+    full = {**json.loads(path.read_text()), **fields}
+    _atomic_write(path, lambda fh: fh.write(json.dumps(full, indent=2).encode()))
+
+
 def read_results(out: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read back what `write_results` wrote: (arrays, summary)."""
     out = Path(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 from typing import Iterator, Optional
@@ -62,3 +63,22 @@ def exact_matmuls() -> contextlib.AbstractContextManager:
     if os.environ.get("JAX_DEFAULT_MATMUL_PRECISION"):
         return contextlib.nullcontext()
     return jax.default_matmul_precision("highest")
+
+
+
+def cast_floats(tree, dtype):
+    """Every floating-point array of `tree` (a model, a problem) in `dtype`, in one compiled program
+    per tree structure (an eager `astype` compiles one program per array shape)."""
+    import jax.numpy as jnp
+
+    return _cast_program()(tree, jnp.dtype(dtype))
+
+
+@functools.cache
+def _cast_program():
+    """The jitted cast, made once (jax is imported only when a cast is asked for)."""
+    import equinox as eqx
+    import jax
+
+    return eqx.filter_jit(lambda tree, dtype: jax.tree.map(
+        lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree))

@@ -153,15 +153,21 @@ def test_affinity_error_of_a_bilinear_face(x64, m):
     assert fit.relative_error[0] > 0.35  # strongly non-affine
 
 
-def test_affinity_tracks_interaction_across_a_family(x64):
-    """f_p = a + b + c_p ab: affinity error and |INT|/range = c/(2 + c) both grow with c."""
-    cs = jnp.array([0.0, 0.05, 0.3, 1.0, 3.0])
-    game = FunctionGame(lambda a: a[0] + a[1] + cs * a[0] * a[1] + a[2], 3)
+def test_affinity_error_of_a_bilinear_family_matches_its_closed_form(x64):
+    """f_p = a + b + c_p ab on the 5-point face grid (axis variance v = 1/8 about ½): the affine residual is
+    c(a − ½)(b − ½), so the relative error is |c|·v / sqrt(2(1 + c/2)²·v + c²v²) and |INT|/range = c/(2 + c).
+    A fit that misses the cross term, or scales by the range instead of the RMS, changes these numbers."""
+    cs = np.array([0.0, 0.05, 0.3, 1.0, 3.0])
+    game = FunctionGame(lambda a: a[0] + a[1] + jnp.asarray(cs) * a[0] * a[1] + a[2], 3)
     report = bound_report(game, [(0, 1)])
-    np.testing.assert_allclose(report[0]["relative_int"], np.asarray(cs) / (2 + np.asarray(cs)), rtol=1e-10)
+    v = 1 / 8
+    expected = np.abs(cs) * v / np.sqrt(2 * (1 + cs / 2) ** 2 * v + cs**2 * v**2)
+    np.testing.assert_allclose(report[0]["affinity_error"], expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(report[0]["relative_int"], cs / (2 + cs), rtol=1e-10)
     summary = affinity_vs_interaction(report)
-    assert summary["n_pairs"] == 5 and summary["spearman"] == pytest.approx(1.0)
-    assert summary["near_affine_pairs"] == 2 and summary["near_affine_max_relative_int"] < 0.03
+    assert summary["n_pairs"] == 5
+    assert summary["near_affine_pairs"] == int((expected < 0.05).sum()) == 2
+    assert summary["near_affine_max_relative_int"] == pytest.approx(0.05 / 2.05)
 
 
 def test_spearman_with_ties():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
+import pytest
 
 from intjax.cli import main
 from intjax.results import read_results
+from intjax.studies.heldout_search import split_indices
+from intjax.studies.readings import read_pair_per_prompt
 
 
 def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
@@ -25,12 +29,17 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     # the duality is claimed only under frozen semantics over a complete cut (every head and MLP here)
     assert re.search(r"\| duality \(frozen\) \| [^|]+ \| [^|]+ \| pass \|", report)
     assert re.search(r"\| duality \(recompute\) \| [^|]+ \| — \| measured \|", report)
-    assert "differ exactly by sums" not in report
+    # the recompute gap the summary quotes is theorems.json's
+    quoted = float(re.search(r"differ by up to ([0-9.e+-]+) rel", report).group(1))
+    theorems = json.loads((out / "theorems.json").read_text())
+    assert quoted == pytest.approx(theorems["duality"]["recompute"]["max_rel_residual"], rel=1e-2)
     assert "### Witnesses of" in report and "noising PIE" in report
     # summary and sign box first, the footer last; no reading claims redundancy from a sign alone
     assert report.index("## Summary") < report.index("How to read the signs") < report.index("## NIE of every head")
     assert report.rstrip().splitlines()[-1].startswith("Run time") and "## Files and run" in report
-    assert "(redundancy/backup)" not in report
+    assert report.index("## Claims of the paper") < report.index("## Summary")
+    _check_claims_table(report)
+    _check_pair_readings(report, out)
     for png in ("nie_heads.png", "interactions_order2.png", "interactions_order3.png", "linear_vs_exact.png",
                 "faithfulness.png", "search.png", "visibility_noising.png", "visibility_denoising.png",
                 "distance_scaling.png"):
@@ -41,11 +50,48 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     # faithfulness: 2 resamples (smoke) × mean/resample/zero (values against HF in test_ioi_studies)
     assert arrays["faithfulness"].shape == (2, 3) and np.isfinite(arrays["faithfulness"]).all()
     assert summary["circuit"] and "discovered" in summary["circuit_source"]
+    assert summary["heldout_split"] == dict(select=4, estimate=4)  # 8 smoke prompts, halved
     # the remedies' joint effect is the same whichever unit partitions the heads
     rows = re.findall(r"\| noising \| (head|class|layer) \| \d+ \| [^|]+ \| ([0-9.+-]+) ± [0-9.]+ \|", report)
     assert len(rows) == 3 and len({v for _, v in rows}) == 1
     # the shipped model does the task: IO preferred on the clean prompts
     assert (arrays["metric_clean"] > 0).mean() >= 0.75
+
+
+def _check_claims_table(report: str) -> None:
+    """Every claims row's verdict agrees with its own numbers: 'supported' needs a CI on one side of its null
+    (1 for the '> 1' row, else 0) and Holm p < 0.05; a CI across the null is never 'supported'."""
+    cell = r"((?:[^|\\]|\\\|)+)"  # a table cell; '\|' inside it is an escaped bar
+    rows = re.findall(rf"^\| {cell} \| {cell} \| ([-+0-9.%]+) \[([-+0-9.%]+), ([-+0-9.%]+)\] \| ([^|]+) \| "
+                      r"(\w[\w ]+) \|$", report, flags=re.M)
+    assert len(rows) >= 5
+    for claim, test, _, lo, hi, p, verdict in rows:
+        null = 1.0 if "(> 1" in test else 0.0
+        lo, hi = (float(x.rstrip("%")) for x in (lo, hi))
+        if verdict == "supported":
+            assert (lo > null or hi < null) and float(p) < 0.05, (claim, lo, hi, p)
+        if lo < null < hi:
+            assert verdict == "inconclusive", (claim, lo, hi, verdict)
+    assert "4-layer model trained on IOI, not GPT-2 small" in report
+
+
+def _check_pair_readings(report: str, out) -> None:
+    """The interactions table's pairs are the strongest on the selection half and its readings are those of
+    the per-prompt values on the other half (values.npz, the same split)."""
+    arrays, summary = read_results(out)
+    items = summary["arrays"]["int2_noising"]["items"]
+    names = summary["arrays"]["nie_noising"]["items"]
+    select, score = split_indices(arrays["nie_noising"].shape[0], 0.5, 0)
+    table = re.findall(r"^\| (L\dH\d,L\dH\d) \| [^|]+ \| ([^|]+) \| [^|]+ \| ([^|]+) \|", report, flags=re.M)
+    top = np.argsort(-np.abs(arrays["int2_noising"][select].mean(0)))[:len(table)]
+    assert table and [pair for pair, _, _ in table] == [items[i] for i in top]
+    for (pair, cell_n, cell_d), i in zip(table, top):
+        a, b = pair.split(",")
+        for d, cell in (("noising", cell_n), ("denoising", cell_d)):
+            nie = arrays[f"nie_{d}"][score]
+            reading, _ = read_pair_per_prompt(a, b, nie[:, names.index(a)], nie[:, names.index(b)],
+                                              arrays[f"int2_{d}"][score][:, i], d)
+            assert cell.strip() == reading.label(), (pair, d, cell)
 
 
 def test_ioi_without_theorems(tmp_path):

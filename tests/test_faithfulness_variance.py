@@ -12,7 +12,7 @@ from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
 from intjax.ioi.faithfulness import PARTS, FaithfulnessStudy
 from intjax.studies.faithfulness_variance import (
-    fast_zeta, faithfulness_variance, knockin_terms, knockout_terms, order_parts, paired_difference_ci,
+    fast_zeta, faithfulness_variance, knockin_terms, knockout_terms, order_parts, paired_difference_ci, study_kept,
     variance_table)
 from intjax.studies.faithfulness_variance_report import expansion_dependent, variance_section
 
@@ -106,10 +106,14 @@ def test_variance_table_matches_numpy():
         assert t.share[p] == pytest.approx(cov[i, 4] / np.var(total))
         assert t.corr[p] == pytest.approx(np.corrcoef(parts[p], total)[0, 1])
         assert t.r2[p] == pytest.approx(t.corr[p] ** 2)
-        assert t.share_ci[p][0] <= t.share[p] + 0.3 and t.share_ci[p][1] >= t.share[p] - 0.3
-    assert sum(t.share[p] for p in PARTS) == pytest.approx(1.0)
-    assert t.share["INT"] == pytest.approx(t.share["pairwise"] + t.share["higher"])
-    np.testing.assert_allclose(t.cov_matrix.sum(1), [t.cov[p] for p in PARTS], atol=1e-12)
+    # the CIs against an explicit loop over the same draws (rows with replacement, seed 0), numpy's cov per draw
+    idx = np.random.default_rng(0).integers(0, R, (500, R))
+    parts["INT"] = parts["pairwise"] + parts["higher"]
+    for p in (*PARTS, "INT"):
+        shares = [np.cov(parts[p][i], total[i], bias=True)[0, 1] / np.var(total[i]) for i in idx]
+        r2s = [np.corrcoef(parts[p][i], total[i])[0, 1] ** 2 for i in idx]
+        assert t.share_ci[p] == pytest.approx(tuple(np.quantile(shares, [0.025, 0.975])))
+        assert t.r2_ci[p] == pytest.approx(tuple(np.quantile(r2s, [0.025, 0.975])))
     assert not t.too_few_resamples and t.parts == (*PARTS, "INT")
     with pytest.raises(InputError, match="do not sum"):
         variance_table(total + 1, parts)
@@ -194,24 +198,35 @@ def synthetic_study(R: int = 20, seed: int = 0, d_sd: float = 0.1, noise: float 
 
 
 def test_faithfulness_variance_on_a_study():
+    """On g(S) = base + Σ c_i + d·[0, 1 ∈ S] the only interaction is the pair's d per resample: knock-in INT = d,
+    knock-out INT = −d (closed forms), so the INT shares are ±Cov(d, F)/Var(F), F = g(all), by numpy; the main
+    share knock-in is Cov(Σ c, F)/Var(F) and the ablated share Cov(base, F)/Var(F)."""
     study = synthetic_study()
     tabs = faithfulness_variance(study, "zero", n_boot=300)
     tin, tout = tabs["knock-in"], tabs["knock-out"]
-    z = study.ablations.index("zero")
-    for p in PARTS:  # knock-in reproduces the study's own parts and shares
-        np.testing.assert_allclose(order_parts(study.terms[z])[p], study.parts[p][z], atol=1e-12)
-        assert tin.share[p] == pytest.approx(study.shares("zero")[p])
-    assert tin.share["INT"] == pytest.approx(study.int_share("zero"))
-    assert tin.share["ablated"] == pytest.approx(tout.share["ablated"])
-    assert tin.share["main"] + tin.share["INT"] == pytest.approx(tout.share["main"] + tout.share["INT"])
-    # the synergy carries most of the spread: + knock-in, − knock-out
+    g = study_kept(study)[study.ablations.index("zero")]  # [R, 8] g(S) per resample
+    F = g[:, -1]
+    d = g[:, 0b011] - g[:, 0b001] - g[:, 0b010] + g[:, 0b000]  # the planted pair's d, by its definition
+    base, mains = g[:, 0], g[:, [1, 2, 4]].sum(1) - 3 * g[:, 0]
+
+    def share(x):
+        return np.cov(x, F, bias=True)[0, 1] / np.var(F)
+
+    assert tin.share["INT"] == pytest.approx(share(d)) and tout.share["INT"] == pytest.approx(-share(d))
+    assert tin.share["main"] == pytest.approx(share(mains)) and tin.share["ablated"] == pytest.approx(share(base))
+    assert tout.share["main"] == pytest.approx(share(mains + 2 * d))
+    assert tin.share["higher"] == pytest.approx(0, abs=1e-9) and tout.share["higher"] == pytest.approx(0, abs=1e-9)
+    # the synergy carries most of the spread: + knock-in, − knock-out, and their paired CI excludes 0
     assert tin.share["INT"] > 0.5 and tout.share["INT"] < -0.5
     assert expansion_dependent(tin, tout)[0]
-    d, lo, hi = paired_difference_ci(tin, tout, "INT")
-    assert d == pytest.approx(tin.share["INT"] - tout.share["INT"]) and lo > 0
+    d_share, lo, hi = paired_difference_ci(tin, tout, "INT")
+    assert d_share == pytest.approx(2 * share(d)) and lo > 0
     pooled = faithfulness_variance(study, None, n_boot=300)["knock-in"]
     assert pooled.n == 40 and pooled.n_resamples == 20
-    assert pooled.share["INT"] == pytest.approx(study.int_share(None))
+    both = study_kept(study)[..., -1].ravel()
+    dd = (study_kept(study)[..., 0b011] - study_kept(study)[..., 0b001] - study_kept(study)[..., 0b010]
+          + study_kept(study)[..., 0]).ravel()
+    assert pooled.share["INT"] == pytest.approx(np.cov(dd, both, bias=True)[0, 1] / np.var(both))
     with pytest.raises(InputError):
         faithfulness_variance(study, "resample")
 
@@ -264,33 +279,39 @@ def test_issue_shape_large_unreadable_shares_small_r2():
     assert tin.share["INT"] > 1 and tout.share["INT"] < -1  # a pure pair: INT_out = −INT_in exactly
     assert tin.r2["INT"] < 0.2 and tin.sd_ratio("INT") > 4
     assert not tin.readable("INT") and not tout.readable("INT")
-    assert expansion_dependent(tin, tout) == (True, "they have opposite signs")
+    # opposite-signed means whose CIs include 0 (and a paired difference, 2 × INT_in, whose CI does too):
+    # rule 4 follows the CIs and does not fire on the signs of the means
+    lo, hi = paired_difference_ci(tin, tout, "INT")[1:]
+    assert lo < 0 < hi and expansion_dependent(tin, tout) == (False, "")
     text = variance_section(study, n_boot=1000)
     assert text.count("cannot be told apart from 0") == 2
-    assert "they have opposite signs: the split depends on the expansion point" in text
+    assert "the two expansions cannot be told apart" in text and "the split depends" not in text
     assert "knock-in: the parts cancel — pairwise varies 5.09× as much as F" in text
 
 
-def test_expansion_rule_needs_a_sign_gap():
+def test_expansion_rule_follows_the_cis_not_the_signs_of_the_means():
     rng = np.random.default_rng(5)
     R = 30
     F = rng.normal(size=R)
     Fc = F - F.mean()
 
-    def tables(share_in, share_out):
+    def tables(share_in, share_out, noise):
         out = []
         for s in (share_in, share_out):
-            w = rng.normal(size=R) * 2
+            w = rng.normal(size=R) * noise
             w -= w.mean()
             w -= (w @ Fc) / (Fc @ Fc) * Fc
-            p = s * F + w  # share exactly s, large independent noise
+            p = s * F + w  # share exactly s, independent noise
             out.append(variance_table(F, {"main": F - p, "pairwise": p, "higher": 0 * F}, n_boot=1000))
         return out
 
-    small = tables(0.03, -0.03)
-    assert small[0].share["INT"] == pytest.approx(0.03) and small[1].share["INT"] == pytest.approx(-0.03)
-    assert not expansion_dependent(*small)[0]  # opposite signs, but 6 points apart
-    assert expansion_dependent(*tables(0.3, -0.3)) == (True, "they have opposite signs")
+    noisy = tables(0.3, -0.3, 2.0)  # opposite signs, 60 points apart, each CI includes 0
+    assert noisy[0].share["INT"] == pytest.approx(0.3) and noisy[1].share["INT"] == pytest.approx(-0.3)
+    assert all(t.share_ci["INT"][0] < 0 < t.share_ci["INT"][1] for t in noisy)
+    assert not expansion_dependent(*noisy)[0]
+    tight = tables(0.3, -0.3, 0.05)  # the same means, each CI on its own side of 0
+    assert tight[0].share_ci["INT"][0] > 0 and tight[1].share_ci["INT"][1] < 0
+    assert expansion_dependent(*tight) == (True, "their CIs exclude 0 on opposite sides")
 
 
 def test_pooled_bootstrap_draws_whole_resamples():

@@ -269,3 +269,8 @@ def test_linear_vs_exact_writes_png(tmp_path):
     (ax,) = fig.axes
     assert ax.get_xlabel() and ax.get_ylabel() and _legend(ax)[1] == ["head", "linear = exact"]
     assert _is_png(figures.linear_vs_exact(x, 0.9 * x, tmp_path / "l.png"))
+    # the two heads furthest from the diagonal are named: the planted outlier, then the first end (0.1·|x| = 0.1)
+    y = 0.9 * x
+    y[3] += 0.5  # a planted outlier
+    (ax,) = figures.build_linear_vs_exact(x, y, [f"H{i}" for i in range(8)]).axes
+    assert [t.get_text() for t in ax.texts] == ["H3", "H0"]

@@ -12,8 +12,9 @@ from intjax.patching.evaluate import bytes_per_run
 from test_llama import save_hf_llama
 
 T = 6  # one prompt of 6 tokens, no shared prefix
-# Masks: a residual in layer 0 (every layer from its residual on), a head in layer 1 (layer 1 from z
-# on), the MLP of the last layer (its MLP at the read position only).
+# Masks: a residual in layer 0 (every layer from its residual on), a head in layer 1 (every layer from
+# layer 1's residual on), the MLP of the last layer (the last layer from its residual: keys and values at
+# every token, the rest at the read position). The evaluator enters each mask's first layer at its residual.
 SPEC = "L0RESID@2,L1H0,L2MLP"
 MASKS = np.eye(3)
 
@@ -25,8 +26,8 @@ def hand_counts(q, k, v, qk, pv, o, mlp, readout):
     layer = q + k + v + qk + pv + o + mlp
     last = T * (k + v) + q + qk + pv + o + mlp
     return [2 * T * layer + last + readout,  # from layer 0's residual
-            T * (o + mlp) + last + readout,  # from layer 1's z
-            mlp + readout]  # layer 2's MLP at the read position
+            T * layer + last + readout,  # from layer 1's residual
+            last + readout]  # the last layer from its residual
 
 
 def problem_of(model):

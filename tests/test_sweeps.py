@@ -99,7 +99,7 @@ def test_killed_sweep_resumes_with_identical_values_each_chunk_once(tiny, tiny_m
 
     ran = []
     real = loop.run_chunk
-    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
+    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, *rest: ran.append(tuple(c.rows)) or real(p, m, c, *rest))
     resumed = run_sweep(problem, masks, folder, chunk=4, quiet=True)
     chunks = loop.plan_chunks(problem, masks, 4)
     assert sorted(ran) == sorted(tuple(c.rows) for c, s in zip(chunks, saved) if not s)
@@ -202,18 +202,18 @@ def test_sweep_stopped_by_an_error_keeps_its_finished_chunks(tiny_model, tmp_pat
     masks = np.eye(15)
     real, ran = loop.run_chunk, []
 
-    def failing(p, m, c, mesh=None):
+    def failing(p, m, c, *rest):
         if len(ran) == 3:
             raise KeyboardInterrupt
         ran.append(tuple(c.rows))
-        return real(p, m, c, mesh)
+        return real(p, m, c, *rest)
 
     monkeypatch.setattr(loop, "run_chunk", failing)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
     assert len((tmp_path / "chunks.log").read_text().splitlines()) == 3
     first, ran[:] = list(ran), []
-    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, mesh=None: ran.append(tuple(c.rows)) or real(p, m, c, mesh))
+    monkeypatch.setattr(loop, "run_chunk", lambda p, m, c, *rest: ran.append(tuple(c.rows)) or real(p, m, c, *rest))
     resumed = run_sweep(problem, masks, tmp_path, chunk=4, quiet=True, save_every_s=1e9)
     chunks = loop.plan_chunks(problem, masks, 4)
     assert sorted(first + ran) == sorted(tuple(c.rows) for c in chunks) and not set(first) & set(ran)

@@ -34,11 +34,11 @@ import dataclasses
 import warnings
 from typing import Iterable, Sequence
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.estimands.derivatives import _directions, _dtype, _mixed, start_layer
+from intjax.estimands.derivatives import FACE_BATCH, _directions, _dtype, _mixed, start_layer
 from intjax.estimands.game import Game, PromptwiseGame
 from intjax.estimands.mobius import Subset, mobius
 
@@ -63,7 +63,7 @@ class _FaceD:
         self.dirs = _directions(n, T)  # [k, n]
         self.per_prompt = isinstance(game, PromptwiseGame)
         if self.per_prompt:
-            self.dirs = jnp.broadcast_to(self.dirs[:, None, :], (len(T), game.n_prompts, n))
+            self.dirs = jax.device_put(np.broadcast_to(np.asarray(self.dirs)[:, None, :], (len(T), game.n_prompts, n)))
         self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
@@ -82,7 +82,7 @@ class _FaceD:
         pts[:B, ..., list(self.T)] = coords
         out = []
         for i in range(0, total, self.chunk):
-            d = _mixed(self.game, self.dirs, jnp.asarray(pts[i: i + self.chunk], _dtype()), self.start)
+            d = _mixed(self.game, self.dirs, jax.device_put(pts[i: i + self.chunk].astype(_dtype())), self.start)
             self.dtype = np.dtype(d.dtype)
             out.append(np.asarray(d, np.float64))
         self.evaluated += B
@@ -112,7 +112,7 @@ class FaceIntegral:
 
 
 def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings: int = 8, seed: int = 0,
-                  chunk: int = 64) -> FaceIntegral:
+                  chunk: int = FACE_BATCH) -> FaceIntegral:
     """∫ D_T over the face of T (other components at 0) by scrambled Sobol points, with its standard
     error over `scramblings` independent scramblings (see `FaceIntegral`); `points` a power of 2."""
     from scipy.stats import qmc
@@ -247,7 +247,7 @@ def sampled_sup(
     polish_starts: int = 2,
     polish_tol: float = 1e-4,
     polish_iters: int = 60,
-    chunk: int = 16,
+    chunk: int = FACE_BATCH,
 ) -> SampledSup:
     """The sampled sup of |D_T(α_T, 0)| over the face {α_T ∈ [0,1]^T, α_rest = 0}, `[P]`.
 

@@ -24,11 +24,15 @@ def linear(game: Game) -> np.ndarray:
 
     Equals ⟨∇_{o_i} y, s_i − o_i⟩, the attribution-patching estimate of NIE_i.
     """
-    zero = jnp.zeros(game.n_components, _dtype())
     if isinstance(game, PromptwiseGame):  # α [P, n]: row p only feeds prompt p
         P = game.n_prompts
-        return np.asarray(_grad_per_prompt(game, jnp.zeros((P, game.n_components), _dtype())), np.float64)
-    return np.asarray(_jacobian(game, zero), np.float64)
+        return np.asarray(_grad_per_prompt(game, _zeros((P, game.n_components))), np.float64)
+    return np.asarray(_jacobian(game, _zeros(game.n_components)), np.float64)
+
+
+def _zeros(shape) -> Array:
+    """Zeros made on the host and sent over (eager jnp.zeros and jnp.asarray compile a program per shape)."""
+    return jax.device_put(np.zeros(shape, _dtype()))
 
 
 def linear_gap(game: Game) -> np.ndarray:
@@ -61,8 +65,13 @@ def _jvp(game, alpha, direction):
     return jax.jvp(lambda a: game(a), (alpha,), (direction,))
 
 
-@eqx.filter_jit
 def _mixed(game, directions, alphas, start: int = 0):
+    """D along `directions` at each row of `alphas`; `start` enters traced (one program for every start layer)."""
+    return _mixed_at(game, directions, alphas, np.int32(start))
+
+
+@eqx.filter_jit
+def _mixed_at(game, directions, alphas, start):
     return jax.vmap(mixed_partial_fn(game, directions, start))(alphas)
 
 
@@ -75,26 +84,25 @@ def start_layer(game: Game, T: Sequence[int]) -> int:
 
 def _directions(n: int, T: Sequence[int]) -> Array:
     """Unit vectors e_i for i in T, `[|T|, n]` (traced: one compile per order, not per set)."""
-    return jnp.eye(n, dtype=_dtype())[jnp.asarray(list(T))]
+    return jax.device_put(np.eye(n, dtype=_dtype())[list(T)])
 
 
 def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) -> tuple[np.ndarray, np.ndarray]:
     """(f(α), ∂f/∂α · direction), each `[P]`: one forward pass with its tangent."""
-    a = jnp.asarray(alpha, _dtype())
-    v = jnp.asarray(direction, _dtype())
+    a, v = jax.device_put([np.asarray(alpha, _dtype()), np.asarray(direction, _dtype())])
     val, tan = _jvp(game, a, v)
     return np.asarray(val, np.float64), np.asarray(tan, np.float64)
 
 
 def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int = 0):
     """α ↦ ∂^k f / ∂v_1 … ∂v_k at α, `[P]`, by k nested jax.jvp along the rows v of
-    `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`)
-    runs a PatchProblem from its cached base residual at that layer."""
+    `directions` (unit vectors e_i, i ∈ T, give D_T). `start` > 0 (see `start_layer`; an int or a
+    traced int32) runs a layered game from its cached base residual at that layer."""
 
     def derivative(g, v):
         return lambda a: jax.jvp(g, (a,), (v.astype(a.dtype),))[1]
 
-    g = (lambda a: game(a, start=start)) if start else (lambda a: game(a))  # noqa: E731
+    g = (lambda a: game(a, start=start)) if isinstance(game, LayeredGame) else (lambda a: game(a))  # noqa: E731
     for row in range(directions.shape[0]):
         g = derivative(g, directions[row])
     return g
@@ -102,7 +110,7 @@ def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int 
 
 def mixed_partial(game: Game, T: Sequence[int], alpha: Float[Array, " n"] | None = None) -> np.ndarray:
     """D_T at α (default 0), `[P]`."""
-    a = jnp.zeros(game.n_components, _dtype()) if alpha is None else jnp.asarray(alpha, _dtype())
+    a = _zeros(game.n_components) if alpha is None else jax.device_put(np.asarray(alpha, _dtype()))
     moved = sorted(set(T) | set(np.flatnonzero(np.asarray(a)).tolist()))  # α ≠ 0 off T moves earlier layers too
     return np.asarray(_mixed(game, _directions(game.n_components, T), a[None], start_layer(game, moved))[0],
                       np.float64)
@@ -122,13 +130,16 @@ def gauss_legendre_01(q: int) -> tuple[np.ndarray, np.ndarray]:
     return (x + 1) / 2, w / 2
 
 
-def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int = 32) -> np.ndarray:
+FACE_BATCH = 32  # face points per call of the nested-JVP program: one batch shape for every check
+
+
+def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int = FACE_BATCH) -> np.ndarray:
     """D_T at every point of the face grid, `[q^|T|, P]` (points padded to whole chunks)."""
     pts = face_points(game.n_components, T, nodes)
     padded = np.zeros((-(-len(pts) // chunk) * chunk, pts.shape[1]))
     padded[: len(pts)] = pts
     dirs, start = _directions(game.n_components, T), start_layer(game, T)
-    out = [np.asarray(_mixed(game, dirs, jnp.asarray(padded[i : i + chunk], _dtype()), start), np.float64)
+    out = [np.asarray(_mixed(game, dirs, jax.device_put(padded[i : i + chunk].astype(_dtype())), start), np.float64)
            for i in range(0, len(padded), chunk)]
     return np.concatenate(out)[: len(pts)]
 

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,18 +18,20 @@ from intjax.estimands.theorems import theorem_rows
 from intjax.patch_run import PatchOptions, run_patch, run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import Results, versions, write_results
-from intjax.runtime import x64
+from intjax.runtime import cast_floats, x64
 from intjax.ioi import report as ioi_report
+from intjax.report.ioi_claims import claims_section, ioi_claim_tests, label_claims_of
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
-from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit
+from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, stage_order
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.studies.distance_scaling import distance_scaling_study, plot_distance_scaling
 from intjax.patching.problem import build_problem
 from intjax.progress import Stages, mean_length, seconds_per_forward
 from intjax.studies.order_split import order_split, order_split_sentence
-from intjax.studies.readings import read_pair_per_prompt, sign_box
+from intjax.studies.readings import read_directions, read_pair_per_prompt, sign_box
+from intjax.studies.heldout_search import split_indices
 from intjax.studies.stats import standard_error as _se
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
@@ -139,7 +139,7 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
 
 
 def _float64(model: PatchableModel) -> PatchableModel:
-    return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+    return cast_floats(model, jnp.float64)
 
 
 def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, options: IOIAnalysisOptions = IOIAnalysisOptions(),
@@ -233,7 +233,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
                                         noising_se=_se(res["nie_noising"].values).reshape(L, H),
                                         denoising_se=_se(res["nie_denoising"].values).reshape(L, H)),
             "linear": figures.linear_vs_exact(res["nie_noising"].values.mean(0), res["linear_noising"].values.mean(0),
-                                              out / "linear_vs_exact.png"),
+                                              out / "linear_vs_exact.png", names),
         }
         for order in (2, 3):  # run_patch lists the sets in the same order for both directions
             n, d = res[f"int{order}_noising"].values, res[f"int{order}_denoising"].values
@@ -245,7 +245,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
             figs[f"int{order}"] = figures.interaction_bars(
                 [res[f"int{order}_noising"].items[i] for i in top], n.mean(0)[top], d.mean(0)[top],
                 out / f"interactions_order{order}.png",
-                f"strongest order-{order} interactions (ranked by |noising INT|; bars: 95% CI)",
+                f"strongest order-{order} interactions (ranked by |noising INT|; bars: means; whiskers: normal 95% CI)",
                 noising_ci=ci(n), denoising_ci=ci(d))
         figs.update(ioi_report.write_figures(studies, out))
         if distance is not None:
@@ -255,6 +255,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
                        options=dataclasses.asdict(options), pair_pool=[names[i] for i in pool2],
                        triple_pool=[names[i] for i in pool3], circuit=studies.circuit,
                        circuit_source=studies.circuit_source,
+                       heldout_split=dict(select=studies.split[0], estimate=studies.split[1]),
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
                        search_pool_rule=studies.search_pool_rule, **completeness_summary(studies), timings=timings,
                        vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
@@ -266,7 +267,11 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
         report = out / "report.md"
         lines, summary = _report(model_name, data, res, theorems, options, splits)
         summary += ioi_report.studies_summary(studies) + ioi_report.distance_summary(distance)
-        head = "\n".join(["## Summary", "", *summary, "", sign_box(), ""])
+        n_labels = sum(len(label_claims_of(studies.remedy(e, "head"))) for e in ("noising", "denoising"))
+        claims = claims_section(model_name, L, is_gpt2_small(model), stage_order(studies.circuit)[0],
+                                ioi_claim_tests(splits, distance, studies),
+                                n_readings=2 * min(options.top, len(res["int2_noising"].items)), n_labels=n_labels)
+        head = "\n".join([*claims, "## Summary", "", *summary, "", sign_box(), ""])
         report.write_text("\n".join(lines).replace("@SUMMARY@", head)
                           + "\n" + ioi_report.studies_report(studies, is_gpt2_small(model))
                           + "\n" + ioi_report.distance_section(distance) + "\n" + _footer(figs, timings))
@@ -321,15 +326,15 @@ def _pm(mean: float, se: float) -> str:
     return f"{mean:+.3f} ± {se:.3f}"
 
 
-def _pair_readings(res: Results, direction: str, rows) -> list:
-    """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs."""
+def _pair_readings(res: Results, direction: str, rows, prompts: np.ndarray) -> list:
+    """Reading of each pair index in `rows` (studies.readings), from per-prompt NIEs and INTs on `prompts`."""
     index = {n: i for i, n in enumerate(res[f"nie_{direction}"].items)}
-    nie = res[f"nie_{direction}"].values
+    nie = res[f"nie_{direction}"].values[prompts]
+    ints = res[f"int2_{direction}"].values[prompts]
     out = []
     for r in rows:
         a, b = res[f"int2_{direction}"].items[r].split(",")
-        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], res[f"int2_{direction}"].values[:, r],
-                                        direction)[0])
+        out.append(read_pair_per_prompt(a, b, nie[:, index[a]], nie[:, index[b]], ints[:, r], direction)[0])
     return out
 
 
@@ -353,10 +358,13 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
     by_denoise = np.argsort(-denoise)[:k]  # most positive: the head restores it alone
     ratio = (np.abs(noise) + 1e-9) / (np.abs(denoise) + 1e-9)
     lopsided = [i for i in np.argsort(-np.abs(np.log(ratio))) if max(abs(noise[i]), abs(denoise[i])) > 0.05 * abs(te)][:5]
-    pair_n, pair_d = res["int2_noising"].values, res["int2_denoising"].values
-    top_pairs = np.argsort(-np.abs(pair_n.mean(0)))[:k]
-    readings_n = _pair_readings(res, "noising", top_pairs)
-    readings_d = _pair_readings(res, "denoising", top_pairs)
+    # the top pairs are chosen on one half of the prompts and read (and shown) on the other
+    select, score = (split_indices(len(clean), 0.5, options.seed) if options.studies.heldout
+                     else (np.arange(len(clean)),) * 2)
+    top_pairs = np.argsort(-np.abs(res["int2_noising"].values[select].mean(0)))[:k]
+    pair_n, pair_d = res["int2_noising"].values[score], res["int2_denoising"].values[score]
+    readings_n = _pair_readings(res, "noising", top_pairs, score)
+    readings_d = _pair_readings(res, "denoising", top_pairs, score)
     trip_n, trip_d = res["int3_noising"].values, res["int3_denoising"].values
     top_trips = np.argsort(-np.abs(trip_n.mean(0)))[:k]
     corr = float(np.corrcoef(noise, lin)[0, 1]) if np.std(lin) > 0 else float("nan")
@@ -393,7 +401,11 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
                         "noising NIE")),
         "",
         f"The single-head noising NIEs sum to {sum_nie:+.3f}, against TE = {te:+.3f} for patching everything "
-        "(the paths that avoid the heads differ too). Patching every head together, the gap between the joint "
+        + (f"(patching every head together gives {splits['noising'].joint:+.3f}, TE itself: the heads are a "
+           "complete cut here, no path avoids them). " if abs(splits["noising"].joint - te) <= 1e-3 * abs(te) else
+           f"(patching every head together gives {splits['noising'].joint:+.3f}: the paths that avoid the heads "
+           "carry the rest). ")
+        + "Patching every head together, the gap between the joint "
         "effect and Σ NIE is exactly the sum of every interaction among the heads; split by order:",
         "",
         *[f"- {order_split_sentence(sp, d)}" for d, sp in splits.items()],
@@ -412,13 +424,19 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         "",
         "![pairwise](interactions_order2.png) ![third order](interactions_order3.png)",
         "",
-        "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
-        "direction (rules in the sign box above; a quantity whose 95% CI includes 0 reads as 0).",
+        (f"The pairs are the strongest by |mean noising INT| on {len(select)} prompts; every number and reading "
+         f"in this table comes from the other {len(score)} prompts. " if options.studies.heldout else "")
+        + "Each pair's reading comes from the signs of its NIEs and INT relative to its joint effect, in each "
+        "direction (rules in the sign box above). A quantity whose 95% CI includes 0 but reaches past its size "
+        "floor is uncertain, not small: a reading that rests on it is 'undetermined' and names it. The last "
+        "column joins the two directions where DESIGN's table names a mechanism (serial chain, AND, OR).",
         "",
-        markdown_table([(res["int2_noising"].items[i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.mechanism,
-                         _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.mechanism)
+        markdown_table([(res["int2_noising"].items[i], _pm(pair_n[:, i].mean(), _se(pair_n)[i]), rn.label(),
+                         _pm(pair_d[:, i].mean(), _se(pair_d)[i]), rd.label(),
+                         read_directions(rn, rd).split(":")[0] or "—")
                         for i, rn, rd in zip(top_pairs, readings_n, readings_d)],
-                       ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)")),
+                       ("pair", "INT noising", "reading (noising)", "INT denoising", "reading (denoising)",
+                        "both directions")),
         "",
         markdown_table([(res["int3_noising"].items[i], _pm(trip_n[:, i].mean(), _se(trip_n)[i]),
                          _pm(trip_d[:, i].mean(), _se(trip_d)[i])) for i in top_trips],
@@ -439,11 +457,13 @@ def _report(model_name, data, res: Results, theorems, options, splits) -> tuple[
         f"- NIE: noising hurts most at {', '.join(f'{names[i]} {_pm(noise[i], se_n[i])}' for i in by_noise[:3])}; "
         f"denoising restores most at {', '.join(f'{names[i]} {_pm(denoise[i], se_d[i])}' for i in by_denoise[:3])}.",
         f"- Strongest pair {res['int2_noising'].items[top_pairs[0]]}: {readings_n[0].sentence}; "
-        f"{readings_d[0].sentence}.",
-        f"- All heads at once, noising: the gap joint − Σ NIE is {splits['noising'].gap:+.2f}, pairwise "
-        f"{splits['noising'].pairwise:+.2f} [{splits['noising'].pairwise_ci[0]:+.2f}, "
-        f"{splits['noising'].pairwise_ci[1]:+.2f}], higher orders {splits['noising'].higher:+.2f} "
-        f"[{splits['noising'].higher_ci[0]:+.2f}, {splits['noising'].higher_ci[1]:+.2f}].",
+        f"{readings_d[0].sentence}"
+        + (f"; together: {read_directions(readings_n[0], readings_d[0])}." if read_directions(readings_n[0], readings_d[0])
+           else "."),
+        "- All heads at once, the gap joint − Σ NIE and its pairwise and higher-order parts [95% CI]: "
+        + "; ".join(f"{d} {sp.gap:+.2f}, pairwise {sp.pairwise:+.2f} [{sp.pairwise_ci[0]:+.2f}, "
+                    f"{sp.pairwise_ci[1]:+.2f}], higher orders {sp.higher:+.2f} [{sp.higher_ci[0]:+.2f}, "
+                    f"{sp.higher_ci[1]:+.2f}]" for d, sp in splits.items()) + ".",
         f"- Attribution patching (linear) against exact NIE: correlation {corr:.2f} over heads, largest gap "
         f"{gap.max():.2f} at {names[int(gap.argmax())]}.",
         *_theorem_reading(theorems),

@@ -1,12 +1,16 @@
 """Which circuit a study uses: Wang et al.'s for GPT-2 small, a file, or one found on the model.
 
 Discovery follows Wang et al. (2022) in spirit: a head is in the circuit when
-its mean NIE (noising or denoising) is at least `min_effect` of the total
-effect, and its class is the attention role it shows most on clean prompts
-(name movers attend from END to IO, S-inhibition heads from END to S2, …), when
-that attention is at least `min_attention`. Name movers whose noising NIE is
-positive (ablating them helps IO) are negative name movers; heads with no
-clear role are `other`. It is a heuristic: pass a circuit file to override it.
+the lower end of the 95% bootstrap CI of its |mean NIE| (noising or denoising;
+0 when the CI includes 0) is at least `min_effect` of the total effect, so a
+head whose mean passes the threshold by less than its noise does not enter.
+Its class is the attention role it shows most on clean prompts (name movers
+attend from END to IO, S-inhibition heads from END to S2, …), when that
+attention is at least `min_attention`. Name movers whose NIE CI says they work
+against IO (noising CI above 0, or denoising CI below 0) are negative name
+movers; heads with no clear role are `other`. The IOI studies discover on one
+split of the prompts and estimate on the other (`intjax.ioi.studies`). It is a
+heuristic: pass a circuit file to override it.
 """
 
 from __future__ import annotations
@@ -65,6 +69,18 @@ def attention_roles(model: PatchableModel, data: IOIPrompts) -> np.ndarray:
     return out / len(data.texts)
 
 
+def abs_mean_bounds(nie: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                    level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of `nie` `[P, n]`: the bootstrap percentile CI (low `[n]`, high `[n]`) of the mean over
+    prompts, and the lower end of the implied CI of |mean| `[n]` (0 where the CI includes 0)."""
+    nie = np.asarray(nie, np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(nie), (n_boot, len(nie)))
+    means = np.concatenate([nie[b].mean(1) for b in np.array_split(idx, max(1, n_boot // 200))])  # [n_boot, n]
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    bound = np.where((lo > 0) | (hi < 0), np.minimum(np.abs(lo), np.abs(hi)), 0.0)
+    return lo, hi, bound
+
+
 def discover_circuit(
     model: PatchableModel,
     data: IOIPrompts,
@@ -75,17 +91,20 @@ def discover_circuit(
     min_effect: float = 0.05,
     min_attention: float = 0.2,
 ) -> dict[str, list[str]]:
-    """The heads that matter (mean |NIE| ≥ min_effect·|TE| in either direction), grouped by attention role.
+    """The heads that matter (lower end of the 95% CI of |mean NIE| ≥ min_effect·|TE| in either direction),
+    grouped by attention role.
 
     `nie_*` are `[P, L·H]` over every head in layer-major order.
     """
     L, H = model.config.n_layers, model.config.n_heads
-    noise, denoise = np.asarray(nie_noising).mean(0), np.asarray(nie_denoising).mean(0)
+    noise = np.asarray(nie_noising).mean(0)
     if noise.shape != (L * H,):
         raise InputError(f"NIE must cover all {L * H} heads in layer-major order, got shape {noise.shape}")
+    n_lo, _, n_bound = abs_mean_bounds(nie_noising)
+    _, d_hi, d_bound = abs_mean_bounds(nie_denoising)
     roles = attention_roles(model, data).reshape(L * H, len(ROLES))
     names = list(ROLES)
-    selected = np.flatnonzero(np.maximum(np.abs(noise), np.abs(denoise)) >= min_effect * abs(total_effect))
+    selected = np.flatnonzero(np.maximum(n_bound, d_bound) >= min_effect * abs(total_effect))
     if len(selected) == L * H:
         raise InputError(
             f"every one of the {L * H} heads reaches {min_effect:.0%} of the total effect "
@@ -96,11 +115,12 @@ def discover_circuit(
     for i in selected:
         r = int(roles[i].argmax())
         cls = names[r] if roles[i, r] >= min_attention else "other"
-        if cls == "name_mover" and noise[i] > 0:
+        if cls == "name_mover" and (n_lo[i] > 0 or d_hi[i] < 0):
             cls = "negative_name_mover"
         circuit.setdefault(cls, []).append(f"L{i // H}H{i % H}")
     if not circuit:
-        raise InputError(f"no head reaches {min_effect:.0%} of the total effect; lower min_effect")
+        raise InputError(f"no head's 95% CI of |NIE| lies above {min_effect:.0%} of the total effect; give more "
+                         "prompts or lower min_effect")
     return circuit
 
 
@@ -181,8 +201,8 @@ def resolve_circuit(spec: str, model: HasConfig, data: Optional[IOIPrompts], nie
         return {k: list(v) for k, v in GPT2_SMALL_IOI_CIRCUIT.items()}, GPT2_SMALL_IOI_CIRCUIT_SOURCE
     if spec == "discover":
         circuit = discover_circuit(model, data, nie_noising, nie_denoising, total_effect)
-        return circuit, ("discovered on this model: heads with mean |NIE| ≥ 5% of |TE|, classed by "
-                         "their strongest attention role (intjax.ioi.circuit)")
+        return circuit, ("discovered on this model: heads whose 95% CI of |mean NIE| lies above 5% of |TE|, "
+                         "classed by their strongest attention role (intjax.ioi.circuit)")
     if Path(spec).suffix == ".json" or Path(spec).exists():
         return read_circuit(spec), f"file {spec}"
     raise InputError(f"unknown circuit {spec!r}; choose {CIRCUIT_CHOICES}")

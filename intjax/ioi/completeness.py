@@ -224,6 +224,8 @@ class Completeness:
     # that size's worst K and greedy's K
     n_vertices: int
     seconds: float
+    n_boot: int = N_BOOT  # the bootstrap draws of every CI of d(K), so one K has one CI everywhere
+    seed: int = 0
 
     @property
     def exhaustive(self) -> bool:
@@ -242,7 +244,7 @@ class Completeness:
 
     def value(self, K: Sequence[int]) -> MeanCI:
         """mean d(K) (signed) with its 95% bootstrap CI over prompts: `.mean`, `.low`, `.high`."""
-        return mean_ci(self.incompleteness[:, self.sets.index(tuple(sorted(K)))])
+        return mean_ci(self.incompleteness[:, self.sets.index(tuple(sorted(K)))], self.n_boot, self.seed)
 
     def name(self, K: Sequence[int]) -> str:
         """K in words: its members joined with '+', or ∅."""
@@ -342,7 +344,7 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
     splits = tuple(outside_split(cg, s) for s in dict.fromkeys(split_sets))
     return Completeness(cg.circuit_names, cg.outside_names, cg.unit, cg.ablation, sets,
                         tuple(found[s] for s in sets), cs, ms, tuple(greedy), tuple(rows), lattice, terms, worst,
-                        reselected, bound, splits, cg.n_vertices, time.perf_counter() - t0)
+                        reselected, bound, splits, cg.n_vertices, time.perf_counter() - t0, n_boot, seed)
 
 
 def outside_split(cg: CircuitGame, K: Sequence[int]) -> OutsideSplit:

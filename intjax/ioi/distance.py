@@ -53,11 +53,11 @@ def ioi_distance_problems(
     reference, groups = template_reference(tokenizer, data["abc"], reference_per_template, seed=seed)
     with x64(float64):
         if float64:
-            import equinox as eqx
-            import jax
             import jax.numpy as jnp
 
-            model = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+            from intjax.runtime import cast_floats
+
+            model = cast_floats(model, jnp.float64)
         out = {c: build_problem(model, d.prompts, components, **kw) for c, d in data.items()}
         out["mean"] = build_problem(model, data["abc"].prompts, components, source="mean", reference=reference,
                                     mean_groups=groups, **kw)

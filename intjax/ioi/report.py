@@ -12,6 +12,11 @@ from intjax.ioi.completeness import Completeness, Minimality, greedy_gaps
 from intjax.studies.faithfulness_variance_report import variance_section
 from intjax.studies.heldout_search_report import heldout_search_section
 from intjax.ioi.studies import IOIStudies
+from intjax.report.ioi_claims import label_claims_of
+from intjax.report.labels import SUPPORT, label_summary
+from intjax.report.distance import regime_reading, regime_table
+from intjax.report.paired import smallest_abs_mean
+from intjax.studies.distance_scaling import regimes
 from intjax.studies.markdown import markdown_table
 from intjax.studies.stats import mean_ci, standard_error
 
@@ -55,7 +60,9 @@ def circuit_section(studies: IOIStudies) -> str:
     ordered, problems = stage_order(studies.circuit)
     order = ("Its classes come in Wang et al.'s layer order: every " + ", then every ".join(
         " / ".join(stage) for stage in STAGES) + " head sits in a later layer than the stage before."
-             if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ".")
+             if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ". Its "
+             "class names are therefore attention-role names (the attention pattern each head shows most), not "
+             "Wang et al.'s functional classes.")
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
                       markdown_table(rows, ("class", "heads", "kept at")), "", order, ""])
 
@@ -91,11 +98,14 @@ def faithfulness_section(studies: IOIStudies, gpt2_small: bool) -> str:
         "",
         f"Faithfulness = F(C)/F(M): mean logit difference with every head outside the circuit ablated, over "
         f"that of the intact model. {R} resamples of {f.n_prompts} prompts each (prompt seeds "
-        f"{f.seed}–{f.seed + R - 1}; the first is the analysis's own set); ablations: mean (per position over "
+        f"{f.seed}–{f.seed + R - 1}; "
+        + ("none is the analysis's own set, which chose the circuit" if studies.split[0] else
+           "the first is the analysis's own set") + "); ablations: mean (per position over "
         f"{f.reference_per_template} fresh ABC prompts of each prompt's own template, so positions align, as "
         "Wang et al. do), resample (each prompt's own ABC counterfactual), zero. Every head outside the "
-        f"circuit is ablated at every position; {positions_text} F(M) over resamples: "
-        f"{f.model_metric.mean():.3f} ± {f.model_metric.std():.3f}. {reference}",
+        f"circuit is ablated at every position; {positions_text} F(M) over resamples: mean "
+        f"{f.model_metric.mean():.3f}, SD {f.model_metric.std(ddof=1):.3f} across resamples (SE of the mean "
+        f"{standard_error(f.model_metric):.3f}). {reference}",
         "",
         "![faithfulness](faithfulness.png)",
         "",
@@ -129,8 +139,9 @@ def visibility_section(studies: IOIStudies) -> str:
     n, d = rows["noising"].visibility, rows["denoising"].visibility
 
     def label(v, i):
-        flip = ", sign flips" if v.sign_flipped(i) and v.labels[i] != "flipped" else ""
-        return f"{v.labels[i] or '—'}{flip} ({v.support[i]:.0%})"
+        flip = (f", sign flips ({v.flip_support[i]:.0%})" if v.sign_flipped(i) and v.labels[i] != "flipped"
+                else "")
+        return f"{v.labels[i] or '—'} ({v.support[i]:.0%}){flip}"
 
     def pm(mean, se):
         return f"{mean:+.3f} ± {se:.3f}"
@@ -140,6 +151,7 @@ def visibility_section(studies: IOIStudies) -> str:
                       pm(n.nie[i], n.nie_se[i]), pm(n.context[i], n.context_se[i]), label(n, i),
                       pm(d.nie[i], d.nie_se[i]), pm(d.context[i], d.context_se[i]), label(d, i)))
     n_vis = rows["noising"].visibility
+    class_header = "class" if stage_order(studies.circuit)[0] else "attention role (not Wang et al.'s class)"
     ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
     return "\n".join([
         "## Invisible and inflated heads",
@@ -151,7 +163,7 @@ def visibility_section(studies: IOIStudies) -> str:
         "",
         "![noising](visibility_noising.png) ![denoising](visibility_denoising.png)",
         "",
-        markdown_table(table, ("head", "class", "NIE noising", "context noising", "label", "NIE denoising",
+        markdown_table(table, ("head", class_header, "NIE noising", "context noising", "label", "NIE denoising",
                        "context denoising", "label")) if table else "No head is flagged at these thresholds.",
         "",
         *witness_lines(studies),
@@ -185,7 +197,9 @@ def witness_lines(studies: IOIStudies) -> list[str]:
     return [
         f"### Witnesses of {w.suspect}",
         "",
-        f"{w.suspect}'s {w.direction} NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) "
+        (f"{w.suspect} is the head with the largest |mean noising NIE| on the {studies.split[0]} selection prompts; "
+         f"everything below is on the other {studies.split[1]}. " if studies.split[0] else "")
+        + f"{w.suspect}'s {w.direction} NIE is {w.nie.mean():+.3f}. Its NIE with one other component (a witness) "
         f"held at its {state} (base-run) value while the rest recomputes, and the witness importance |NIE with w "
         "pinned| − |NIE| (bootstrap 95% CI over prompts): a positive importance means w responds to the patch "
         f"and hides part of {w.suspect}'s effect (compensation, as a backup does), a negative one that w's "
@@ -232,20 +246,34 @@ def remedies_section(studies: IOIStudies) -> str:
     ])
 
 
+def _n_settled(row) -> int:
+    """How many of a remedies row's labels have at least SUPPORT bootstrap support."""
+    v = row.visibility
+    return sum(bool(lab) and sup >= SUPPORT for lab, sup in zip(v.labels, v.support))
+
+
 def _remedies_reading(studies: IOIStudies) -> list[str]:
-    """What the remedies table says on this model, in sentences computed from it."""
+    """What the remedies table says on this model, in sentences computed from it; which unit has the smallest
+    |INT| is stated only where its paired 95% CI against every other unit excludes 0."""
     lines = []
     estimators = list(dict.fromkeys(r.estimator for r in studies.remedies))
     for e in estimators:
         rows = [r for r in studies.remedies if r.estimator == e]
         ints = ", ".join(f"{PLURAL[r.unit]} {abs(r.int_total):.2f}" for r in rows)
-        smallest = min(rows, key=lambda r: abs(r.int_total))
-        flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)}" for r in rows)
+        per_prompt = np.stack([r.joint_per_prompt - r.nie.sum(1) for r in rows], 1)  # [P, rows]
+        best, settled, cis = smallest_abs_mean(per_prompt)
+        smallest = rows[best]
+        gaps = ", ".join(f"{PLURAL[r.unit]} − {PLURAL[smallest.unit]} [{cis[k, 0]:+.2f}, {cis[k, 1]:+.2f}]"
+                         for k, r in enumerate(rows) if k != best)
+        flagged = ", ".join(f"{PLURAL[r.unit]} {len(r.flagged_names())}/{len(r.names)} ({_n_settled(r)} at ≥ "
+                            f"{SUPPORT:.0%} support)" for r in rows)
         gap = abs(smallest.int_total) / max(abs(smallest.joint), 1e-12)
         verdict = (f"even there the single-unit effects miss the joint effect by {gap:.0%}" if gap > 0.1 else
                    f"there single-unit effects add up to the joint effect within {gap:.0%}")
-        lines.append(f"- {e}: |INT among units| is {ints}; it is smallest for {PLURAL[smallest.unit]}, "
-                     f"and {verdict}. Flagged units: {flagged}.")
+        which = (f"it is smallest for {PLURAL[smallest.unit]} (paired 95% CIs of the gaps in |INT|: {gaps}), and "
+                 f"{verdict}" if settled else
+                 f"no unit's |INT| is smaller than every other's with a paired 95% CI that excludes 0 ({gaps})")
+        lines.append(f"- {e}: |INT among units| is {ints}; {which}. Flagged units: {flagged}.")
     heads = {r.estimator: r for r in studies.remedies if r.unit == "head"}
     if "noising" in heads and "denoising" in heads:
         noising, denoising = heads["noising"].flagged_names(), heads["denoising"].flagged_names()
@@ -273,8 +301,11 @@ UNIT_WORDS = {"head": ("head", "heads"), "class": ("class", "classes")}
 def build_completeness_scatter(c: Completeness):
     """F(C∖K) against F(M∖K) over every K evaluated (a complete circuit keeps every point on the diagonal)."""
     x, y = c.model_side.mean(0), c.circuit_side.mean(0)
+    d_se = standard_error(c.incompleteness)  # [S] the SE of each K's mean d
     fig = figures._figure((5.2, 5.2))
     ax = fig.subplots()
+    ax.errorbar(x, y, yerr=1.96 * d_se, fmt="none", ecolor="0.7", lw=0.7, zorder=0,
+                label="normal 95% CI of d(K), every K")
     for origin, (color, marker) in ORIGIN_STYLE.items():
         idx = [j for j, o in enumerate(c.origins) if o == origin]
         if idx:
@@ -284,9 +315,12 @@ def build_completeness_scatter(c: Completeness):
     ax.annotate(c.name(c.worst), (x[w], y[w]), fontsize=7)
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     pad = 0.05 * (hi - lo + 1e-9)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="F(C∖K) = F(M∖K) (complete)")
+    ends = np.array([lo - pad, hi + pad])
+    ax.plot(ends, ends, "k--", lw=0.8, label="F(C∖K) = F(M∖K) (complete)")
+    ax.fill_between(ends, ends - c.simultaneous, ends + c.simultaneous, color="0.85", alpha=0.5, zorder=-1,
+                    label="± 95% simultaneous bound over all K")
     ax.set(xlabel="F(M∖K): model without K", ylabel="F(C∖K): circuit without K",
-           title=f"completeness ({c.ablation} ablation; means over prompts)")
+           title=f"completeness ({c.ablation} ablation; points: means over prompts)")
     ax.legend(fontsize=7)
     return fig
 
@@ -355,11 +389,13 @@ def completeness_section(c: Completeness, m: Minimality) -> str:
                "path": f"greedy's earlier picks, each the best {one} on its own, lead it to another set"}[g.cause]
         apart = ("the CIs of |d| are apart" if g.significant else
                  "the CIs of |d| overlap, so the prompts do not separate the two")
+        cause = (f"Why greedy misses it: {why}." if g.significant else
+                 "No cause is given: on these prompts greedy's K is not shown to fall short.")
         lines.append(f"- |K| = {g.k}: greedy's {c.name(g.greedy)} reaches |d| = {abs(g.greedy_value[0]):.3f}, the "
                      f"exhaustive worst {c.name(g.worst)} {abs(g.worst_value[0]):.3f} ({apart}). Of the worst K's "
                      f"d(K) − d(∅) = {g.single + g.joint:+.3f} (exact Möbius split over circuit {many}), its "
                      f"single-{one} terms give {g.single:+.3f} and the interactions among its members "
-                     f"{g.joint:+.3f} (largest: {terms}). Why greedy misses it: {why}.")
+                     f"{g.joint:+.3f} (largest: {terms}). {cause}")
     for split in c.splits:
         top = split.ranked()[:3]
         se = np.std(split.outside, axis=0, ddof=1) / np.sqrt(split.outside.shape[0])
@@ -393,7 +429,9 @@ def _minimality_lines(c: Completeness, m: Minimality) -> str:
     if unsettled:  # above the threshold, but not at 95%
         verdict += (f" The 95% CI of {', '.join(unsettled)} reaches below {m.threshold:.0%}: the prompts do not "
                     f"settle whether {'it matters' if len(unsettled) == 1 else 'they matter'}.")
-    hidden = [m.names[i] for i in range(len(m.names)) if m.at_empty[i] < m.threshold <= m.share[i]]
+    # the best K is the largest of many noisy shares: a unit counts only when its CI (K re-chosen in every
+    # resample) lies wholly above the threshold
+    hidden = [m.names[i] for i in range(len(m.names)) if m.at_empty[i] < m.threshold < m.share_ci[i, 0]]
     hidden_text = (f" {', '.join(hidden)} change F(C) by less than {m.threshold:.0%} when removed from the full "
                    "circuit and pass the threshold only at their best K: their effect grows once the "
                    f"{many} in K are removed (an interaction with K, as a backup's), which removing one {one} at "
@@ -416,9 +454,11 @@ def completeness_summary_lines(c: Completeness | None, m: Minimality | None) -> 
         return []
     worst = c.value(c.worst)
     gaps = greedy_gaps(c)
-    shortfall = (f"greedy falls short of the exhaustive worst K at |K| = {', '.join(str(g.k) for g in gaps)} "
-                 f"({', '.join(g.cause for g in gaps)}; CIs apart at "
-                 f"{', '.join(str(g.k) for g in gaps if g.significant) or 'none'})" if gaps else
+    apart = [g for g in gaps if g.significant]
+    shortfall = (f"greedy's K has a smaller mean |d| than the exhaustive worst at |K| = "
+                 f"{', '.join(str(g.k) for g in gaps)}; their CIs are apart at "
+                 + (", ".join(f"{g.k} ({g.cause})" for g in apart) if apart else
+                    "none, so no shortfall (and no cause) is shown") if gaps else
                  "greedy K matches the exhaustive worst at every size" if c.exhaustive else
                  "the search is greedy and random only")
     split = c.splits[0]
@@ -466,8 +506,11 @@ def distance_section(study) -> str:
          if f.ci[1] < 0 else
          f"The pooled slope's CI includes 0 ({f.label()}): no growth with distance is shown. "
          if np.isfinite(f.ci[0]) else "The fit failed (too few points with d > 0 and INT ≠ 0). ")
-        + "The theorem table's slopes are the controlled version of this (sources scaled by t): |T| under "
-          "frozen semantics, one order per chain of members under recompute.",
+        + f"The pooled fit mixes two regimes (R² {f.r2:.2f}): natural corruptions and copies of one source "
+          "scaled toward the base by t. Each is fitted on its own below (ABC, t = 1, belongs to both).",
+        "",
+        *regime_table(study.by_regime, regimes(study.corruptions)),
+        *regime_reading(study.by_regime, int(max(study.by_order))),
         "",
     ])
 
@@ -484,12 +527,7 @@ def studies_summary(studies: IOIStudies) -> list[str]:
                       f"{_boot_ci(f.faithfulness[a])[1]:.0%}]" for a, name in enumerate(f.ablations))
     rows = {e: studies.remedy(e, "head") for e in ("noising", "denoising")}
 
-    def named(r, lab):  # heads with this label, each with its bootstrap support
-        v = r.visibility
-        return ", ".join(f"{r.names[i]} ({v.support[i]:.0%})" for i in v.flagged(lab))
-
-    flagged = "; ".join(f"{e}: " + (", ".join(f"{lab} {named(r, lab)}" for lab in LABELS if r.named(lab))
-                                    or "none") for e, r in rows.items())
+    flagged = "; ".join(label_summary(e, label_claims_of(r)) for e, r in rows.items())
     w = studies.witnesses
     top = int(np.argmax(np.abs(w.importance)))  # the largest change, compensation or mediation
     lo, hi = w.ci()[top]
@@ -498,7 +536,8 @@ def studies_summary(studies: IOIStudies) -> list[str]:
         f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}.",
         *completeness_summary_lines(studies.completeness, studies.minimality),
         f"- Heads flagged by single patch against context ({studies.remedy('noising', 'head').visibility.rule}; "
-        f"in parentheses the share of bootstrap resamples of the prompts that give the same label): {flagged}.",
+        f"stated only where at least {SUPPORT:.0%} of 1000 bootstrap resamples of the prompts give the same "
+        f"label or sign flip, the share in parentheses): {flagged}.",
         f"- Witnesses of {w.suspect}: pinning {w.witnesses[top]} changes its |NIE| by {w.importance[top]:+.3f} "
         f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).",
         "- Search (noising; chosen on half the prompts, scored on the other half): "
@@ -512,5 +551,7 @@ def distance_summary(study) -> list[str]:
     """The distance study's finding in one line."""
     if study is None:
         return []
-    return [f"- |INT_T| against the distance of the patch: log-log {study.fit.label()} over "
-            f"{study.fit.n_points} (set, prompt, patch kind) points."]
+    natural = [line for line in regime_reading(study.by_regime, int(max(study.by_order)))
+               if line.startswith("- Natural")]
+    return natural or [f"- |INT_T| against the distance of the patch: log-log {study.fit.label()} over "
+                       f"{study.fit.n_points} (set, prompt, patch kind) points."]

@@ -17,7 +17,7 @@ import numpy as np
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.ioi.circuit import resolve_circuit
+from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
@@ -55,6 +55,7 @@ class IOIStudyOptions:
     completeness_ablation: Optional[str] = "mean"  # ablation of completeness and minimality (None skips them)
     completeness_random: int = 8  # random K of each size beside greedy's and the exhaustive worst
     minimality_threshold: float = 0.05  # heads whose best minimality share is below this are flagged
+    heldout: bool = True  # discover the circuit on one half of the prompts, estimate on the other
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,7 @@ class IOIStudies:
     seconds: dict[str, float]
     completeness: Optional[Completeness] = None  # on the analysis's prompts (None: skipped)
     minimality: Optional[Minimality] = None
+    split: tuple[int, int] = (0, 0)  # prompts that chose the circuit, prompts its estimates use (0, P: no split)
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
         """The remedies row of this estimator and unit."""
@@ -115,7 +117,19 @@ def run_ioi_studies(
 
     ckpt = Path(checkpoints) if checkpoints else None
     t0 = time.perf_counter()
-    circuit, source = resolve_circuit(options.circuit, model, data, nie_noising, nie_denoising, total_effect)
+    # selection on one half, estimates on the other (the search below draws the same split)
+    select_idx, score_idx = split_indices(len(data), 0.5, seed)
+    discovered = options.circuit == "discover" or (options.circuit == "auto" and not is_gpt2_small(model))
+    held_out = options.heldout and discovered
+    circuit, source = resolve_circuit(options.circuit, model, data.subset(select_idx) if held_out else data,
+                                      nie_noising[select_idx] if held_out else nie_noising,
+                                      nie_denoising[select_idx] if held_out else nie_denoising, total_effect)
+    full = data  # the search splits it itself, with the same indices
+    if held_out:
+        source += (f"; chosen on {len(select_idx)} of the {len(data)} prompts, every study estimate on the other "
+                   f"{len(score_idx)}")
+        data = data.subset(score_idx)
+    split = (len(select_idx), len(score_idx)) if held_out else (0, len(data))
     positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
     positions = CLASS_POSITIONS if positional else None
     seconds["circuit_s"] = time.perf_counter() - t0
@@ -130,7 +144,10 @@ def run_ioi_studies(
 
     say("witnesses of the strongest suspect")
     t0 = time.perf_counter()
-    suspect = strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head"))
+    # held out: the suspect is chosen on the selection half (largest |mean noising NIE|), its witnesses estimated
+    # on the other half; otherwise the strongest flagged head of the remedies row
+    suspect = (int(np.argmax(np.abs(nie_noising[select_idx].mean(0)))) if held_out else
+               strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head")))
     # Every head's own-layer MLP reads it, so there is always a candidate.
     witnesses = witness_importance(model, data.prompts, heads[suspect],
                                    [*heads, *parse_components("mlps", model.config)], **kw)
@@ -139,8 +156,7 @@ def run_ioi_studies(
     say(f"search: greedy against the best k-set, k ≤ {options.search_k}, pool of {options.search_pool}")
     t0 = time.perf_counter()
     # select on half the prompts, score on the other half; the pool admits heads by context effect too
-    select_idx, score_idx = split_indices(len(data), 0.5, seed)
-    games = {part: CheckpointedGame(build_problem(model, data.prompts.subset(idx), heads, direction="noising"),
+    games = {part: CheckpointedGame(build_problem(model, full.prompts.subset(idx), heads, direction="noising"),
                                     ckpt / "search" / part if ckpt else None, quiet=quiet,
                                     desc=f"search (noising, {part})", options=dict(study="search"), **kw)
              for part, idx in (("select", select_idx), ("score", score_idx))}
@@ -153,8 +169,10 @@ def run_ioi_studies(
 
     say(f"faithfulness: resample 1 of {options.n_resamples}")
     t0 = time.perf_counter()
+    # fresh prompt sets; held out, they start one seed on so that none is the analysis's own prompts
     faith = faithfulness_study(model, tokenizer, circuit, n_resamples=options.n_resamples,
-                               n_prompts=options.faithfulness_prompts or n_prompts or len(data), seed=seed, ablations=options.ablations,
+                               n_prompts=options.faithfulness_prompts or n_prompts or len(full),
+                               seed=seed + 1 if held_out else seed, ablations=options.ablations,
                                reference_per_template=options.reference_per_template, class_positions=positions,
                                checkpoints=ckpt / "faithfulness" if ckpt else None,
                                on_resample=lambda r: r + 1 < options.n_resamples and tick(
@@ -173,7 +191,7 @@ def run_ioi_studies(
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds, complete, minimal)
+                      names, witnesses, seconds, complete, minimal, split)
 
 
 def strongest_suspect(row: RemedyRow) -> int:

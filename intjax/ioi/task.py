@@ -207,6 +207,10 @@ class IOIPrompts:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "IOIPrompts":
+        """The prompt pairs at positions `idx`, with their texts."""
+        return dataclasses.replace(self, prompts=self.prompts.subset(idx), texts=[self.texts[int(i)] for i in idx])
+
     def rows(self) -> list[dict[str, Any]]:
         """PROMPTS.jsonl rows: clean/corrupted/target/foil text plus their token ids."""
         out = []

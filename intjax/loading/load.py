@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 
 from intjax.errors import LoadError
@@ -12,6 +13,7 @@ from intjax.errors import ConfigError
 from intjax.loading.config import gpt2_config_from_hf
 from intjax.loading.gpt_neox import neox_config_from_hf, neox_from_state_dict
 from intjax.loading.llama import llama_config_from_hf, llama_from_state_dict
+from intjax.runtime import enable_compilation_cache
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
 from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
@@ -80,7 +82,13 @@ def load_model(
     `qwen2`, `mistral` and `gpt_neox` give a `Llama`. Weights stored in bfloat16 or float16
     are converted to `dtype` (float32 by default; `dtype=jnp.bfloat16` computes
     in bfloat16, with norms, RoPE angles and softmax in float32 as HF does).
+
+    Also turns on JAX's persistent compilation cache (`runtime.enable_compilation_cache`: in
+    ~/.cache/intjax/xla, or $INTJAX_COMPILATION_CACHE; "off" leaves it off), unless a cache
+    folder is already set, so a second process reuses the compiled programs.
     """
+    if jax.config.jax_compilation_cache_dir is None:
+        enable_compilation_cache()
     folder = resolve_model_dir(name_or_path, revision=revision)
     config = config_from_hf(read_config(folder), strict=strict_config)
     model: GPT2 | Llama

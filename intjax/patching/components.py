@@ -24,7 +24,6 @@ commas: `heads,mlps`.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 from typing import Iterable, Literal, Optional
 
@@ -34,16 +33,6 @@ from intjax.model.protocol import ModelConfig
 SiteKind = Literal["resid_pre", "k", "v", "pattern", "z", "mlp_out"]
 
 
-class Entry(enum.IntEnum):
-    """Where a patched run enters its first layer: the residual stream before the layer, the
-    cached head outputs z (the attention before them is unchanged), or the cached residual after
-    attention (only the MLP is patched). A site kind's entry is the latest one that still runs it."""
-
-    RESID_PRE = 0
-    Z = 1
-    RESID_MID = 2
-
-
 @dataclasses.dataclass(frozen=True)
 class SiteKindInfo:
     """What the engine knows of one kind of site: the registry entry components, problems and
@@ -51,7 +40,6 @@ class SiteKindInfo:
 
     name: SiteKind
     per_head: bool  # values carry a head axis ([L, T, H, ...]) rather than one vector ([L, T, d_model])
-    entry: Entry  # where a run whose first edit in a layer is of this kind enters that layer
     stage: int  # its place in a layer's computation; kinds computed side by side from the same input share one
     mixes_positions: bool = False  # computed by attention: reads the layer's input at earlier positions
     key_axis: bool = False  # its last axis is a position too (the key of an attention pattern)
@@ -66,16 +54,16 @@ class SiteKindInfo:
 
 
 SITE_KIND_INFO: dict[SiteKind, SiteKindInfo] = {k.name: k for k in (
-    SiteKindInfo("resid_pre", per_head=False, entry=Entry.RESID_PRE, stage=0),
+    SiteKindInfo("resid_pre", per_head=False, stage=0),
     # keys (after RoPE) and values [L, T, Hkv, Dh] of the key/value heads, at each key position; each reads
     # its own position's residual only, and later queries read it; the pattern reads the keys, not the values
-    SiteKindInfo("k", per_head=True, entry=Entry.RESID_PRE, stage=1, kv_heads=True),
-    SiteKindInfo("v", per_head=True, entry=Entry.RESID_PRE, stage=1, kv_heads=True, unread_by=("pattern",)),
+    SiteKindInfo("k", per_head=True, stage=1, kv_heads=True),
+    SiteKindInfo("v", per_head=True, stage=1, kv_heads=True, unread_by=("pattern",)),
     # attention pattern [L, T, H, K]: query position, head, key position; a patched run recomputes the
     # values it weights, so it enters at the residual
-    SiteKindInfo("pattern", per_head=True, entry=Entry.RESID_PRE, stage=2, mixes_positions=True, key_axis=True),
-    SiteKindInfo("z", per_head=True, entry=Entry.Z, stage=3, mixes_positions=True),
-    SiteKindInfo("mlp_out", per_head=False, entry=Entry.RESID_MID, stage=4),
+    SiteKindInfo("pattern", per_head=True, stage=2, mixes_positions=True, key_axis=True),
+    SiteKindInfo("z", per_head=True, stage=3, mixes_positions=True),
+    SiteKindInfo("mlp_out", per_head=False, stage=4),
 )}
 SITE_KINDS: tuple[SiteKind, ...] = tuple(SITE_KIND_INFO)  # in the order a layer computes them
 

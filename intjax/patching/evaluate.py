@@ -1,15 +1,20 @@
-"""Evaluate f at many masks: one compiled program per chunk shape, only the work needed.
+"""Evaluate f at many masks with a fixed set of compiled programs, doing only the work needed.
 
-Masks are grouped by the first layer they touch; each group starts from the
-cached base run there (at the residual, or at the cached z or resid_mid when
-the first edit is a head or an MLP), so nothing below a patch is recomputed.
 Masks that agree on every component up to a layer share that layer's run
 (`prefix_plan`: {i} and {i, j} compute the layers before j once), and chunks
-are ordered so that their masks share prefixes. A chunk runs one jitted layer
-step per layer (the layer index is traced, so all layers share one compile);
-the last layer computes only the position the metric reads, and the readout
-only the logits the metric reads. Chunk size comes from a memory budget; runs
-are padded to one of a few sizes (`padded_size`) to bound the compiled shapes.
+are ordered so that their masks share prefixes. A mask's run starts at the
+first layer it touches, from the cached base residual there, so nothing below
+a patch is recomputed; the last layer computes only the position the metric
+reads, and the readout only the logits the metric reads.
+
+The schedule has fixed shapes (`Schedule`): a chunk holds at most `capacity`
+masks, and every layer runs its rows in blocks of `block` rows inside one
+compiled program per chunk (`_chunk_values`: a loop over layers, a loop over
+blocks, the gather of each row's parent and the write-back on the device). The
+layer index, the start layer and the number of blocks are traced, so one
+program serves every chunk, every layer, every mask count and every order of a
+sweep; the host only plans (which rows, which parents) and sends small int32
+tables. Padding is the unused rows of each layer's last block (`SweepStats`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, ArrayLike, Float, Real
+from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
-from intjax.patching.components import Entry
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
@@ -55,17 +59,17 @@ class Problem(Protocol):
     def metric_base(self) -> Array:
         """f(0) per prompt, `[P]`."""
 
+    @property
+    def slots(self) -> int:
+        """Components the compiled program has room for (≥ n; see `component_slots`)."""
+
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, `[n]`."""
 
     def start_layers(self, masks: np.ndarray) -> np.ndarray:
         """First layer each mask touches, `[M]`."""
 
-    def entries(self, masks: np.ndarray) -> np.ndarray:
-        """Where each mask's run enters its first layer, `[M]` of `Entry`."""
-
-    def layer_step(self, layer, resid, alpha, d, entry: Entry = Entry.RESID_PRE, last_only: bool = False,
-                   whole: bool = False) -> Array:
+    def layer_step(self, layer, resid, alpha, d, last_only: bool = False, whole: bool = False) -> Array:
         """One patched layer for one (mask, prompt)."""
 
     def readout(self, x: Array, d: Any) -> Array:
@@ -93,31 +97,63 @@ def bytes_per_run(problem: Problem) -> int:
     return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + n_mlp * cfg.d_mlp + 3 * cfg.n_heads * T)
 
 
+TOKENS_PER_BLOCK = {"cpu": 512}  # tokens one block computes; accelerators: ACCELERATOR_TOKENS_PER_BLOCK
+ACCELERATOR_TOKENS_PER_BLOCK = 16384  # enough rows to fill a GPU's or TPU's matrix units
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The fixed shapes of a sweep: masks per chunk (`capacity`, whole blocks) and rows per block."""
+
+    capacity: int
+    block: int
+
+
+def positions_computed(problem: Problem) -> int:
+    """T − S: the positions each patched run computes (the shared prefix is taken from the base run)."""
+    return int(problem.data.resid_start.shape[2]) - problem.shared_prefix
+
+
+def schedule(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES, chunk: Optional[int] = None,
+             n_devices: int = 1) -> Schedule:
+    """The sweep's shapes, from the problem's shapes and the budget only (never from the masks).
+
+    Rows per block: a power of two, at most half of `memory_bytes` of activations (`bytes_per_run`
+    per prompt) and about `TOKENS_PER_BLOCK` tokens (few on a CPU, where a small block wastes little
+    padding; many on an accelerator), a multiple of `n_devices`. Masks per chunk: `chunk`, else the
+    largest power of two of residual rows whose two buffers fit in the other half (at most
+    `MAX_CHUNK`); rounded up to whole blocks. Powers of two keep the shapes few: problems of similar
+    sizes share their programs.
+    """
+    P, T = problem.n_prompts, positions_computed(problem)
+    tokens = TOKENS_PER_BLOCK.get(jax.default_backend(), ACCELERATOR_TOKENS_PER_BLOCK)
+    by_memory = memory_bytes // 2 // (bytes_per_run(problem) * P)
+    block = _power_of_two_below(min(by_memory, tokens // (P * T)))
+    if chunk is None:
+        resid_row = P * T * problem.model.config.d_model * problem.data.resid_start.dtype.itemsize
+        chunk = max(block, _power_of_two_below(min(MAX_CHUNK, memory_bytes // 2 // (2 * resid_row))))
+    block = _round_up(min(block, chunk), n_devices)
+    return Schedule(capacity=_round_up(max(chunk, block), block), block=block)
+
+
+def _power_of_two_below(n: int) -> int:
+    """The largest power of two ≤ n (1 for n < 2)."""
+    return 1 << max(0, int(n).bit_length() - 1)
+
+
+def component_slots(n: int) -> int:
+    """The component count a problem of n components is compiled at: the next power of two, at least 8
+    (the rest are zero indicator rows), so that studies over different sets share programs."""
+    return max(8, 1 << max(0, int(n) - 1).bit_length())
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-int(n) // multiple) * multiple
+
+
 def chunk_size(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
-    """Masks per chunk so that one chunk's activations fit in `memory_bytes`."""
-    per_mask = bytes_per_run(problem) * problem.n_prompts
-    return int(max(1, min(MAX_CHUNK, memory_bytes // per_mask)))
-
-
-@eqx.filter_jit
-def _layer(problem: Problem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
-    step = jax.vmap(problem.layer_step, in_axes=(None, 0, None, 0, None))  # over prompts
-    return jax.vmap(step, in_axes=(None, 0, 0, None, None))(layer, resid, masks, problem.data, entry)
-
-
-@eqx.filter_jit
-def _final(problem: Problem, layer: Array, resid: Array, masks: Array, entry: Entry) -> Array:
-    def one(resid, alpha, d):
-        x = problem.layer_step(layer, resid, alpha, d, entry, last_only=True)  # [1, D]
-        return problem.readout(x[0], d)
-
-    return jax.vmap(jax.vmap(one, in_axes=(0, None, 0)), in_axes=(0, 0, None))(resid, masks, problem.data)
-
-
-@eqx.filter_jit
-def _start(problem: Problem, layer: Array, n_masks: int) -> Array:
-    resid = problem.data.resid_start[:, layer, problem.shared_prefix:]  # [P, T - S, D]
-    return jnp.broadcast_to(resid, (n_masks, *resid.shape))
+    """Masks per chunk under a memory budget (`schedule(...).capacity`)."""
+    return schedule(problem, memory_bytes).capacity
 
 
 def compile_view(problem: Problem) -> Problem:
@@ -127,8 +163,9 @@ def compile_view(problem: Problem) -> Problem:
 
 
 def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
-    """Matmul FLOPs `evaluate(problem, masks)` needs: from each mask's first edit on,
-    the last layer at the read position only, two unembedding columns.
+    """Matmul FLOPs of the masks' patched runs, one mask at a time (prefix sharing not counted):
+    every layer from the mask's first edit on, the last layer at the read position only, two
+    unembedding columns.
 
     Counted per prompt at its padded length, from the end of the shared prefix
     (its keys and values are cached), for the model's family: queries and the
@@ -142,33 +179,12 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     keys = int(problem.data.resid_start.shape[2])
     T = keys - problem.shared_prefix  # positions each patched run computes
     kv = 2 * 2 * D * d_kv  # keys and values of one token
-    attn_in = 2 * D * d_q + kv + 2 * 2 * keys * d_q  # q, k, v and the two attention products, per query
-    mlp = 2 * n_mlp * D * M
-    after_z = 2 * d_q * D + mlp  # the output projection and the MLP
-    per_entry = {Entry.RESID_PRE: attn_in + after_z, Entry.Z: after_z, Entry.RESID_MID: mlp}  # per token
+    layer = 2 * D * d_q + kv + 2 * 2 * keys * d_q + 2 * d_q * D + 2 * n_mlp * D * M  # one token's layer
+    last = T * kv + layer - kv  # every token's keys and values, the rest at the read position
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
-    total = 0
-    for start, entry in zip(problem.start_layers(masks), problem.entries(masks)):
-        if start >= L:
-            continue
-        first = per_entry[entry]
-        if start < L - 1:
-            total += T * first + T * (L - 2 - start) * per_entry[Entry.RESID_PRE]
-            total += T * kv + (per_entry[Entry.RESID_PRE] - kv) + readout  # last layer, one query
-        else:
-            whole = entry == Entry.RESID_PRE  # the last layer's attention runs only if entered before it
-            total += (T * kv + per_entry[Entry.RESID_PRE] - kv if whole else first) + readout
-    return int(total) * problem.n_prompts
-
-
-def padded_size(n: int) -> int:
-    """The chunk shape a short chunk of n masks runs at: the next of 4, 8, 10, 12, 14, 16,
-    20, 24, 28, 32, … (at most 4 shapes per doubling, so at most ~14% padding beyond 8
-    masks, and few compiles)."""
-    if n <= 8:
-        return 4 if n <= 4 else 8
-    step = 1 << (n.bit_length() - 3)  # a quarter of the power of two below n
-    return -(-n // step) * step
+    starts = problem.start_layers(masks)
+    starts = starts[starts < L]
+    return int(((L - 1 - starts) * T * layer + last + readout).sum()) * problem.n_prompts
 
 
 def local_mesh() -> Optional[Mesh]:
@@ -198,96 +214,123 @@ def prefix_plan(touch: np.ndarray, masks: np.ndarray, start: int) -> list[tuple[
     """Which runs each layer needs when masks share prefixes.
 
     The residual leaving layer l depends only on the mask values of components
-    with a site in layers ≤ l, so masks that agree on those share it. For each
-    layer l from `start` to the second-to-last, returns (one representative row
-    of `masks` per distinct prefix, the index of each prefix's parent among the
-    previous layer's prefixes); the last layer runs every mask, and its entry's
-    parents index the second-to-last layer's prefixes.
+    with a site in layers ≤ l, so masks that agree on those share it, and a
+    mask that is 0 on all of them leaves it at its base value. For each layer l
+    from `start` (the earliest layer a mask touches) to the second-to-last,
+    returns (one representative row of `masks` per distinct nonzero prefix, the
+    index of each prefix's parent among the previous layer's prefixes, or -1
+    where the run starts at this layer from the cached base residual); the last
+    layer runs every mask (in order), its parents indexing the second-to-last
+    layer's prefixes.
     """
     L = touch.shape[1]
-    plan, previous = [], None
+    plan, previous = [], np.full(len(masks), -1)  # each mask's prefix index at the layer before
     for layer in range(start, L):
         if layer == L - 1:
-            reps, inverse = np.arange(len(masks)), np.arange(len(masks))
+            reps, index = np.arange(len(masks)), np.arange(len(masks))
         else:
-            active = touch[:, : layer + 1].any(axis=1)
-            _, reps, inverse = np.unique(masks[:, active], axis=0, return_index=True, return_inverse=True)
+            keys = masks[:, touch[:, : layer + 1].any(axis=1)]
+            _, reps, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
             inverse = inverse.reshape(-1)
-        parents = np.zeros(len(reps), int) if previous is None else previous[reps]
-        plan.append((reps, parents))
-        previous = inverse
+            zero = keys.any(axis=1) == 0  # not patched yet: no run
+            kept = np.unique(inverse[~zero])
+            reps = reps[kept]
+            index = np.full(len(masks), -1)
+            index[~zero] = np.searchsorted(kept, inverse[~zero])
+        plan.append((reps, previous[reps]))
+        previous = index
     return plan
-
-
-def _pad_rows(rows: np.ndarray, n_devices: int) -> np.ndarray:
-    """Rows padded (with repeats of row 0) to a run shape from `padded_size`, a multiple of n_devices."""
-    size = -(-padded_size(len(rows)) // n_devices) * n_devices
-    return np.concatenate([rows, np.zeros(size - len(rows), int)])
-
-
-def evaluate_chunk(
-    problem: Problem, masks: Real[ArrayLike, "C n"], start: int, entry: Entry = Entry.RESID_PRE,
-    mesh: Optional[Mesh] = None,
-) -> Float[Array, "C P"]:
-    """f at each mask of a chunk whose masks touch no layer below `start`.
-
-    The start layer begins at `entry` (see `Entry` and Problem.entries). Each layer runs once per distinct
-    prefix (`prefix_plan`): masks that differ only in later layers share the
-    earlier ones. The last layer computes only the position the metric reads.
-    With a `mesh`, every layer's runs are split over its devices.
-    """
-    L = problem.model.config.n_layers
-    masks = np.asarray(masks)
-    if start >= L:
-        return jnp.broadcast_to(problem.metric_base, (masks.shape[0], problem.n_prompts))
-    n_devices = 1 if mesh is None else mesh.size
-    split = None if mesh is None else NamedSharding(mesh, PartitionSpec("masks"))
-    plan = prefix_plan(layer_touch(problem), masks, start)
-    problem = compile_view(problem)
-    dtype = problem.data.resid_start.dtype
-    resid = None
-    for layer, (reps, parents) in zip(range(start, L), plan):
-        rows = _pad_rows(np.arange(len(reps)), n_devices)
-        block = jnp.asarray(masks[reps[rows]], dtype)
-        if resid is None:
-            resid = _start(problem, jnp.asarray(start), len(rows))
-        else:
-            resid = jnp.take(resid, jnp.asarray(parents[rows]), axis=0)
-        if split is not None:
-            block, resid = jax.device_put(block, split), jax.device_put(resid, split)
-        step = _final if layer == L - 1 else _layer
-        resid = step(problem, jnp.asarray(layer), resid, block, entry if layer == start else Entry.RESID_PRE)
-    return resid[: masks.shape[0]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Masks run together: their rows in the mask array, shared start layer and entry (each
-    layer's run shape is set in `evaluate_chunk`)."""
+    """Masks run together (their rows in the mask array) and the first layer any of them touches."""
 
     rows: np.ndarray
     start: int
-    entry: Entry
 
 
 def plan_chunks(problem: Problem, masks: np.ndarray, size: int, n_devices: int = 1) -> list[Chunk]:
-    """Split masks into chunks of at most `size` that share a start layer and entry,
-    ordered by their values on early components first, so that a chunk's masks
-    share prefixes (see `prefix_plan`).
+    """Split the masks that patch something into chunks of at most `size`, ordered by their
+    values on early components first, so that a chunk's masks share prefixes (see
+    `prefix_plan`); all-zero masks are in no chunk (f there is the base run's value).
 
     Deterministic for the same masks and size (resumed sweeps rely on it); the
     size is rounded down to a multiple of `n_devices`.
     """
     size = max(n_devices, size // n_devices * n_devices)
-    groups = problem.start_layers(masks) * len(Entry) + problem.entries(masks)
-    by_layer = np.argsort(problem.first_layers(), kind="stable")  # sort so that chunks share prefixes
+    starts = problem.start_layers(masks)
+    by_layer = np.argsort(problem.first_layers(), kind="stable")
     order = np.lexsort([masks[:, i] for i in by_layer[::-1]])
-    chunks = []
-    for group in np.unique(groups):
-        start, entry = divmod(int(group), len(Entry))
-        idx = order[groups[order] == group]
-        chunks += [Chunk(idx[lo : lo + size], start, Entry(entry)) for lo in range(0, len(idx), size)]
-    return chunks
+    order = order[starts[order] < problem.model.config.n_layers]
+    return [Chunk(idx, int(starts[idx].min())) for idx in (order[lo: lo + size] for lo in range(0, len(order), size))]
+
+
+def chunk_tables(problem: Problem, masks: np.ndarray, chunk: Chunk, capacity: int) -> tuple[np.ndarray, ...]:
+    """What the device needs of one chunk, as fixed-shape arrays: its masks `[capacity, slots]`, per
+    layer the mask row of each run `[L, capacity]`, its parent run (-1: the base residual)
+    `[L, capacity]`, and the number of runs `[L]` (0 below the chunk's start layer)."""
+    L = problem.model.config.n_layers
+    own = np.asarray(masks[chunk.rows])
+    rows, parents = np.zeros((L, capacity), np.int32), np.full((L, capacity), -1, np.int32)
+    counts = np.zeros(L, np.int32)
+    for layer, (reps, par) in zip(range(chunk.start, L), prefix_plan(layer_touch(problem), own, chunk.start)):
+        rows[layer, : len(reps)], parents[layer, : len(par)], counts[layer] = reps, par, len(reps)
+    padded = np.zeros((capacity, problem.slots), problem.data.resid_start.dtype)  # zero columns: empty slots
+    padded[: len(own), : own.shape[1]] = own
+    return padded, rows, parents, counts
+
+
+@eqx.filter_jit
+def _chunk_values(problem: Problem, masks: Array, rows: Array, parents: Array, counts: Array, start: Array,
+                  block: int, mesh: Optional[Mesh]) -> Array:
+    """f at a chunk's masks, `[capacity, P]` (rows past the chunk's masks are padding).
+
+    Layers `start`..L-2 run their runs block by block into a residual buffer,
+    each run from its parent's residual (or the base residual where it starts);
+    the last layer computes the read position and the metric.
+    """
+    d, S = problem.data, problem.shared_prefix
+    L = problem.model.config.n_layers
+    capacity = masks.shape[0]
+    split = None if mesh is None else NamedSharding(mesh, PartitionSpec("masks"))
+
+    def run_block(layer, buffers, i, last):
+        lo = (i * block).astype(jnp.int32)
+        parent = jax.lax.dynamic_slice(parents[layer], (lo,), (block,))
+        alpha = masks[jax.lax.dynamic_slice(rows[layer], (lo,), (block,))]
+        base = jax.lax.dynamic_index_in_dim(d.resid_start, layer, axis=1, keepdims=False)[:, S:]  # [P, T-S, D]
+        prev = jax.lax.dynamic_index_in_dim(buffers, (layer - 1) % 2, keepdims=False)  # the layer before's runs
+        resid = jnp.where((parent < 0)[:, None, None, None], base[None], prev[jnp.maximum(parent, 0)])
+        if split is not None:
+            resid, alpha = (jax.lax.with_sharding_constraint(a, split) for a in (resid, alpha))
+
+        def one(r, a, p):
+            if not last:
+                return problem.layer_step(layer, r, a, p)
+            return problem.readout(problem.layer_step(layer, r, a, p, last_only=True)[0], p)
+
+        return jax.vmap(jax.vmap(one, in_axes=(0, None, 0)), in_axes=(0, 0, None))(resid, alpha, d), lo
+
+    def layer_body(layer, buffers):  # this layer's runs into buffers[layer % 2], in place
+        def body(i, buffers):
+            y, lo = run_block(layer, buffers, i, last=False)
+            at = jnp.stack([layer % 2, lo, 0, 0, 0]).astype(jnp.int32)  # one index type, in x64 mode too
+            return jax.lax.dynamic_update_slice(buffers, y[None].astype(buffers.dtype), tuple(at))
+
+        return jax.lax.fori_loop(0, n_blocks(layer), body, buffers)
+
+    def final_body(i, out):
+        y, lo = run_block(L - 1, buffers, i, last=True)
+        return jax.lax.dynamic_update_slice_in_dim(out, y.astype(out.dtype), lo, axis=0)
+
+    def n_blocks(layer):
+        return (counts[layer] + block - 1) // block
+
+    # two residual buffers (the layer before's runs, this layer's) as one array, updated in place
+    buffers = jnp.zeros((2, capacity, *d.resid_start[:, 0, S:].shape), d.resid_start.dtype)
+    buffers = jax.lax.fori_loop(start, L - 1, layer_body, buffers)
+    return jax.lax.fori_loop(0, n_blocks(L - 1), final_body, jnp.zeros((capacity, problem.n_prompts), buffers.dtype))
 
 
 def check_masks(problem: Problem, masks: np.ndarray) -> np.ndarray:
@@ -301,10 +344,13 @@ def check_masks(problem: Problem, masks: np.ndarray) -> np.ndarray:
     return masks
 
 
-def run_chunk(problem: Problem, masks: np.ndarray, chunk: Chunk, mesh: Optional[Mesh] = None) -> np.ndarray:
-    """f at the chunk's masks, `[len(chunk.rows), P]` float64."""
-    values = evaluate_chunk(problem, masks[chunk.rows], chunk.start, chunk.entry, mesh)
-    return np.asarray(values, np.float64)
+def run_chunk(problem: Problem, masks: np.ndarray, chunk: Chunk, plan: Schedule,
+              mesh: Optional[Mesh] = None) -> tuple[Array, np.ndarray]:
+    """Start f at the chunk's masks on the device. Returns at once: the `[capacity, P]` values, to
+    be read later (rows past `len(chunk.rows)` are padding), and the runs of each layer `[L]`."""
+    tables = chunk_tables(problem, masks, chunk, plan.capacity)
+    on_device = jax.device_put((*tables, np.int32(chunk.start)))
+    return _chunk_values(compile_view(problem), *on_device, plan.block, mesh), tables[3]
 
 
 @runtime_checkable
@@ -322,7 +368,7 @@ class VertexLookup(Protocol):
 class Checkpoint(Protocol):
     """Where a sweep keeps finished chunks (see `intjax.sweeps.runner.SweepCheckpoint`)."""
 
-    def resume(self, problem: Problem, masks: np.ndarray, chunk_size: int, n_devices: int,
+    def resume(self, problem: Problem, masks: np.ndarray, plan: Schedule, n_devices: int,
                values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The values and done flags saved so far (or the ones given, for a new sweep)."""
 
@@ -331,6 +377,22 @@ class Checkpoint(Protocol):
 
     def close(self, values: np.ndarray, done: np.ndarray) -> None:
         """Save what is not yet saved (also after an error or Ctrl-C)."""
+
+
+@dataclasses.dataclass
+class SweepStats:
+    """What a sweep did, filled in by `evaluate(..., stats=)`: its shapes, chunks, the layer runs
+    its masks needed and the ones computed (whole blocks: the rest is padding)."""
+
+    schedule: Optional[Schedule] = None
+    chunks: int = 0
+    runs_needed: int = 0  # (run, layer) pairs the masks need, per prompt
+    runs_computed: int = 0  # the same in whole blocks
+
+    @property
+    def padding(self) -> float:
+        """Computed runs over needed runs (1.0: no padding)."""
+        return self.runs_computed / self.runs_needed if self.runs_needed else 1.0
 
 
 def evaluate(
@@ -344,17 +406,20 @@ def evaluate(
     quiet: bool = True,
     desc: str = "patching",
     cache: Optional[VertexLookup] = None,
+    stats: Optional[SweepStats] = None,
 ) -> np.ndarray:
     """f(mask) for every mask and prompt, `[M, P]` (float64 copy of the model's values).
 
-    The one sweep loop of intjax. Chunks are split over this process's devices;
-    under `jax.distributed.initialize` with several processes, process i runs
+    The one sweep loop of intjax. Each chunk's blocks are split over this process's
+    devices; under `jax.distributed.initialize` with several processes, process i runs
     chunks i, i + n, … and the values are all-gathered at the end, so every
-    process returns all of them. A `checkpoint` (`intjax.sweeps.run_sweep`
+    process returns all of them. The host plans chunk k + 1 and reads chunk k - 1's values
+    while the device runs chunk k. A `checkpoint` (`intjax.sweeps.run_sweep`
     makes one) restores finished chunks and saves new ones. `on_chunk(n_masks)`
     is called after each chunk; `quiet=False` shows a progress bar named `desc`.
     With a `cache` (`intjax.sweeps.VertexCache`), rows it knows are taken from it,
     only the others are swept (and checkpointed), and they are added to it.
+    `stats` (a `SweepStats`) receives the schedule, chunk count and padding.
     """
     masks = check_masks(problem, masks)
     if cache is not None:
@@ -362,37 +427,59 @@ def evaluate(
         todo = np.flatnonzero(~known)
         if len(todo):
             out[todo] = evaluate(problem, masks[todo], memory_bytes=memory_bytes, chunk=chunk, on_chunk=on_chunk,
-                                 checkpoint=checkpoint, quiet=quiet, desc=desc)
+                                 checkpoint=checkpoint, quiet=quiet, desc=desc, stats=stats)
             cache.store(problem, masks[todo], out[todo])
         return out
     pid, n_proc = jax.process_index(), jax.process_count()
     mesh = local_mesh()
     n_devices = 1 if mesh is None else mesh.size
-    size = chunk or chunk_size(problem, memory_bytes) * n_devices
-    chunks = plan_chunks(problem, masks, size, n_devices)
+    plan = schedule(problem, memory_bytes * n_devices, chunk, n_devices)
+    stats = SweepStats() if stats is None else stats
+    stats.schedule = plan
+    chunks = plan_chunks(problem, masks, plan.capacity, n_devices)
     mine = np.arange(len(chunks)) % n_proc == pid  # with several processes (hosts), chunk k is process k % n's
     values = np.full((masks.shape[0], problem.n_prompts), np.nan)
     done = ~mine
     if checkpoint is not None:
-        values, done = checkpoint.resume(problem, masks, size, n_devices, values, done)
+        values, done = checkpoint.resume(problem, masks, plan, n_devices, values, done)
+    unpatched = problem.start_layers(masks) >= problem.model.config.n_layers
+    values[unpatched] = np.asarray(problem.metric_base, np.float64)
     problem = replicate(problem, mesh)
     runs = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs), initial=sum(r for r, d in zip(runs, done) if d), unit="run", desc=desc,
               disable=quiet, smoothing=0.1) as bar:
+
+        def finish(k: int, out: Array) -> None:  # chunk k's values have been computed (or will be: wait)
+            values[chunks[k].rows] = np.asarray(out, np.float64)[: len(chunks[k].rows)]
+            done[k] = True
+            if checkpoint is not None:
+                checkpoint.chunk_done(k, values, done)
+            bar.update(runs[k])
+            if on_chunk is not None:
+                on_chunk(len(chunks[k].rows))
+
+        pending = None  # (k, values on the device) of the chunk that runs now
         try:
             for k, c in enumerate(chunks):
                 if done[k]:
                     continue
-                values[c.rows] = run_chunk(problem, masks, c, mesh)
-                done[k] = True
+                out, counts = run_chunk(problem, masks, c, plan, mesh)
+                stats.chunks += 1
+                stats.runs_needed += int(counts.sum())
+                stats.runs_computed += int((-(-counts // plan.block) * plan.block).sum())
+                if pending is not None:
+                    finish(*pending)
+                pending = (k, out)
+            if pending is not None:
+                finish(*pending)
+                pending = None
+        finally:  # the chunk still running, then what was finished before an error or Ctrl-C
+            try:
+                if pending is not None:
+                    finish(*pending)
+            finally:
                 if checkpoint is not None:
-                    checkpoint.chunk_done(k, values, done)
-                bar.update(runs[k])
-                if on_chunk is not None:
-                    on_chunk(len(c.rows))
-        finally:  # the last chunks, or what was finished before an error or Ctrl-C
-            if checkpoint is not None:
-                checkpoint.close(values, done)
+                    checkpoint.close(values, done)
     if n_proc > 1:
         values = _gather(values, chunks, n_proc)
     return values
@@ -403,7 +490,7 @@ def _gather(values: np.ndarray, chunks: list[Chunk], n_proc: int) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     everyone = np.asarray(multihost_utils.process_allgather(values))  # [n_proc, M, P]
-    out = np.empty_like(values)
+    out = values.copy()  # rows in no chunk (all-zero masks) are the same on every process
     for k, c in enumerate(chunks):
         out[c.rows] = everyone[k % n_proc, c.rows]
     return out

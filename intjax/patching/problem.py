@@ -24,10 +24,11 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
+from intjax.runtime import cast_floats
 from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
-from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component, Entry
-from intjax.patching.evaluate import evaluate
+from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component
+from intjax.patching.evaluate import component_slots, evaluate
 from intjax.patching.metrics import Metric, get_metric
 from intjax.patching.prompts import PromptSet, check_vocab, pad
 
@@ -46,8 +47,6 @@ class PromptArrays(NamedTuple):
     target: Int[Array, " P"]
     foil: Int[Array, " P"]
     resid_start: Float[Array, "P L+1 T D"]  # base resid_pre per layer, then the final resid
-    z: Float[Array, "P L T H Dh"]  # base z: a run whose first edit is a head starts here
-    resid_mid: Float[Array, "P L T D"]  # base resid_mid: a run whose first edit is an MLP starts here
     base_sites: dict  # kind -> [P, L, T, ...] base values (frozen semantics pins to them)
     source: dict  # kind -> [P, L, T, ...] values patched in
     indicator: dict  # kind -> [P, n, L, T, ...] when a component names a role position, else {}
@@ -99,8 +98,7 @@ class PatchProblem(eqx.Module):
 
     def with_source_scale(self, t: float) -> "PatchProblem":
         """The same problem with every source moved toward the base: s(t) = b + t·(s − b)."""
-        d = self.data
-        scaled = {k: d.base_sites[k] + t * (d.source[k] - d.base_sites[k]) for k in d.source}
+        scaled = _scaled_sources(self.data.base_sites, self.data.source, jax.device_put(np.asarray(t, self.data.resid_start.dtype)))
         return eqx.tree_at(lambda p: p.data.source, self, scaled)
 
     def with_pin(self, prompts: PromptSet, pin: Sequence[Component]) -> "PatchProblem":
@@ -120,9 +118,16 @@ class PatchProblem(eqx.Module):
                                                self.model.config, int(prompts.lengths.max()), prompts.roles)
         return dataclasses.replace(self, data=data, indicator=indicator, pin=pinned, witnesses=pin)
 
+    @property
+    def slots(self) -> int:
+        """Components the indicator arrays have room for: `component_slots(n)`, the rows past n all zero
+        (they patch nothing), so that problems with different component counts share compiled programs."""
+        ind = self.data.indicator or self.indicator
+        return int(next(iter(ind.values())).shape[1 if self.data.indicator else 0])
+
     def with_dtype(self, dtype) -> "PatchProblem":
         """The same problem with every float array (weights, cached runs, sources) in `dtype`."""
-        return jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, self)
+        return cast_floats(self, dtype)
 
     def first_layers(self) -> np.ndarray:
         """First layer each component touches, [n]."""
@@ -140,6 +145,7 @@ class PatchProblem(eqx.Module):
         def at(a):
             return a if layer is None else a[layer]
 
+        alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1]))  # the empty slots patch nothing
         edits = {}
         pins = d.pin if d.indicator else self.pin
         for kind, ind in (d.indicator or self.indicator).items():  # per prompt when positions are roles
@@ -156,24 +162,21 @@ class PatchProblem(eqx.Module):
 
     def readout(self, x: Float[Array, " D"], d: PromptArrays) -> Float[Array, ""]:
         """The metric from the final residual at the last position: only the logits it reads."""
-        norm = self.metric.final_norm
-        if self.metric.full_vocab:
-            return self.metric.fn(self.model.unembed(x, final_norm=norm), d.target, d.foil)
-        logits = self.model.unembed(x, columns=jnp.stack([d.target, d.foil]), final_norm=norm)
-        return self.metric.fn(logits, 0, 1)
+        return read_metric(self.model, self.metric, x, d.target, d.foil)
 
-    def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: int = 0) -> Float[Array, ""]:
-        """f(α) for ONE prompt, starting from the cached base residual at layer `start`;
-        the last layer computes only the position the metric reads."""
+    def value(self, alpha: Float[Array, " n"], d: PromptArrays, start: Int[ArrayLike, ""] = 0) -> Float[Array, ""]:
+        """f(α) for ONE prompt, starting from the cached base residual at layer `start` (an int, or
+        traced: one compiled program for every start, differentiable forward); the last layer computes
+        only the position the metric reads."""
         L = self.model.config.n_layers
-        if start >= L:
+        if isinstance(start, int) and start >= L:
             return self.readout(d.resid_start[L][d.last], d)
-        resid = d.resid_start[start]
-        if start < L - 1:
-            resid, _ = self.model.run_blocks(resid, start=start, stop=L - 1, edits=self.layer_edits(alpha, d))
+        resid = jax.lax.dynamic_index_in_dim(d.resid_start, start, keepdims=False)
+        resid = jax.lax.fori_loop(start, L - 1, lambda layer, r: self.layer_step(layer, r, alpha, d, whole=True),
+                                  resid)
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
-    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int = 0) -> Float[Array, " P"]:
+    def __call__(self, alpha: Float[ArrayLike, "*P n"], start: Int[ArrayLike, ""] = 0) -> Float[Array, " P"]:
         """f(α) for every prompt, [P]; differentiable in α (jax.grad, jax.jvp).
 
         `alpha` is `[n]` (the same mask for every prompt) or `[P, n]` (row p for
@@ -190,23 +193,12 @@ class PatchProblem(eqx.Module):
             raise InputError(f"per-prompt α must be [P={self.n_prompts}, n={self.n_components}], got {alpha.shape}")
         return self(alpha)
 
-    def entries(self, masks: np.ndarray) -> np.ndarray:
-        """Where each mask's run can start inside its first layer, [M] of `Entry` values: the
-        earliest entry among the site kinds it patches in that layer."""
-        comp_rank = np.array([min(SITE_KIND_INFO[s.kind].entry for s in c.sites if s.layer == c.first_layer)
-                              for c in self.components])
-        starts = self.start_layers(masks)
-        at_start = (np.asarray(masks) != 0) & (self.first_layers()[None] == starts[:, None])
-        last = int(max(Entry))
-        return np.where(at_start, comp_rank[None], last).min(axis=1, initial=last)
-
     def layer_step(
         self,
         layer: Int[Array, ""] | int,
         resid: Float[Array, "Tq D"],
         alpha: Float[Array, " n"],
         d: PromptArrays,
-        entry: Entry = Entry.RESID_PRE,
         last_only: bool = False,
         whole: bool = False,
     ) -> Float[Array, "R D"]:
@@ -214,9 +206,7 @@ class PatchProblem(eqx.Module):
 
         `resid` holds the positions after the shared prefix (S = `shared_prefix`;
         the prefix's keys and values come from the base run), or every position
-        with `whole=True`. `entry` (see `entries`) starts the layer from the
-        cached base z or resid_mid; `last_only` computes only the last position
-        (the final layer).
+        with `whole=True`; `last_only` computes only the last position (the final layer).
         """
         S = 0 if whole else self.shared_prefix
         rows = (d.last - S)[None] if last_only else None
@@ -226,15 +216,58 @@ class PatchProblem(eqx.Module):
             edits = jax.tree.map(lambda a: a[S:], edits)
             prefix_kv = (d.prefix_k[layer], d.prefix_v[layer])
 
-        def cached(a):
-            return a[layer][S:] if rows is None else a[layer][S:][rows]
+        return self.model.layer(layer, resid, edits, rows=rows, prefix_kv=prefix_kv)
 
-        return self.model.layer(
-            layer, resid, edits, rows=rows,
-            z=cached(d.z) if entry == Entry.Z else None,
-            resid_mid=cached(d.resid_mid) if entry == Entry.RESID_MID else None,
-            prefix_kv=prefix_kv,
-        )
+
+def read_metric(model: PatchableModel, metric: Metric, x: Float[Array, " D"], target: Int[Array, ""],
+                foil: Int[Array, ""]) -> Float[Array, ""]:
+    """The metric from one final residual: only the unembedding columns it reads (both, or the whole vocabulary)."""
+    if metric.full_vocab:
+        return metric.fn(model.unembed(x, final_norm=metric.final_norm), target, foil)
+    logits = model.unembed(x, columns=jnp.stack([target, foil]), final_norm=metric.final_norm)
+    return metric.fn(logits, 0, 1)
+
+
+class BaseRuns(NamedTuple):
+    """What `build_problem` caches from the clean and corrupted runs (one compiled program)."""
+
+    base: Activations  # the base side's activations, only the site kinds patched
+    source: dict  # kind -> [P, L, T, ...] patched-in values (counterfactual or zero; mean is added later)
+    resid_start: Float[Array, "P L+1 T D"]
+    prefix_k: Optional[Array]
+    prefix_v: Optional[Array]
+    metric_clean: Float[Array, " P"]
+    metric_corrupted: Float[Array, " P"]
+
+
+@eqx.filter_jit
+def _base_runs(model: PatchableModel, clean: Int[Array, "P T"], corrupted: Int[Array, "P T"], last: Int[Array, " P"],
+               target: Int[Array, " P"], foil: Int[Array, " P"], *, kinds: tuple[str, ...], noising: bool,
+               source: str, shared: int, metric: Metric) -> BaseRuns:
+    """Both prompt sets' runs, the base side's cached arrays, the source side's sites (counterfactual or
+    zero), the shared prefix's keys and values and the metric of both runs, in one program."""
+    runs = [jax.vmap(lambda t: model.activations(t, with_pattern="pattern" in kinds))(x) for x in (clean, corrupted)]
+    base, other = runs if noising else runs[::-1]
+    if source == "counterfactual":
+        src = {k: getattr(other, k) for k in kinds}
+    else:  # zero; the mean source is computed on the host and replaces these
+        src = {k: jnp.zeros_like(getattr(base, k)) for k in kinds}
+    prefix_k, prefix_v = jax.vmap(model.keys_values)(base.resid_pre[:, :, :shared]) if shared else (None, None)
+
+    def metric_of(acts):
+        final = jax.vmap(lambda r, i: r[i])(acts.resid_post[:, -1], last)
+        return jax.vmap(lambda x, t, f: read_metric(model, metric, x, t, f))(final, target, foil)
+
+    return BaseRuns(base=base, source=src,
+                    resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
+                    prefix_k=prefix_k, prefix_v=prefix_v, metric_clean=metric_of(runs[0]),
+                    metric_corrupted=metric_of(runs[1]))
+
+
+@eqx.filter_jit
+def _scaled_sources(base: dict, source: dict, t: Float[Array, ""]) -> dict:
+    """b + t·(s − b) for every site kind (t traced: one program for every scale)."""
+    return {k: base[k] + t * (source[k] - base[k]) for k in source}
 
 
 def run_model(model: PatchableModel, tokens: Int[ArrayLike, "P T"], with_pattern: bool = False) -> Activations:
@@ -282,12 +315,6 @@ def shared_prefix_length(prompts: PromptSet, T: int) -> int:
     differs = pad(prompts.clean, T) != pad(prompts.corrupted, T)  # [P, T]
     first = np.where(differs.any(axis=1), differs.argmax(axis=1), T)
     return int(min(first.min(), prompts.lengths.min() - 1))
-
-
-@eqx.filter_jit
-def _prefix_keys_values(model: PatchableModel, resid_pre: Float[Array, "P L S D"]) -> tuple[Array, Array]:
-    """Keys and values of every layer at the given base residuals, each `[P, L, S, H, Dh]`."""
-    return jax.vmap(model.keys_values)(resid_pre)  # over prompts
 
 
 def _site_positions(pos, roles: dict[str, np.ndarray], p: int, T: int):
@@ -340,8 +367,14 @@ def _site_arrays(data: PromptArrays, components: Sequence[Component], pin: Seque
                                     roles)
     dtype = data.resid_start.dtype
     axis = 1 if per_prompt else 0  # the component axis
-    indicator = {k: jnp.asarray(np.take(v, range(n), axis=axis), dtype) for k, v in owned.items()}
-    pinned = {k: jnp.asarray(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis), dtype)
+    slots = [(0, component_slots(n) - n if i == axis else 0) for i in range(axis + 1)]  # zero rows: empty slots
+
+    def own(v: np.ndarray) -> np.ndarray:
+        v = np.take(v, range(n), axis=axis)
+        return np.pad(v, slots + [(0, 0)] * (v.ndim - axis - 1)).astype(dtype)
+
+    indicator = {k: jax.device_put(own(v)) for k, v in owned.items()}
+    pinned = {k: jax.device_put(np.take(v, range(n, v.shape[axis]), axis=axis).sum(axis).astype(dtype))
               for k, v in owned.items()} if pin else {}
     if per_prompt:
         return data._replace(indicator=indicator, pin=pinned), {}, {}
@@ -387,7 +420,7 @@ def _group_means(ref_acts: Activations, ref_lengths: np.ndarray, mean_groups, le
         for k, v in means.items():
             keys = (slice(None), slice(None, T_g)) if SITE_KIND_INFO[k].key_axis else ()
             src[k][(rows, slice(None), slice(None, T_g), *keys)] = v
-    return {k: jnp.asarray(v, base.resid_pre.dtype) for k, v in src.items()}
+    return {k: jax.device_put(v.astype(base.resid_pre.dtype)) for k, v in src.items()}
 
 
 def build_problem(
@@ -450,54 +483,34 @@ def build_problem(
                     f"component {comp.name} patches position {s.pos}, but the shortest prompt "
                     f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
                 )
-    kinds = [k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites)]
-    with_pattern = "pattern" in kinds
-    clean = run_model(model, pad(prompts.clean, T), with_pattern)
-    corrupted = run_model(model, pad(prompts.corrupted, T), with_pattern)
-    base, other = (clean, corrupted) if direction == "noising" else (corrupted, clean)
-    if source == "counterfactual":
-        src = {k: getattr(other, k) for k in kinds}
-    elif source == "zero":
-        src = {k: jnp.zeros_like(getattr(base, k)) for k in kinds}
-    else:
+    kinds = tuple(k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites))
+    S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
+    # host arrays go over with device_put (jnp.asarray of a numpy array compiles a program per shape)
+    last, target, foil = jax.device_put([np.asarray(a, np.int32) for a in (lengths - 1, prompts.target, prompts.foil)])
+    runs = _base_runs(model, *jax.device_put([pad(prompts.clean, T), pad(prompts.corrupted, T)]), last,
+                      target, foil, kinds=kinds, noising=direction == "noising", source=source, shared=S,
+                      metric=metric)
+    base, src = runs.base, runs.source
+    if source == "mean":
         ref = reference if reference is not None else prompts
         check_vocab(ref, cfg.vocab_size, cfg.n_positions)
         ref_side = ref.corrupted if direction == "noising" else ref.clean
-        ref_acts = run_model(model, pad(ref_side), with_pattern)
+        ref_acts = jax.device_get(run_model(model, pad(ref_side), "pattern" in kinds))  # means on the host
         if mean_groups is None:
             means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
-            src = {k: jnp.broadcast_to(jnp.asarray(v, base.resid_pre.dtype), getattr(base, k).shape)
+            src = {k: jax.device_put(np.broadcast_to(v, getattr(base, k).shape).astype(base.resid_pre.dtype))
                    for k, v in means.items()}
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
-    S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
-    prefix_k, prefix_v = _prefix_keys_values(model, base.resid_pre[:, :, :S]) if S else (None, None)
     data = PromptArrays(
-        last=jnp.asarray(lengths - 1),
-        target=jnp.asarray(prompts.target),
-        foil=jnp.asarray(prompts.foil),
-        resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
-        z=base.z,
-        resid_mid=base.resid_mid,
-        base_sites={k: getattr(base, k) for k in kinds},
-        source=src,
-        indicator={},
-        pin={},
-        prefix_k=prefix_k,
-        prefix_v=prefix_v,
+        last=last, target=target, foil=foil, resid_start=runs.resid_start,
+        base_sites={k: getattr(base, k) for k in kinds}, source=src, indicator={}, pin={},
+        prefix_k=runs.prefix_k, prefix_v=runs.prefix_v,
     )
     data, indicator, pinned = _site_arrays(data, components, pin, kinds, cfg, T, roles)
-    problem = PatchProblem(
+    return PatchProblem(
         model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
-        metric_clean=jnp.zeros(len(prompts)), metric_corrupted=jnp.zeros(len(prompts)),
+        metric_clean=runs.metric_clean, metric_corrupted=runs.metric_corrupted,
         components=tuple(components), direction=direction, source_kind=source,
         semantics=semantics, metric=metric, shared_prefix=S,
-    )
-    def final(acts):  # [P, D]: the residual the metric reads
-        return jax.vmap(lambda r, i: r[i])(acts.resid_post[:, -1], data.last)
-
-    readout = jax.vmap(problem.readout)
-    return eqx.tree_at(
-        lambda p: (p.metric_clean, p.metric_corrupted), problem,
-        (readout(final(clean), data), readout(final(corrupted), data)),
     )

@@ -76,10 +76,13 @@ SCALES = (0.05, 0.1, 0.2, 0.4, 0.7)  # scaled ABC sources; t = 1 is the "abc" pr
 
 
 def _indicators(problem: PatchProblem) -> tuple[dict, bool]:
-    """kind -> indicator as float64 numpy, and whether it is per prompt ([P, n, ...])."""
+    """kind -> indicator as float64 numpy, and whether it is per prompt ([P, n, ...]; the empty
+    component slots past n left out)."""
     per_prompt = bool(problem.data.indicator)
     ind = problem.data.indicator if per_prompt else problem.indicator
-    return {k: np.asarray(v, np.float64) for k, v in ind.items()}, per_prompt
+    n = problem.n_components
+    return {k: np.asarray(v, np.float64)[:, :n] if per_prompt else np.asarray(v, np.float64)[:n]
+            for k, v in ind.items()}, per_prompt
 
 
 def _owned_sums(problem: PatchProblem, per_site: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -147,8 +150,10 @@ class LogLogFit:
     n_clusters: int  # prompts that contribute a point
     within: bool = False  # one intercept per (set, prompt)
     level: float = 0.95
+    r2: float = float("nan")  # share of the variance of log|INT| the line explains (within: after the intercepts)
 
     def label(self) -> str:
+        """'slope 1.53 [1.44, 1.63]' as the reports print it."""
         return f"slope {self.slope:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}]"
 
 
@@ -201,9 +206,10 @@ def fit_loglog(distance: np.ndarray, abs_int: np.ndarray, clusters: np.ndarray, 
         tot = stats.sum(0)
         slope = float(slope_of(tot))
         intercept = float((tot[2] - slope * tot[1]) / tot[0]) if len(x) else float("nan")
+    r2 = _r2(x, y) if groups is not None else _r2(x - x.mean(), y - y.mean()) if len(x) else float("nan")
     if len(x) < 2 or not np.isfinite(slope):
         return LogLogFit(**{**_NAN_FIT, "slope": slope}, n_points=len(x), n_clusters=C, within=groups is not None,
-                         level=level)
+                         level=level, r2=r2)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(C, np.full(C, 1.0 / C), size=n_boot).astype(np.float64)  # [B, C]
     boot = slope_of(draws @ stats)
@@ -211,7 +217,13 @@ def fit_loglog(distance: np.ndarray, abs_int: np.ndarray, clusters: np.ndarray, 
     a = (1 - level) / 2
     ci = (float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))) if len(boot) else _NAN_FIT["ci"]
     return LogLogFit(slope=slope, intercept=intercept, ci=ci, se=float(boot.std(ddof=1)) if len(boot) > 1 else
-                     float("nan"), n_points=len(x), n_clusters=C, within=groups is not None, level=level)
+                     float("nan"), n_points=len(x), n_clusters=C, within=groups is not None, level=level, r2=r2)
+
+
+def _r2(x: np.ndarray, y: np.ndarray) -> float:
+    """R² of the line through the origin of centred `y` `[N]` on centred `x` `[N]`: (Σxy)² / (Σxx Σyy)."""
+    sxx, syy = float(x @ x), float(y @ y)
+    return float((x @ y) ** 2 / (sxx * syy)) if sxx > 1e-12 and syy > 1e-12 else float("nan")
 
 
 # ---------------------------------------------------------------------------
@@ -235,6 +247,7 @@ class DistanceScaling:
     by_corruption: dict[str, LogLogFit]
     within: Optional[LogLogFit]  # one intercept per (set, prompt); None when too few points
     within_by_order: dict[int, LogLogFit]
+    by_regime: dict[str, dict[str, LogLogFit]]  # "natural" / "scaled" -> "pooled", "within", "within order k"
     n_zero_distance: int  # rows dropped: distance 0
     n_zero_int: int  # rows dropped: |INT| = 0 (distance > 0)
     normalized: bool
@@ -284,7 +297,7 @@ class DistanceScaling:
         """JSON-ready fits and counts."""
 
         def f(fit: LogLogFit) -> dict:
-            return dict(slope=fit.slope, ci=list(fit.ci), se=fit.se, intercept=fit.intercept,
+            return dict(slope=fit.slope, ci=list(fit.ci), se=fit.se, intercept=fit.intercept, r2=fit.r2,
                         n_points=fit.n_points, n_prompts=fit.n_clusters)
 
         return dict(n_rows=len(self), n_zero_distance=self.n_zero_distance, n_zero_int=self.n_zero_int,
@@ -292,7 +305,33 @@ class DistanceScaling:
                     by_order={str(k): f(v) for k, v in self.by_order.items()},
                     by_corruption={k: f(v) for k, v in self.by_corruption.items()},
                     within=f(self.within), within_by_order={str(k): f(v) for k, v in self.within_by_order.items()},
+                    by_regime={r: dict(corruptions=regimes(self.corruptions)[r], **{k: f(v) for k, v in fits.items()})
+                               for r, fits in self.by_regime.items()},
                     semantics=self.semantics, n_boot=self.n_boot, seed=self.seed, seconds=self.seconds)
+
+
+def regimes(labels: Sequence[str]) -> dict[str, list[str]]:
+    """Patch kinds by regime: "scaled" is every "X t=…" kind with its base X (t = 1), "natural" every
+    kind that is not a scaled copy (the base X belongs to both); a regime with no kind is left out."""
+    scaled = [c for c in labels if _SCALED.match(c)]
+    bases = {_SCALED.match(c)["base"] for c in scaled}
+    out = dict(natural=[c for c in labels if not _SCALED.match(c)],
+               scaled=[c for c in labels if c in bases or _SCALED.match(c)])
+    return {k: v for k, v in out.items() if v and (k == "natural" or scaled)}
+
+
+def regime_fits(study: DistanceScaling) -> dict[str, dict[str, LogLogFit]]:
+    """Per regime (`regimes`): the pooled and within fits, and within the scaled family one within fit per
+    order (the slope against t, which DESIGN.md §2 predicts: |T| frozen, the longest chain recompute)."""
+    out = {}
+    orders = sorted(set(study.order.tolist()))
+    for name, kinds in regimes(study.corruptions).items():
+        fits = dict(pooled=study.fit_subset(corruptions=kinds), within=study.fit_subset(corruptions=kinds, within=True))
+        if name == "scaled":
+            fits.update({f"within order {k}": study.fit_subset(corruptions=kinds, orders=[k], within=True)
+                         for k in orders})
+        out[name] = fits
+    return out
 
 
 def all_sets(n: int, orders: Sequence[int] = (2, 3)) -> list[tuple[int, ...]]:
@@ -374,6 +413,7 @@ def distance_scaling_study(
     zero_d = ~(arr["distance"] > 0)
     zero_i = ~zero_d & ~(np.abs(arr["interaction"]) > 0)
     draft = DistanceScaling(**arr, fit=None, by_order={}, by_corruption={}, within=None, within_by_order={},
+                            by_regime={},
                             n_zero_distance=int(zero_d.sum()), n_zero_int=int(zero_i.sum()), normalized=normalize,
                             semantics={k: p.semantics for k, p in problems.items()}, n_boot=n_boot, seed=seed,
                             seconds=0.0)
@@ -385,6 +425,7 @@ def distance_scaling_study(
         by_corruption={c: draft.fit_subset(corruptions=[c]) for c in problems},
         within=draft.fit_subset(within=True),
         within_by_order={k: draft.fit_subset(orders=[k], within=True) for k in present},
+        by_regime=regime_fits(draft),
         seconds=time.perf_counter() - t0,
     )
 

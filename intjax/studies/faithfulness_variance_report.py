@@ -17,11 +17,12 @@ gives the numbers; CIs are bootstrap percentile intervals over resamples):
    share lies outside 0–100% (by more than half a point).
 4. Expansion dependence: "the split depends on the expansion point, so no
    expansion-free 'share of the variance due to interactions' exists" is stated
-   when (a) the knock-in and knock-out INT share CIs are disjoint, or (b) the
-   paired bootstrap CI of their difference (same draws) excludes 0, or (c) the
-   point estimates have opposite signs and differ by at least `MIN_SIGN_GAP`
-   (10 points of the variance). Otherwise the section says the two expansions
-   cannot be told apart on these resamples.
+   when (c) both INT share CIs exclude 0, on opposite sides ("opposite
+   signs"), or (a) the knock-in and knock-out INT share CIs are disjoint, or
+   (b) the paired bootstrap CI of their difference (same draws) excludes 0.
+   Point estimates alone never fire it: opposite-signed means whose CIs
+   include 0 are "cannot be told apart". Otherwise the section says the two
+   expansions cannot be told apart on these resamples.
 
 Comparisons with 0 and between CIs allow `SHARE_TOL` (1e-9) for rounding.
 """
@@ -34,7 +35,6 @@ from intjax.studies.faithfulness_variance import (
     EXPANSIONS, MIN_RESAMPLES, SHARE_TOL, VarianceTable, faithfulness_variance, paired_difference_ci)
 from intjax.studies.markdown import markdown_table
 
-MIN_SIGN_GAP = 0.10  # rule 4(c): opposite-sign INT shares count only if they differ by this much
 CANCEL_RATIO = 1.1  # rule 3: cancellation is stated when a part's SD exceeds F's by this factor
 
 
@@ -66,13 +66,12 @@ def expansion_dependent(tin: VarianceTable, tout: VarianceTable, part: str = "IN
     """Rule 4 of the module doc: whether the two expansions' shares of `part` differ, and which clause fired."""
     (a0, a1), (b0, b1) = tin.share_ci[part], tout.share_ci[part]
     _, d0, d1 = paired_difference_ci(tin, tout, part)
-    x, y = tin.share[part], tout.share[part]
+    if (a0 > SHARE_TOL and b1 < -SHARE_TOL) or (a1 < -SHARE_TOL and b0 > SHARE_TOL):
+        return True, "their CIs exclude 0 on opposite sides"
     if a1 < b0 - SHARE_TOL or b1 < a0 - SHARE_TOL:
         return True, "their CIs do not overlap"
     if d0 > SHARE_TOL or d1 < -SHARE_TOL:
         return True, "the CI of their paired difference excludes 0"
-    if x * y < 0 and abs(x - y) >= MIN_SIGN_GAP:
-        return True, "they have opposite signs"
     return False, ""
 
 

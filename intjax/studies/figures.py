@@ -10,7 +10,7 @@ open in pyplot's global state and no GUI backend is touched.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -229,23 +229,29 @@ def interaction_bars(names: Sequence[str], noising: np.ndarray, denoising, path=
 
 # --------------------------------------------------------------------------- linear vs exact
 
-def build_linear_vs_exact(exact: np.ndarray, linear: np.ndarray):
-    """Scatter of the linear (attribution) estimate against the exact NIE, one point per head."""
+def build_linear_vs_exact(exact: np.ndarray, linear: np.ndarray, names: Optional[Sequence[str]] = None,
+                          n_labels: int = 2):
+    """Scatter of the linear (attribution) estimate `[n]` against the exact NIE `[n]`, one point per head;
+    with `names`, the `n_labels` heads furthest from the diagonal are labelled."""
     exact, linear = np.asarray(exact, np.float64), np.asarray(linear, np.float64)
     fig = _figure((4.5, 4.5))
     ax = fig.subplots()
     ax.scatter(exact, linear, s=14, color="tab:blue", label="head")
     lim = float(max(np.abs(exact).max(), np.abs(linear).max(), 1e-9)) * 1.1
     ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8, label="linear = exact")
+    if names is not None:
+        for i in np.argsort(-np.abs(linear - exact), kind="stable")[:n_labels]:
+            ax.annotate(names[i], (exact[i], linear[i]), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="exact NIE (noising)", ylabel="linear estimate",
            title="attribution vs patching, per head")
     ax.legend(fontsize=8)
     return fig
 
 
-def linear_vs_exact(exact: np.ndarray, linear: np.ndarray, path: Path) -> Path:
+def linear_vs_exact(exact: np.ndarray, linear: np.ndarray, path: Path,
+                    names: Optional[Sequence[str]] = None) -> Path:
     """`build_linear_vs_exact` written to `path` (PNG)."""
-    return _save(build_linear_vs_exact(exact, linear), path)
+    return _save(build_linear_vs_exact(exact, linear, names), path)
 
 
 # --------------------------------------------------------------------------- faithfulness

@@ -1,9 +1,12 @@
 """Greedy versus combinatorial component search on any Game.
 
 For a budget k, the usual ranking keeps the k components with the largest
-|NIE|. Interactions break that: two components that only act together both have
-NIE ≈ 0, and two redundant ones both rank high although the second adds
-nothing. `greedy_vs_best` compares the top-k by |NIE| with the k-set whose joint
+|NIE|. Interactions break that, in a way that depends on the direction. Under
+noising (as the IOI search runs): two redundant components (a backup, either
+suffices) both have NIE ≈ 0 although removing both matters, and two that are
+both needed (an AND) both rank high although removing the second adds nothing.
+Under denoising the roles swap: an AND pair has NIE ≈ 0 each, a redundant pair
+ranks high twice. `greedy_vs_best` compares the top-k by |NIE| with the k-set whose joint
 effect f(1_S) − f(0) (mean over prompts) is largest in absolute value, found by
 exhaustive search over a candidate pool (every set of ≤ k_max members, each
 evaluated once) or, for pools too large for that, by beam search.

@@ -7,14 +7,18 @@ with C (DESIGN.md §2), so comparing them shows where INT hides or inflates a
 component:
 
 - invisible: |Δ_i(C)| ≥ ratio · |NIE_i|  (i matters only together with C);
-- inflated:  |NIE_i| ≥ ratio · |Δ_i(C)|  (i's effect is taken over by C: redundancy);
+- inflated:  |NIE_i| ≥ ratio · |Δ_i(C)|  (i's single effect overlaps C's: under
+  noising i's necessity is shared with C, which removing C already removes; under
+  denoising what i brings alone C already brings: redundancy);
 - flipped:   NIE_i and Δ_i(C) have opposite signs;
 
 each only when the larger of the two is at least `floor` × `scale` (so noise
 around zero is never flagged). One label per component, by precedence:
 invisible, then inflated, then flipped (an invisible or inflated component may
-also have flipped its sign: reports mark that separately, `sign_flipped`). All
-comparisons use means over prompts.
+also have flipped its sign: reports mark that separately, `sign_flipped`). The
+labels use means over prompts; `support` is the share of bootstrap resamples of
+the prompts that give the same label and `flip_support` the share whose means
+have opposite signs, which reports need before they state either (90%).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Visibility:
     nie_se: np.ndarray  # [n] standard error over prompts of the mean NIE
     context_se: np.ndarray  # [n] same for the context effect
     support: np.ndarray  # [n] share of bootstrap resamples of the prompts that give the same label
+    flip_support: np.ndarray  # [n] share of the same resamples whose mean NIE and context effect differ in sign
 
     def flagged(self, label: str) -> list[int]:
         """Indices of the components with this label."""
@@ -113,7 +118,23 @@ def visibility(
     labels = label_components(nie_mean, ctx_mean, scale, ratio, floor)
     support = label_support(nie, ctx, labels, scale, ratio, floor)
     return Visibility(nie_mean, ctx_mean, context, labels, float(abs(scale)), ratio, floor,
-                      standard_error(nie), standard_error(ctx), support)
+                      standard_error(nie), standard_error(ctx), support, flip_support(nie, ctx))
+
+
+def _resamples(n_prompts: int, n_boot: int, seed: int) -> list[np.ndarray]:
+    """Bootstrap draws of prompt indices `[n_boot, P]`, in blocks of at most 100 (bounded memory)."""
+    idx = np.random.default_rng(seed).integers(0, n_prompts, (n_boot, n_prompts))
+    return np.array_split(idx, max(1, n_boot // 100))
+
+
+def flip_support(nie: np.ndarray, context: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per component, the share of bootstrap resamples of the prompts (rows of `[P, n]`) whose mean NIE
+    and mean context effect have opposite signs."""
+    nie, context = np.asarray(nie, float), np.asarray(context, float)
+    flips = np.zeros(nie.shape[1])
+    for block in _resamples(len(nie), n_boot, seed):
+        flips += (np.sign(nie[block].mean(1)) * np.sign(context[block].mean(1)) < 0).sum(0)
+    return flips / n_boot
 
 
 def label_support(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], scale: float,
@@ -122,9 +143,8 @@ def label_support(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], s
     """Per component, the share of bootstrap resamples of the prompts (rows of the `[P, n]`
     arrays) whose means earn the same label: how firmly the prompts back each label."""
     nie, context = np.asarray(nie, float), np.asarray(context, float)
-    idx = np.random.default_rng(seed).integers(0, len(nie), (n_boot, len(nie)))
     codes = np.array([LABEL_NAMES.index(lab) for lab in labels])
     same = np.zeros(nie.shape[1])
-    for block in np.array_split(idx, max(1, n_boot // 100)):  # [≤100, P] resamples at a time: bounded memory
+    for block in _resamples(len(nie), n_boot, seed):
         same += (_label_codes(nie[block].mean(1), context[block].mean(1), scale, ratio, floor) == codes).sum(0)
     return same / n_boot

@@ -64,6 +64,6 @@ def sweep_fingerprint(problem: PatchProblem, masks: np.ndarray, **options: Any) 
         source=problem.source_kind,
         metric=problem.metric.name,
         shared_prefix=problem.shared_prefix,
-        chunk_plan=2,  # 2: chunks ordered for prefix sharing (a sweep saved under another plan cannot resume)
+        chunk_plan=3,  # 3: chunks of any start layers, fixed-shape blocks (a sweep saved under another plan cannot resume)
         **options,
     )

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from intjax.errors import IntjaxError
-from intjax.patching.evaluate import DEFAULT_MEMORY_BYTES, evaluate
+from intjax.patching.evaluate import DEFAULT_MEMORY_BYTES, Schedule, evaluate
 from intjax.patching.problem import PatchProblem
 from intjax.sweeps.fingerprint import sweep_fingerprint
 
@@ -87,7 +87,7 @@ class SweepCheckpoint:
         self.save_every_s = save_every_s
         self.manager, self.unsaved, self.last_save = None, [], time.monotonic()
 
-    def resume(self, problem: PatchProblem, masks: np.ndarray, chunk_size: int, n_devices: int,
+    def resume(self, problem: PatchProblem, masks: np.ndarray, plan: Schedule, n_devices: int,
                values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The saved values and done flags, after checking the sweep's fingerprint."""
         import jax
@@ -95,7 +95,7 @@ class SweepCheckpoint:
         pid, n_proc = jax.process_index(), jax.process_count()
         if n_proc > 1:
             self.folder = self.folder / f"process_{pid}_of_{n_proc}"
-        fingerprint = sweep_fingerprint(problem, masks, chunk_size=chunk_size, n_devices=n_devices,
+        fingerprint = sweep_fingerprint(problem, masks, chunk_size=plan.capacity, block=plan.block, n_devices=n_devices,
                                         process=f"{pid}/{n_proc}", **self.options)
         values, done, self.manager = _open(self.folder, fingerprint, values, done, self.restart)
         self.last_save = time.monotonic()
