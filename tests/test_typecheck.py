@@ -22,8 +22,7 @@ SCRIPT = textwrap.dedent("""
     with install_import_hook("intjax", "typechecker.checked"):  # checks the modules imported in this block
         import jax.numpy as jnp
         import intjax
-        import intjax.loading  # `import intjax` alone imports no JAX code (lazy), so name what is checked
-        import intjax.patch_run
+        import intjax.loading  # `import intjax` alone imports no JAX code (lazy): loading and model, as before
         from intjax.cli import main
 
     model, data, out = sys.argv[1:4]
