@@ -19,9 +19,10 @@ SCRIPT = textwrap.dedent("""
     import sys
     from jaxtyping import TypeCheckError, install_import_hook
 
-    with install_import_hook("intjax", "typechecker.checked"):
+    with install_import_hook("intjax", "typechecker.checked"):  # checks the modules imported in this block
         import jax.numpy as jnp
         import intjax
+        import intjax.loading  # `import intjax` alone imports no JAX code (lazy): loading and model, as before
         from intjax.cli import main
 
     model, data, out = sys.argv[1:4]
