@@ -107,15 +107,16 @@ def test_looseness_ratio_interior_maximum_and_triple(x64):
     game = FunctionGame(lambda a: jnp.stack([F(a[0]) * a[1], a[0] * a[1] * a[2] * (1 + a[0])]), 4)
     pair, triple = bound_report(game, [(0, 1), (0, 1, 2)])
     assert pair["int"][0] == pytest.approx(5 / 9, rel=1e-12)
-    assert pair["sampled_sup"][0] == pytest.approx(1.0, abs=1e-7)  # polished to ~1e-4 in a
-    assert pair["looseness"][0] == pytest.approx(9 / 5, rel=1e-6)
+    # polished until a move gains less than polish_gain·rtol = 1e-4 of the value
+    assert 1.0 - 1e-4 <= pair["sampled_sup"][0] <= 1.0
+    assert pair["looseness"][0] == pytest.approx(9 / 5, rel=1e-4)
     assert triple["int"][1] == pytest.approx(2.0, rel=1e-12)
     assert triple["sampled_sup"][1] == pytest.approx(3.0, rel=1e-12)
     assert triple["looseness"][1] == pytest.approx(1.5, rel=1e-12)
     # prompt 0 has no triple term and prompt 1 no pair term: INT 0, and D 0 too (0/0)
     assert triple["int"][0] == 0 and np.isnan(triple["looseness"][0])
     assert pair["int"][1] == 0 and np.isnan(pair["looseness"][1])
-    assert pair["looseness_median"] == pytest.approx(9 / 5, rel=1e-6)  # nan prompts ignored
+    assert pair["looseness_median"] == pytest.approx(9 / 5, rel=1e-4)  # nan prompts ignored
 
 
 def test_looseness_ratio_zero_interaction():
@@ -217,9 +218,15 @@ def test_point_budget_stops_refinement_unconverged(x64):
 def test_polishing_finds_the_ridge_top_at_once(x64):
     found = sampled_sup(ridge_game(), (0, 1))
     assert found.converged and found.points_per_axis == (3, 5, 9)
-    assert found.sampled_sup[0] == pytest.approx(1.0, abs=1e-6)
-    assert found.argmax[0, 0] == pytest.approx(1 / 3, abs=2e-4)
-    assert found.polish_points > 0 and found.n_points < 9 ** 2 + 200
+    # to within polish_gain·rtol = 1e-4 of the peak: |a − 1/3| ≤ 0.1·sqrt(2e-4) on this ridge
+    assert 1.0 - 1e-4 <= found.sampled_sup[0] <= 1.0
+    assert found.argmax[0, 0] == pytest.approx(1 / 3, abs=1.5e-3)
+    assert found.polish_points > 0 and found.n_points < 9 ** 2 + 250
+    # a search step that tries as many step sizes as fill a batch: fewer sequential batches
+    # than one that tries two (2h, h), for the same peak
+    plain = sampled_sup(ridge_game(), (0, 1), polish_scales=2)
+    assert plain.sampled_sup[0] == pytest.approx(1.0, abs=1e-4)
+    assert found.batches <= 12 and found.batches < plain.batches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +247,9 @@ def test_bound_report_on_the_tiny_model(tiny_model):
         assert row["set"] == ((0, 1), (0, 1, 2))[col]
         np.testing.assert_allclose(row["int"], ints[:, col], rtol=1e-4, atol=1e-5)  # float32 batches
         assert row["int_le_sampled_sup"], row
-        assert row["converged"] and row["points"] >= 9 ** row["order"]
+        # the rule stops only once the grid holds ≥ 64 points: 9 per axis for a pair, 5 for a triple
+        assert row["converged"] and row["points_per_axis"] >= {2: 9, 3: 5}[row["order"]]
+        assert row["points"] >= row["points_per_axis"] ** row["order"]
         assert row["looseness_median"] >= 1.0
         assert all(0 <= e <= 1 for e in row["affinity_error"])
         assert all(0 < r for r in row["face_range"])

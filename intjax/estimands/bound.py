@@ -67,6 +67,7 @@ class _FaceD:
         self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
+        self.batches = 0  # program calls of `chunk` elements each: what the evaluations cost
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
         """`coords` `[B, |T|]` (shared by all prompts) or `[B, P, |T|]` (per prompt) →
@@ -86,6 +87,7 @@ class _FaceD:
             self.dtype = np.dtype(d.dtype)
             out.append(np.asarray(d, np.float64))
         self.evaluated += B
+        self.batches += total // self.chunk
         return np.concatenate(out)[:B]
 
 
@@ -147,6 +149,7 @@ class SampledSup:
     - `grid_points`, `polish_points`, `n_points`: mixed-partial evaluations, each
       one nested-JVP pass over all P prompts (a polish evaluation may put each
       prompt at its own point).
+    - `batches`: program calls of `chunk` points each (padding included): the cost.
     - `converged`: every prompt's sampled sup grew by at most `rtol` (relative)
       over the last refinement; False when the point budget stopped it first.
     """
@@ -159,6 +162,7 @@ class SampledSup:
     level_grid_sups: np.ndarray
     grid_points: int
     polish_points: int
+    batches: int
     converged: bool
     rtol: float
     dtype: str  # what the game computed D_T in (sets the rounding floor downstream)
@@ -198,41 +202,56 @@ def _local_maxima(values: np.ndarray, m: int, k: int) -> np.ndarray:
     return is_max.reshape(-1, P)
 
 
-def _polish(D: _FaceD, starts, values, step, *, tol, max_iter):
+def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gain=0.0):
     """Compass search for local maxima of |D_T| on the face, one per (start, prompt).
 
     `starts` `[S, P, k]`, their |D| `values` `[S, P]`, initial `step` `[S, P]`
-    (0 skips that search). Each iteration tries α ± step·e_i (clipped to [0,1])
-    for every axis i, moves to the best candidate if it beats the current value,
-    halves the step otherwise; a search ends when its step is below `tol`, all
-    end after `max_iter` iterations. Returns the final points and values.
-    With per-prompt evaluation each prompt's candidates ride in the same batch
-    element; otherwise each (start, prompt) search costs whole evaluations.
+    (0 skips that search). Each iteration tries α ± s·e_i (clipped to [0,1]) for
+    every axis i and `scales` (≥ 2) step sizes s = 2h, h, h/2, … (h the search's
+    step), moves to the best candidate if it beats the current value by more than
+    rounding (`_rounding_floor` of the dtype D_T is computed in) and takes that
+    candidate's step as its own (so a search climbing a long slope doubles its
+    step), and otherwise divides its step by 2^scales, so the next iteration tries the
+    step sizes just below the smallest one tried (every power of 2 is tried in turn); a search
+    ends when its step is below `tol`, all end after `max_iter` iterations.
+    Trying several step sizes in one batch takes that many times fewer
+    sequential program calls than halving one step at a time. Returns the final
+    points and values. With per-prompt evaluation each prompt's candidates ride
+    in the same batch element; otherwise each (start, prompt) search costs whole
+    evaluations.
     """
     S, P, k = starts.shape
     X, V, h = starts.copy(), values.copy(), np.asarray(step, np.float64).copy()
-    offsets = np.concatenate([np.eye(k), -np.eye(k)])  # [2k, k]
+    factors = 2.0 ** (1 - np.arange(scales))  # 2, 1, 1/2, …
+    offsets = (factors[:, None, None] * np.concatenate([np.eye(k), -np.eye(k)])[None]).reshape(-1, k)  # [2kJ, k]
+    factor_of = np.repeat(factors, 2 * k)  # the step factor of each candidate
+    n_cand = len(offsets)
     for _ in range(max_iter):
         active = h >= tol
         if not active.any():
             break
-        C = np.clip(X[None] + h[None, :, :, None] * offsets[:, None, None, :], 0.0, 1.0)  # [2k, S, P, k]
-        Dc = np.full((2 * k, S, P), -np.inf)
+        C = np.clip(X[None] + h[None, :, :, None] * offsets[:, None, None, :], 0.0, 1.0)  # [2kJ, S, P, k]
+        Dc = np.full((n_cand, S, P), -np.inf)
         if D.per_prompt:
             rows = np.flatnonzero(active.any(axis=1))  # starts with some prompt still searching
-            Dc[:, rows] = np.abs(D(C[:, rows].reshape(-1, P, k))).reshape(2 * k, len(rows), P)
+            Dc[:, rows] = np.abs(D(C[:, rows].reshape(-1, P, k))).reshape(n_cand, len(rows), P)
         else:
             s_idx, p_idx = np.nonzero(active)
-            vals = D(C[:, s_idx, p_idx].reshape(-1, k)).reshape(2 * k, len(s_idx), P)
+            vals = D(C[:, s_idx, p_idx].reshape(-1, k)).reshape(n_cand, len(s_idx), P)
             Dc[:, s_idx, p_idx] = np.abs(vals[:, np.arange(len(s_idx)), p_idx])
         best = Dc.argmax(axis=0)  # [S, P]
         best_val = np.take_along_axis(Dc, best[None], axis=0)[0]
-        move = active & (best_val > V)
+        move = active & (best_val > V + np.maximum(_rounding_floor(V, D.dtype), min_gain * V))
         shrink = active & ~move
         X = np.where(move[..., None], np.take_along_axis(C, best[None, ..., None], axis=0)[0], X)
         V = np.where(move, best_val, V)
-        h = np.where(shrink, h / 2, h)
+        h = np.where(move, h * factor_of[best], np.where(shrink, h * factors[-1] / 4, h))  # next: the scales below
     return X, V
+
+
+def _scales_filling(chunk: int, candidates_per_scale: int) -> int:
+    """How many step sizes one polish iteration tries so its candidates fill one batch (at least 2)."""
+    return max(2, chunk // max(1, candidates_per_scale))
 
 
 def sampled_sup(
@@ -242,11 +261,14 @@ def sampled_sup(
     start: int = 3,
     max_points: int = 5000,
     rtol: float = 0.01,
-    min_levels: int = 3,
+    min_levels: int = 2,
+    min_grid_points: int = 64,
     polish: bool = True,
     polish_starts: int = 2,
     polish_tol: float = 1e-4,
     polish_iters: int = 60,
+    polish_scales: int | None = None,
+    polish_gain: float = 0.01,
     chunk: int = FACE_BATCH,
 ) -> SampledSup:
     """The sampled sup of |D_T(α_T, 0)| over the face {α_T ∈ [0,1]^T, α_rest = 0}, `[P]`.
@@ -260,7 +282,12 @@ def sampled_sup(
     local maxima of |D_T| on that level's grid, per prompt, starting with half
     the grid spacing and stopping below `polish_tol`: the grid finds the basins,
     the search finds the peak inside a basin (a peak the grid brackets is found
-    to ~`polish_tol` in α). Without polishing, dyadic grids can stall: a peak at
+    to ~`polish_tol` in α). Each search step tries `polish_scales` step sizes at
+    once (default: as many as fill one batch of `chunk` points), so it takes
+    that many times fewer sequential batches; a search moves only for a gain above
+    `polish_gain`·`rtol` (relative: 1e-4 by default, a hundredth of what the
+    stopping rule below resolves), so it does not creep up a shallow ridge a
+    rounding-sized gain at a time. Without polishing, dyadic grids can stall: a peak at
     0.45 has the same nearest grid point (0.5) for spacings 1/2, 1/4 and 1/8, so
     the sup does not grow between those levels and the rule below would stop
     far below the peak.
@@ -270,10 +297,13 @@ def sampled_sup(
     others): stop after the first refinement at which, for EVERY prompt p, the
     sampled sup s_p grew by at most rtol·s_p (growths below 1e-6·rtol·max_q s_q
     count as none, so a prompt whose D_T vanishes to rounding cannot hold the
-    refinement open). At least `min_levels` (≥ 2) levels are evaluated: by
-    default 3, 5 and 9 per axis, so basins narrower than the first grids get a
-    chance before the rule can stop it (with polishing the sup rarely grows
-    once its basin is found, so the grid's reach matters more than the rule). Refinement also stops,
+    refinement open). The rule may stop only once at least `min_levels` (≥ 2)
+    levels are evaluated and the grid holds at least `min_grid_points` points:
+    by default 3, 5 and 9 per axis for a pair (81 points), 3 and 5 for a triple
+    (125), so basins narrower than the first grids get a chance before the rule
+    can stop it (with polishing the sup rarely grows once its basin is found, so
+    the grid's reach matters more than the rule); a budget in points rather than
+    levels keeps a triple's face from costing 9³ = 729 grid points. Refinement also stops,
     with `converged=False`, before a level whose new grid points would take the
     evaluations past `max_points` (the first level is always evaluated; polish
     evaluations count toward the budget once made).
@@ -286,6 +316,8 @@ def sampled_sup(
         raise InputError(f"set {T} names a component outside 0..{game.n_components - 1}")
     if start < 2:
         raise InputError(f"start must be at least 2 points per axis, got {start}")
+    if polish_scales is not None and polish_scales < 2:
+        raise InputError(f"polish_scales must be at least 2 (the step sizes 2h and h), got {polish_scales}")
     D = _FaceD(game, T, chunk)
 
     m = start
@@ -315,8 +347,10 @@ def sampled_sup(
             # already climbed: skip it (step 0)
             near = (np.abs(starts[:, None] - ends[None]).max(axis=-1) <= spacing + 1e-12).any(axis=1)
             step = np.where(near, 0.0, spacing / 2)
-            X, V = _polish(D, starts, np.take_along_axis(absD, order, axis=0), step,
-                           tol=polish_tol, max_iter=polish_iters)
+            per_scale = 2 * k * len(starts) * (1 if D.per_prompt else P)
+            X, V = _polish(D, starts, np.take_along_axis(absD, order, axis=0), step, tol=polish_tol,
+                           max_iter=polish_iters, scales=polish_scales or _scales_filling(chunk, per_scale),
+                           min_gain=polish_gain * rtol)
             ends = np.concatenate([ends, X[~near.all(axis=1)]])
             j = V.argmax(axis=0)
             pmax = V[j, np.arange(P)]
@@ -326,7 +360,7 @@ def sampled_sup(
         levels.append(best.copy())
         level_grid.append(gmax)
         sizes.append(m)
-        if len(levels) >= max(2, min_levels):
+        if len(levels) >= max(2, min_levels) and m ** k >= min_grid_points:
             floor = 1e-6 * rtol * max(float(best.max()), 0.0)
             growth = levels[-1] - levels[-2]
             if np.all((growth <= rtol * levels[-1]) | (growth <= floor)):
@@ -348,8 +382,8 @@ def sampled_sup(
     return SampledSup(
         T=T, sampled_sup=best, argmax=best_at, points_per_axis=tuple(sizes),
         level_sampled_sups=np.stack(levels), level_grid_sups=np.stack(level_grid),
-        grid_points=grid_points, polish_points=D.evaluated - grid_points, converged=converged,
-        rtol=rtol, dtype=str(D.dtype),
+        grid_points=grid_points, polish_points=D.evaluated - grid_points, batches=D.batches,
+        converged=converged, rtol=rtol, dtype=str(D.dtype),
     )
 
 
@@ -472,7 +506,8 @@ def bound_report(
     - `exact_int_mean_abs`: mean over prompts of |INT_T| (exact: the Möbius sum of f at
       the face's vertices, float64, as `mobius.interactions` computes it)
     - `sampled_sup_mean`, `sampled_sup_max`: over prompts (see `sampled_sup`)
-    - `points`: mixed-partial evaluations (grid + polish); `points_per_axis`: the
+    - `points`: mixed-partial evaluations (grid + polish); `batches`: the program calls
+      they took (each `FACE_BATCH` points, padding included); `points_per_axis`: the
       finest grid; `converged`; `level_sampled_sups_max`: max over prompts per level
     - `looseness_median`: median over prompts of sampled sup / |INT_T|, ignoring
       nan (0/0) prompts; inf prompts count as larger than any other (see
@@ -526,6 +561,7 @@ def bound_report(
             sampled_sup_mean=float(sup.sampled_sup.mean()),
             sampled_sup_max=float(sup.sampled_sup.max()),
             points=sup.n_points,
+            batches=sup.batches,
             points_per_axis=sup.points_per_axis[-1],
             converged=sup.converged,
             level_sampled_sups_max=sup.level_sampled_sups.max(axis=1).tolist(),

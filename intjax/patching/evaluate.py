@@ -266,15 +266,18 @@ def plan_chunks(problem: Problem, masks: np.ndarray, size: int, n_devices: int =
     return [Chunk(idx, int(starts[idx].min())) for idx in (order[lo: lo + size] for lo in range(0, len(order), size))]
 
 
-def chunk_tables(problem: Problem, masks: np.ndarray, chunk: Chunk, capacity: int) -> tuple[np.ndarray, ...]:
+def chunk_tables(problem: Problem, masks: np.ndarray, chunk: Chunk, capacity: int,
+                 touch: Optional[np.ndarray] = None) -> tuple[np.ndarray, ...]:
     """What the device needs of one chunk, as fixed-shape arrays: its masks `[capacity, slots]`, per
     layer the mask row of each run `[L, capacity]`, its parent run (-1: the base residual)
-    `[L, capacity]`, and the number of runs `[L]` (0 below the chunk's start layer)."""
+    `[L, capacity]`, and the number of runs `[L]` (0 below the chunk's start layer).
+    `touch`: `layer_touch(problem)`, computed once per sweep (default: here)."""
     L = problem.model.config.n_layers
+    touch = layer_touch(problem) if touch is None else touch
     own = np.asarray(masks[chunk.rows])
     rows, parents = np.zeros((L, capacity), np.int32), np.full((L, capacity), -1, np.int32)
     counts = np.zeros(L, np.int32)
-    for layer, (reps, par) in zip(range(chunk.start, L), prefix_plan(layer_touch(problem), own, chunk.start)):
+    for layer, (reps, par) in zip(range(chunk.start, L), prefix_plan(touch, own, chunk.start)):
         rows[layer, : len(reps)], parents[layer, : len(par)], counts[layer] = reps, par, len(reps)
     padded = np.zeros((capacity, problem.slots), problem.data.resid_start.dtype)  # zero columns: empty slots
     padded[: len(own), : own.shape[1]] = own
@@ -345,10 +348,10 @@ def check_masks(problem: Problem, masks: np.ndarray) -> np.ndarray:
 
 
 def run_chunk(problem: Problem, masks: np.ndarray, chunk: Chunk, plan: Schedule,
-              mesh: Optional[Mesh] = None) -> tuple[Array, np.ndarray]:
+              mesh: Optional[Mesh] = None, touch: Optional[np.ndarray] = None) -> tuple[Array, np.ndarray]:
     """Start f at the chunk's masks on the device. Returns at once: the `[capacity, P]` values, to
     be read later (rows past `len(chunk.rows)` are padding), and the runs of each layer `[L]`."""
-    tables = chunk_tables(problem, masks, chunk, plan.capacity)
+    tables = chunk_tables(problem, masks, chunk, plan.capacity, touch)
     on_device = jax.device_put((*tables, np.int32(chunk.start)))
     return _chunk_values(compile_view(problem), *on_device, plan.block, mesh), tables[3]
 
@@ -442,8 +445,11 @@ def evaluate(
     done = ~mine
     if checkpoint is not None:
         values, done = checkpoint.resume(problem, masks, plan, n_devices, values, done)
-    unpatched = problem.start_layers(masks) >= problem.model.config.n_layers
-    values[unpatched] = np.asarray(problem.metric_base, np.float64)
+    in_chunks = np.zeros(len(masks), bool)
+    for c in chunks:
+        in_chunks[c.rows] = True
+    values[~in_chunks] = np.asarray(problem.metric_base, np.float64)  # all-zero masks: the base run
+    touch = layer_touch(problem)
     problem = replicate(problem, mesh)
     runs = [len(c.rows) * problem.n_prompts * int(m) for c, m in zip(chunks, mine)]
     with tqdm(total=sum(runs), initial=sum(r for r, d in zip(runs, done) if d), unit="run", desc=desc,
@@ -463,7 +469,7 @@ def evaluate(
             for k, c in enumerate(chunks):
                 if done[k]:
                     continue
-                out, counts = run_chunk(problem, masks, c, plan, mesh)
+                out, counts = run_chunk(problem, masks, c, plan, mesh, touch)
                 stats.chunks += 1
                 stats.runs_needed += int(counts.sum())
                 stats.runs_computed += int((-(-counts // plan.block) * plan.block).sum())
