@@ -467,7 +467,7 @@ def restore_checkpoint(mngr: Any, state: Any) -> tuple[int, Any, dict]:
 
 
 def hf_state_dict(model: GPT2) -> dict[str, np.ndarray]:
-    """HF GPT2LMHeadModel tensors (Conv1D [in, out]): the inverse of intjax.loading.weights."""
+    """HF GPT2LMHeadModel tensors (Conv1D [in, out]): the inverse of intjax.loading.gpt2."""
     cfg = model.config
     L, H, D, Dh = cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head
     b = jax.tree.map(np.asarray, model.blocks)
