@@ -18,7 +18,7 @@ REFUSED_UNLESS = {
 }
 
 # Keys that do not change an inference forward pass (dropout, generation, training,
-# labels, bookkeeping).
+# labels, bookkeeping; GPT-2's own such keys among them): every loader ignores these, and adds its family's.
 IGNORED = {
     "n_ctx", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_type",
     "summary_use_proj", "summary_activation", "summary_proj_to_labels",
