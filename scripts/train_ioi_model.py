@@ -62,8 +62,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from intjax.model.config import GPT2Config  # noqa: E402
-from intjax.model.gpt2 import GPT2, Blocks, attention, attn_output, layer_norm, mlp  # noqa: E402
+from intjax.model.gpt2 import GPT2, Blocks, GPT2Config, attention, attn_output, mlp  # noqa: E402
+from intjax.model.primitives import layer_norm  # noqa: E402
 from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
@@ -221,7 +221,7 @@ def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout)
         return resid, None
 
     keys = jax.random.split(k_layers, cfg.n_layers)
-    resid, _ = jax.lax.scan(step, resid, (model.blocks, model.attn_scales(), keys))
+    resid, _ = jax.lax.scan(step, resid, (model.blocks, model.layer_constants(), keys))
     return model.unembed(resid)
 
 
@@ -467,7 +467,7 @@ def restore_checkpoint(mngr: Any, state: Any) -> tuple[int, Any, dict]:
 
 
 def hf_state_dict(model: GPT2) -> dict[str, np.ndarray]:
-    """HF GPT2LMHeadModel tensors (Conv1D [in, out]): the inverse of intjax.loading.weights."""
+    """HF GPT2LMHeadModel tensors (Conv1D [in, out]): the inverse of intjax.loading.gpt2."""
     cfg = model.config
     L, H, D, Dh = cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head
     b = jax.tree.map(np.asarray, model.blocks)

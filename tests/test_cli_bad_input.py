@@ -23,7 +23,7 @@ from intjax.cli import main
 from intjax.errors import InputError, LoadError
 from intjax.interrupts import raising_signals
 from intjax.loading.resolve import resolve_model_dir
-from intjax.model.config import GPT2Config
+from intjax.model import GPT2Config
 from intjax.patching import parse_components, read_prompts
 from intjax.write_errors import write_failure
 from test_cli_patch import write_jsonl

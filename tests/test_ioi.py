@@ -60,7 +60,7 @@ def test_word_lists_and_templates():
     heads = ioi.circuit_heads()
     assert len(heads) == len(set(heads)) == 26
     assert GPT2_SMALL_IOI_CIRCUIT["name_mover"] == ["L9H6", "L9H9", "L10H0"]
-    from intjax.model.config import GPT2Config
+    from intjax.model import GPT2Config
     from intjax.patching.components import parse_components
 
     assert len(parse_components(heads, GPT2Config())) == 26

@@ -239,7 +239,7 @@ def test_gpt2_small_gets_the_wang_circuit_as_units():
     """On GPT-2 small's shape, `auto` is Wang et al.'s circuit: 7 classes of 26 distinct heads, plus the rest."""
     from types import SimpleNamespace
 
-    from intjax.model.config import GPT2Config
+    from intjax.model import GPT2Config
     from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT
 
     gpt2_small = SimpleNamespace(config=GPT2Config())

@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import ConfigError
-from intjax.loading.config import _IGNORED as _GPT2_IGNORED
-from intjax.loading.config import _REFUSED_UNLESS, check_keys
+from intjax.loading.keys import IGNORED, REFUSED_UNLESS, check_keys
 from intjax.loading.llama import rope_config
 from intjax.loading.weights import Tensors, to_device, unembedding
 from intjax.model.llama import Llama, LlamaBlocks, LlamaConfig
@@ -23,7 +22,7 @@ _USED = {
     "rope_parameters", "rope_scaling", "rotary_pct", "rotary_emb_base", "attention_bias",
 }
 # Dropout, the classifier head's dropout and bookkeeping do not change an inference forward pass.
-_IGNORED = _GPT2_IGNORED | {"attention_dropout", "hidden_dropout", "classifier_dropout", "rope_type"}
+_IGNORED = IGNORED | {"attention_dropout", "hidden_dropout", "classifier_dropout", "rope_type"}
 # Buffers older checkpoints store beside the parameters.
 _BUFFER = re.compile(r"^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$")
 
@@ -33,7 +32,7 @@ def neox_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> LlamaConf
     unsupported keys raise ConfigError. With `strict=False`, unknown keys are ignored."""
     if hf.get("model_type") != "gpt_neox":
         raise ConfigError(f"model_type {hf.get('model_type')!r} is not gpt_neox")
-    check_keys(hf, _USED, _REFUSED_UNLESS, _IGNORED, ("hidden_act", "gelu"), strict)
+    check_keys(hf, _USED, REFUSED_UNLESS, _IGNORED, ("hidden_act", "gelu"), strict)
     try:
         d_model, n_heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
         if d_model % n_heads:

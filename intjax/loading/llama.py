@@ -10,9 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import ConfigError
-from intjax.loading.config import _IGNORED as _GPT2_IGNORED
-from intjax.loading.config import _REFUSED_UNLESS as _GPT2_REFUSED_UNLESS
-from intjax.loading.config import check_keys
+from intjax.loading.keys import IGNORED, REFUSED_UNLESS, check_keys
 from intjax.loading.weights import Tensors, to_device, unembedding
 from intjax.model.llama import ROPE_TYPES, Llama, LlamaBlocks, LlamaConfig
 
@@ -26,13 +24,13 @@ _USED = {
 
 # Keys that change the computation, and the only values intjax accepts.
 _REFUSED_UNLESS = {
-    **_GPT2_REFUSED_UNLESS,
+    **REFUSED_UNLESS,
     "use_mrope": False,
 }
 
 # Keys that do not change an inference forward pass: dropout, init, tensor-parallel slicing
 # (pretraining_tp splits the same matmuls), generation and bookkeeping.
-_IGNORED = _GPT2_IGNORED | {"attention_dropout", "pretraining_tp", "rope_type", "mlp_dropout"}
+_IGNORED = IGNORED | {"attention_dropout", "pretraining_tp", "rope_type", "mlp_dropout"}
 
 # Per-model keys the rope scaling types read (others in the dict are refused by name).
 _ROPE_KEYS = {
@@ -51,6 +49,8 @@ _DEFAULTS = {
     "qwen2": dict(max_position_embeddings=32768, num_key_value_heads=32, sliding_window=4096),
     "mistral": dict(max_position_embeddings=4096 * 32, num_key_value_heads=8, sliding_window=4096),
 }
+
+LLAMA_TYPES = tuple(_DEFAULTS)  # the model_type values this loader reads
 
 # Buffers older checkpoints store beside the parameters.
 _BUFFER = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")

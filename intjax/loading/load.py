@@ -8,38 +8,42 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from intjax.errors import LoadError
-from intjax.errors import ConfigError
-from intjax.loading.config import gpt2_config_from_hf
+from intjax.errors import ConfigError, LoadError
+from intjax.loading.gpt2 import gpt2_config_from_hf, gpt2_from_state_dict
 from intjax.loading.gpt_neox import neox_config_from_hf, neox_from_state_dict
-from intjax.loading.llama import llama_config_from_hf, llama_from_state_dict
-from intjax.runtime import enable_compilation_cache
+from intjax.loading.llama import LLAMA_TYPES, llama_config_from_hf, llama_from_state_dict
 from intjax.loading.resolve import resolve_model_dir
 from intjax.loading.tokenizer import load_tokenizer
-from intjax.loading.weights import model_from_state_dict, read_flax_msgpack, read_safetensors
-from intjax.model.gpt2 import GPT2
-from intjax.model.config import GPT2Config
-from intjax.model.llama import FAMILIES, Llama, LlamaConfig
+from intjax.loading.weights import read_flax_msgpack, read_safetensors
+from intjax.model.decoder import Decoder
+from intjax.model.protocol import ModelConfig
+from intjax.runtime import enable_compilation_cache
 
-MODEL_TYPES = ("gpt2", *FAMILIES)  # the config.json model_type values intjax loads
+# config.json model_type -> (config translation, state dict conversion): the one line a family adds here
+LOADERS = {
+    "gpt2": (gpt2_config_from_hf, gpt2_from_state_dict),
+    **{model_type: (llama_config_from_hf, llama_from_state_dict) for model_type in LLAMA_TYPES},
+    "gpt_neox": (neox_config_from_hf, neox_from_state_dict),
+}
+MODEL_TYPES = tuple(LOADERS)  # the config.json model_type values intjax loads
 
 
-def config_from_hf(hf: dict, *, strict: bool = True) -> GPT2Config | LlamaConfig:
+def _model_type(hf: dict) -> str:
+    return hf.get("model_type", "gpt2")
+
+
+def config_from_hf(hf: dict, *, strict: bool = True) -> ModelConfig:
     """Translate a config.json dict of a family intjax implements (`MODEL_TYPES`, GPT-2 when it names
-    none); unknown or unsupported keys raise ConfigError. With `strict=False`, keys intjax has never
-    heard of are ignored instead of refused."""
-    model_type = hf.get("model_type", "gpt2")
-    if model_type == "gpt_neox":
-        return neox_config_from_hf(hf, strict=strict)
-    if model_type in FAMILIES:
-        return llama_config_from_hf(hf, strict=strict)
-    if model_type != "gpt2":
+    none) to its family's config; unknown or unsupported keys raise ConfigError. With `strict=False`,
+    keys intjax has never heard of are ignored instead of refused."""
+    model_type = _model_type(hf)
+    if not isinstance(model_type, str) or model_type not in LOADERS:
         raise ConfigError(
             f"model_type {model_type!r} is not implemented; intjax loads {list(MODEL_TYPES)}: the GPT-2 "
             "family (gpt2, gpt2-medium/large/xl, distilgpt2, GPT2LMHeadModel fine-tunes), the Llama "
             "family (Llama 2/3, Qwen2/2.5, Mistral) and GPT-NeoX (Pythia)"
         )
-    return gpt2_config_from_hf(hf, strict=strict)
+    return LOADERS[model_type][0](hf, strict=strict)
 
 
 def read_config(folder: Path) -> dict:
@@ -90,12 +94,7 @@ def load_model(
     if jax.config.jax_compilation_cache_dir is None:
         enable_compilation_cache()
     folder = resolve_model_dir(name_or_path, revision=revision)
-    config = config_from_hf(read_config(folder), strict=strict_config)
-    model: GPT2 | Llama
-    if isinstance(config, LlamaConfig) and config.model_type == "gpt_neox":
-        model = neox_from_state_dict(read_state_dict(folder), config, dtype=dtype)
-    elif isinstance(config, LlamaConfig):
-        model = llama_from_state_dict(read_state_dict(folder), config, dtype=dtype)
-    else:
-        model = model_from_state_dict(read_state_dict(folder), config, dtype=dtype)
+    hf = read_config(folder)
+    config = config_from_hf(hf, strict=strict_config)
+    model: Decoder = LOADERS[_model_type(hf)][1](read_state_dict(folder), config, dtype=dtype)
     return model, (load_tokenizer(folder) if tokenizer else None)

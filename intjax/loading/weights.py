@@ -1,6 +1,7 @@
-"""HuggingFace GPT-2 weights (safetensors or Flax msgpack) → the stacked GPT2 module.
+"""Reading HuggingFace weight files (safetensors or Flax msgpack) and the tools every family's conversion
+uses: `Tensors` (taken by name and shape), `to_device`, `unembedding`.
 
-The conversion is a whitelist: every tensor in the file is either used or a
+Every conversion is a whitelist: every tensor in the file is either used or a
 known non-parameter buffer; anything else, a missing key or a wrong shape raises
 LoadError naming the key.
 """
@@ -14,15 +15,9 @@ from typing import Mapping, Optional
 
 import jax
 import ml_dtypes
-import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import LoadError
-from intjax.model.config import GPT2Config
-from intjax.model.gpt2 import GPT2, Blocks
-
-# Buffers HF stores beside the parameters (causal masks in old checkpoints).
-_BUFFER = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -99,10 +94,6 @@ def read_flax_msgpack(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _strip_prefix(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k.removeprefix("transformer."): v for k, v in state.items()}
-
-
 class Tensors:
     """A checkpoint's tensors, taken one by one with their expected shapes (LoadError naming the key
     on a missing or misshapen tensor); `check_all_used` refuses those never taken."""
@@ -166,62 +157,3 @@ def unembedding(tensors: Tensors, W_E: np.ndarray, tied: bool, embed_key: str,
             f"from {embed_key}; set tie_word_embeddings=false in config.json"
         )
     return None
-
-
-def model_from_state_dict(
-    state: Mapping[str, np.ndarray], config: GPT2Config, dtype=jnp.float32
-) -> GPT2:
-    """Build GPT2 from a HF GPT-2 state dict (torch names, Conv1D [in, out] layout)."""
-    L, H, D, M = config.n_layers, config.n_heads, config.d_model, config.d_mlp
-    Dh = config.d_head
-    tensors = Tensors(_strip_prefix(dict(state)), f"config: {L} layers, d_model={D}")
-    take = tensors.take
-
-    def stack(fmt: str, shape: tuple[int, ...]) -> np.ndarray:
-        return tensors.stack(fmt, shape, L)
-
-    c_attn_w = stack("h.{}.attn.c_attn.weight", (D, 3 * D))  # [L, D, 3D]
-    c_attn_b = stack("h.{}.attn.c_attn.bias", (3 * D,))
-    W_q, W_k, W_v = np.split(c_attn_w, 3, axis=-1)
-    b_q, b_k, b_v = np.split(c_attn_b, 3, axis=-1)
-
-    def heads_in(w):  # [L, D, H*Dh] -> [L, H, D, Dh]
-        return w.reshape(L, D, H, Dh).transpose(0, 2, 1, 3)
-
-    def heads_b(b):  # [L, H*Dh] -> [L, H, Dh]
-        return b.reshape(L, H, Dh)
-
-    blocks = dict(
-        ln1_w=stack("h.{}.ln_1.weight", (D,)),
-        ln1_b=stack("h.{}.ln_1.bias", (D,)),
-        W_Q=heads_in(W_q), b_Q=heads_b(b_q),
-        W_K=heads_in(W_k), b_K=heads_b(b_k),
-        W_V=heads_in(W_v), b_V=heads_b(b_v),
-        W_O=stack("h.{}.attn.c_proj.weight", (D, D)).reshape(L, H, Dh, D),
-        b_O=stack("h.{}.attn.c_proj.bias", (D,)),
-        ln2_w=stack("h.{}.ln_2.weight", (D,)),
-        ln2_b=stack("h.{}.ln_2.bias", (D,)),
-        W_in=stack("h.{}.mlp.c_fc.weight", (D, M)),
-        b_in=stack("h.{}.mlp.c_fc.bias", (M,)),
-        W_out=stack("h.{}.mlp.c_proj.weight", (M, D)),
-        b_out=stack("h.{}.mlp.c_proj.bias", (D,)),
-    )
-    W_E = take("wte.weight", (config.vocab_size, D))
-    W_pos = take("wpe.weight", (config.n_positions, D))
-    lnf_w, lnf_b = take("ln_f.weight", (D,)), take("ln_f.bias", (D,))
-    W_U = unembedding(tensors, W_E, config.tie_word_embeddings, "wte.weight")
-
-    tensors.check_all_used(_BUFFER, "a plain GPT-2 LM checkpoint")
-
-    def arr(a):
-        return to_device(a, dtype)
-
-    return GPT2(
-        config=config,
-        W_E=arr(W_E),
-        W_pos=arr(W_pos),
-        blocks=Blocks(**{k: arr(v) for k, v in blocks.items()}),
-        lnf_w=arr(lnf_w),
-        lnf_b=arr(lnf_b),
-        W_U=None if W_U is None else arr(W_U),
-    )

@@ -1,8 +1,8 @@
 """The Llama family (Llama, Qwen2, Mistral) and GPT-NeoX (Pythia) as a pure Equinox module, written
 for ONE sequence.
 
-Same layout and seam as `gpt2.GPT2` (stacked per-layer weights under
-`jax.lax.scan`, `LayerEdits` applied inside the scan, `rows` / `z` /
+Its config, weights and maths; the layout and the seam are `Decoder`'s and `block.patched_block`'s
+(stacked per-layer weights under `jax.lax.scan`, `LayerEdits` applied inside the scan, `rows` / `z` /
 `resid_mid` / `prefix_kv` entry points), with the Llama computation:
 RMSNorm, rotary position embeddings (RoPE, with the checkpoint's scaling),
 grouped-query attention (`n_kv_heads` key/value heads, each read by
@@ -32,14 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from intjax.errors import InputError
-from intjax.model.config import ACTIVATIONS
-from intjax.model.gpt2 import (GPT2, Activations, LayerEdits, SiteEdit, _edit, _rows, edit_keys_values, layer_norm,
-                               one_layer, scan_blocks, with_prefix)
+from intjax.model.block import check_edits, patched_block, with_prefix  # noqa: F401 (check_edits: re-exported)
+from intjax.model.decoder import Decoder
+from intjax.model.primitives import ACTIVATIONS, layer_norm
+from intjax.model.sites import Activations, LayerEdits, SiteEdit, apply_edit, edit_keys_values
 
-FAMILIES = ("llama", "qwen2", "mistral", "gpt_neox")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
-_EDITABLE = ("resid_pre", "k", "v", "pattern", "z", "mlp_out")  # the LayerEdits fields this family applies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +261,7 @@ def attention(
     dt = _at_least_f32(scores.dtype)
     masked = jnp.where(allowed[:, None, None, :], scores.astype(dt), jnp.finfo(dt).min)
     pattern = jax.nn.softmax(masked, axis=-1).astype(q.dtype).reshape(R, cfg.n_heads, S + T)
-    pattern = _edit(pattern_edit, pattern)
+    pattern = apply_edit(pattern_edit, pattern)
     z = jnp.einsum("tkgs,ske->tkge", pattern.reshape(R, Hkv, G, S + T), v).reshape(R, cfg.n_heads, cfg.d_head)
     return pattern, z, k_new, v_new
 
@@ -285,50 +283,17 @@ def mlp(cfg: LlamaConfig, p: LlamaBlocks, resid: Float[Array, "T D"]) -> Float[A
     return _linear(hidden, p.W_down, p.b_down, "tm,md->td")
 
 
-def check_edits(edits: tuple) -> None:  # any family's LayerEdits; refuses fields this one cannot apply
-    """Raise InputError for an edit of a site kind this family does not apply."""
-    other = [f for f in edits._fields if f not in _EDITABLE and getattr(edits, f) is not None]
-    if other:
-        raise InputError(f"the Llama family applies edits of {list(_EDITABLE)} only, not {other}; "
-                         "patch heads (z or pattern), keys and values, MLPs or residuals instead")
+def block_forward(cfg: LlamaConfig, p: LlamaBlocks, window: Int[Array, ""], resid: Float[Array, "T D"],
+                  edits: Optional[LayerEdits] = None, with_pattern: bool = False, **entries,
+                  ) -> tuple[Float[Array, "R D"], Activations]:
+    """One decoder layer (weights `p` of ONE layer) with `edits` applied; `entries` (rows, z, resid_mid,
+    prefix_kv) as in `block.patched_block`; with `parallel_residual` the MLP reads the layer input."""
+    return patched_block(attention, attn_output, mlp, cfg, p, window, resid, edits, with_pattern, **entries)
 
 
-def block_forward(
-    cfg: LlamaConfig,
-    p: LlamaBlocks,
-    window: Int[Array, ""],
-    resid: Float[Array, "T D"],
-    edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
-    with_pattern: bool = False,
-    rows: Optional[Int[Array, " R"]] = None,
-    z: Optional[Float[Array, "R H Dh"]] = None,
-    resid_mid: Optional[Float[Array, "R D"]] = None,
-    prefix_kv: Optional[tuple[Array, Array]] = None,
-) -> tuple[Float[Array, "R D"], Activations]:
-    """One decoder layer (weights `p` of ONE layer), applying `edits`; the arguments are those of
-    `gpt2.block_forward` (rows, cached z / resid_mid entry, prefix keys and values). With
-    `parallel_residual` the MLP reads `resid` (the layer input, also when entering at `resid_mid`)."""
-    e = edits if edits is not None else LayerEdits()
-    check_edits(e)
-    pattern = attn_out = k = v = None
-    if resid_mid is None:
-        if z is None:
-            resid = _edit(e.resid_pre, resid)
-            pattern, z, k, v = attention(cfg, p, window, resid, rows, prefix_kv,
-                                         _rows(getattr(e, "pattern", None), rows),
-                                         (getattr(e, "k", None), getattr(e, "v", None)))
-        z = _edit(_rows(e.z, rows), z)
-        attn_out = attn_output(p, z)
-        resid_mid = (resid if rows is None else resid[rows]) + attn_out
-    mlp_in = (resid if rows is None else resid[rows]) if cfg.parallel_residual else resid_mid
-    mlp_out = _edit(_rows(e.mlp_out, rows), mlp(cfg, p, mlp_in))
-    resid_post = resid_mid + mlp_out
-    acts = Activations(resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None, k, v)
-    return resid_post, acts
-
-
-class Llama(eqx.Module):
-    """A Llama-family (or GPT-NeoX) model for one sequence: `logits, acts = model(tokens)`."""
+class Llama(Decoder):
+    """A Llama-family (or GPT-NeoX) model for one sequence: `logits, acts = model(tokens)` (the shared
+    methods are `Decoder`'s)."""
 
     config: LlamaConfig = eqx.field(static=True)
     W_E: Float[Array, "V D"]
@@ -337,64 +302,18 @@ class Llama(eqx.Module):
     W_U: Optional[Float[Array, "D V"]] = None  # None: tied to W_E
     lnf_b: Optional[Float[Array, " D"]] = None  # the final LayerNorm's bias (norm="layer")
 
-    # Family-independent methods: the same code as GPT-2's (they read only config.vocab_size,
-    # config.n_positions, embed, run_blocks and unembed).
-    check_tokens = GPT2.check_tokens
-    activations = GPT2.activations
-    __call__ = GPT2.__call__
-    n_params = GPT2.n_params
+    block = staticmethod(block_forward)
+    layer_keys_values = staticmethod(keys_values)
 
     def embed(self, tokens: ArrayLike) -> Float[Array, "T D"]:
         """The token embedding: the residual stream before layer 0 (positions enter through RoPE)."""
         self.check_tokens(tokens)
         return self.W_E[tokens]
 
-    def run_blocks(
-        self,
-        resid: Float[Array, "T D"],
-        *,
-        start: int = 0,
-        stop: Optional[int] = None,
-        edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
-        collect: bool = False,
-        with_pattern: bool = False,
-    ) -> tuple[Float[Array, "T D"], Optional[Activations]]:
-        """Run layers start..stop-1 on `resid`, applying `edits` (stacked over ALL layers); the
-        activations of the layers run (leading axis stop - start) when `collect`."""
-        stop = self.config.n_layers if stop is None else stop
-        return scan_blocks(block_forward, self.config, self.blocks, jnp.asarray(self.config.windows()), resid, start,
-                           stop, edits, collect, with_pattern)
+    def layer_constants(self) -> Int[Array, " L"]:
+        """Per-layer sliding-window sizes (0: full causal attention; the constant `block_forward` reads)."""
+        return jnp.asarray(self.config.windows())
 
-    def layer(
-        self,
-        index: Int[Array, ""] | int,
-        resid: Float[Array, "T D"],
-        edits: Optional[tuple] = None,  # a LayerEdits (check_edits refuses what this family cannot apply)
-        *,
-        rows: Optional[Int[Array, " R"]] = None,
-        z: Optional[Float[Array, "R H Dh"]] = None,
-        resid_mid: Optional[Float[Array, "R D"]] = None,
-        prefix_kv: Optional[tuple[Array, Array]] = None,
-    ) -> Float[Array, "R D"]:
-        """The residual after layer `index` (may be traced), with `edits` applied; `rows`, `z`,
-        `resid_mid` and `prefix_kv` as in `block_forward`."""
-        return one_layer(block_forward, self.config, self.blocks, jnp.asarray(self.config.windows()), index, resid,
-                         edits, rows=rows, z=z, resid_mid=resid_mid, prefix_kv=prefix_kv)
-
-    def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Float[Array, "L S Hkv Dh"], Float[Array, "L S Hkv Dh"]]:
-        """Every layer's rotated keys and values at positions 0..S-1 of the given residuals, per key/value head."""
-        return jax.vmap(lambda p, r: keys_values(self.config, p, r))(self.blocks, resid_pre)
-
-    def unembed(
-        self,
-        resid: Float[Array, "*T D"],
-        columns: Optional[Int[Array, " K"]] = None,
-        final_norm: bool = True,
-    ) -> Float[Array, "*T K"]:
-        """Final norm then logits; `columns` picks vocabulary entries (all if None);
-        `final_norm=False` skips the norm (a readout linear in the residual)."""
-        x = norm(self.config, resid, self.lnf_w, self.lnf_b) if final_norm else resid
-        W_U = self.W_E.T if self.W_U is None else self.W_U
-        if columns is not None:
-            W_U = W_U[:, columns]
-        return x @ W_U
+    def final_norm(self, resid: Float[Array, "*T D"]) -> Float[Array, "*T D"]:
+        """The final norm (RMSNorm, or LayerNorm with norm="layer")."""
+        return norm(self.config, resid, self.lnf_w, self.lnf_b)

@@ -1,8 +1,8 @@
 """What the patch engine needs from a model: the seam between model families and the engine.
 
-A family implements these methods on its own module (see `gpt2.GPT2`, `llama.Llama`); the
-engine (`intjax.patching`) calls nothing else. Activations, LayerEdits and
-SiteEdit are the shared data types: the sites a family exposes are the
+A family implements these methods by subclassing `decoder.Decoder` (see `gpt2.GPT2`, `llama.Llama`);
+the engine (`intjax.patching`) calls nothing else. Activations, LayerEdits and
+SiteEdit (in `sites`) are the shared data types: the sites a family exposes are the
 `Activations` fields (`resid_pre`, `z`, `mlp_out`, …) with a leading layer axis.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from intjax.model.gpt2 import Activations, LayerEdits
+from intjax.model.sites import Activations, LayerEdits
 
 
 @runtime_checkable

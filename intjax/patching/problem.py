@@ -25,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from intjax.errors import InputError
 from intjax.runtime import cast_floats
-from intjax.model.gpt2 import Activations, LayerEdits, SiteEdit
+from intjax.model.sites import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component
 from intjax.patching.evaluate import component_slots, evaluate

@@ -1,32 +1,15 @@
-"""HuggingFace GPT-2 config.json → GPT2Config, refusing by name whatever is not implemented (and the
-key checks every family uses)."""
+"""The config.json key checks every family's loader runs: the keys no family reads, the values every
+family refuses, and `check_keys`, which names the first key intjax refuses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from intjax.errors import ConfigError
-from intjax.model.config import ACTIVATIONS, GPT2Config
+from intjax.model.primitives import ACTIVATIONS
 
-# config.json key -> GPT2Config field (the computation reads these).
-_USED = {
-    "vocab_size": "vocab_size",
-    "n_positions": "n_positions",
-    "n_embd": "d_model",
-    "n_layer": "n_layers",
-    "n_head": "n_heads",
-    "layer_norm_epsilon": "layer_norm_eps",
-    "activation_function": "activation",
-    "scale_attn_weights": "scale_attn_weights",
-    "scale_attn_by_inverse_layer_idx": "scale_attn_by_inverse_layer_idx",
-    "tie_word_embeddings": "tie_word_embeddings",
-}
-
-# Keys that fix the model's shape: required, never defaulted.
-_SHAPE_KEYS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
-
-# Keys that change the computation, and the only value intjax accepts.
-_REFUSED_UNLESS = {
+# Keys that change the computation in every family, and the only value intjax accepts.
+REFUSED_UNLESS = {
     "reorder_and_upcast_attn": False,
     "add_cross_attention": False,
     "is_encoder_decoder": False,
@@ -35,8 +18,8 @@ _REFUSED_UNLESS = {
 }
 
 # Keys that do not change an inference forward pass (dropout, generation, training,
-# labels, bookkeeping).
-_IGNORED = {
+# labels, bookkeeping; GPT-2's own such keys among them): every loader ignores these, and adds its family's.
+IGNORED = {
     "n_ctx", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_type",
     "summary_use_proj", "summary_activation", "summary_proj_to_labels",
     "summary_first_dropout", "initializer_range", "use_cache", "bos_token_id",
@@ -82,24 +65,3 @@ def check_keys(hf: dict[str, Any], used: set[str], refused_unless: dict[str, Any
             f"config.json has keys intjax does not know: {unknown}. If they do not "
             "change the forward pass, load with strict_config=False (--lenient-config on the command line)"
         )
-
-
-def gpt2_config_from_hf(hf: dict[str, Any], *, strict: bool = True) -> GPT2Config:
-    """Translate a GPT-2 config.json dict; unknown or unsupported keys raise ConfigError.
-
-    With `strict=False`, keys intjax has never heard of are ignored instead of refused.
-    """
-    if hf.get("model_type", "gpt2") != "gpt2":
-        raise ConfigError(f"model_type {hf['model_type']!r} is not GPT-2")
-    check_keys(hf, set(_USED), _REFUSED_UNLESS, _IGNORED, ("activation_function", "gelu_new"), strict)
-    missing = [key for key in _SHAPE_KEYS if key not in hf]
-    if missing:  # HF would take GPT-2 small's values; a checkpoint of another shape then fails obscurely
-        raise ConfigError(f"config.json of a GPT-2 model has no {', '.join(missing)}; the file is incomplete: "
-                          f"add {'it' if len(missing) == 1 else 'them'} (save_pretrained writes them all)")
-    kwargs = {field: hf[key] for key, field in _USED.items() if key in hf}
-    n_embd = kwargs.get("d_model", GPT2Config.d_model)
-    kwargs["d_mlp"] = hf.get("n_inner") or 4 * n_embd
-    try:
-        return GPT2Config(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config.json is not a valid GPT-2 config: {e}") from e
