@@ -26,8 +26,8 @@ def test_import_reader_sees_every_name(tmp_path):
     assert imported_names(planted) == [("intjax.a", "b"), ("intjax.a", "_c"), ("intjax.e", "f"), ("intjax.e", "_g")]
 
 
-def test_no_private_name_crosses_files_in_model_and_loading():
-    crossing = [(str(p.relative_to(PACKAGE)), m, n) for folder in ("model", "loading")
+def test_no_private_name_crosses_files_in_model_loading_and_estimands():
+    crossing = [(str(p.relative_to(PACKAGE)), m, n) for folder in ("model", "loading", "estimands")
                 for p in sorted((PACKAGE / folder).glob("*.py")) for m, n in imported_names(p) if n.startswith("_")]
     assert not crossing, crossing
 

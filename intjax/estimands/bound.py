@@ -24,7 +24,7 @@ the nodes goes unseen. Here the sup is searched for on the whole face:
 - `bound_report` / `affinity_vs_interaction`: all of it per set, and whether
   faces that are nearly affine carry small interactions.
 
-Mixed partials are evaluated in batches through `derivatives._mixed` (nested
+Mixed partials are evaluated in batches through `derivatives.mixed_partials_at` (nested
 jax.jvp, one compile per order and batch shape); f values through `game.values`.
 """
 
@@ -38,7 +38,7 @@ import jax
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.estimands.derivatives import FACE_BATCH, _directions, _dtype, _mixed, start_layer
+from intjax.estimands.derivatives import FACE_BATCH, float_dtype, mixed_partials_at, start_layer, unit_directions
 from intjax.estimands.game import Game, PromptwiseGame
 from intjax.estimands.mobius import Subset, mobius
 
@@ -48,7 +48,7 @@ from intjax.estimands.mobius import Subset, mobius
 
 
 class _FaceD:
-    """D_T at face points through `derivatives._mixed`, in batches of ONE shape per order
+    """D_T at face points through `derivatives.mixed_partials_at`, in batches of ONE shape per order
     (compiling the nested JVPs of a model dominates small runs).
 
     Games whose `__call__` takes α `[P, n]` (row p feeding prompt p only, e.g. a
@@ -60,7 +60,7 @@ class _FaceD:
     def __init__(self, game: Game, T: Subset, chunk: int):
         self.game, self.T, self.chunk = game, T, chunk
         n = game.n_components
-        self.dirs = _directions(n, T)  # [k, n]
+        self.dirs = unit_directions(n, T)  # [k, n]
         self.per_prompt = isinstance(game, PromptwiseGame)
         if self.per_prompt:
             self.dirs = jax.device_put(np.broadcast_to(np.asarray(self.dirs)[:, None, :], (len(T), game.n_prompts, n)))
@@ -83,7 +83,7 @@ class _FaceD:
         pts[:B, ..., list(self.T)] = coords
         out = []
         for i in range(0, total, self.chunk):
-            d = _mixed(self.game, self.dirs, jax.device_put(pts[i: i + self.chunk].astype(_dtype())), self.start)
+            d = mixed_partials_at(self.game, self.dirs, jax.device_put(pts[i: i + self.chunk].astype(float_dtype())), self.start)
             self.dtype = np.dtype(d.dtype)
             out.append(np.asarray(d, np.float64))
         self.evaluated += B
@@ -481,7 +481,7 @@ def affine_fit(game: Game, T: Sequence[int], *, points: int = 5, dtype=None) -> 
     if points < 2:
         raise InputError(f"an affine fit needs at least 2 points per axis, got {points}")
     f = np.asarray(game.values(_face_masks(game.n_components, T, points)), np.float64)
-    return _fit(T, points, f, dtype or _dtype())
+    return _fit(T, points, f, dtype or float_dtype())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from intjax.estimands.game import Game, LayeredGame, PromptwiseGame
 
 
-def _dtype():
+def float_dtype():
+    """The float dtype α is sent in: float64 under jax x64, else float32."""
     return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
 
@@ -32,7 +33,7 @@ def linear(game: Game) -> np.ndarray:
 
 def _zeros(shape) -> Array:
     """Zeros made on the host and sent over (eager jnp.zeros and jnp.asarray compile a program per shape)."""
-    return jax.device_put(np.zeros(shape, _dtype()))
+    return jax.device_put(np.zeros(shape, float_dtype()))
 
 
 def linear_gap(game: Game) -> np.ndarray:
@@ -65,7 +66,8 @@ def _jvp(game, alpha, direction):
     return jax.jvp(lambda a: game(a), (alpha,), (direction,))
 
 
-def _mixed(game, directions, alphas, start: int = 0):
+def mixed_partials_at(game: Game, directions: Float[Array, "k *P n"], alphas: Float[Array, "B *P n"],
+                      start: int = 0) -> Float[Array, "B P"]:
     """D along `directions` at each row of `alphas`; `start` enters traced (one program for every start layer)."""
     return _mixed_at(game, directions, alphas, np.int32(start))
 
@@ -82,14 +84,14 @@ def start_layer(game: Game, T: Sequence[int]) -> int:
     return int(np.min(game.first_layers()[list(T)])) if isinstance(game, LayeredGame) and len(T) else 0
 
 
-def _directions(n: int, T: Sequence[int]) -> Array:
+def unit_directions(n: int, T: Sequence[int]) -> Float[Array, "k n"]:
     """Unit vectors e_i for i in T, `[|T|, n]` (traced: one compile per order, not per set)."""
-    return jax.device_put(np.eye(n, dtype=_dtype())[list(T)])
+    return jax.device_put(np.eye(n, dtype=float_dtype())[list(T)])
 
 
 def jvp(game: Game, alpha: Float[Array, " n"], direction: Float[Array, " n"]) -> tuple[np.ndarray, np.ndarray]:
     """(f(α), ∂f/∂α · direction), each `[P]`: one forward pass with its tangent."""
-    a, v = jax.device_put([np.asarray(alpha, _dtype()), np.asarray(direction, _dtype())])
+    a, v = jax.device_put([np.asarray(alpha, float_dtype()), np.asarray(direction, float_dtype())])
     val, tan = _jvp(game, a, v)
     return np.asarray(val, np.float64), np.asarray(tan, np.float64)
 
@@ -110,9 +112,9 @@ def mixed_partial_fn(game: Game, directions: Float[Array, "k *P n"], start: int 
 
 def mixed_partial(game: Game, T: Sequence[int], alpha: Float[Array, " n"] | None = None) -> np.ndarray:
     """D_T at α (default 0), `[P]`."""
-    a = _zeros(game.n_components) if alpha is None else jax.device_put(np.asarray(alpha, _dtype()))
+    a = _zeros(game.n_components) if alpha is None else jax.device_put(np.asarray(alpha, float_dtype()))
     moved = sorted(set(T) | set(np.flatnonzero(np.asarray(a)).tolist()))  # α ≠ 0 off T moves earlier layers too
-    return np.asarray(_mixed(game, _directions(game.n_components, T), a[None], start_layer(game, moved))[0],
+    return np.asarray(mixed_partials_at(game, unit_directions(game.n_components, T), a[None], start_layer(game, moved))[0],
                       np.float64)
 
 
@@ -138,8 +140,8 @@ def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int
     pts = face_points(game.n_components, T, nodes)
     padded = np.zeros((-(-len(pts) // chunk) * chunk, pts.shape[1]))
     padded[: len(pts)] = pts
-    dirs, start = _directions(game.n_components, T), start_layer(game, T)
-    out = [np.asarray(_mixed(game, dirs, jax.device_put(padded[i : i + chunk].astype(_dtype())), start), np.float64)
+    dirs, start = unit_directions(game.n_components, T), start_layer(game, T)
+    out = [np.asarray(mixed_partials_at(game, dirs, jax.device_put(padded[i : i + chunk].astype(float_dtype())), start), np.float64)
            for i in range(0, len(padded), chunk)]
     return np.concatenate(out)[: len(pts)]
 
