@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -79,13 +80,16 @@ def run_sweep(
 class SweepCheckpoint:
     """Finished chunks of one sweep in `folder` (orbax), saved at most every `save_every_s`
     seconds and when the sweep ends or stops; with several processes, each keeps its
-    own chunks in `folder/process_i_of_n`."""
+    own chunks in `folder/process_i_of_n`. A save runs on a background thread from a copy
+    of the values, so the sweep goes on meanwhile; the next save (and `close`) waits for it."""
 
     def __init__(self, folder: str | Path, *, restart: bool = False, options: Optional[dict[str, Any]] = None,
                  save_every_s: float = 5.0):
         self.folder, self.restart, self.options = Path(folder), restart, options or {}
         self.save_every_s = save_every_s
         self.manager, self.unsaved, self.last_save = None, [], time.monotonic()
+        self.saver: Optional[ThreadPoolExecutor] = None
+        self.saving: Optional[Future] = None  # the save in flight
 
     def resume(self, problem: PatchProblem, masks: np.ndarray, plan: Schedule, n_devices: int,
                values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,19 +112,33 @@ class SweepCheckpoint:
             self._flush(values, done)
 
     def close(self, values: np.ndarray, done: np.ndarray) -> None:
-        """Save the chunks not yet saved and release the orbax manager."""
+        """Save the chunks not yet saved, wait for every save, and release the orbax manager."""
         if self.manager is None:
             return
         try:
             if self.unsaved:
                 self._flush(values, done)
+            self._wait()
         finally:
+            if self.saver is not None:  # also after Ctrl-C: let a save in flight finish
+                self.saver.shutdown(wait=True)
+                self.saver = None
             self.manager.close()
             self.manager = None
 
     def _flush(self, values: np.ndarray, done: np.ndarray) -> None:
-        _save(self.manager, self.folder, self.unsaved, values, done)
-        self.unsaved, self.last_save = [], time.monotonic()
+        """Start saving a copy of the values (after the save before it has finished)."""
+        self._wait()
+        if self.saver is None:
+            self.saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intjax-checkpoint")
+        chunks, self.unsaved, self.last_save = self.unsaved, [], time.monotonic()
+        self.saving = self.saver.submit(_save, self.manager, self.folder, chunks, values.copy(), done.copy())
+
+    def _wait(self) -> None:
+        """Wait for the save in flight; a failed save raises here."""
+        saving, self.saving = self.saving, None
+        if saving is not None:
+            saving.result()
 
 
 def _open(folder: Path, fingerprint: dict, values: np.ndarray, done: np.ndarray, restart: bool):
