@@ -202,12 +202,14 @@ def _local_maxima(values: np.ndarray, m: int, k: int) -> np.ndarray:
     return is_max.reshape(-1, P)
 
 
-def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gain=0.0):
+def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gain=0.0, diagonal=False):
     """Compass search for local maxima of |D_T| on the face, one per (start, prompt).
 
     `starts` `[S, P, k]`, their |D| `values` `[S, P]`, initial `step` `[S, P]`
-    (0 skips that search). Each iteration tries α ± s·e_i (clipped to [0,1]) for
-    every axis i and `scales` (≥ 2) step sizes s = 2h, h, h/2, … (h the search's
+    (0 skips that search). Each iteration tries α + s·u (clipped to [0,1]) for
+    every direction u (±e_i along each axis i; with `diagonal`, every neighbour
+    u ∈ {−1, 0, 1}^k of the cube, so a search can climb a ridge that runs across
+    the axes instead of zig-zagging up it) and `scales` (≥ 2) step sizes s = 2h, h, h/2, … (h the search's
     step), moves to the best candidate if it beats the current value by more than
     rounding (`_rounding_floor` of the dtype D_T is computed in) and takes that
     candidate's step as its own (so a search climbing a long slope doubles its
@@ -223,8 +225,9 @@ def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gai
     S, P, k = starts.shape
     X, V, h = starts.copy(), values.copy(), np.asarray(step, np.float64).copy()
     factors = 2.0 ** (1 - np.arange(scales))  # 2, 1, 1/2, …
-    offsets = (factors[:, None, None] * np.concatenate([np.eye(k), -np.eye(k)])[None]).reshape(-1, k)  # [2kJ, k]
-    factor_of = np.repeat(factors, 2 * k)  # the step factor of each candidate
+    directions = _directions(k, diagonal)
+    offsets = (factors[:, None, None] * directions[None]).reshape(-1, k)  # [directions × scales, k]
+    factor_of = np.repeat(factors, len(directions))  # the step factor of each candidate
     n_cand = len(offsets)
     for _ in range(max_iter):
         active = h >= tol
@@ -249,6 +252,14 @@ def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gai
     return X, V
 
 
+def _directions(k: int, diagonal: bool) -> np.ndarray:
+    """The search's step directions: ±e_i `[2k, k]`, or every non-zero u ∈ {−1, 0, 1}^k `[3^k − 1, k]`."""
+    if not diagonal:
+        return np.concatenate([np.eye(k), -np.eye(k)])
+    cube = np.indices((3,) * k).reshape(k, -1).T - 1.0
+    return cube[np.abs(cube).sum(axis=1) > 0]
+
+
 def _scales_filling(chunk: int, candidates_per_scale: int) -> int:
     """How many step sizes one polish iteration tries so its candidates fill one batch (at least 2)."""
     return max(2, chunk // max(1, candidates_per_scale))
@@ -264,7 +275,7 @@ def sampled_sup(
     min_levels: int = 2,
     min_grid_points: int = 64,
     polish: bool = True,
-    polish_starts: int = 2,
+    polish_starts: int = 1,
     polish_tol: float = 1e-4,
     polish_iters: int = 60,
     polish_scales: int | None = None,
@@ -284,7 +295,9 @@ def sampled_sup(
     the search finds the peak inside a basin (a peak the grid brackets is found
     to ~`polish_tol` in α). Each search step tries `polish_scales` step sizes at
     once (default: as many as fill one batch of `chunk` points), so it takes
-    that many times fewer sequential batches; a search moves only for a gain above
+    that many times fewer sequential batches, and along every neighbour direction
+    of the cube (diagonals too) where four step sizes of them fit in one batch
+    (a pair's single search; triples step along the axes); a search moves only for a gain above
     `polish_gain`·`rtol` (relative: 1e-4 by default, a hundredth of what the
     stopping rule below resolves), so it does not creep up a shallow ridge a
     rounding-sized gain at a time. Without polishing, dyadic grids can stall: a peak at
@@ -347,10 +360,12 @@ def sampled_sup(
             # already climbed: skip it (step 0)
             near = (np.abs(starts[:, None] - ends[None]).max(axis=-1) <= spacing + 1e-12).any(axis=1)
             step = np.where(near, 0.0, spacing / 2)
-            per_scale = 2 * k * len(starts) * (1 if D.per_prompt else P)
+            searches = len(starts) * (1 if D.per_prompt else P)  # each costs its own points per candidate
+            diagonal = 4 * (3 ** k - 1) * searches <= chunk  # every neighbour direction, four step sizes
+            per_scale = len(_directions(k, diagonal)) * searches
             X, V = _polish(D, starts, np.take_along_axis(absD, order, axis=0), step, tol=polish_tol,
                            max_iter=polish_iters, scales=polish_scales or _scales_filling(chunk, per_scale),
-                           min_gain=polish_gain * rtol)
+                           min_gain=polish_gain * rtol, diagonal=diagonal)
             ends = np.concatenate([ends, X[~near.all(axis=1)]])
             j = V.argmax(axis=0)
             pmax = V[j, np.arange(P)]

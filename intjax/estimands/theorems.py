@@ -99,7 +99,7 @@ def theorem_table(
     structure: Callable[[Subset], dict] | None = None,
     bound_rtol: float = 0.01,
     bound_max_points: int = 5000,
-    bound_polish_starts: int = 2,
+    bound_polish_starts: int = 1,
     bound_order: int | None = None,
     derivative_game: Game | None = None,
     step: Callable[[str], None] | None = None,
