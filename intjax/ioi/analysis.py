@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jax.numpy as jnp
 import numpy as np
 
 from intjax.model.protocol import PatchableModel
 from intjax.estimands.theorems import theorem_rows
-from intjax.patch_run import PatchOptions, run_patch, run_theorems
+from intjax.runs.patch import PatchOptions, run_patch
+from intjax.runs.theorems import run_theorems
 from intjax.patching.components import parse_components
 from intjax.results import Results, versions, write_results
 from intjax.runtime import cast_floats, x64
@@ -24,6 +26,8 @@ from intjax.report.ioi_claims import claims_section, ioi_claim_tests, label_clai
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, stage_order
+from intjax.errors import InputError
+from intjax.ioi.options import IOIAnalysisOptions
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.studies.distance_scaling import distance_scaling_study, plot_distance_scaling
@@ -33,9 +37,9 @@ from intjax.studies.order_split import order_split, order_split_sentence
 from intjax.studies.readings import read_directions, read_pair_per_prompt, sign_box
 from intjax.studies.heldout_search import split_indices
 from intjax.studies.stats import standard_error as _se
-from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.context import SweepContext
 from intjax.sweeps.vertex_cache import VertexCache
-from intjax.ioi.studies import (IOIStudyOptions, completeness_summary, run_ioi_studies, strongest_heads,
+from intjax.ioi.studies import (completeness_summary, run_ioi_studies, strongest_heads,
                                 studies_arrays)
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
 
@@ -43,30 +47,6 @@ from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
 STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
                "exact interactions (orders 2 and 3)", "theorem table", "distance scaling",
                "circuit, remedies, witnesses, search, faithfulness, completeness", "figures and report")
-
-
-@dataclasses.dataclass(frozen=True)
-class IOIAnalysisOptions:
-    """How large the IOI analysis is."""
-
-    n_prompts: int = 32
-    seed: int = 0
-    corruption: str = "abc"  # or "s2_flip"
-    pair_pool: int = 16  # pairs among this many strongest heads (by max mean |NIE|)
-    triple_pool: int = 8  # third order among this many
-    theorem_heads: int = 4  # theorem table over this many strongest heads (float64)
-    theorem_order: int = 3
-    theorem_prompts: int = 8  # the identities hold per prompt: a few prompts check them
-    bound_order: int = 2  # the sampled-sup bound for sets up to this order (`intjax theorems` does all)
-    split_pairs: int = 1000  # pairs of heads behind the pairwise/higher split of joint − Σ NIE (sampled beyond)
-    distance_heads: int = 5  # the distance-scaling study over pairs and triples of this many heads (0 skips)
-    distance_prompts: int = 16
-    top: int = 10  # rows in the report's tables
-    memory_gb: float = 1.0
-    quiet: bool = False
-    studies: IOIStudyOptions = IOIStudyOptions()  # faithfulness, invisible/inflated heads, search, remedies
-    budget_minutes: float = 0.0  # > 0: shrink the sizes not in `fixed` (never below their floors) to fit
-    fixed: tuple[str, ...] = ()  # Sizes fields the user set, which the budget leaves alone
 
 
 def analysis_sizes(options: IOIAnalysisOptions, n_prompts: int) -> Sizes:
@@ -142,45 +122,49 @@ def _float64(model: PatchableModel) -> PatchableModel:
     return cast_floats(model, jnp.float64)
 
 
+def run_sweeps(out: str | Path, memory_gb: float = 1.0, quiet: bool = True) -> SweepContext:
+    """The sweep context of an analysis into `out`: checkpoints in `out/checkpoints`, one vertex cache
+    (each f(1_S) once per run, across stages and studies) in `out/checkpoints/vertices`."""
+    checkpoints = Path(out) / "checkpoints"
+    return SweepContext.of(memory_gb=memory_gb, checkpoints=checkpoints, cache=VertexCache(checkpoints / "vertices"),
+                           quiet=quiet)
+
+
 def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, options: IOIAnalysisOptions = IOIAnalysisOptions(),
-                     model_name: str = "") -> Path:
-    """Run the analysis, write `out/report.md`, figures, values.npz and summary.json; returns the report."""
+                     model_name: str = "", sweeps: Optional[SweepContext] = None) -> Path:
+    """Run the analysis, write `out/report.md`, figures, values.npz and summary.json; returns the report.
+    `sweeps` (default: 1 GiB per chunk, checkpoints in `out/checkpoints`, quiet) sets how the sweeps run."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    sweeps = run_sweeps(out) if sweeps is None else sweeps
     data = ioi_prompts(tokenizer, options.n_prompts, seed=options.seed, corruption=options.corruption)
     data.write_jsonl(out / "prompts.jsonl")
     options, estimates, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
-    ckpt = out / "checkpoints"
-    base = dict(memory_gb=options.memory_gb, quiet=options.quiet)
-    cache = VertexCache(ckpt / "vertices")  # each f(1_S) once per run, across stages and studies
-    stages = Stages(STAGE_NAMES, quiet=options.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
+    cache = sweeps.cache
+    stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
                     estimates=estimates, notes=notes)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
-        res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True, **base), ckpt / "heads",
-                                 cache=cache)
-        pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen", **base),
-                           ckpt / "heads_frozen", cache=cache)
+        res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True), sweeps.child("heads"))
+        pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen"), sweeps.child("heads_frozen"))
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}
         for d in ("noising", "denoising"):
-            game = CheckpointedGame(build_problem(model, data.prompts, heads, direction=d), ckpt / "order_split" / d,
-                                    quiet=options.quiet, desc=f"pairwise split ({d})",
-                                    options=dict(study="order_split", max_pairs=options.split_pairs),
-                                    memory_bytes=int(options.memory_gb * 2**30), cache=cache)
+            game = sweeps.child("order_split").game(build_problem(model, data.prompts, heads, direction=d), d,
+                                                    desc=f"pairwise split ({d})",
+                                                    options=dict(study="order_split", max_pairs=options.split_pairs))
             splits[d] = order_split(game, max_pairs=options.split_pairs, seed=options.seed)
     with stages.stage(STAGE_NAMES[2], f"pairs among {options.pair_pool}, triples among {options.triple_pool} heads"):
         pool2 = strongest_heads(res["nie_noising"].values, res["nie_denoising"].values, min(options.pair_pool, len(heads)))
         pool3 = strongest_heads(res["nie_noising"].values, res["nie_denoising"].values, min(options.triple_pool, len(heads)))
         for pool, order in ((pool2, 2), (pool3, 3)):
             comps = [heads[i] for i in pool]
-            found, t = run_patch(model, data.prompts, comps, PatchOptions(order=order, **base), ckpt / f"order{order}",
-                                 cache=cache)
+            found, t = run_patch(model, data.prompts, comps, PatchOptions(order=order), sweeps.child(f"order{order}"))
             res.update({f"int{order}_{d}": found[f"int{order}_{d}"] for d in ("noising", "denoising")})
             timings.update({f"order{order}_{k}": v for k, v in t.items()})
 
@@ -218,9 +202,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
         t0 = time.perf_counter()
         te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
         studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values, te,
-                                  options.studies, seed=options.seed, checkpoints=ckpt,
-                                  memory_bytes=int(options.memory_gb * 2**30), quiet=options.quiet, cache=cache,
-                                  step=stages.note, tick=stages.tick)
+                                  options.studies, seed=options.seed, sweeps=sweeps, step=stages.note,
+                                  tick=stages.tick)
         res.update(studies_arrays(studies))
         timings.update(studies.seconds)
         timings["studies_s"] = time.perf_counter() - t0
@@ -258,7 +241,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, out: str | Path, opt
                        heldout_split=dict(select=studies.split[0], estimate=studies.split[1]),
                        order_split={d: dataclasses.asdict(sp) for d, sp in splits.items()},
                        search_pool_rule=studies.search_pool_rule, **completeness_summary(studies), timings=timings,
-                       vertex_cache=dict(hits=cache.hits, misses=cache.misses), versions=versions(),
+                       vertex_cache=dict(hits=cache.hits, misses=cache.misses) if cache else {},
+                       versions=versions(),
                        plan=dict(budget_minutes=options.budget_minutes, notes=notes,
                                  estimated_s=dict(zip(STAGE_NAMES, estimates)), measured_s=stages.seconds))
         write_results(out, res, summary)

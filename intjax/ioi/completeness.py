@@ -31,7 +31,6 @@ import dataclasses
 import itertools
 import math
 import time
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -42,9 +41,9 @@ from intjax.estimands.mobius import fast_mobius
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.context import SweepContext
 from intjax.ioi.faithfulness import ABLATIONS, circuit_units
-from intjax.ioi.task import IOIPrompts, template_reference
+from intjax.ioi.task import IOIPrompts, MeanSource, mean_source
 from intjax.studies.stats import MeanCI, mean_ci
 
 MAX_EXHAUSTIVE = 16  # circuit units up to which every K ⊆ C is evaluated (2^(n+1) vertices)
@@ -440,13 +439,16 @@ def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_
 def circuit_game(model: PatchableModel, tokenizer: Any, data: IOIPrompts, circuit: dict[str, Sequence[str]], *,
                  ablation: str = "mean", class_positions: Optional[dict[str, str]] = None,
                  reference_per_template: int = 8, seed: int = 0, unit: str = "auto",
-                 max_exhaustive: int = MAX_EXHAUSTIVE, checkpoints: Optional[str | Path] = None,
-                 **sweep_kwargs: Any) -> CircuitGame:
+                 max_exhaustive: int = MAX_EXHAUSTIVE, mean: Optional[MeanSource] = None,
+                 sweeps: SweepContext = SweepContext(), desc: str = "completeness",
+                 options: Optional[dict[str, Any]] = None) -> CircuitGame:
     """The completeness game of `circuit` on `data`: circuit heads (or classes, `unit="class"`, or with `auto`
     when there are more than max_exhaustive heads) then every outside head, ablated by `ablation`.
 
     With `class_positions`, circuit heads are units only at their class's position and the outside units
-    include each circuit head's other positions (as circuit_units does). `sweep_kwargs` go to run_sweep.
+    include each circuit head's other positions (as circuit_units does). `mean`: the mean ablation's source
+    when the run has built it (else built here from `tokenizer`); the sweeps run in `sweeps`, folder `ablation`,
+    `options` joining their fingerprints.
     """
     if ablation not in ABLATIONS:
         raise InputError(f"unknown ablation {ablation!r}; choose from {list(ABLATIONS)}")
@@ -465,14 +467,13 @@ def circuit_game(model: PatchableModel, tokenizer: Any, data: IOIPrompts, circui
     else:
         inner, class_of = list(classes), {c.name: c.name for c in classes}
     outside = [parse_components(m, model.config)[0] for m in rest.members]
-    mean = {}
-    if ablation == "mean":
-        reference, groups = template_reference(tokenizer, data, reference_per_template, seed=seed)
-        mean = dict(reference=reference, mean_groups=groups)
+    if ablation != "mean":
+        mean = MeanSource()
+    elif mean is None:
+        mean = mean_source(tokenizer, data, reference_per_template, seed=seed)
     problem = build_problem(model, data.prompts, [*inner, *outside], direction="noising",
-                            source=ABLATIONS[ablation], **mean)
-    folder = Path(checkpoints) / ablation if checkpoints else None
-    game = CheckpointedGame(problem, folder, **sweep_kwargs)
+                            source=ABLATIONS[ablation], reference=mean.reference, mean_groups=mean.groups)
+    game = sweeps.game(problem, ablation, desc=desc, options=options)
     return CircuitGame(game, [u.name for u in inner], [u.name for u in outside], class_of, ablation, unit)
 
 
