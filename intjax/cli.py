@@ -129,7 +129,7 @@ def _theorems(args: argparse.Namespace) -> None:
     import jax.numpy as jnp
 
     from intjax.costs import theorem_table_fe
-    from intjax.estimands.theorems import format_theorem_rows, theorem_rows
+    from intjax.report.theorems import format_theorem_rows, theorem_rows
     from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
     from intjax.runs.theorems import run_theorems
     from intjax.patching import parse_components
@@ -163,17 +163,28 @@ def cmd_ioi(args: argparse.Namespace) -> None:
     from intjax.compile_stats import count_compiles
     from intjax.ioi import run_ioi_analysis
     from intjax.ioi.analysis import run_sweeps
-    from intjax.loading import load_model
-    from intjax.results import add_to_summary
     from intjax.ioi.circuit import check_circuit_spec
+    from intjax.ioi.saved import save_analysis
+    from intjax.loading import load_model
+    from intjax.report import render
+    from intjax.results import add_to_summary
 
     check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
+    options = ioi_options(args)  # bad sizes fail here too
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     check_circuit_spec(args.circuit, model)
+    written = []
+
+    def save_and_render(analysis) -> None:
+        save_analysis(analysis, args.out)
+        written.append(render(analysis, args.out))
+
     with count_compiles() as compiled:
-        report = run_ioi_analysis(model, tokenizer, args.out, ioi_options(args), model_name=str(args.model),
-                                  sweeps=run_sweeps(args.out, args.memory_gb, args.quiet))
-    add_to_summary(report.parent, compilation=compiled.as_dict())
+        run_ioi_analysis(model, tokenizer, options, run_sweeps(args.out, args.memory_gb, args.quiet),
+                         model_name=str(args.model), then=save_and_render)
+    report = written[0]
+    add_to_summary(report.parent, compilation=compiled.as_dict(),
+                   sweeps=dict(memory_gb=args.memory_gb, quiet=args.quiet))
     print(f"report: {report}")
     print(f"compilation: {compiled.line()}")
     print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")

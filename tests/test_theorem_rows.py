@@ -3,7 +3,7 @@ and the row names the predictions it was checked at."""
 
 from __future__ import annotations
 
-from intjax.estimands.theorems import theorem_rows
+from intjax.report.theorems import theorem_rows
 
 BASE = dict(dtype="float64", effect_scale=10.0, identity_max_residual=0.0, context_identity_max_residual=0.0,
             integral_max_z=0.5, integral_resolution=0.01, integral_points=dict(scramblings=8, points=64))

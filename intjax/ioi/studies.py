@@ -8,13 +8,11 @@ per-head NIE (which it reuses) and writes the results into the report.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from intjax.errors import InputError
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Sequence
 from intjax.report.claims import ClaimTest, claims_lines, not_shown, verdicts
 from intjax.report.labels import label_claims, label_verdict
 from intjax.studies.faithfulness_variance import MIN_RESAMPLES, faithfulness_variance
-from intjax.studies.faithfulness_variance_report import expansion_dependent
+from intjax.report.faithfulness_variance import expansion_dependent
 
 CLAIMS = ("NIE contains INT", "INT grows with distance", "INT ≈ 0 where locally affine",
           "pairwise + higher-order decomposition", "invisible components", "inflated components",
@@ -145,3 +145,15 @@ def claims_section(model_name: str, n_layers: int, gpt2_small: bool, ordered: bo
             *claims_lines(tests),
             "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
             multiplicity_line(tests, n_readings, n_labels), ""]
+
+
+def claims_of(analysis: Any) -> list[str]:
+    """The claims section of an IOI analysis (its claim tests, what the model is, the multiplicity)."""
+    from intjax.ioi.circuit import stage_order
+
+    studies = analysis.studies
+    n_labels = sum(len(label_claims_of(studies.remedy(e, "head"))) for e in ("noising", "denoising"))
+    n_pairs = len(analysis.results["int2_noising"].items)
+    return claims_section(analysis.model_name, analysis.n_layers, analysis.gpt2_small,
+                          stage_order(studies.circuit)[0], analysis.claims,
+                          n_readings=2 * min(analysis.options.top, n_pairs), n_labels=n_labels)
