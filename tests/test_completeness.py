@@ -12,8 +12,9 @@ import pytest
 from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
 from intjax.ioi.completeness import (
-    CircuitGame, abs_bounds, abs_mean_ci, bootstrap_counts, circuit_game, completeness, greedy_gaps,
-    max_abs_mean_ci, minimality, outside_split, simultaneous_bound)
+    CircuitGame, abs_bounds, circuit_game, completeness, greedy_gaps, minimality, outside_split)
+from intjax.bootstrap import abs_mean_ci, max_abs_mean_ci, simultaneous_bound
+from intjax.bootstrap import counts as bootstrap_counts
 
 P = 12
 SCALE = 1 + 0.1 * np.random.default_rng(0).normal(size=P)  # per-prompt spread, so every CI has width

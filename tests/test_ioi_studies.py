@@ -22,7 +22,7 @@ from intjax.ioi.remedies import remedies_table
 from intjax.studies.search import greedy_vs_best
 from intjax.ioi.task import ioi_prompts
 from intjax.sweeps.context import SweepContext
-from intjax.studies.stats import mean_ci
+from intjax.bootstrap import mean_ci
 
 CIRCUIT = {"movers": ["L0H1", "L2H0", "L3H2"], "inhibition": ["L1H0"]}
 

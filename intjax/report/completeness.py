@@ -11,7 +11,7 @@ from intjax.ioi.completeness import Completeness, Minimality, greedy_gaps
 from intjax.report.section import Section
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
-from intjax.studies.stats import standard_error
+from intjax.bootstrap import standard_error
 
 ORIGIN_STYLE = {"random": ("tab:gray", "o"), "exhaustive": ("tab:red", "s"), "greedy": ("tab:blue", "^"),
                 "empty": ("black", "*")}

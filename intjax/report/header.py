@@ -6,7 +6,7 @@ from pathlib import Path
 
 from intjax.report.numbers import pm
 from intjax.report.section import Section
-from intjax.studies.stats import standard_error as se
+from intjax.bootstrap import standard_error as se
 
 
 def section(analysis, out: Path) -> Section:

@@ -13,7 +13,7 @@ from intjax.studies import figures
 from intjax.studies.heldout_search import split_indices
 from intjax.studies.markdown import markdown_table
 from intjax.studies.readings import read_directions, read_pair_per_prompt
-from intjax.studies.stats import standard_error as se
+from intjax.bootstrap import standard_error as se
 
 
 def _pair_readings(res, direction: str, rows, prompts: np.ndarray) -> list:

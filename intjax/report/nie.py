@@ -12,7 +12,7 @@ from intjax.report.section import Section
 from intjax.studies import figures
 from intjax.studies.markdown import markdown_table
 from intjax.studies.order_split import order_split_sentence
-from intjax.studies.stats import standard_error as se
+from intjax.bootstrap import standard_error as se
 
 
 def section(analysis, out: Path) -> Section:

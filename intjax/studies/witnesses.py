@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component
@@ -44,11 +45,9 @@ class WitnessImportance:
 
     def ci(self, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
         """Bootstrap `level` intervals of the importance over prompts, `[m, 2]`."""
-        rng = np.random.default_rng(seed)
-        P = len(self.nie)
-        idx = rng.integers(0, P, (n_boot, P))
+        idx = bootstrap.draws(len(self.nie), n_boot, seed)
         boot = np.abs(self.pinned[idx].mean(1)) - np.abs(self.nie[idx].mean(1))[:, None]  # [B, m]
-        return np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0).T
+        return bootstrap.percentile_ci(boot, level, axis=0).T
 
     def ranked(self) -> list[int]:
         """Witness indices by decreasing importance."""
