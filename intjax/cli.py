@@ -197,7 +197,8 @@ def ioi_options(args: argparse.Namespace):
 
     given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
     study_sizes = {k: v for k, v in given.items() if k != "theorem_heads"}
-    studies = IOIStudyOptions(circuit=args.circuit, positional={"auto": None, "on": True, "off": False}[args.positional],
+    positional = {"auto": None, "on": True, "off": False}[args.positional]
+    studies = IOIStudyOptions(circuit=args.circuit, positional=positional,
                               completeness_ablation=None if args.completeness_ablation == "off"
                               else args.completeness_ablation, minimality_threshold=args.minimality_threshold,
                               **study_sizes)
@@ -219,17 +220,20 @@ def _ioi_args(p: argparse.ArgumentParser) -> None:
     from intjax.ioi.options import CORRUPTIONS, IOIAnalysisOptions
 
     o, s = IOIAnalysisOptions(), IOIAnalysisOptions().studies
-    p.add_argument("--n-prompts", type=POSITIVE, default=o.n_prompts, help=f"IOI prompts generated (default {o.n_prompts})")
+    p.add_argument("--n-prompts", type=POSITIVE, default=o.n_prompts,
+                   help=f"IOI prompts generated (default {o.n_prompts})")
     p.add_argument("--seed", type=int, default=o.seed)
     p.add_argument("--corruption", choices=list(CORRUPTIONS), default=o.corruption,
                    help="abc: three fresh names; s2_flip: S2 becomes the IO name; random_token: S2 becomes a "
                         "random non-name token")
-    p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=DEFAULT_MEMORY_GB, help="memory budget per chunk of masks")
+    p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=DEFAULT_MEMORY_GB,
+                   help="memory budget per chunk of masks")
     p.add_argument("--theorem-heads", type=NON_NEGATIVE, default=None,
                    help=f"heads in the float64 theorem table (default {o.theorem_heads}; 0 skips it)")
-    p.add_argument("--budget-min", type=_at_least(0, float, allow_zero=True), default=CLI_BUDGET_MIN, metavar="MINUTES",
-                   help=f"estimated time to fit (default {CLI_BUDGET_MIN:g}): the plan shrinks the sizes you did not set "
-                        "(faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
+    p.add_argument("--budget-min", type=_at_least(0, float, allow_zero=True), default=CLI_BUDGET_MIN,
+                   metavar="MINUTES",
+                   help=f"estimated time to fit (default {CLI_BUDGET_MIN:g}): the plan shrinks the sizes you did not "
+                        "set (faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
                         "never below a floor that keeps its statistic readable; 0 keeps the full sizes")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
     g.add_argument("--circuit", default=s.circuit, type=_path,

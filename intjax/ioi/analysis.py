@@ -19,7 +19,7 @@ from intjax.ioi.options import IOIAnalysisOptions
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays
-from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, ioi_prompts
+from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, PromptBank
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
@@ -126,7 +126,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     """Run the analysis and return it; it writes nothing but its sweeps' checkpoints (in `sweeps`).
     `then(analysis)` runs as the plan's last stage (the command line saves and renders it there)."""
     t_start = time.perf_counter()
-    data = ioi_prompts(tokenizer, options.n_prompts, seed=options.seed, corruption=options.corruption)
+    bank = PromptBank(tokenizer)  # every prompt set of the run, each generated once
+    data = bank.get(options.n_prompts, options.seed, options.corruption)
     options, estimates, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
@@ -177,7 +178,7 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
             dist_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                             min(options.distance_heads, len(heads)))]
             problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
-                                             seed=options.seed)
+                                             seed=options.seed, prompts=bank)
             distance = distance_scaling_study(problems)
         timings["distance_s"] = time.perf_counter() - t0
 
@@ -186,8 +187,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         t0 = time.perf_counter()
         te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
         studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values, te,
-                                  options.studies, seed=options.seed, sweeps=sweeps, step=stages.note,
-                                  tick=stages.tick)
+                                  options.studies, seed=options.seed, sweeps=sweeps, prompts=bank,
+                                  step=stages.note, tick=stages.tick)
         res.update(studies_arrays(studies))
         timings.update(studies.seconds)
         timings["studies_s"] = time.perf_counter() - t0

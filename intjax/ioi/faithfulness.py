@@ -33,7 +33,7 @@ from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.context import SweepContext
 from intjax.ioi.options import ABLATIONS
-from intjax.ioi.task import MeanSource, ioi_prompts, mean_source
+from intjax.ioi.task import MeanSource, PromptBank, mean_source
 
 PARTS = ("ablated", "main", "pairwise", "higher")
 
@@ -169,6 +169,7 @@ def faithfulness_study(
     class_positions: Optional[dict[str, str]] = None,
     on_resample: Callable[[int], None] | None = None,
     sweeps: SweepContext = SweepContext(),
+    prompts: Optional[PromptBank] = None,
 ) -> FaithfulnessStudy:
     """Faithfulness of `circuit` on `n_resamples` fresh IOI prompt sets (seeds seed, seed+1, …).
 
@@ -178,7 +179,8 @@ def faithfulness_study(
     fresh names), "zero". `class_positions` keeps each class only at its role
     position (see `circuit_units`). Each resample is decomposed exactly (see the module doc). With
     checkpoints in `sweeps`, every resample × ablation is saved there as it finishes and a
-    rerun picks them up.
+    rerun picks them up. `prompts`: the run's prompt sets (a resample equal to one the run already has
+    reuses it; made here when None).
     """
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown or not ablations:
@@ -186,6 +188,7 @@ def faithfulness_study(
     if n_resamples < 2:
         raise InputError(f"n_resamples={n_resamples}: a spread needs at least 2 resamples")
     t0 = time.perf_counter()
+    bank = PromptBank(tokenizer) if prompts is None else prompts
     units = circuit_units(circuit, model, class_positions)
     k = len(units) - 1
     A, R = len(ablations), n_resamples
@@ -193,7 +196,7 @@ def faithfulness_study(
     terms = np.zeros((A, R, 1 << k))
     parts = {p: np.zeros((A, R)) for p in PARTS}
     for r in range(R):
-        data = ioi_prompts(tokenizer, n_prompts, seed=seed + r, corruption="abc")
+        data = bank.get(n_prompts, seed + r, "abc")
         for a, name in enumerate(ablations):
             mean = (mean_source(tokenizer, data, reference_per_template, seed=seed + r) if name == "mean"
                     else MeanSource())

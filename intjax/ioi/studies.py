@@ -25,7 +25,7 @@ from intjax.ioi.remedies import RemedyRow, remedies_table
 from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
 from intjax.studies.witnesses import WitnessImportance, witness_importance
 from intjax.sweeps.context import SweepContext
-from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, mean_source
+from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, PromptBank, mean_source
 
 
 def strongest_heads(nie_noising: np.ndarray, nie_denoising: np.ndarray, k: int) -> list[int]:
@@ -70,6 +70,7 @@ def run_ioi_studies(
     n_prompts: Optional[int] = None,
     seed: int = 0,
     sweeps: SweepContext = SweepContext(),
+    prompts: Optional[PromptBank] = None,
     step: Optional[Callable[[str], None]] = None,
     tick: Optional[Callable[[str], None]] = None,
 ) -> IOIStudies:
@@ -78,7 +79,8 @@ def run_ioi_studies(
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
     circuit discovery and the search ranking. With checkpoints in `sweeps`, every sweep is
     saved there (remedies/, search/, faithfulness/, completeness/) and a rerun resumes them; its
-    vertex cache shares vertex values with the run's other sweeps. `step(text)` is
+    vertex cache shares vertex values with the run's other sweeps; `prompts` (the run's prompt sets) lets the
+    faithfulness resamples reuse any set the run already made. `step(text)` is
     called as each study starts, `tick(text)` as each faithfulness resample does.
     """
     say = step or (lambda text: None)
@@ -144,7 +146,7 @@ def run_ioi_studies(
                                n_prompts=options.faithfulness_prompts or n_prompts or len(full),
                                seed=seed + 1 if held_out else seed, ablations=options.ablations,
                                reference_per_template=options.reference_per_template, class_positions=positions,
-                               sweeps=sweeps.child("faithfulness"),
+                               sweeps=sweeps.child("faithfulness"), prompts=prompts,
                                on_resample=lambda r: r + 1 < options.n_resamples and tick(
                                    f"faithfulness: resample {r + 2} of {options.n_resamples}"))
     seconds["faithfulness_s"] = time.perf_counter() - t0

@@ -425,6 +425,24 @@ def ioi_prompts(
 
 
 @dataclasses.dataclass(frozen=True)
+class PromptBank:
+    """The IOI prompt sets of one run, each generated once: `get(n, seed, corruption)` returns the same
+    `IOIPrompts` for the same arguments, so the analysis, the distance study and the faithfulness resamples
+    share every set they have in common. Made per run and passed down (no global state)."""
+
+    tokenizer: Any
+    built: dict[tuple[int, int, str], IOIPrompts] = dataclasses.field(default_factory=dict, compare=False,
+                                                                       repr=False)
+
+    def get(self, n: int, seed: int = 0, corruption: str = "abc") -> IOIPrompts:
+        """`ioi_prompts(tokenizer, n, seed=seed, corruption=corruption)`, generated on first use."""
+        key = (int(n), int(seed), corruption)
+        if key not in self.built:
+            self.built[key] = ioi_prompts(self.tokenizer, n, seed=seed, corruption=corruption)
+        return self.built[key]
+
+
+@dataclasses.dataclass(frozen=True)
 class MeanSource:
     """What a mean ablation averages: reference prompts and the groups pairing each prompt with its
     template's reference prompts (both None: the prompts themselves, one group)."""

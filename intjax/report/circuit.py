@@ -6,7 +6,7 @@ from pathlib import Path
 
 from intjax.ioi.circuit import STAGES, stage_order
 from intjax.report.section import Section
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 
 def circuit_markdown(studies) -> str:

@@ -9,8 +9,8 @@ import numpy as np
 
 from intjax.ioi.completeness import Completeness, Minimality, greedy_gaps
 from intjax.report.section import Section
-from intjax.studies import figures
-from intjax.studies.markdown import markdown_table
+from intjax.report import figures
+from intjax.report.markdown import markdown_table
 from intjax.bootstrap import standard_error
 
 ORIGIN_STYLE = {"random": ("tab:gray", "o"), "exhaustive": ("tab:red", "s"), "greedy": ("tab:blue", "^"),

@@ -11,7 +11,7 @@ import numpy as np
 
 from intjax.report.section import Section
 from intjax.studies.distance_scaling import LogLogFit, plot_distance_scaling, regimes
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 REGIME_WORDS = {"natural": "natural corruptions", "scaled": "t-scaled family"}
 

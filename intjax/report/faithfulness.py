@@ -9,8 +9,8 @@ import numpy as np
 
 from intjax.report.faithfulness_variance import variance_section
 from intjax.report.section import Section
-from intjax.studies import figures
-from intjax.studies.markdown import markdown_table
+from intjax.report import figures
+from intjax.report.markdown import markdown_table
 from intjax.bootstrap import mean_ci, standard_error
 
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"

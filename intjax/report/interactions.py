@@ -9,9 +9,9 @@ import numpy as np
 
 from intjax.report.numbers import pm
 from intjax.report.section import Section
-from intjax.studies import figures
+from intjax.report import figures
 from intjax.studies.heldout_search import split_indices
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 from intjax.studies.readings import read_directions, read_pair_per_prompt
 from intjax.bootstrap import standard_error as se
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from intjax.report.section import Section
-from intjax.studies import figures
+from intjax.report import figures
 
 
 def section(analysis, out: Path) -> Section:

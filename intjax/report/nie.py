@@ -9,8 +9,8 @@ import numpy as np
 
 from intjax.report.numbers import pm
 from intjax.report.section import Section
-from intjax.studies import figures
-from intjax.studies.markdown import markdown_table
+from intjax.report import figures
+from intjax.report.markdown import markdown_table
 from intjax.studies.order_split import order_split_sentence
 from intjax.bootstrap import standard_error as se
 

@@ -11,7 +11,7 @@ from intjax.report.labels import SUPPORT
 from intjax.report.numbers import names_text as _names
 from intjax.report.paired import smallest_abs_mean
 from intjax.report.section import Section
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 from intjax.bootstrap import standard_error
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}

@@ -8,7 +8,7 @@ import numpy as np
 
 from intjax.report.heldout_search import heldout_search_section
 from intjax.report.section import Section
-from intjax.studies import figures
+from intjax.report import figures
 
 
 def summary_line(studies) -> str:

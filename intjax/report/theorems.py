@@ -10,7 +10,7 @@ import numpy as np
 
 from intjax.estimands.theorems import INTEGRAL_RESOLUTION, INTEGRAL_Z, SLOPE_TOLERANCE, integral_verdict
 from intjax.report.section import Section
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 
 def theorem_rows(table: dict) -> list[dict]:

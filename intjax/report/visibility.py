@@ -11,8 +11,8 @@ from intjax.ioi.circuit import class_of, stage_order
 from intjax.report.ioi_claims import label_claims_of
 from intjax.report.labels import SUPPORT, label_summary
 from intjax.report.section import Section
-from intjax.studies import figures
-from intjax.studies.markdown import markdown_table
+from intjax.report import figures
+from intjax.report.markdown import markdown_table
 
 
 def visibility_markdown(studies) -> str:
