@@ -149,11 +149,11 @@ def _theorems(args: argparse.Namespace) -> None:
     with stages.stage("theorem table"):
         table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
                              source=args.source, n_check=args.n_check, cut=cut, step=stages.note)
-    table.update(model=str(args.model), data=str(args.data), components=args.components,
+    saved = dict(table.as_dict(), model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "theorems.json").write_text(json.dumps(table, indent=2))
+    (out / "theorems.json").write_text(json.dumps(saved, indent=2))
     print(format_theorem_rows(theorem_rows(table)))
     print(f"wrote {out / 'theorems.json'}")
 

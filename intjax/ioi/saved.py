@@ -15,6 +15,7 @@ from intjax.ioi.studies import IOIStudies, completeness_summary
 from intjax.ioi.task import IOIPrompts
 from intjax.report.claims import ClaimTest
 from intjax.results import Results, versions, write_results
+from intjax.runs.theorems import TheoremTable
 from intjax.studies.distance_scaling import DistanceScaling
 from intjax.studies.order_split import OrderSplit
 
@@ -33,7 +34,7 @@ class IOIAnalysis:
     prompts: IOIPrompts
     results: Results  # every values.npz estimate (NIE, PIE, linear, INT, the studies' arrays)
     splits: dict[str, OrderSplit]  # direction -> joint − Σ NIE split into pairwise and higher orders
-    theorems: Optional[dict]  # the theorem table (None: skipped)
+    theorems: Optional[TheoremTable]  # the theorem table (None: skipped)
     distance: Optional[DistanceScaling]  # |INT_T| against distance (None: skipped)
     studies: IOIStudies
     claims: tuple[ClaimTest, ...]  # one row per claim of the paper
@@ -63,7 +64,7 @@ def save_analysis(a: IOIAnalysis, out: str | Path) -> Path:
     a.prompts.write_jsonl(out / "prompts.jsonl")
     write_results(out, a.results, analysis_summary(a))
     if a.theorems is not None:
-        (out / "theorems.json").write_text(json.dumps(a.theorems, indent=2))
+        (out / "theorems.json").write_text(json.dumps(a.theorems.as_dict(), indent=2))
     if a.distance is not None:
         (out / "distance_scaling.json").write_text(json.dumps(dict(summary=a.distance.summary(),
                                                                    rows=a.distance.rows()), indent=1))

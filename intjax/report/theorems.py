@@ -10,18 +10,19 @@ import numpy as np
 
 from intjax.estimands.theorems import INTEGRAL_RESOLUTION, INTEGRAL_Z, SLOPE_TOLERANCE, integral_verdict
 from intjax.report.section import Section
+from intjax.runs.theorems import TheoremTable
 from intjax.report.markdown import markdown_table
 
 
-def theorem_rows(table: dict) -> list[dict]:
+def theorem_rows(table: TheoremTable) -> list[dict]:
     """The table as rows {check, value, tolerance, verdict, meaning}, for the CLI and reports.
 
     verdict is "pass", "fail", "inconclusive" where the check's own error bar is too
     wide to tell (the integral identity), or "measured" where nothing is claimed
     (the duality outside a frozen complete cut).
     """
-    float64 = table.get("dtype") == "float64"
-    scale = table["effect_scale"]
+    float64 = table.dtype == "float64"
+    scale = table.effect_scale
     tol = (1e-9 if float64 else 1e-4) * scale
 
     def row(check, value, tolerance, ok, meaning):
@@ -29,38 +30,38 @@ def theorem_rows(table: dict) -> list[dict]:
         return dict(check=check, value=value, tolerance=tolerance, verdict=verdict, meaning=meaning)
 
     rows = [
-        row("Möbius identity", f"{table['identity_max_residual']:.2e}", f"{tol:.0e}",
-            table["identity_max_residual"] <= tol,
+        row("Möbius identity", f"{table.identity_max_residual:.2e}", f"{tol:.0e}",
+            table.identity_max_residual <= tol,
             "f(1_S) − f(0) from fresh runs of the differentiable path = Σ INT_T from the chunked sweep"),
-        row("context identity", f"{table['context_identity_max_residual']:.2e}", f"{tol:.0e}",
-            table["context_identity_max_residual"] <= tol,
+        row("context identity", f"{table.context_identity_max_residual:.2e}", f"{tol:.0e}",
+            table.context_identity_max_residual <= tol,
             "Δ_i(C) from fresh runs = Σ INT_T over i ∈ T ⊆ C∪i from the sweep"),
-        row("integral identity", f"max {table['integral_max_z']:.1f} SE (error bar ±{table['integral_resolution']:.1%})",
-            f"≤ {INTEGRAL_Z} SE, bar ≤ {INTEGRAL_RESOLUTION:.0%}", integral_verdict(table),
-            f"∫ D_T over the face by {table['integral_points']['scramblings']} scramblings of "
-            f"{table['integral_points']['points']} Sobol points (D_T by nested JVPs in "
-            f"{table.get('derivative_dtype', table.get('dtype'))}) vs the exact INT_T from patched runs, in "
+        row("integral identity", f"max {table.integral_max_z:.1f} SE (error bar ±{table.integral_resolution:.1%})",
+            f"≤ {INTEGRAL_Z} SE, bar ≤ {INTEGRAL_RESOLUTION:.0%}", integral_verdict(table.as_dict()),
+            f"∫ D_T over the face by {table.integral_points['scramblings']} scramblings of "
+            f"{table.integral_points['points']} Sobol points (D_T by nested JVPs in "
+            f"{table.derivative_dtype or table.dtype}) vs the exact INT_T from patched runs, in "
             "standard errors of the estimate; the bar is 3 SE as a share of the effect scale. Fails only "
             "when the two differ beyond their error bar; inconclusive when the bar is too wide to tell"),
     ]
-    bound = table.get("bound_by_set", [])
+    bound = table.bound_by_set
     if bound:
         held = sum(r["int_le_sampled_sup"] for r in bound)
         converged = sum(r["converged"] for r in bound)
         rows.append(row("local-affine bound", f"{held}/{len(bound)} sets (orders ≤ "
                         f"{max(r['order'] for r in bound)})", "|INT| ≤ sampled sup", held == len(bound),
                         f"|INT_T| against the sup of |D_T| over the face, sampled on nested grids refined until it "
-                        f"grew < 1% ({converged}/{len(bound)} converged, {table['bound_points']} points): a lower "
+                        f"grew < 1% ({converged}/{len(bound)} converged, {table.bound_points} points): a lower "
                         f"estimate of the true sup, so evidence, not proof; median looseness sup/|INT| "
-                        f"{table['bound_looseness_median']:.1f}"))
-        a = table["affinity_vs_interaction"]
+                        f"{table.bound_looseness_median:.1f}"))
+        a = table.affinity_vs_interaction
         rows.append(row("affinity vs INT", f"ρ = {a['spearman']:+.2f} (n = {a['n_pairs']})", "—", None,
                         f"Spearman rank correlation over {a['n_pairs']} (set, prompt) pairs between how far f is "
                         "from affine on the face (relative error of its best affine fit) and |INT_T| / range of f "
                         "there. An algebraic tie, not a test: for any affine a, |INT_T| ≤ 2^|T| max|f − a| on the "
                         "face, so the two measures rise together whatever the model does; the local-affine claim "
                         "is tested on the t-scaled family (the claims table)"))
-    by_set = table.get("slopes_by_set", [])
+    by_set = table.slopes_by_set
     for semantics, key in (("frozen", "predicted_frozen"), ("recompute", "predicted_recompute")):
         pairs = [(r[semantics], r[key]) for r in by_set if key in r and np.isfinite(r[semantics])]
         unmeasured = sum(1 for r in by_set if key in r and not np.isfinite(r[semantics]))
@@ -75,7 +76,7 @@ def theorem_rows(table: dict) -> list[dict]:
                                "conjecture (the rule is argued as an upper bound on the order, not proven), "
                                "exercised here only where it predicts "
                                + ", ".join(str(v) for v in sorted({int(p) for _, p in pairs})))))
-    duality = table.get("duality", {})
+    duality = table.duality
     if "skipped" in duality:
         rows.append(row("duality", "skipped", "—", None, duality["skipped"]))
     for semantics in ("frozen", "recompute"):
@@ -102,24 +103,24 @@ def format_theorem_rows(rows: list[dict]) -> str:
                      f"{r['verdict']:<{width[3]}}  {r['meaning']}" for r in rows)
 
 
-def _table(theorems: dict | None) -> list[str]:
+def _table(theorems: TheoremTable | None) -> list[str]:
     """The rows as a markdown table, and the scaling slope of every checked set."""
     if theorems is None:
         return ["Skipped (`--theorem-heads 0`); `intjax theorems` runs it on its own.", ""]
     rows = [(r["check"], r["value"], r["tolerance"], r["verdict"], r["meaning"]) for r in theorem_rows(theorems)]
     slopes = [(", ".join(r["set"]), f"{r['frozen']:.2f}", str(r["predicted_frozen"]), f"{r['recompute']:.2f}",
                str(r.get("predicted_recompute", "—")), " → ".join(r.get("chain", [])) or "—")
-              for r in theorems["slopes_by_set"]]
+              for r in theorems.slopes_by_set]
     return [markdown_table(rows, ("check", "value", "tolerance", "verdict", "what it compares")), "",
-            f"Checked on {len(theorems['checked_sets'])} sets ({', '.join(theorems['checked_sets'][:3])}, …), "
-            f"{theorems['n_components']} heads, float64 (mixed partials for the face integral and the sampled sup in "
-            f"{theorems.get('derivative_dtype', 'float64')}). Distance-scaling slope per set (frozen: every analysed "
+            f"Checked on {len(theorems.checked_sets)} sets ({', '.join(theorems.checked_sets[:3])}, …), "
+            f"{theorems.n_components} heads, float64 (mixed partials for the face integral and the sampled sup in "
+            f"{theorems.derivative_dtype or 'float64'}). Distance-scaling slope per set (frozen: every analysed "
             "head pinned; recompute: a patched member blocks the paths of the members it reads, one order of t "
             "per chain of members):", "",
             markdown_table(slopes, ("set", "frozen", "predicted", "recompute", "predicted", "longest chain")), ""]
 
 
-def _reading(theorems: dict | None) -> list[str]:
+def _reading(theorems: TheoremTable | None) -> list[str]:
     """Summary lines: how many checks pass, and what the duality rows say."""
     if theorems is None:
         return []
@@ -132,7 +133,7 @@ def _reading(theorems: dict | None) -> list[str]:
              + (f", {len(failed)} fail ({', '.join(failed)})" if failed else ", none fails")
              + (f"; {len(unsure)} inconclusive ({', '.join(unsure)}: the check's error bar is too wide to "
                 "tell)." if unsure else ".")]
-    gap = theorems.get("duality", {}).get("recompute", {}).get("max_rel_residual", 0.0)
+    gap = theorems.duality.get("recompute", {}).get("max_rel_residual", 0.0)
     if frozen_dual is not None and recompute_dual is not None and gap > 1e-2:
         lines.append(f"- Noising and denoising NIE are related through interactions only under frozen semantics "
                      f"over a complete cut (here: {frozen_dual['verdict']}, residual {frozen_dual['value']}); "
