@@ -193,7 +193,7 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 def ioi_options(args: argparse.Namespace):
     """The IOIAnalysisOptions of `intjax ioi`/`demo` arguments; sizes given on the command line are
     `fixed` (--budget-min never shrinks them). Every default is the library's (IOIAnalysisOptions)."""
-    from intjax.ioi.options import IOIAnalysisOptions, IOIStudyOptions
+    from intjax.options import IOIAnalysisOptions, IOIStudyOptions
 
     given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
     study_sizes = {k: v for k, v in given.items() if k != "theorem_heads"}
@@ -217,7 +217,7 @@ def ioi_options(args: argparse.Namespace):
 
 
 def _ioi_args(p: argparse.ArgumentParser) -> None:
-    from intjax.ioi.options import CORRUPTIONS, IOIAnalysisOptions
+    from intjax.options import CORRUPTIONS, IOIAnalysisOptions
 
     o, s = IOIAnalysisOptions(), IOIAnalysisOptions().studies
     p.add_argument("--n-prompts", type=POSITIVE, default=o.n_prompts,

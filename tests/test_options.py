@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from intjax.errors import InputError
-from intjax.ioi.options import IOIAnalysisOptions, IOIStudyOptions
+from intjax.options import IOIAnalysisOptions, IOIStudyOptions
 
 
 @pytest.mark.parametrize("make, words", [

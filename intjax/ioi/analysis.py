@@ -15,7 +15,7 @@ import numpy as np
 
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit
 from intjax.ioi.distance import ioi_distance_problems
-from intjax.ioi.options import IOIAnalysisOptions
+from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays

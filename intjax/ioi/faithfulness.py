@@ -32,7 +32,7 @@ from intjax.model.protocol import HasConfig, PatchableModel
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
 from intjax.sweeps.context import SweepContext
-from intjax.ioi.options import ABLATIONS
+from intjax.options import ABLATIONS
 from intjax.ioi.task import MeanSource, PromptBank, mean_source
 
 PARTS = ("ablated", "main", "pairwise", "higher")

@@ -17,7 +17,7 @@ import math
 from typing import Sequence
 
 from intjax.costs import DISTANCE_FE, layers_after_first, theorem_table_fe
-from intjax.ioi.options import FLOORS
+from intjax.options import FLOORS
 from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from intjax import codec
-from intjax.ioi.options import IOIAnalysisOptions
+from intjax.options import IOIAnalysisOptions
 from intjax.ioi.studies import IOIStudies, completeness_summary
 from intjax.ioi.task import IOIPrompts
 from intjax.report.claims import ClaimTest

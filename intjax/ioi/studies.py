@@ -20,7 +20,7 @@ from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
-from intjax.ioi.options import IOIStudyOptions
+from intjax.options import IOIStudyOptions
 from intjax.ioi.remedies import RemedyRow, remedies_table
 from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
 from intjax.studies.witnesses import WitnessImportance, witness_importance

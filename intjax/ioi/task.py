@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.ioi.options import CORRUPTIONS
+from intjax.options import CORRUPTIONS
 from intjax.patching.prompts import PromptSet, concat_prompt_sets
 
 # ---------------------------------------------------------------------------
