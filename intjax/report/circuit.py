@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from intjax.ioi.circuit import STAGES, stage_order
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.section import Section
 from intjax.report.markdown import markdown_table
 
@@ -23,6 +24,6 @@ def circuit_markdown(studies) -> str:
                       markdown_table(rows, ("class", "heads", "kept at")), "", order, ""])
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The circuit section (no summary lines, no figures)."""
     return Section(circuit_markdown(analysis.studies))

@@ -12,6 +12,7 @@ from intjax.report.section import Section
 from intjax.report import figures
 from intjax.report.markdown import markdown_table
 from intjax.bootstrap import standard_error
+from intjax.ioi.saved import IOIAnalysis
 
 ORIGIN_STYLE = {"random": ("tab:gray", "o"), "exhaustive": ("tab:red", "s"), "greedy": ("tab:blue", "^"),
                 "empty": ("black", "*")}
@@ -194,7 +195,7 @@ def completeness_summary_lines(c: Completeness | None, m: Minimality | None) -> 
             f"{c.unit}s below {m.threshold:.0%} of F(C): {flagged}."]
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The completeness and minimality section, its summary line and the scatter ("" when they were skipped)."""
     c, m = analysis.studies.completeness, analysis.studies.minimality
     if c is None or m is None:

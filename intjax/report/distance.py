@@ -9,6 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.section import Section
 from intjax.studies.distance_scaling import LogLogFit, plot_distance_scaling, regimes
 from intjax.report.markdown import markdown_table
@@ -111,7 +112,7 @@ def distance_summary(study) -> list[str]:
                        f"{study.fit.n_points} (set, prompt, patch kind) points."]
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The distance section, its summary line and the scatter of |INT_T| against d_T (none when skipped)."""
     study = analysis.distance
     figs = {} if study is None else {"distance": plot_distance_scaling(study, out / "distance_scaling.png")}

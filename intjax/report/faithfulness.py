@@ -12,6 +12,7 @@ from intjax.report.section import Section
 from intjax.report import figures
 from intjax.report.markdown import markdown_table
 from intjax.bootstrap import mean_ci, standard_error
+from intjax.ioi.saved import IOIAnalysis
 
 WANG_2022 = "a mean logit difference near 3.5 and a circuit faithfulness near 87% (Wang et al. 2022, mean ablation)"
 
@@ -90,7 +91,7 @@ def summary_line(studies) -> str:
     return f"- Faithfulness over {f.faithfulness.shape[1]} resamples (mean [95% CI over resamples]): {faith}."
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The faithfulness section, its summary line and the strips of faithfulness per resample."""
     f = analysis.studies.faithfulness
     fig = figures.faithfulness_strips(f.faithfulness, f.ablations, f.parts, out / "faithfulness.png")

@@ -7,9 +7,10 @@ from pathlib import Path
 from intjax.report.numbers import pm
 from intjax.report.section import Section
 from intjax.bootstrap import standard_error as se
+from intjax.ioi.saved import IOIAnalysis
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """Title and the paragraph on what was run (no summary lines, no figures)."""
     res, o = analysis.results, analysis.options
     clean = res["metric_clean"].values[:, 0]

@@ -14,6 +14,7 @@ from intjax.studies.heldout_search import split_indices
 from intjax.report.markdown import markdown_table
 from intjax.studies.readings import read_directions, read_pair_per_prompt
 from intjax.bootstrap import standard_error as se
+from intjax.ioi.saved import IOIAnalysis
 
 
 def _pair_readings(res, direction: str, rows, prompts: np.ndarray) -> list:
@@ -46,7 +47,7 @@ def _figures(res, top: int, out: Path) -> dict[str, Path]:
     return figs
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The interactions section, the strongest pair's reading and the order split in the summary, the bars."""
     res, o = analysis.results, analysis.options
     heldout = o.studies.heldout

@@ -145,15 +145,3 @@ def claims_section(model_name: str, n_layers: int, gpt2_small: bool, ordered: bo
             *claims_lines(tests),
             "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
             multiplicity_line(tests, n_readings, n_labels), ""]
-
-
-def claims_of(analysis: Any) -> list[str]:
-    """The claims section of an IOI analysis (its claim tests, what the model is, the multiplicity)."""
-    from intjax.ioi.circuit import stage_order
-
-    studies = analysis.studies
-    n_labels = sum(len(label_claims_of(studies.remedy(e, "head"))) for e in ("noising", "denoising"))
-    n_pairs = len(analysis.results["int2_noising"].items)
-    return claims_section(analysis.model_name, analysis.n_layers, analysis.gpt2_small,
-                          stage_order(studies.circuit)[0], analysis.claims,
-                          n_readings=2 * min(analysis.options.top, n_pairs), n_labels=n_labels)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.section import Section
 from intjax.report import figures
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """Correlation and largest gap over heads, the summary line, the scatter."""
     res = analysis.results
     names = res["nie_noising"].items

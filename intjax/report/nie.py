@@ -13,9 +13,10 @@ from intjax.report import figures
 from intjax.report.markdown import markdown_table
 from intjax.studies.order_split import order_split_sentence
 from intjax.bootstrap import standard_error as se
+from intjax.ioi.saved import IOIAnalysis
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The NIE section, its summary line and the NIE heatmaps."""
     res, k = analysis.results, analysis.options.top
     names = res["nie_noising"].items

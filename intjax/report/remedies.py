@@ -13,6 +13,7 @@ from intjax.report.paired import smallest_abs_mean
 from intjax.report.section import Section
 from intjax.report.markdown import markdown_table
 from intjax.bootstrap import standard_error
+from intjax.ioi.saved import IOIAnalysis
 
 PLURAL = {"head": "heads", "class": "classes", "layer": "layers"}
 
@@ -80,6 +81,6 @@ def _remedies_reading(studies) -> list[str]:
     return lines
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The remedies section (no summary lines, no figures)."""
     return Section(remedies_markdown(analysis.studies))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.heldout_search import heldout_search_section
 from intjax.report.section import Section
 from intjax.report import figures
@@ -20,7 +21,7 @@ def summary_line(studies) -> str:
                "the best k-set never beats the top-k by |NIE| on held-out prompts with a 95% CI that excludes 0."))
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The search section, its summary line and the curves of top-k against best k-set."""
     studies = analysis.studies
     markdown = heldout_search_section(studies.search, studies.head_names, studies.search_pool,

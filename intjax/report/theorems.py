@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from intjax.estimands.theorems import INTEGRAL_RESOLUTION, INTEGRAL_Z, SLOPE_TOLERANCE, integral_verdict
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.section import Section
 from intjax.runs.theorems import TheoremTable
 from intjax.report.markdown import markdown_table
@@ -143,7 +144,7 @@ def _reading(theorems: TheoremTable | None) -> list[str]:
     return lines
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The theorem table section (float64) and its summary lines; no figures."""
     return Section("\n".join(["## Theorem table (float64)", "", *_table(analysis.theorems)]),
                    tuple(_reading(analysis.theorems)))

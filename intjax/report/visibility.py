@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from intjax.ioi.circuit import class_of, stage_order
+from intjax.ioi.saved import IOIAnalysis
 from intjax.report.ioi_claims import label_claims_of
 from intjax.report.labels import SUPPORT, label_summary
 from intjax.report.section import Section
@@ -115,7 +116,7 @@ def summary_lines(studies) -> tuple[str, str]:
             f"[{lo:+.3f}, {hi:+.3f}] ({'CI excludes 0' if lo > 0 or hi < 0 else 'CI includes 0'}).")
 
 
-def section(analysis, out: Path) -> Section:
+def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The visibility section with the witnesses, its two summary lines and a scatter per direction."""
     studies, figs = analysis.studies, {}
     for e in ("noising", "denoising"):
