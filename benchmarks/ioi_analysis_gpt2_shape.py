@@ -36,7 +36,7 @@ def main() -> None:
     from intjax.patching import build_problem, parse_components
     from intjax.ioi import IOIStudyOptions, faithfulness_study, remedies_table
     from intjax.studies import greedy_vs_best
-    from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, ioi_prompts, template_reference
+    from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, MeanSource, ioi_prompts, template_reference
 
     def stage(name, t0):
         print(f"{name:40s} {time.perf_counter() - t0:8.1f} s", flush=True)
@@ -57,7 +57,7 @@ def main() -> None:
     reference, groups = template_reference(tokenizer, data, options.reference_per_template)
     te = float((problem.metric_corrupted - problem.metric_clean).mean())
     remedies_table(model, data.prompts, circuit, scale=abs(te), class_positions=CLASS_POSITIONS,
-                   mean_source=dict(reference=reference, mean_groups=groups))
+                   mean_source=MeanSource(reference, groups))
     stage("remedies table (3 estimators x 3 units)", t0)
 
     t0 = time.perf_counter()

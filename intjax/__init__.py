@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it, imported when the name is first read
 _LAZY = {"load_model": "intjax.loading", "GPT2": "intjax.model", "GPT2Config": "intjax.model",
          "Activations": "intjax.model"}
-_SUBMODULES = {"cli", "costs", "estimands", "ioi", "loading", "model", "outdir", "patch_run", "patching",
-               "progress", "results", "runtime", "studies", "sweeps"}
+_SUBMODULES = {"cli", "costs", "estimands", "ioi", "loading", "model", "outdir", "patching",
+               "progress", "results", "runs", "runtime", "studies", "sweeps"}
 
 __all__ = [
     "load_model", "GPT2", "GPT2Config", "Activations",

@@ -39,7 +39,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import numpy as np
 
     from intjax.compile_stats import count_compiles
-    from intjax.patch_run import PatchOptions, patch_stages, run_patch
+    from intjax.runs.patch import PatchOptions, patch_stages, run_patch
+    from intjax.sweeps.context import SweepContext
     from intjax.patching import parse_components
     from intjax.results import versions, write_results
     from intjax.sweeps.fingerprint import hash_arrays, model_digest
@@ -51,12 +52,13 @@ def cmd_patch(args: argparse.Namespace) -> None:
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
     _check_order(args, len(components), len(prompts) * len(directions))
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
-                           metric=args.metric, order=args.order, linear=args.linear,
-                           memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart)
-    stages = patch_stages(model, prompts, len(components), options)
+                           metric=args.metric, order=args.order, linear=args.linear)
+    sweeps = SweepContext.of(memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart,
+                             checkpoints=Path(args.out) / "checkpoints")
+    stages = patch_stages(model, prompts, len(components), options, quiet=args.quiet)
     with count_compiles() as compiled:
-        results, timings = run_patch(model, prompts, components, options, stages=stages,
-                                     checkpoints=Path(args.out) / "checkpoints", witnesses=witnesses)
+        results, timings = run_patch(model, prompts, components, options, sweeps, witnesses=witnesses,
+                                     stages=stages)
     timings["total_s"] = time.perf_counter() - t0
     summary = dict(
         command="patch", model=str(args.model), data=str(args.data), components=args.components,
@@ -127,9 +129,9 @@ def _theorems(args: argparse.Namespace) -> None:
     import jax.numpy as jnp
 
     from intjax.costs import theorem_table_fe
-    from intjax.estimands.theorems import format_theorem_rows, theorem_rows
+    from intjax.report.theorems import format_theorem_rows, theorem_rows
     from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
-    from intjax.patch_run import run_theorems
+    from intjax.runs.theorems import run_theorems
     from intjax.patching import parse_components
     from intjax.results import versions
 
@@ -147,11 +149,11 @@ def _theorems(args: argparse.Namespace) -> None:
     with stages.stage("theorem table"):
         table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
                              source=args.source, n_check=args.n_check, cut=cut, step=stages.note)
-    table.update(model=str(args.model), data=str(args.data), components=args.components,
+    saved = dict(table.as_dict(), model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "theorems.json").write_text(json.dumps(table, indent=2))
+    (out / "theorems.json").write_text(json.dumps(saved, indent=2))
     print(format_theorem_rows(theorem_rows(table)))
     print(f"wrote {out / 'theorems.json'}")
 
@@ -160,16 +162,29 @@ def cmd_ioi(args: argparse.Namespace) -> None:
     """The IOI analysis on a checkpoint of any family: report.md, figures and value files in DIR."""
     from intjax.compile_stats import count_compiles
     from intjax.ioi import run_ioi_analysis
-    from intjax.loading import load_model
-    from intjax.results import add_to_summary
+    from intjax.ioi.analysis import run_sweeps
     from intjax.ioi.circuit import check_circuit_spec
+    from intjax.ioi.saved import save_analysis
+    from intjax.loading import load_model
+    from intjax.report import render
+    from intjax.results import add_to_summary
 
     check_circuit_spec(args.circuit)  # a bad --circuit fails now, not after the first studies
+    options = ioi_options(args)  # bad sizes fail here too
     model, tokenizer = load_model(args.model, strict_config=not args.lenient_config)
     check_circuit_spec(args.circuit, model)
+    written = []
+
+    def save_and_render(analysis) -> None:
+        save_analysis(analysis, args.out)
+        written.append(render(analysis, args.out))
+
     with count_compiles() as compiled:
-        report = run_ioi_analysis(model, tokenizer, args.out, ioi_options(args), model_name=str(args.model))
-    add_to_summary(report.parent, compilation=compiled.as_dict())
+        run_ioi_analysis(model, tokenizer, options, run_sweeps(args.out, args.memory_gb, args.quiet),
+                         model_name=str(args.model), then=save_and_render)
+    report = written[0]
+    add_to_summary(report.parent, compilation=compiled.as_dict(),
+                   sweeps=dict(memory_gb=args.memory_gb, quiet=args.quiet))
     print(f"report: {report}")
     print(f"compilation: {compiled.line()}")
     print(f"figures and values: {report.parent} (values.npz, summary.json, theorems.json, *.png)")
@@ -177,23 +192,22 @@ def cmd_ioi(args: argparse.Namespace) -> None:
 
 def ioi_options(args: argparse.Namespace):
     """The IOIAnalysisOptions of `intjax ioi`/`demo` arguments; sizes given on the command line are
-    `fixed` (--budget-min never shrinks them)."""
-    from intjax.ioi import IOIAnalysisOptions, IOIStudyOptions
+    `fixed` (--budget-min never shrinks them). Every default is the library's (IOIAnalysisOptions)."""
+    from intjax.options import IOIAnalysisOptions, IOIStudyOptions
 
     given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
-    defaults = dict(IOI_SIZE_DEFAULTS, **given)
-    studies = IOIStudyOptions(circuit=args.circuit, n_resamples=defaults["n_resamples"],
-                              search_pool=defaults["search_pool"], search_k=defaults["search_k"],
-                              positional={"auto": None, "on": True, "off": False}[args.positional],
+    study_sizes = {k: v for k, v in given.items() if k != "theorem_heads"}
+    positional = {"auto": None, "on": True, "off": False}[args.positional]
+    studies = IOIStudyOptions(circuit=args.circuit, positional=positional,
                               completeness_ablation=None if args.completeness_ablation == "off"
-                              else args.completeness_ablation, minimality_threshold=args.minimality_threshold)
+                              else args.completeness_ablation, minimality_threshold=args.minimality_threshold,
+                              **study_sizes)
     options = IOIAnalysisOptions(n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption,
-                                 memory_gb=args.memory_gb, quiet=args.quiet, studies=studies,
-                                 theorem_heads=defaults["theorem_heads"], budget_minutes=args.budget_min,
-                                 fixed=tuple(given))
+                                 studies=studies, budget_minutes=args.budget_min, fixed=tuple(given),
+                                 **({"theorem_heads": given["theorem_heads"]} if "theorem_heads" in given else {}))
     if args.smoke:
         options = dataclasses.replace(options, n_prompts=min(args.n_prompts, 8), pair_pool=6, triple_pool=4,
-                                      theorem_heads=min(defaults["theorem_heads"], 2), theorem_order=2,
+                                      theorem_heads=min(options.theorem_heads, 2), theorem_order=2,
                                       theorem_prompts=2, top=5, distance_heads=3, distance_prompts=4,
                                       budget_minutes=0.0,
                                       studies=dataclasses.replace(studies, n_resamples=min(studies.n_resamples, 2),
@@ -202,39 +216,47 @@ def ioi_options(args: argparse.Namespace):
     return options
 
 
-def _ioi_args(p: argparse.ArgumentParser, n_prompts: int) -> None:
-    p.add_argument("--n-prompts", type=POSITIVE, default=n_prompts, help="IOI prompts generated")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corruption", choices=["abc", "s2_flip", "random_token"], default="abc",
+def _ioi_args(p: argparse.ArgumentParser) -> None:
+    from intjax.options import CORRUPTIONS, IOIAnalysisOptions
+
+    o, s = IOIAnalysisOptions(), IOIAnalysisOptions().studies
+    p.add_argument("--n-prompts", type=POSITIVE, default=o.n_prompts,
+                   help=f"IOI prompts generated (default {o.n_prompts})")
+    p.add_argument("--seed", type=int, default=o.seed)
+    p.add_argument("--corruption", choices=list(CORRUPTIONS), default=o.corruption,
                    help="abc: three fresh names; s2_flip: S2 becomes the IO name; random_token: S2 becomes a "
                         "random non-name token")
-    p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=1.0, help="memory budget per chunk of masks")
+    p.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=DEFAULT_MEMORY_GB,
+                   help="memory budget per chunk of masks")
     p.add_argument("--theorem-heads", type=NON_NEGATIVE, default=None,
-                   help=f"heads in the float64 theorem table (default {IOI_SIZE_DEFAULTS['theorem_heads']}; "
-                        "0 skips it)")
-    p.add_argument("--budget-min", type=_at_least(0, float, allow_zero=True), default=15.0, metavar="MINUTES",
-                   help="estimated time to fit (default 15): the plan shrinks the sizes you did not set "
-                        "(faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
+                   help=f"heads in the float64 theorem table (default {o.theorem_heads}; 0 skips it)")
+    p.add_argument("--budget-min", type=_at_least(0, float, allow_zero=True), default=CLI_BUDGET_MIN,
+                   metavar="MINUTES",
+                   help=f"estimated time to fit (default {CLI_BUDGET_MIN:g}): the plan shrinks the sizes you did not "
+                        "set (faithfulness resamples and prompts, sampled pairs, search pool, theorem prompts), each "
                         "never below a floor that keeps its statistic readable; 0 keeps the full sizes")
     g = p.add_argument_group("interaction studies (faithfulness, invisible/inflated heads, search, remedies)")
-    g.add_argument("--circuit", default="auto", type=_path,
+    g.add_argument("--circuit", default=s.circuit, type=_path,
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
                         "file {class: [heads]}")
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
                    help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
                         "auto: only for Wang et al.'s circuit")
     g.add_argument("--resamples", type=_at_least(2), default=None,
-                   help=f"fresh prompt sets for the faithfulness spread (default {IOI_SIZE_DEFAULTS['n_resamples']})")
+                   help=f"fresh prompt sets for the faithfulness spread (default {s.n_resamples})")
     g.add_argument("--search-pool", type=POSITIVE, default=None,
-                   help=f"candidate heads for the best k-set (default {IOI_SIZE_DEFAULTS['search_pool']}; "
+                   help=f"candidate heads for the best k-set (default {s.search_pool}; "
                         "exhaustive up to 24, beam search beyond)")
     g.add_argument("--search-k", type=POSITIVE, default=None,
-                   help=f"largest budget k of the search (default {IOI_SIZE_DEFAULTS['search_k']})")
-    g.add_argument("--completeness-ablation", choices=["mean", "resample", "zero", "off"], default="mean",
+                   help=f"largest budget k of the search (default {s.search_k})")
+    g.add_argument("--completeness-ablation", choices=["mean", "resample", "zero", "off"],
+                   default=s.completeness_ablation or "off",
                    help="how completeness and minimality ablate the heads outside a set (Wang et al.: mean); "
                         "off skips them")
-    g.add_argument("--minimality-threshold", type=_at_least(0.0, float, allow_zero=True), default=0.05,
-                   help="flag circuit heads whose best minimality change is below this share of F(C)")
+    g.add_argument("--minimality-threshold", type=_at_least(0.0, float, allow_zero=True),
+                   default=s.minimality_threshold,
+                   help=f"flag circuit heads whose best minimality change is below this share of F(C) "
+                        f"(default {s.minimality_threshold:g})")
     p.add_argument("--smoke", action="store_true", help="a small, fast version (CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -273,7 +295,8 @@ _path.__name__ = "path"
 # --flag -> the analysis size it sets; a size given on the command line is never shrunk by --budget-min
 SHRINKABLE_FLAGS = {"resamples": "n_resamples", "search_pool": "search_pool", "search_k": "search_k",
                     "theorem_heads": "theorem_heads"}
-IOI_SIZE_DEFAULTS = {"n_resamples": 20, "search_pool": 12, "search_k": 6, "theorem_heads": 4}
+CLI_BUDGET_MIN = 15.0  # the command line fits a budget by default; the library (budget_minutes=0) does not
+DEFAULT_MEMORY_GB = 1.0  # memory budget per chunk of masks (intjax.patching.evaluate.DEFAULT_MEMORY_BYTES)
 MAX_RUNS_WITHOUT_FORCE = 200_000  # patched runs (masks x prompts x directions) `patch --order` starts unasked
 
 
@@ -348,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--force", action="store_true",
                        help=f"run an --order sweep above {MAX_RUNS_WITHOUT_FORCE:,} patched runs")
     patch.add_argument("--linear", action="store_true", help="add linear (attribution) estimates linear_<direction>")
-    patch.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=1.0, help="memory budget per chunk of masks")
+    patch.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=DEFAULT_MEMORY_GB, help="memory budget per chunk of masks")
     patch.add_argument("--chunk", type=POSITIVE, default=None, help="masks per chunk (default: from --memory-gb)")
     patch.add_argument("--restart", action="store_true",
                        help="discard the saved sweeps in DIR/checkpoints and start over")
@@ -377,12 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "interactions, theorems, report")
     _model_args(ioi)
     ioi.add_argument("--out", required=True, type=_path, help="output folder")
-    _ioi_args(ioi, n_prompts=32)
+    _ioi_args(ioi)
     ioi.set_defaults(func=cmd_ioi)
 
     demo = _subcommand(sub, "demo", "the IOI analysis on the shipped ioi-small model (offline, minutes)")
     demo.add_argument("--out", default="intjax-demo", type=_path, help="output folder (default: ./intjax-demo)")
-    _ioi_args(demo, n_prompts=32)
+    _ioi_args(demo)
     demo.set_defaults(func=cmd_ioi, model="ioi-small", lenient_config=False)
     return p
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float
 
-from intjax.studies.stats import standard_error
+from intjax.bootstrap import standard_error
 
 
 @dataclasses.dataclass(frozen=True)

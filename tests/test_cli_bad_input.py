@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import intjax.loading
-import intjax.patch_run
+import intjax.runs.patch
 from intjax.cli import main
 from intjax.errors import InputError, LoadError
 from intjax.interrupts import raising_signals
@@ -109,7 +109,7 @@ def test_an_over_long_prompt_is_refused_before_any_jax_work(tiny, tmp_path, caps
     def no_plan(*args, **kwargs):
         raise AssertionError("the plan ran before the over-long prompt was refused")
 
-    monkeypatch.setattr(intjax.patch_run, "patch_stages", no_plan)
+    monkeypatch.setattr(intjax.runs.patch, "patch_stages", no_plan)
     assert main(patch_args(tiny, data, tmp_path / "o", *quiet)) == 2
     err = one_line(capsys)
     assert str(data) in err and "40 tokens, more than the model's n_positions=32" in err  # conftest: n_positions=32

@@ -12,8 +12,9 @@ import pytest
 from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
 from intjax.ioi.completeness import (
-    CircuitGame, abs_bounds, abs_mean_ci, bootstrap_counts, circuit_game, completeness, greedy_gaps,
-    max_abs_mean_ci, minimality, outside_split, simultaneous_bound)
+    CircuitGame, abs_bounds, circuit_game, completeness, greedy_gaps, minimality, outside_split)
+from intjax.bootstrap import abs_mean_ci, max_abs_mean_ci, simultaneous_bound
+from intjax.bootstrap import counts as bootstrap_counts
 
 P = 12
 SCALE = 1 + 0.1 * np.random.default_rng(0).normal(size=P)  # per-prompt spread, so every CI has width
@@ -355,11 +356,11 @@ def test_sides_match_hf_torch_loops(ioi_small_model):
 
 
 def test_report_words_follow_the_planted_truth():
-    from intjax.ioi.report import build_completeness_scatter, completeness_section, completeness_summary_lines
+    from intjax.report.completeness import build_completeness_scatter, completeness_markdown, completeness_summary_lines
 
     cg = planted(backup_game, *BACKUP)
     c, m = completeness(cg), minimality(cg)
-    text = completeness_section(c, m)
+    text = completeness_markdown(c, m)
     assert "the circuit is not complete" in text and "no K shows" not in text
     gap_line = next(line for line in text.splitlines() if line.startswith("- |K| = 2:"))
     assert "exhaustive worst N1+N2" in gap_line and "the CIs of |d| are apart" in gap_line
@@ -381,7 +382,7 @@ def test_report_words_follow_the_planted_truth():
         return kept("a", A) * kept("b", A) + 0.5 * kept("c", A) * 0 + max(kept("P1", A), kept("P2", A))
     cg = planted(complete, ["a", "b", "c", "P1", "P2"], ["o1"])
     c, m = completeness(cg), minimality(cg)
-    text = completeness_section(c, m)
+    text = completeness_markdown(c, m)
     assert "no K shows the circuit incomplete" in text and "the circuit is not complete" not in text
     assert "Greedy K reaches the exhaustive worst |d| at every size" in text
     assert "Below the 5% threshold: c (CI wholly below for c)" in text
@@ -392,19 +393,19 @@ def test_report_words_follow_the_planted_truth():
     for weights, gap, words in (({"a": -0.6, "b": -0.6, "c": 0.3}, 0.5, "has the sign opposite to d(∅)"),
                                 ({"a": 1.0, "b": -0.9, "c": -0.9}, 0.0, "greedy's earlier picks")):
         cg = additive(weights, gap)
-        text = completeness_section(completeness(cg), minimality(cg))
+        text = completeness_markdown(completeness(cg), minimality(cg))
         assert words in text and "the CIs of |d| are apart" in text
         assert "No head lies below the 5% threshold: each matters for some K." in text
     cg = planted(backup_game, *BACKUP, noise=1.0)  # noise swamps the gap: the CIs overlap, no verdict
     c, m = completeness(cg, n_boot=400), minimality(cg, n_boot=400)
-    text = completeness_section(c, m)
+    text = completeness_markdown(c, m)
     assert "the CIs of |d| overlap, so the prompts do not separate the two" in text
     # a head above the threshold whose CI reaches below it is named as unsettled (planted CI)
     assert "reaches below" not in text
     i = next(i for i in range(len(m.names)) if i not in m.flagged)
     ci = m.share_ci.copy()
     ci[i, 0] = m.threshold / 2
-    text = completeness_section(c, dataclasses.replace(m, share_ci=ci))
+    text = completeness_markdown(c, dataclasses.replace(m, share_ci=ci))
     assert f"The 95% CI of {m.names[i]} reaches below 5%: the prompts do not settle whether it matters." in text
     (summary,) = completeness_summary_lines(c, dataclasses.replace(m, share_ci=ci))
     assert f"(95% CI reaching below it: {m.names[i]})." in summary
@@ -434,7 +435,7 @@ def test_summary_json_and_value_keys():
 def test_a_gap_the_prompts_do_not_separate_gets_no_cause():
     """Offset game whose worst pair (a+b, |d| = 0.52) beats greedy's (|d| = 0.5 + 0.01) by less than the prompt
     noise (sd 0.3): the section and the summary state the gap but give no cause."""
-    from intjax.ioi.report import completeness_section, completeness_summary_lines
+    from intjax.report.completeness import completeness_markdown, completeness_summary_lines
 
     def fn(A):
         w = {"a": -0.51, "b": -0.51, "c": 0.01}
@@ -442,7 +443,7 @@ def test_a_gap_the_prompts_do_not_separate_gets_no_cause():
     c = completeness(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3), n_boot=400)
     gaps = greedy_gaps(c)
     assert gaps and not any(g.significant for g in gaps)
-    text = completeness_section(c, minimality(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3)))
+    text = completeness_markdown(c, minimality(planted(fn, ["a", "b", "c"], ["o1", "o2"], noise=0.3)))
     gap_line = next(line for line in text.splitlines() if line.startswith(f"- |K| = {gaps[0].k}:"))
     assert gap_line.endswith("No cause is given: on these prompts greedy's K is not shown to fall short.")
     assert "Why greedy misses it" not in text

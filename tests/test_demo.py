@@ -56,6 +56,21 @@ def test_demo_smoke_writes_report_figures_and_values(tmp_path, capsys):
     assert len(rows) == 3 and len({v for _, v in rows}) == 1
     # the shipped model does the task: IO preferred on the clean prompts
     assert (arrays["metric_clean"] > 0).mean() >= 0.75
+    _check_rerender(out, tmp_path / "rendered", report)
+
+
+def _check_rerender(out, again, report: str) -> None:
+    """The saved analysis renders, without the model or any sweep, to the same report; its arrays are values.npz's."""
+    from intjax.ioi.saved import load_analysis
+    from intjax.report import render
+
+    analysis = load_analysis(out)
+    assert render(analysis, again).read_text() == report
+    arrays, _ = read_results(out)
+    assert set(arrays) == set(analysis.results)
+    for key, values in arrays.items():
+        np.testing.assert_array_equal(analysis.results[key].values, values)
+    assert sorted(p.name for p in again.glob("*.png")) == sorted(p.name for p in out.glob("*.png"))
 
 
 def _check_claims_table(report: str) -> None:

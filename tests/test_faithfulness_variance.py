@@ -14,7 +14,7 @@ from intjax.ioi.faithfulness import PARTS, FaithfulnessStudy
 from intjax.studies.faithfulness_variance import (
     fast_zeta, faithfulness_variance, knockin_terms, knockout_terms, order_parts, paired_difference_ci, study_kept,
     variance_table)
-from intjax.studies.faithfulness_variance_report import expansion_dependent, variance_section
+from intjax.report.faithfulness_variance import expansion_dependent, variance_section
 
 
 def bits(b: int, k: int) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.colors import SymLogNorm, to_hex
 from matplotlib.container import BarContainer, ErrorbarContainer
 
-from intjax.studies import figures
+from intjax.report import figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -17,7 +17,7 @@ from intjax.studies.heldout_search import (
     PromptSlice, bootstrap_means, context_pool, heldout_greedy_vs_best, pool_rule, search_pool, split_indices,
     split_prompts,
 )
-from intjax.studies.heldout_search_report import heldout_search_section
+from intjax.report.heldout_search import heldout_search_section
 
 NAMES = [f"c{i}" for i in range(8)]
 

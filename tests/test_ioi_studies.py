@@ -21,7 +21,8 @@ from intjax.ioi.faithfulness import circuit_units, faithfulness_study
 from intjax.ioi.remedies import remedies_table
 from intjax.studies.search import greedy_vs_best
 from intjax.ioi.task import ioi_prompts
-from intjax.studies.stats import mean_ci
+from intjax.sweeps.context import SweepContext
+from intjax.bootstrap import mean_ci
 
 CIRCUIT = {"movers": ["L0H1", "L2H0", "L3H2"], "inhibition": ["L1H0"]}
 
@@ -263,11 +264,12 @@ def test_faithfulness_resumes_after_a_crash(ioi_small, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        faithfulness_study(model, tok, CIRCUIT, checkpoints=tmp_path, on_resample=die_after_first, **kw)
+        faithfulness_study(model, tok, CIRCUIT, sweeps=SweepContext(checkpoints=tmp_path), on_resample=die_after_first,
+                           **kw)
     saved = sorted(p.name for p in tmp_path.iterdir())
     assert saved == ["resample0_mean", "resample0_zero"]
     log = (tmp_path / "resample0_mean" / "sweep_0" / "chunks.log").read_text()
-    resumed = faithfulness_study(model, tok, CIRCUIT, checkpoints=tmp_path, **kw)
+    resumed = faithfulness_study(model, tok, CIRCUIT, sweeps=SweepContext(checkpoints=tmp_path), **kw)
     assert (tmp_path / "resample0_mean" / "sweep_0" / "chunks.log").read_text() == log  # not recomputed
     fresh = faithfulness_study(model, tok, CIRCUIT, **kw)
     np.testing.assert_allclose(resumed.faithfulness, fresh.faithfulness, rtol=1e-12)
@@ -293,7 +295,7 @@ def test_studies_on_gpt2_small_shape_use_the_wang_circuit(tmp_path, ioi_small):
     nies = {d: nie(p) for d, p in problems.items()}
     te = float((problems["noising"].metric_corrupted - problems["noising"].metric_clean).mean())
     options = IOIStudyOptions(n_resamples=2, search_pool=5, search_k=2, ablations=("mean",))
-    studies = run_ioi_studies(model, tok, data, nies["noising"], nies["denoising"], te, options, quiet=True)
+    studies = run_ioi_studies(model, tok, data, nies["noising"], nies["denoising"], te, options)
     assert len(studies.circuit) == 7 and "Wang" in studies.circuit_source
     from intjax.ioi.task import CLASS_POSITIONS
     assert studies.faithfulness.class_positions == CLASS_POSITIONS  # Wang's circuit: classes at their positions

@@ -9,7 +9,7 @@ from intjax.errors import InputError
 from intjax.estimands import FunctionGame
 from intjax.ioi.completeness import completeness
 from intjax.studies.search import greedy_vs_best
-from intjax.studies.stats import mean_ci
+from intjax.bootstrap import mean_ci
 from test_completeness import BACKUP, backup_game, planted
 from test_studies_synthetic import planted_search_fn
 

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent("""
         import jax.numpy as jnp
         import intjax
         import intjax.loading  # `import intjax` alone imports no JAX code (lazy): loading and model, as before
-        import intjax.patch_run  # and the engine: problems, sweeps, estimands
+        import intjax.runs.patch, intjax.runs.theorems  # and the engine: problems, sweeps, estimands
         from intjax.cli import main
 
     model, data, out = sys.argv[1:4]

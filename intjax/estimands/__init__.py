@@ -11,7 +11,7 @@ from intjax.estimands.mobius import (
     subsets_up_to,
 )
 from intjax.estimands.scaling import loglog_slope, scaled_interactions, slopes_by_order, slopes_by_set
-from intjax.estimands.theorems import duality_check, theorem_rows, theorem_table
+from intjax.estimands.theorems import duality_check, theorem_table
 
 __all__ = [
     "affinity_vs_interaction", "bound_report", "sampled_sup",
@@ -19,5 +19,5 @@ __all__ = [
     "context_effects", "nie", "total_effect", "FunctionGame", "Game", "fast_mobius",
     "full_lattice_interactions", "interactions", "mobius", "n_subsets_up_to", "set_name",
     "subsets_up_to", "loglog_slope", "scaled_interactions", "slopes_by_order", "slopes_by_set", "theorem_table",
-    "theorem_rows", "duality_check",
+    "duality_check",
 ]

@@ -31,7 +31,6 @@ import dataclasses
 import itertools
 import math
 import time
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -42,10 +41,11 @@ from intjax.estimands.mobius import fast_mobius
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.context import SweepContext
 from intjax.ioi.faithfulness import ABLATIONS, circuit_units
-from intjax.ioi.task import IOIPrompts, template_reference
-from intjax.studies.stats import MeanCI, mean_ci
+from intjax.ioi.task import IOIPrompts, MeanSource, mean_source
+from intjax import bootstrap
+from intjax.bootstrap import MeanCI, abs_mean_ci, max_abs_mean_ci, mean_ci, simultaneous_bound
 
 MAX_EXHAUSTIVE = 16  # circuit units up to which every K ⊆ C is evaluated (2^(n+1) vertices)
 MINIMALITY_THRESHOLD = 0.05  # heads whose best minimality share lies below this are flagged
@@ -114,48 +114,6 @@ def _bits(K: Sequence[int]) -> int:
 
 def _members(b: int, n: int) -> tuple[int, ...]:
     return tuple(i for i in range(n) if b >> i & 1)
-
-
-def bootstrap_counts(n_prompts: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """Resampling counts `[n_boot, P]` of a bootstrap over prompts (one draw shared by every statistic)."""
-    rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, n_prompts, n_prompts), minlength=n_prompts)
-                     for _ in range(n_boot)]).astype(np.float64)
-
-
-def abs_mean_ci(x: np.ndarray, counts: np.ndarray, level: float = 0.95,
-                scale: Optional[np.ndarray] = None) -> tuple[float, float, float]:
-    """|mean| of `x` `[P]` (over |mean scale| when given) and its bootstrap percentile CI over prompts."""
-    P = len(x)
-    num = np.abs(counts @ x) / P
-    den = np.abs(counts @ scale) / P if scale is not None else 1.0
-    point = abs(x.mean()) / (abs(scale.mean()) if scale is not None else 1.0)
-    lo, hi = np.quantile(num / den, [(1 - level) / 2, (1 + level) / 2])
-    return float(point), float(lo), float(hi)
-
-
-def simultaneous_bound(x: np.ndarray, counts: np.ndarray, level: float = 0.95, chunk: int = 100) -> float:
-    """The level-quantile of max over columns of |resampled mean − mean| `x [P, S]`: with probability `level`
-    no column's mean strays further from its truth, so a column whose |mean| exceeds it is non-zero even after
-    picking the largest of S (a max-type bootstrap; Westfall and Young 1993)."""
-    P = x.shape[0]
-    centred = x - x.mean(0)
-    stats = [np.abs(c @ centred / P).max(1) for c in np.array_split(counts, max(1, len(counts) // chunk))]
-    return float(np.quantile(np.concatenate(stats), level))
-
-
-def max_abs_mean_ci(x: np.ndarray, counts: np.ndarray, level: float = 0.95, chunk: int = 100,
-                    scale: Optional[np.ndarray] = None) -> tuple[float, float]:
-    """Bootstrap CI of max over columns of |mean of x[:, j]| `x [P, S]`, re-selecting the column in every
-    resample (so the CI includes the luck of picking the worst of many)."""
-    P = x.shape[0]
-    out = []
-    for start in range(0, len(counts), chunk):
-        c = counts[start:start + chunk]
-        stat = np.abs(c @ x / P).max(1)
-        out.append(stat / (np.abs(c @ scale / P) if scale is not None else 1.0))
-    lo, hi = np.quantile(np.concatenate(out), [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +277,7 @@ def completeness(cg: CircuitGame, *, n_random: int = 8, greedy_steps: Optional[i
     sets = tuple(found)
     cs, ms = cg.sides(sets)
     d = cs - ms
-    counts = bootstrap_counts(d.shape[0], n_boot, seed)
+    counts = bootstrap.counts(d.shape[0], n_boot, seed)
     col = {s: j for j, s in enumerate(sets)}
 
     def val(s):
@@ -403,7 +361,7 @@ def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_
     if circuit.mean() == 0:
         raise InputError("F(C) is 0 on these prompts, so minimality (a share of F(C)) is undefined; use another "
                          "ablation or more prompts")
-    counts = bootstrap_counts(len(circuit), n_boot, seed)
+    counts = bootstrap.counts(len(circuit), n_boot, seed)
     best, change, share, ci, empty = [], [], [], [], []
     n_cand = 0
     for v in range(n):
@@ -440,13 +398,16 @@ def minimality(cg: CircuitGame, *, threshold: float = MINIMALITY_THRESHOLD, max_
 def circuit_game(model: PatchableModel, tokenizer: Any, data: IOIPrompts, circuit: dict[str, Sequence[str]], *,
                  ablation: str = "mean", class_positions: Optional[dict[str, str]] = None,
                  reference_per_template: int = 8, seed: int = 0, unit: str = "auto",
-                 max_exhaustive: int = MAX_EXHAUSTIVE, checkpoints: Optional[str | Path] = None,
-                 **sweep_kwargs: Any) -> CircuitGame:
+                 max_exhaustive: int = MAX_EXHAUSTIVE, mean: Optional[MeanSource] = None,
+                 sweeps: SweepContext = SweepContext(), desc: str = "completeness",
+                 options: Optional[dict[str, Any]] = None) -> CircuitGame:
     """The completeness game of `circuit` on `data`: circuit heads (or classes, `unit="class"`, or with `auto`
     when there are more than max_exhaustive heads) then every outside head, ablated by `ablation`.
 
     With `class_positions`, circuit heads are units only at their class's position and the outside units
-    include each circuit head's other positions (as circuit_units does). `sweep_kwargs` go to run_sweep.
+    include each circuit head's other positions (as circuit_units does). `mean`: the mean ablation's source
+    when the run has built it (else built here from `tokenizer`); the sweeps run in `sweeps`, folder `ablation`,
+    `options` joining their fingerprints.
     """
     if ablation not in ABLATIONS:
         raise InputError(f"unknown ablation {ablation!r}; choose from {list(ABLATIONS)}")
@@ -465,14 +426,13 @@ def circuit_game(model: PatchableModel, tokenizer: Any, data: IOIPrompts, circui
     else:
         inner, class_of = list(classes), {c.name: c.name for c in classes}
     outside = [parse_components(m, model.config)[0] for m in rest.members]
-    mean = {}
-    if ablation == "mean":
-        reference, groups = template_reference(tokenizer, data, reference_per_template, seed=seed)
-        mean = dict(reference=reference, mean_groups=groups)
+    if ablation != "mean":
+        mean = MeanSource()
+    elif mean is None:
+        mean = mean_source(tokenizer, data, reference_per_template, seed=seed)
     problem = build_problem(model, data.prompts, [*inner, *outside], direction="noising",
-                            source=ABLATIONS[ablation], **mean)
-    folder = Path(checkpoints) / ablation if checkpoints else None
-    game = CheckpointedGame(problem, folder, **sweep_kwargs)
+                            source=ABLATIONS[ablation], reference=mean.reference, mean_groups=mean.groups)
+    game = sweeps.game(problem, ablation, desc=desc, options=options)
     return CircuitGame(game, [u.name for u in inner], [u.name for u in outside], class_of, ablation, unit)
 
 

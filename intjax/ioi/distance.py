@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from intjax.estimands.effects import nie
 from intjax.ioi.studies import strongest_heads
-from intjax.ioi.task import ioi_prompts, template_reference
+from intjax.ioi.task import PromptBank, ioi_prompts, template_reference
 from intjax.patching.components import Component, parse_components
 from intjax.patching.problem import PatchProblem, build_problem
 from intjax.runtime import x64
@@ -26,6 +26,7 @@ def ioi_distance_problems(
     direction: str = "noising",
     reference_per_template: int = 8,
     float64: bool = True,
+    prompts: Optional[PromptBank] = None,
 ) -> dict[str, PatchProblem]:
     """One PatchProblem per kind of patch on IOI prompts, over the same components:
 
@@ -44,12 +45,14 @@ def ioi_distance_problems(
     to the last bit), as large as many S2-flip and random-token interactions:
     a noise floor under the plot. Casting float32 problems afterwards would not
     help: their caches would still disagree with a float64 recomputation.
+    `prompts`: the run's prompt sets (made here when None).
     """
 
     if isinstance(components, str) or not all(isinstance(c, Component) for c in components):
         components = parse_components(components, model.config)
     kw = dict(direction=direction, semantics=semantics)
-    data = {c: ioi_prompts(tokenizer, n_prompts, seed=seed, corruption=c) for c in ("abc", "s2_flip", "random_token")}
+    bank = PromptBank(tokenizer) if prompts is None else prompts
+    data = {c: bank.get(n_prompts, seed, c) for c in ("abc", "s2_flip", "random_token")}
     reference, groups = template_reference(tokenizer, data["abc"], reference_per_template, seed=seed)
     with x64(float64):
         if float64:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -32,10 +31,10 @@ from intjax.estimands.mobius import Subset, fast_mobius, lattice_masks
 from intjax.model.protocol import HasConfig, PatchableModel
 from intjax.patching.components import Component, group, parse_components
 from intjax.patching.problem import build_problem
-from intjax.sweeps.runner import CheckpointedGame
-from intjax.ioi.task import ioi_prompts, template_reference
+from intjax.sweeps.context import SweepContext
+from intjax.options import ABLATIONS
+from intjax.ioi.task import MeanSource, PromptBank, mean_source
 
-ABLATIONS = {"mean": "mean", "resample": "counterfactual", "zero": "zero"}  # name -> PatchProblem source
 PARTS = ("ablated", "main", "pairwise", "higher")
 
 
@@ -169,8 +168,8 @@ def faithfulness_study(
     reference_per_template: int = 8,
     class_positions: Optional[dict[str, str]] = None,
     on_resample: Callable[[int], None] | None = None,
-    checkpoints: Optional[str | Path] = None,
-    **sweep_kwargs,
+    sweeps: SweepContext = SweepContext(),
+    prompts: Optional[PromptBank] = None,
 ) -> FaithfulnessStudy:
     """Faithfulness of `circuit` on `n_resamples` fresh IOI prompt sets (seeds seed, seed+1, …).
 
@@ -179,8 +178,9 @@ def faithfulness_study(
     do), "resample" (each prompt's own ABC counterfactual: same template, three
     fresh names), "zero". `class_positions` keeps each class only at its role
     position (see `circuit_units`). Each resample is decomposed exactly (see the module doc). With
-    `checkpoints`, every resample × ablation is saved there as it finishes and a
-    rerun picks them up; `sweep_kwargs` go to `run_sweep` (e.g. memory_bytes).
+    checkpoints in `sweeps`, every resample × ablation is saved there as it finishes and a
+    rerun picks them up. `prompts`: the run's prompt sets (a resample equal to one the run already has
+    reuses it; made here when None).
     """
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown or not ablations:
@@ -188,6 +188,7 @@ def faithfulness_study(
     if n_resamples < 2:
         raise InputError(f"n_resamples={n_resamples}: a spread needs at least 2 resamples")
     t0 = time.perf_counter()
+    bank = PromptBank(tokenizer) if prompts is None else prompts
     units = circuit_units(circuit, model, class_positions)
     k = len(units) - 1
     A, R = len(ablations), n_resamples
@@ -195,16 +196,13 @@ def faithfulness_study(
     terms = np.zeros((A, R, 1 << k))
     parts = {p: np.zeros((A, R)) for p in PARTS}
     for r in range(R):
-        data = ioi_prompts(tokenizer, n_prompts, seed=seed + r, corruption="abc")
+        data = bank.get(n_prompts, seed + r, "abc")
         for a, name in enumerate(ablations):
-            mean = {}
-            if name == "mean":
-                reference, groups = template_reference(tokenizer, data, reference_per_template, seed=seed + r)
-                mean = dict(reference=reference, mean_groups=groups)
+            mean = (mean_source(tokenizer, data, reference_per_template, seed=seed + r) if name == "mean"
+                    else MeanSource())
             problem = build_problem(model, data.prompts, units, direction="noising", source=ABLATIONS[name],
-                                    **mean)
-            folder = Path(checkpoints) / f"resample{r}_{name}" if checkpoints else None
-            dec = decompose(CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs), k)
+                                    reference=mean.reference, mean_groups=mean.groups)
+            dec = decompose(sweeps.game(problem, f"resample{r}_{name}", bar=False), k)
             fm = dec.model.mean()
             model_metric[r] = fm
             circuit_metric[a, r] = dec.circuit.mean()

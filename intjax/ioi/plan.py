@@ -17,6 +17,7 @@ import math
 from typing import Sequence
 
 from intjax.costs import DISTANCE_FE, layers_after_first, theorem_table_fe
+from intjax.options import FLOORS
 from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
@@ -31,8 +32,6 @@ SHRINK_STEPS: tuple[tuple[str, int], ...] = (
     ("search_k", 5), ("split_pairs", 200), ("theorem_prompts", 2), ("n_resamples", 8), ("search_pool", 8),
     ("distance_prompts", 8), ("theorem_heads", 3), ("theorem_heads", 2),
 )
-FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "search_pool": 8, "theorem_prompts": 2,
-          "pair_pool": 12, "triple_pool": 6, "search_k": 5, "distance_prompts": 8, "theorem_heads": 2}
 
 # How far the sweeps of a stage run below (< 1: prefix sharing) or above (> 1: compiling many
 # shapes) their counted FE, measured as intjax.costs says.

@@ -13,7 +13,6 @@ within an estimator the joint effect is the same for every unit: a check.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -24,8 +23,9 @@ from intjax.patching.components import Component, parse_components
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
 from intjax.ioi.faithfulness import circuit_units
+from intjax.ioi.task import MeanSource
 from intjax.studies.visibility import DEFAULT_FLOOR, DEFAULT_RATIO, Visibility, visibility
-from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.context import SweepContext
 
 ESTIMATORS = {  # name -> (direction, source)
     "noising": ("noising", "counterfactual"),
@@ -81,20 +81,20 @@ def unit_components(unit: str, model: PatchableModel, circuit: dict[str, Sequenc
 
 def remedy_row(model: PatchableModel, prompts: PromptSet, estimator: str, unit: str, circuit: dict[str, Sequence[str]],
                *, n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
-               floor: float = DEFAULT_FLOOR, checkpoints: Optional[str | Path] = None,
-               mean_source: Optional[dict] = None, class_positions: Optional[dict[str, str]] = None,
-               **sweep_kwargs) -> RemedyRow:
-    """Effects of one unit kind under one estimator (see the module doc); with `checkpoints`,
+               floor: float = DEFAULT_FLOOR, mean_source: Optional[MeanSource] = None,
+               class_positions: Optional[dict[str, str]] = None,
+               sweeps: SweepContext = SweepContext()) -> RemedyRow:
+    """Effects of one unit kind under one estimator (see the module doc); with checkpoints in `sweeps`,
     its sweeps are saved there and a rerun resumes them. `mean_source` (build_problem's
     `reference` and `mean_groups`) sets what the mean ablation averages."""
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
     direction, source = ESTIMATORS[estimator]
     units = unit_components(unit, model, circuit, class_positions)
-    extra = (mean_source or {}) if source == "mean" else {}
-    problem = build_problem(model, prompts, units, direction=direction, source=source, **extra)
-    folder = Path(checkpoints) / f"{estimator.replace(' ', '_')}_{unit}" if checkpoints else None
-    game = CheckpointedGame(problem, folder, quiet=True, **sweep_kwargs)
+    mean = mean_source if source == "mean" and mean_source is not None else MeanSource()
+    problem = build_problem(model, prompts, units, direction=direction, source=source, reference=mean.reference,
+                            mean_groups=mean.groups)
+    game = sweeps.game(problem, f"{estimator.replace(' ', '_')}_{unit}", bar=False)
     n = len(units)
     vals = game.values(np.concatenate([np.zeros((1, n)), np.eye(n), np.ones((1, n))]))
     nie = (vals[1:-1] - vals[:1]).T
@@ -105,12 +105,18 @@ def remedy_row(model: PatchableModel, prompts: PromptSet, estimator: str, unit: 
 
 def remedies_table(model: PatchableModel, prompts: PromptSet, circuit: dict[str, Sequence[str]], *,
                    estimators: Sequence[str] = tuple(ESTIMATORS), units: Sequence[str] = UNITS,
-                   step: Optional[Callable[[str], None]] = None, **row_kwargs) -> list[RemedyRow]:
-    """Every estimator × unit row (see `remedy_row`); `step(text)` is called as each row starts."""
+                   n_context: int = 2, scale: float | None = None, ratio: float = DEFAULT_RATIO,
+                   floor: float = DEFAULT_FLOOR, mean_source: Optional[MeanSource] = None,
+                   class_positions: Optional[dict[str, str]] = None, sweeps: SweepContext = SweepContext(),
+                   step: Optional[Callable[[str], None]] = None) -> list[RemedyRow]:
+    """Every estimator × unit row (see `remedy_row`), their sweeps in `sweeps`; `step(text)` is called as
+    each row starts."""
     rows = []
     for e in estimators:
         for u in units:
             if step is not None:
                 step(f"remedies: {e} x {u}")
-            rows.append(remedy_row(model, prompts, e, u, circuit, **row_kwargs))
+            rows.append(remedy_row(model, prompts, e, u, circuit, n_context=n_context, scale=scale, ratio=ratio,
+                                   floor=floor, mean_source=mean_source, class_positions=class_positions,
+                                   sweeps=sweeps))
     return rows

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,41 +20,18 @@ from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
+from intjax.options import IOIStudyOptions
 from intjax.ioi.remedies import RemedyRow, remedies_table
 from intjax.studies.heldout_search import HeldoutRow, context_pool, heldout_greedy_vs_best, pool_rule, split_indices
 from intjax.studies.witnesses import WitnessImportance, witness_importance
-from intjax.sweeps.runner import CheckpointedGame
-from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, template_reference
+from intjax.sweeps.context import SweepContext
+from intjax.ioi.task import CLASS_POSITIONS, GPT2_SMALL_IOI_CIRCUIT, IOIPrompts, PromptBank, mean_source
 
 
 def strongest_heads(nie_noising: np.ndarray, nie_denoising: np.ndarray, k: int) -> list[int]:
     """Indices (sorted) of the k heads with the largest max(|mean noising NIE|, |mean denoising NIE|)."""
     strength = np.maximum(np.abs(nie_noising.mean(0)), np.abs(nie_denoising.mean(0)))
     return sorted(np.argsort(-strength, kind="stable")[:k].tolist())
-
-
-@dataclasses.dataclass(frozen=True)
-class IOIStudyOptions:
-    """Sizes and thresholds of the IOI interaction studies."""
-
-    circuit: str = "auto"  # auto (wang2022 on GPT-2 small, else discover), wang2022, discover, or a JSON file
-    n_resamples: int = 20  # fresh prompt sets for the faithfulness spread
-    faithfulness_prompts: Optional[int] = None  # prompts per resample (None: as many as the analysis has)
-    ablations: tuple[str, ...] = ("mean", "resample", "zero")
-    reference_per_template: int = 8  # fresh ABC prompts per template for the mean ablation
-    # keep each class only at its position (tasks.ioi.CLASS_POSITIONS), as Wang et al.; None: only for
-    # Wang et al.'s own circuit (a discovered circuit's classes say nothing about positions)
-    positional: Optional[bool] = None
-    search_pool: int = 12  # candidates (by |NIE| and by |context effect|); ≤ 24 is exhaustive, more is beam search
-    search_k: int = 6
-    beam_width: int = 16
-    n_context: int = 2  # strongest units already patched for the context effect
-    ratio: float = 3.0  # invisible / inflated threshold (see studies.visibility)
-    floor: float = 0.05  # ... only for effects ≥ floor × |TE|
-    completeness_ablation: Optional[str] = "mean"  # ablation of completeness and minimality (None skips them)
-    completeness_random: int = 8  # random K of each size beside greedy's and the exhaustive worst
-    minimality_threshold: float = 0.05  # heads whose best minimality share is below this are flagged
-    heldout: bool = True  # discover the circuit on one half of the prompts, estimate on the other
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,29 +69,26 @@ def run_ioi_studies(
     *,
     n_prompts: Optional[int] = None,
     seed: int = 0,
-    checkpoints: Optional[str | Path] = None,
-    memory_bytes: int = 2**30,
-    quiet: bool = False,
-    cache: Any = None,
+    sweeps: SweepContext = SweepContext(),
+    prompts: Optional[PromptBank] = None,
     step: Optional[Callable[[str], None]] = None,
     tick: Optional[Callable[[str], None]] = None,
 ) -> IOIStudies:
     """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
 
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
-    circuit discovery and the search ranking. With `checkpoints`, every sweep is
-    saved there (remedies/, search/, faithfulness/) and a rerun resumes them. `cache`
-    (a `VertexCache`) shares vertex values with the run's other sweeps. `step(text)` is
+    circuit discovery and the search ranking. With checkpoints in `sweeps`, every sweep is
+    saved there (remedies/, search/, faithfulness/, completeness/) and a rerun resumes them; its
+    vertex cache shares vertex values with the run's other sweeps; `prompts` (the run's prompt sets) lets the
+    faithfulness resamples reuse any set the run already made. `step(text)` is
     called as each study starts, `tick(text)` as each faithfulness resample does.
     """
     say = step or (lambda text: None)
     tick = tick or say
     seconds: dict[str, float] = {}
-    kw = dict(memory_bytes=memory_bytes, cache=cache)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
 
-    ckpt = Path(checkpoints) if checkpoints else None
     t0 = time.perf_counter()
     # selection on one half, estimates on the other (the search below draws the same split)
     select_idx, score_idx = split_indices(len(data), 0.5, seed)
@@ -135,11 +108,10 @@ def run_ioi_studies(
     seconds["circuit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    reference, groups = template_reference(tokenizer, data, options.reference_per_template, seed=seed)
+    mean = mean_source(tokenizer, data, options.reference_per_template, seed=seed)  # remedies and completeness
     rows = remedies_table(model, data.prompts, circuit, n_context=options.n_context, scale=abs(total_effect),
-                          ratio=options.ratio, floor=options.floor, class_positions=positions,
-                          mean_source=dict(reference=reference, mean_groups=groups),
-                          checkpoints=ckpt / "remedies" if ckpt else None, step=say, **kw)
+                          ratio=options.ratio, floor=options.floor, class_positions=positions, mean_source=mean,
+                          sweeps=sweeps.child("remedies"), step=say)
     seconds["remedies_s"] = time.perf_counter() - t0
 
     say("witnesses of the strongest suspect")
@@ -150,15 +122,15 @@ def run_ioi_studies(
                strongest_suspect(next(r for r in rows if r.estimator == "noising" and r.unit == "head")))
     # Every head's own-layer MLP reads it, so there is always a candidate.
     witnesses = witness_importance(model, data.prompts, heads[suspect],
-                                   [*heads, *parse_components("mlps", model.config)], **kw)
+                                   [*heads, *parse_components("mlps", model.config)], sweeps=sweeps)
     seconds["witnesses_s"] = time.perf_counter() - t0
 
     say(f"search: greedy against the best k-set, k ≤ {options.search_k}, pool of {options.search_pool}")
     t0 = time.perf_counter()
     # select on half the prompts, score on the other half; the pool admits heads by context effect too
-    games = {part: CheckpointedGame(build_problem(model, full.prompts.subset(idx), heads, direction="noising"),
-                                    ckpt / "search" / part if ckpt else None, quiet=quiet,
-                                    desc=f"search (noising, {part})", options=dict(study="search"), **kw)
+    games = {part: sweeps.child("search").game(build_problem(model, full.prompts.subset(idx), heads,
+                                                             direction="noising"),
+                                               part, desc=f"search (noising, {part})", options=dict(study="search"))
              for part, idx in (("select", select_idx), ("score", score_idx))}
     nie_select = nie_noising[select_idx]
     pool, context, _ = context_pool(games["select"], options.search_pool, options.n_context, nie=nie_select)
@@ -174,9 +146,9 @@ def run_ioi_studies(
                                n_prompts=options.faithfulness_prompts or n_prompts or len(full),
                                seed=seed + 1 if held_out else seed, ablations=options.ablations,
                                reference_per_template=options.reference_per_template, class_positions=positions,
-                               checkpoints=ckpt / "faithfulness" if ckpt else None,
+                               sweeps=sweeps.child("faithfulness"), prompts=prompts,
                                on_resample=lambda r: r + 1 < options.n_resamples and tick(
-                                   f"faithfulness: resample {r + 2} of {options.n_resamples}"), **kw)
+                                   f"faithfulness: resample {r + 2} of {options.n_resamples}"))
     seconds["faithfulness_s"] = time.perf_counter() - t0
 
     complete = minimal = None
@@ -184,9 +156,8 @@ def run_ioi_studies(
         say(f"completeness and minimality ({options.completeness_ablation} ablation)")
         t0 = time.perf_counter()
         cg = circuit_game(model, tokenizer, data, circuit, ablation=options.completeness_ablation,
-                          class_positions=positions, reference_per_template=options.reference_per_template,
-                          seed=seed, checkpoints=ckpt / "completeness" if ckpt else None, quiet=quiet,
-                          desc="completeness", options=dict(study="completeness"), **kw)
+                          class_positions=positions, mean=mean, sweeps=sweeps.child("completeness"),
+                          desc="completeness", options=dict(study="completeness"))
         complete = completeness(cg, n_random=options.completeness_random, seed=seed)
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0

@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from intjax.errors import InputError
+from intjax.options import CORRUPTIONS
 from intjax.patching.prompts import PromptSet, concat_prompt_sets
 
 # ---------------------------------------------------------------------------
@@ -108,7 +109,6 @@ ABBA_TEMPLATES: tuple[str, ...] = tuple(_swap_first_pair(t) for t in BABA_TEMPLA
 TEMPLATE_KINDS: tuple[str, ...] = ("BABA", "ABBA")
 # The IOI metric: intjax's built-in logit difference, read with target = IO, foil = S.
 IOI_METRIC = "logit_diff"
-CORRUPTIONS: tuple[str, ...] = ("abc", "s2_flip", "random_token")
 
 # A fixed split of the word lists for training models on IOI: train on the rest,
 # evaluate on prompts built only from these (used by scripts/train_ioi_model.py
@@ -422,6 +422,39 @@ def ioi_prompts(
         roles,  # END is every PromptSet's last token
     )
     return IOIPrompts(prompts, texts, len(skipped), skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptBank:
+    """The IOI prompt sets of one run, each generated once: `get(n, seed, corruption)` returns the same
+    `IOIPrompts` for the same arguments, so the analysis, the distance study and the faithfulness resamples
+    share every set they have in common. Made per run and passed down (no global state)."""
+
+    tokenizer: Any
+    built: dict[tuple[int, int, str], IOIPrompts] = dataclasses.field(default_factory=dict, compare=False,
+                                                                       repr=False)
+
+    def get(self, n: int, seed: int = 0, corruption: str = "abc") -> IOIPrompts:
+        """`ioi_prompts(tokenizer, n, seed=seed, corruption=corruption)`, generated on first use."""
+        key = (int(n), int(seed), corruption)
+        if key not in self.built:
+            self.built[key] = ioi_prompts(self.tokenizer, n, seed=seed, corruption=corruption)
+        return self.built[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanSource:
+    """What a mean ablation averages: reference prompts and the groups pairing each prompt with its
+    template's reference prompts (both None: the prompts themselves, one group)."""
+
+    reference: Optional[PromptSet] = None
+    groups: Optional[tuple[list[str], list[str]]] = None
+
+
+def mean_source(tokenizer: Any, data: IOIPrompts, per_template: int = 8, *, seed: int = 0) -> MeanSource:
+    """The per-template mean-ablation source of `data` (see `template_reference`), built once per run."""
+    reference, groups = template_reference(tokenizer, data, per_template, seed=seed)
+    return MeanSource(reference, groups)
 
 
 def template_reference(tokenizer: Any, data: IOIPrompts, per_template: int = 8, *, seed: int = 0,

@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Optional, Sequence
 
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 ALPHA = 0.05
 Z95 = 1.959963984540054

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Sequence
 from intjax.report.claims import ClaimTest, claims_lines, not_shown, verdicts
 from intjax.report.labels import label_claims, label_verdict
 from intjax.studies.faithfulness_variance import MIN_RESAMPLES, faithfulness_variance
-from intjax.studies.faithfulness_variance_report import expansion_dependent
+from intjax.report.faithfulness_variance import expansion_dependent
 
 CLAIMS = ("NIE contains INT", "INT grows with distance", "INT ≈ 0 where locally affine",
           "pairwise + higher-order decomposition", "invisible components", "inflated components",

@@ -2,7 +2,7 @@
 components (visibility.py), greedy against combinatorial search (search.py, heldout_search.py), the
 pairwise/higher split of a joint effect (order_split.py), witness importance (witnesses.py), the
 faithfulness variance split (faithfulness_variance.py), |INT_T| against the distance of the patch
-(distance_scaling.py), statistics, readings and figures. IOI lives in `intjax.ioi`.
+(distance_scaling.py) and the pair readings (readings.py). IOI lives in `intjax.ioi`; reports in `intjax.report`.
 """
 
 from intjax.studies.distance_scaling import (

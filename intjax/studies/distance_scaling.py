@@ -63,6 +63,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.estimands.mobius import interactions, set_name
 from intjax.patching.problem import PatchProblem
@@ -210,8 +211,7 @@ def fit_loglog(distance: np.ndarray, abs_int: np.ndarray, clusters: np.ndarray, 
     if len(x) < 2 or not np.isfinite(slope):
         return LogLogFit(**{**_NAN_FIT, "slope": slope}, n_points=len(x), n_clusters=C, within=groups is not None,
                          level=level, r2=r2)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(C, np.full(C, 1.0 / C), size=n_boot).astype(np.float64)  # [B, C]
+    draws = bootstrap.cluster_weights(C, n_boot, seed)  # [B, C]
     boot = slope_of(draws @ stats)
     boot = boot[np.isfinite(boot)]
     a = (1 - level) / 2

@@ -50,6 +50,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.estimands.mobius import fast_mobius
 
@@ -189,18 +190,6 @@ def _ratios(var_total, cov, var, floor):
     return share, np.clip(corr, -1, 1)
 
 
-def _boot_index(n: int, clusters: Optional[np.ndarray], n_boot: int, rng) -> tuple[np.ndarray, int]:
-    """[n_boot, n'] row indices: rows drawn with replacement, or whole clusters drawn with replacement."""
-    if clusters is None:
-        return rng.integers(0, n, (n_boot, n)), n
-    ids, inv = np.unique(np.asarray(clusters), return_inverse=True)
-    members = [np.flatnonzero(inv == c) for c in range(len(ids))]
-    draws = rng.integers(0, len(ids), (n_boot, len(ids)))
-    if len({len(m) for m in members}) != 1:
-        raise InputError(f"clusters of unequal sizes ({sorted({len(m) for m in members})}) are not supported")
-    return np.stack(members)[draws].reshape(n_boot, -1), len(ids)
-
-
 def variance_table(total: np.ndarray, parts: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0,
                    level: float = 0.95, *, combine: Optional[dict[str, Sequence[str]]] = None,
                    clusters: Optional[np.ndarray] = None) -> VarianceTable:
@@ -242,8 +231,8 @@ def variance_table(total: np.ndarray, parts: dict[str, np.ndarray], n_boot: int 
     pc = P - P.mean(1, keepdims=True)
     cov_matrix = pc @ pc.T / P.shape[1]
 
-    rng = np.random.default_rng(seed)
-    idx, n_units = _boot_index(total.shape[0], clusters, n_boot, rng)
+    idx, n_units = ((bootstrap.draws(total.shape[0], n_boot, seed), total.shape[0]) if clusters is None else
+                    bootstrap.cluster_draws(clusters, n_boot, seed))
     b_var_total, b_cov, b_var = _moments(total[idx], rows[:, idx])  # [B], [m, B], [m, B]
     b_share, b_corr = _ratios(b_var_total, b_cov, b_var, floor)
     q = [(1 - level) / 2, (1 + level) / 2]

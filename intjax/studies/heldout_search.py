@@ -47,6 +47,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.estimands.effects import context_effects, nie as nie_of
 from intjax.estimands.game import Game
@@ -275,10 +276,8 @@ def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     Every row is resampled with the same prompts (paired); the resample i draws
     `rng.integers(0, P, P)` from `np.random.default_rng(seed)` in turn.
     """
-    S, P = values.shape
-    idx = np.random.default_rng(seed).integers(0, P, (n_boot, P))
-    counts = np.bincount((idx + P * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * P)
-    return counts.reshape(n_boot, P).astype(np.float64) @ values.T / P
+    P = values.shape[1]
+    return bootstrap.counts(P, n_boot, seed) @ values.T / P
 
 
 def _ci(samples: np.ndarray, level: float) -> CI:

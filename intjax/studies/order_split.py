@@ -17,6 +17,7 @@ from math import comb
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.estimands.game import Game
 
@@ -70,19 +71,18 @@ def order_split(game: Game, *, max_pairs: int = 2000, n_boot: int = 2000, seed: 
     scale = all_pairs / len(pairs)
     pairwise_p = scale * ints.sum(0)
     P, S = gap_p.shape[0], len(pairs)
-    boot_prompts = rng.integers(0, P, (n_boot, P))
+    boot_prompts = bootstrap.draws(P, n_boot, rng)
     exact = S == all_pairs
-    boot_pairs = None if exact else rng.integers(0, S, (n_boot, S))
+    boot_pairs = None if exact else bootstrap.draws(S, n_boot, rng)  # pairs resampled too when sampled
     gap_b = gap_p[boot_prompts].mean(1)
     if exact:
         pair_b = pairwise_p[boot_prompts].mean(1)
     else:
         pair_b = np.array([scale * ints[bp][:, bt].sum(0).mean() for bp, bt in zip(boot_pairs, boot_prompts)])
     higher_b = gap_b - pair_b
-    q = [(1 - level) / 2, (1 + level) / 2]
 
     def ci(x):
-        lo, hi = np.quantile(x, q)
+        lo, hi = bootstrap.percentile_ci(x, level)
         return float(lo), float(hi)
 
     return OrderSplit(

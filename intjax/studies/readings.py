@@ -43,7 +43,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from intjax.studies.stats import mean_ci
+from intjax.bootstrap import mean_ci
 
 DEFAULT_FLOOR = 0.15
 NEGLIGIBLE = 0.02  # |INT| below this share of |J| is additive

@@ -31,7 +31,8 @@ import numpy as np
 from intjax.errors import InputError
 from intjax.estimands.effects import context_effects, nie as nie_of
 from intjax.estimands.game import Game
-from intjax.studies.stats import standard_error
+from intjax import bootstrap
+from intjax.bootstrap import standard_error
 
 DEFAULT_RATIO = 3.0
 DEFAULT_FLOOR = 0.05
@@ -121,18 +122,12 @@ def visibility(
                       standard_error(nie), standard_error(ctx), support, flip_support(nie, ctx))
 
 
-def _resamples(n_prompts: int, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Bootstrap draws of prompt indices `[n_boot, P]`, in blocks of at most 100 (bounded memory)."""
-    idx = np.random.default_rng(seed).integers(0, n_prompts, (n_boot, n_prompts))
-    return np.array_split(idx, max(1, n_boot // 100))
-
-
 def flip_support(nie: np.ndarray, context: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """Per component, the share of bootstrap resamples of the prompts (rows of `[P, n]`) whose mean NIE
     and mean context effect have opposite signs."""
     nie, context = np.asarray(nie, float), np.asarray(context, float)
     flips = np.zeros(nie.shape[1])
-    for block in _resamples(len(nie), n_boot, seed):
+    for block in bootstrap.blocks(len(nie), n_boot, seed):
         flips += (np.sign(nie[block].mean(1)) * np.sign(context[block].mean(1)) < 0).sum(0)
     return flips / n_boot
 
@@ -145,6 +140,6 @@ def label_support(nie: np.ndarray, context: np.ndarray, labels: Sequence[str], s
     nie, context = np.asarray(nie, float), np.asarray(context, float)
     codes = np.array([LABEL_NAMES.index(lab) for lab in labels])
     same = np.zeros(nie.shape[1])
-    for block in _resamples(len(nie), n_boot, seed):
+    for block in bootstrap.blocks(len(nie), n_boot, seed):
         same += (_label_codes(nie[block].mean(1), context[block].mean(1), scale, ratio, floor) == codes).sum(0)
     return same / n_boot

@@ -17,10 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
+from intjax import bootstrap
 from intjax.errors import InputError
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component
-from intjax.patching.evaluate import evaluate
+from intjax.sweeps.context import SweepContext
 from intjax.patching.problem import build_problem
 from intjax.patching.prompts import PromptSet
 from intjax.patching.structure import prompt_roles, reads
@@ -44,11 +45,9 @@ class WitnessImportance:
 
     def ci(self, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
         """Bootstrap `level` intervals of the importance over prompts, `[m, 2]`."""
-        rng = np.random.default_rng(seed)
-        P = len(self.nie)
-        idx = rng.integers(0, P, (n_boot, P))
+        idx = bootstrap.draws(len(self.nie), n_boot, seed)
         boot = np.abs(self.pinned[idx].mean(1)) - np.abs(self.nie[idx].mean(1))[:, None]  # [B, m]
-        return np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0).T
+        return bootstrap.percentile_ci(boot, level, axis=0).T
 
     def ranked(self) -> list[int]:
         """Witness indices by decreasing importance."""
@@ -64,27 +63,23 @@ def witness_importance(
     direction: str = "noising",
     source: str = "counterfactual",
     metric: str = "logit_diff",
-    memory_bytes: int = 2**30,
-    cache=None,
-    **build_kwargs,
+    sweeps: SweepContext = SweepContext(),
 ) -> WitnessImportance:
-    """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it);
-    `cache`: a `VertexCache` shared with the run's other sweeps."""
+    """The suspect's NIE with each candidate pinned in turn (one problem per candidate that reads it),
+    evaluated under `sweeps`'s memory budget and vertex cache."""
     per_prompt = list(zip(prompt_roles(prompts), prompts.lengths.tolist()))
     candidates = [c for c in candidates if c.name != suspect.name]
     downstream = [c for c in candidates if any(reads(suspect, c, r, t) for r, t in per_prompt)]
     if not downstream:
         raise InputError(f"no candidate witness reads {suspect.name}: pinning a component upstream of it "
                          "changes nothing; give components in later layers")
-    kw = dict(direction=direction, source=source, metric=metric, **build_kwargs)
-    base, patched = evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]),
-                             memory_bytes=memory_bytes, cache=cache)
+    kw = dict(direction=direction, source=source, metric=metric)
+    base, patched = sweeps.evaluate(build_problem(model, prompts, [suspect], **kw), np.array([[0.0], [1.0]]))
     # Pinning at base values leaves the unpatched run as it is, so f(0) is shared. One build holds the
     # base runs with every witness's site kinds; each witness is then swapped in without rerunning them.
     carriers = list({s.kind: w for w in downstream for s in w.sites}.values())  # one witness per site kind
     holder = build_problem(model, prompts, [suspect], pin=list(dict.fromkeys(carriers)), **kw)
-    pinned = [evaluate(holder.with_pin(prompts, [w]), np.ones((1, 1)), memory_bytes=memory_bytes, cache=cache)[0]
-              for w in downstream]
+    pinned = [sweeps.evaluate(holder.with_pin(prompts, [w]), np.ones((1, 1)))[0] for w in downstream]
     return WitnessImportance(
         suspect.name, tuple(c.name for c in downstream),
         tuple(c.name for c in candidates if c not in downstream), direction,

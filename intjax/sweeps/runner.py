@@ -189,10 +189,14 @@ class CheckpointedGame:
     (k counts the calls, so a rerun of the same steps finds its own checkpoints);
     with `folder=None`, sweeps without checkpoints."""
 
-    def __init__(self, problem: PatchProblem, folder: Optional[str | Path], **sweep_kwargs: Any):
+    def __init__(self, problem: PatchProblem, folder: Optional[str | Path], *,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES, chunk: Optional[int] = None, restart: bool = False,
+                 quiet: bool = False, desc: str = "patching", options: Optional[dict[str, Any]] = None,
+                 cache: Any = None):
         self.problem = problem
         self.folder = None if folder is None else Path(folder)
-        self.sweep_kwargs = sweep_kwargs
+        self.memory_bytes, self.chunk, self.restart, self.quiet = memory_bytes, chunk, restart, quiet
+        self.desc, self.options, self.cache = desc, options, cache
         self.calls = 0
 
     @property
@@ -204,8 +208,10 @@ class CheckpointedGame:
         """f(α) per prompt (the problem's differentiable path)."""
         return self.problem(alpha)
 
-    def values(self, masks: np.ndarray, **overrides: Any) -> np.ndarray:
+    def values(self, masks: np.ndarray) -> np.ndarray:
         """f at each mask, `[M, P]`, as a checkpointed sweep."""
         folder = None if self.folder is None else self.folder / f"sweep_{self.calls}"
         self.calls += 1
-        return run_sweep(self.problem, masks, folder, **{**self.sweep_kwargs, **overrides})
+        return run_sweep(self.problem, masks, folder, memory_bytes=self.memory_bytes, chunk=self.chunk,
+                         restart=self.restart, quiet=self.quiet, desc=self.desc, options=self.options,
+                         cache=self.cache)

@@ -1,4 +1,4 @@
-"""`intjax patch` and `intjax theorems` as library calls."""
+"""`intjax patch` as a library call: NIE, PIE, interactions and linear estimates of components."""
 
 from __future__ import annotations
 
@@ -6,25 +6,22 @@ import contextlib
 import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from intjax.costs import layers_after_first
 from intjax.errors import InputError
 from intjax.estimands.derivatives import linear
 from intjax.estimands.mobius import interactions, set_name, subsets_up_to
-from intjax.estimands.theorems import duality_check, theorem_table
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import Component
-from intjax.patching.problem import SEMANTICS, build_problem
-from intjax.patching.structure import predicted_slopes, prompt_roles, reads_matrix
+from intjax.patching.problem import DIRECTIONS, SEMANTICS, SOURCES, build_problem
+from intjax.patching.metrics import METRICS
 from intjax.patching.prompts import PromptSet
 from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
 from intjax.results import Results
-from intjax.sweeps.runner import CheckpointedGame
+from intjax.sweeps.context import SweepContext
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,31 +34,40 @@ class PatchOptions:
     metric: str = "logit_diff"
     order: int = 1  # >= 2 adds exact interactions up to this order
     linear: bool = False  # add the linear (attribution) estimates
-    memory_gb: float = 1.0
-    chunk: int | None = None  # masks per chunk (default: from memory_gb)
-    quiet: bool = False
-    restart: bool = False  # discard saved sweeps in the checkpoint folder
+
+    def __post_init__(self):
+        bad = [d for d in self.directions if d not in DIRECTIONS]
+        if bad or not self.directions:
+            raise InputError(f"directions={self.directions!r}: give one or both of {list(DIRECTIONS)}")
+        if self.semantics not in SEMANTICS:
+            raise InputError(f"semantics={self.semantics!r}: give one of {list(SEMANTICS)}")
+        if self.source not in SOURCES:
+            raise InputError(f"source={self.source!r}: give one of {list(SOURCES)}")
+        if self.metric not in METRICS:
+            raise InputError(f"metric={self.metric!r}: give one of {list(METRICS)}")
+        if not isinstance(self.order, int) or self.order < 1:
+            raise InputError(f"order={self.order!r}: give 1 (NIE only) or more (exact interactions up to it)")
 
 
-def patch_stages(model: PatchableModel, prompts: PromptSet, n_components: int, options: PatchOptions) -> Stages:
+def patch_stages(model: PatchableModel, prompts: PromptSet, n_components: int, options: PatchOptions,
+                 quiet: bool = False) -> Stages:
     """The plan of `run_patch` (one stage per direction: its subsets, patched runs and estimated time),
-    printed now unless `options.quiet`."""
+    printed now unless `quiet`."""
     masks = sum(math.comb(n_components, k) for k in range(options.order + 1))
     runs = masks * len(prompts)
     share = layers_after_first(model.config.n_layers, min(options.order, 2))  # most subsets have 2 members or more
-    per_forward = 0.0 if options.quiet else seconds_per_forward(model, mean_length(prompts.lengths))
+    per_forward = 0.0 if quiet else seconds_per_forward(model, mean_length(prompts.lengths))
     linear_fe = 3 * len(prompts) if options.linear else 0
     estimate = COMPILE_S_PER_STAGE + per_forward * (runs * share + linear_fe)
     names = [f"patching ({d}): {masks:,} subsets x {len(prompts)} prompts = {runs:,} patched runs"
              + (", linear estimates" if options.linear else "") for d in options.directions]
-    return Stages(names, quiet=options.quiet, title=f"intjax patch ({n_components} components, order {options.order})",
+    return Stages(names, quiet=quiet, title=f"intjax patch ({n_components} components, order {options.order})",
                   estimates=[estimate] * len(names))
 
 
 def run_patch(
     model: PatchableModel, prompts: PromptSet, components: Sequence[Component], options: PatchOptions,
-    checkpoints: str | Path | None = None, witnesses: Sequence[Component] = (), cache=None,
-    stages: Optional[Stages] = None,
+    sweeps: SweepContext = SweepContext(), witnesses: Sequence[Component] = (), stages: Optional[Stages] = None,
 ) -> tuple[Results, dict[str, float]]:
     """Estimates `[n_prompts, n_items]`: metric_clean, metric_corrupted, and per direction
     nie_ (pie_ under frozen semantics), int2_ … intK_ (order K) and linear_ (if asked), each
@@ -71,12 +77,10 @@ def run_patch(
     (`patch_stages`) prints a line as each direction starts and ends.
 
     Each needed subset is patched once: NIE and every interaction order share
-    the same vertex values. With `checkpoints`, the sweeps are saved there chunk
-    by chunk and a rerun resumes them. `cache` (a `VertexCache`) shares vertex
-    values with other sweeps of a run. Returns (the estimates, timings in s).
+    the same vertex values. `sweeps` sets the memory budget, the checkpoint folder
+    (each direction's sweeps are saved in its subfolder chunk by chunk and a rerun
+    resumes them) and the run's vertex cache. Returns (the estimates, timings in s).
     """
-    if options.order < 1:
-        raise InputError(f"--order must be at least 1, got {options.order}")
     results = Results()
     timings: dict[str, float] = {}
     names = [c.name for c in components]
@@ -93,10 +97,7 @@ def run_patch(
                             metric=options.metric)
             how = dict(direction=direction, semantics=options.semantics, source=options.source, metric=options.metric)
             t0 = time.perf_counter()
-            sweep = dict(memory_bytes=int(options.memory_gb * 2**30), chunk=options.chunk, quiet=options.quiet,
-                         restart=options.restart, desc=f"patching ({direction})",
-                         options=dict(order=options.order), cache=cache)
-            game = CheckpointedGame(problem, Path(checkpoints) / direction if checkpoints else None, **sweep)
+            game = sweeps.game(problem, direction, desc=f"patching ({direction})", options=dict(order=options.order))
             if options.order >= 2:
                 sets, ints, values = interactions(game, options.order)
             else:
@@ -116,52 +117,3 @@ def run_patch(
                 results.add(f"linear_{direction}", linear(problem), names, **how)
                 timings[f"linear_{direction}_s"] = time.perf_counter() - t0
     return results, timings
-
-
-def run_theorems(
-    model: PatchableModel, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
-    direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
-    n_check: int = 6, cut: Sequence[Component] | None = None, step=None, **table_kwargs,
-) -> dict:
-    """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
-
-    `cut`: the components the noising/denoising duality is checked over, under
-    both semantics (default: `components`). The duality holds only under frozen
-    semantics for a complete cut, e.g. every head and MLP (`heads,mlps`) when
-    clean and corrupted prompts share their last token; it needs the
-    counterfactual source (skipped otherwise). `step(name)` is called as each part
-    starts (progress lines). `table_kwargs` go to `theorem_table`
-    (e.g. `bound_max_points`).
-    """
-    problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
-                                 semantics=s, metric=metric) for s in SEMANTICS}
-    names = [c.name for c in components]
-    lengths = prompts.lengths
-    per_prompt = prompt_roles(prompts)
-
-    def structure(T: tuple[int, ...]) -> dict:
-        return predicted_slopes(reads_matrix([components[i] for i in T], per_prompt, lengths))
-
-    table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
-                          structure=structure, derivative_game=problems["recompute"].with_dtype(jnp.float32),
-                          step=step, **table_kwargs)
-    table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
-    for row in table["slopes_by_set"]:
-        row["set"] = [names[i] for i in row["set"]]
-        if "chain" in row:
-            row["chain"] = [names[i] for i in row["chain"]]
-            row["cover"] = [[names[i] for i in block] for block in row["cover"]]
-    cut = list(components if cut is None else cut)
-    if source != "counterfactual":
-        table["duality"] = dict(skipped=f"the duality compares the two directions of a counterfactual patch; "
-                                        f"source {source!r} has no reverse game")
-        return table
-    reverse = "denoising" if direction == "noising" else "noising"
-    table["duality"] = dict(cut=[c.name for c in cut], direction=direction)
-    if step is not None:
-        step(f"noising/denoising duality over {len(cut)} components")
-    for semantics in SEMANTICS:
-        game, back = (build_problem(model, prompts, cut, direction=d, source=source, semantics=semantics,
-                                    metric=metric) for d in (direction, reverse))
-        table["duality"][semantics] = duality_check(game, back)
-    return table

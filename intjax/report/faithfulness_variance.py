@@ -33,7 +33,7 @@ import math
 
 from intjax.studies.faithfulness_variance import (
     EXPANSIONS, MIN_RESAMPLES, SHARE_TOL, VarianceTable, faithfulness_variance, paired_difference_ci)
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 CANCEL_RATIO = 1.1  # rule 3: cancellation is stated when a part's SD exceeds F's by this factor
 

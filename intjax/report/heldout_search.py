@@ -10,7 +10,7 @@ import numpy as np
 
 from intjax.errors import InputError
 from intjax.studies.heldout_search import HeldoutRow
-from intjax.studies.markdown import markdown_table
+from intjax.report.markdown import markdown_table
 
 
 def _pct(x: float) -> str:
