@@ -1,0 +1,1 @@
+"""What the `patch` and `theorems` commands compute, as library calls."""
