@@ -38,6 +38,7 @@ class TheoremTable:
     bound_holds_fraction: float = NAN
     bound_by_set: list[dict] = dataclasses.field(default_factory=list)
     bound_points: int = 0
+    bound_batches: int = 0
     bound_looseness_median: float = NAN
     affinity_vs_interaction: dict = dataclasses.field(default_factory=dict)
     slope_frozen: dict = dataclasses.field(default_factory=dict)  # order -> log-log slope
@@ -71,7 +72,7 @@ def run_theorems(
     model: PatchableModel, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
     n_check: int = 6, cut: Sequence[Component] | None = None, step=None, bound_order: Optional[int] = None,
-    bound_polish_starts: int = 2, bound_max_points: int = 5000,
+    bound_polish_starts: int = 1, bound_max_points: int = 5000,
 ) -> TheoremTable:
     """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
 
