@@ -296,3 +296,27 @@ def test_an_early_ctrl_c_or_sigterm_exits_in_one_line(tiny, tmp_path, delay, sig
     assert proc.returncode == code, err[-3000:]
     assert err.count("\n") == 1 and ("interrupted (Ctrl-C)" if code == 130 else "terminated (SIGTERM)") in err, \
         err[-3000:]
+
+
+def test_a_model_that_singles_out_no_heads_stops_after_the_first_stage(tmp_path, capsys, monkeypatch):
+    """Discovery that finds no circuit (as on random weights, where every head reaches 5% of the total
+    effect) stops the run once the first stage has the NIEs, not after five more stages."""
+    from conftest import save_hf_gpt2
+
+    import intjax
+    import intjax.ioi.circuit
+
+    def no_circuit(model, data, nie_noising, nie_denoising, total_effect, **kwargs):
+        assert nie_noising.shape == (8, 16)  # the first stage's NIEs, every head
+        raise InputError("the model singles out no heads for this task")
+
+    monkeypatch.setattr(intjax.ioi.circuit, "discover_circuit", no_circuit)
+    shipped = Path(intjax.__file__).parent / "assets" / "ioi-small"
+    save_hf_gpt2(tmp_path / "m", with_tokenizer=False, vocab_size=1021, n_positions=32, n_embd=32, n_layer=4,
+                 n_head=4)
+    shutil.copy(shipped / "tokenizer.json", tmp_path / "m" / "tokenizer.json")  # IOI names one token each
+    code = main(["ioi", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "o"), "--circuit", "discover",
+                 "--n-prompts", "8", "--theorem-heads", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "singles out no heads" in err.splitlines()[-1]
+    assert "[1/7]" in err and "[2/7]" not in err

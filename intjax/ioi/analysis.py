@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import jax.numpy as jnp
 import numpy as np
 
-from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit
+from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
@@ -139,6 +139,10 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen"), sweeps.child("heads_frozen"))
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
+        if options.studies.circuit in ("auto", "discover"):  # a model that singles out no heads stops here,
+            te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())  # not at stage 6
+            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,
+                            res["nie_denoising"].values, te)
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}
         for d in ("noising", "denoising"):
