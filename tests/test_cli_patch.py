@@ -140,4 +140,5 @@ def test_theorems_command_writes_table(tiny, tmp_path, capsys):
     # the plan with its estimate first, then each part of the table as it starts
     err = captured.err
     assert err.index("intjax theorems (3 components, order 2, 2 prompts, float64), estimated") \
-        < err.index("integral of nested-JVP") < err.index("[1/1] theorem table: done in")
+        < err.index("integral of nested-JVP") < err.index("sampled sup on face 2 of 2 (order 2)") \
+        < err.index("[1/1] theorem table: done in")  # a line per face of the sampled sup: no long silence

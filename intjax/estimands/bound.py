@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import jax
 import numpy as np
@@ -511,6 +511,7 @@ def bound_report(
     max_points: int = 5000,
     rtol: float = 0.01,
     fit_points: int = 5,
+    on_set: Callable[[int, Subset], object] | None = None,
     **sup_kwargs,
 ) -> list[dict]:
     """Per set T: the exact INT_T, the sampled sup of |D_T| on its face, how loose the
@@ -535,7 +536,7 @@ def bound_report(
       `face_range`, `relative_int` (|INT_T| / face range of f, nan where the range is 0)
 
     The rounding floor is 64·eps·max|f| on the face, eps of the dtype the game
-    computes D_T in.
+    computes D_T in. `on_set(i, T)` is called as set i's sampled sup starts (progress lines).
     """
     targets = [tuple(sorted(set(int(i) for i in s))) for s in sets]
     if not targets:
@@ -555,6 +556,8 @@ def bound_report(
     offsets = np.cumsum([0] + [len(g) for g in grids])
     rows = []
     for col, T in enumerate(targets):
+        if on_set is not None:  # progress: set `col` of the list starts
+            on_set(col, T)
         sup = sampled_sup(game, T, start=start, max_points=max_points, rtol=rtol, **sup_kwargs)
         dtype = np.dtype(sup.dtype)
         f = f_all[offsets[col]: offsets[col + 1]]

@@ -164,15 +164,25 @@ def theorem_table(
     checked = strongest_sets(sets, ints, n_check)
     exact = np.stack([INT(T) for T in checked], axis=1)  # [P, n_checked]
     step(f"integral of nested-JVP mixed partials over {len(checked)} faces (scrambled Sobol points)")
-    integrals = [face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings, seed=seed)
-                 for T in checked]
+    integrals = []
+    for T in checked:
+        if integrals and len(T) != len(checked[len(integrals) - 1]):  # a new order: a new program to compile
+            step(f"integral over the {sum(len(U) == len(T) for U in checked)} faces of order {len(T)}")
+        integrals.append(face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings,
+                                       seed=seed))
     quad = np.stack([r.estimate for r in integrals], axis=1)  # [P, n_checked]
     se = np.stack([r.standard_error for r in integrals], axis=1)
     rounding = 100 * float(np.finfo(np.dtype(_dtype_of(dgame))).eps) * scale  # the smallest error bar believed
     z = np.stack([r.z_scores(exact[:, j], rounding) for j, r in enumerate(integrals)], axis=1)
+    bounded = [T for T in checked if bound_order is None or len(T) <= bound_order]
+
+    def on_face(j: int, T: Subset) -> None:
+        if j:  # the first face's line is the part's own
+            step(f"sampled sup on face {j + 1} of {len(bounded)} (order {len(T)})")
+
     step("sampled sup of |D_T| (local-affine bound)")
-    bound = bound_report(dgame, [T for T in checked if bound_order is None or len(T) <= bound_order],
-                         rtol=bound_rtol, max_points=bound_max_points, polish_starts=bound_polish_starts)
+    bound = bound_report(dgame, bounded, rtol=bound_rtol, max_points=bound_max_points,
+                         polish_starts=bound_polish_starts, on_set=on_face)
     affinity = affinity_vs_interaction(bound)
 
     eps = float(np.finfo(np.float64 if jax.config.jax_enable_x64 else np.float32).eps)
