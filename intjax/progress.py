@@ -22,6 +22,12 @@ def _duration(seconds: float) -> str:
 
 NOTE_EVERY_S = 5.0  # `tick` prints at most one line this often
 COMPILE_S_PER_STAGE = 4.0  # compiling a stage's programs, in estimates (less with a warm compilation cache)
+ETA_PRIOR_S = 30.0  # seconds of the plan believed as estimated before measured stages rescale the rest
+
+
+def _running(estimate: float) -> float:
+    """The part of a stage's estimate that is not compiling."""
+    return max(estimate - COMPILE_S_PER_STAGE, 0.0)
 
 
 class Stages:
@@ -39,6 +45,7 @@ class Stages:
         self.start = time.perf_counter()
         self._last_note = 0.0  # when `note` last printed (`tick` waits NOTE_EVERY_S after it)
         self.seconds: dict[str, float] = {}
+        self.compile_seconds: dict[str, float] = {}  # of each finished stage: tracing, lowering, compiling
         if self.estimates is None:
             self._say(f"{title}: " + "; ".join(f"{i + 1}. {n}" for i, n in enumerate(self.names)))
         else:
@@ -53,17 +60,31 @@ class Stages:
             print(line, file=sys.stderr, flush=True)
 
     def scale(self) -> float:
-        """Measured over estimated time of the finished stages that had an estimate (1 before any)."""
+        """Measured over estimated running time (compiling apart) of the finished stages that had an
+        estimate, each side with `ETA_PRIOR_S` of the plan added (1 before any stage): a first stage
+        that is mostly compiling does not multiply the whole rest of the plan."""
         if self.estimates is None:
             return 1.0
-        done = [(self.seconds[n], e) for n, e in zip(self.names, self.estimates) if n in self.seconds and e > 0]
-        return sum(s for s, _ in done) / sum(e for _, e in done) if done else 1.0
+        done = [(self.seconds[n] - self.compile_seconds.get(n, 0.0), _running(e))
+                for n, e in zip(self.names, self.estimates) if n in self.seconds and e > 0]
+        return (sum(s for s, _ in done) + ETA_PRIOR_S) / (sum(e for _, e in done) + ETA_PRIOR_S)
+
+    def compiling_per_stage(self) -> float:
+        """Mean seconds of compiling (tracing, lowering, XLA) of the finished stages that had an estimate
+        (`COMPILE_S_PER_STAGE` before any): a warm compilation cache shows here."""
+        done = [self.compile_seconds.get(n, 0.0) for n, e in zip(self.names, self.estimates or [])
+                if n in self.seconds and e > 0]
+        return sum(done) / len(done) if done else COMPILE_S_PER_STAGE
+
+    def _expected(self, estimate: float) -> float:
+        """What a stage of this estimate should take now: its running part rescaled, plus compiling."""
+        return self.scale() * _running(estimate) + self.compiling_per_stage() if estimate > 0 else 0.0
 
     def remaining(self) -> Optional[float]:
-        """Estimated seconds of the stages not finished yet, rescaled by `scale()`."""
+        """Expected seconds of the stages not finished yet (see `scale` and `compiling_per_stage`)."""
         if self.estimates is None:
             return None
-        return self.scale() * sum(e for n, e in zip(self.names, self.estimates) if n not in self.seconds)
+        return sum(self._expected(e) for n, e in zip(self.names, self.estimates) if n not in self.seconds)
 
     def note(self, text: str) -> None:
         """A line inside the current stage (a part of it starting)."""
@@ -80,16 +101,22 @@ class Stages:
         """Run one stage: a line when it starts (with `detail` and its estimate) and when it ends (its time)."""
         i = self.names.index(name)
         tag = f"[{i + 1}/{len(self.names)}] {name}"
+        from intjax.compile_stats import count_compiles
+
         eta = ""
         if self.estimates is not None and self.estimates[i] > 0:
-            eta = f" (~{_duration(self.scale() * self.estimates[i])})"
+            eta = f" (~{_duration(self._expected(self.estimates[i]))})"
         self._say(f"{tag}{': ' + detail if detail else ''}{eta} ...")
         t0 = time.perf_counter()
-        yield
+        with count_compiles() as made:
+            yield
         self.seconds[name] = time.perf_counter() - t0
+        self.compile_seconds[name] = made.compile_s + made.trace_s + made.lower_s
         rest = self.remaining()
         left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""
-        self._say(f"{tag}: done in {self.seconds[name]:.1f} s ({time.perf_counter() - self.start:.0f} s so far{left})")
+        compiling = f", {self.compile_seconds[name]:.0f} s of it compiling" if self.compile_seconds[name] >= 1 else ""
+        self._say(f"{tag}: done in {self.seconds[name]:.1f} s{compiling} "
+                  f"({time.perf_counter() - self.start:.0f} s so far{left})")
 
 
 def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:

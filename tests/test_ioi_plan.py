@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from intjax.progress import Stages
 from intjax.ioi.plan import FLOORS, SHRINK_STEPS, Sizes, fit_budget
 
@@ -37,10 +39,27 @@ def test_impossible_budget_leaves_every_size_at_its_floor_and_fixed_sizes_alone(
 
 
 def test_stage_lines_rescale_the_rest_of_the_plan(capsys):
+    """Hand arithmetic: estimates hold COMPILE_S_PER_STAGE (4 s) of compiling; the running parts
+    rescale by measured / estimated, each side with ETA_PRIOR_S (30 s) of the plan added; compiling
+    comes back as the mean the finished stages measured."""
     stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 0.0], title="t")
     assert "estimated 30 s in all" in capsys.readouterr().err
-    stages.seconds["a"] = 30.0  # took three times its estimate
-    assert stages.scale() == 3.0 and stages.remaining() == 60.0
+    assert stages.remaining() == 30.0  # nothing measured: the plan as printed
+    stages.seconds["a"], stages.compile_seconds["a"] = 30.0, 12.0  # 18 s running against 6 s estimated
+    assert stages.scale() == (18 + 30) / (6 + 30)
+    assert stages.remaining() == pytest.approx((18 + 30) / (6 + 30) * 16 + 12)  # b: 16 s running, 12 compiling
+    stages.compile_seconds["a"] = 0.0  # a warm cache: nothing compiled, all 30 s running
+    assert stages.remaining() == pytest.approx((30 + 30) / (6 + 30) * 16)
+
+
+def test_a_stage_line_says_how_much_of_it_was_compiling(capsys):
+    import jax
+    import jax.numpy as jnp
+
+    stages = Stages(["a"], estimates=[1.0], title="t")
+    with stages.stage("a"):
+        jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(7)).block_until_ready()  # a new program
+    assert 0 < stages.compile_seconds["a"] <= stages.seconds["a"]
 
 
 def test_command_line_sizes_are_fixed_and_defaults_match_the_library():
