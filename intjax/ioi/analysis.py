@@ -26,11 +26,12 @@ from intjax.patching.problem import build_problem
 from intjax.progress import Stages, mean_length, seconds_per_forward
 from intjax.report.ioi_claims import ioi_claim_tests
 from intjax.runs.patch import PatchOptions, run_patch
-from intjax.runs.theorems import run_theorems
+from intjax.runs.theorems import TheoremTable, run_theorems
 from intjax.runtime import cast_floats, x64
 from intjax.studies.distance_scaling import distance_scaling_study
 from intjax.studies.order_split import order_split
 from intjax.sweeps.context import SweepContext
+from intjax.sweeps.fingerprint import hash_arrays, model_digest
 from intjax.sweeps.vertex_cache import VertexCache
 
 
@@ -166,12 +167,19 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         if options.theorem_heads > 0:
             thm_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                       options.theorem_heads)]
-            with x64():
-                prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
-                theorems = run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
+            prompts = data.prompts.subset(range(min(options.theorem_prompts, len(data))))
+            prompt_ids = hash_arrays(list(prompts.clean), list(prompts.corrupted), prompts.target, prompts.foil,
+                                     prompts.positions)
+            inputs = dict(model=model_digest(model), prompts=prompt_ids, heads=[h.name for h in thm_heads],
+                          order=options.theorem_order, bound_order=options.bound_order, n_check=2)
+
+            def table() -> TheoremTable:
+                with x64():
+                    return run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
                                         cut=parse_components("heads,mlps", model.config),
-                                        bound_order=options.bound_order, bound_polish_starts=1,
-                                        step=stages.note)
+                                        bound_order=options.bound_order, step=stages.note)
+
+            theorems = sweeps.saved("theorems", inputs, table)  # a resumed run does not redo it
         timings["theorems_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[4], f"pairs and triples of {options.distance_heads} heads"

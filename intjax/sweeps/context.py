@@ -12,17 +12,22 @@ devices (`local_mesh`).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
+from intjax import codec
 from intjax.errors import InputError
 from intjax.patching.evaluate import DEFAULT_MEMORY_BYTES, evaluate
 from intjax.patching.problem import PatchProblem
 from intjax.sweeps.runner import CheckpointedGame
 from intjax.sweeps.vertex_cache import VertexCache
+
+
+Result = TypeVar("Result")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +81,32 @@ class SweepContext:
     def evaluate(self, problem: PatchProblem, masks: Float[ArrayLike, "M n"]) -> Float[np.ndarray, "M P"]:
         """f at every mask under this context's memory budget and cache, without checkpoints."""
         return evaluate(problem, masks, memory_bytes=self.memory_bytes, chunk=self.chunk, cache=self.cache)
+
+    def saved(self, name: str, inputs: dict[str, Any], compute: Callable[[], Result]) -> Result:
+        """`compute()`, kept in this context's folder as `name`.json/.npz (`intjax.codec`) beside `inputs`:
+        a rerun with equal inputs reads it back instead of computing it again, so a run stopped after
+        this part redoes none of it; other inputs, `restart`, or a damaged file compute it anew.
+        Without a folder it just computes."""
+        path = self.folder(name)
+        if path is None:
+            return compute()
+        json_path = path.with_suffix(".json")
+        if json_path.is_file() and not self.restart:
+            try:
+                saved_inputs, result = codec.load(path)
+                if saved_inputs == inputs:
+                    return result
+            except Exception:  # damaged or from another version: compute it again
+                pass
+        result = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.unlink(missing_ok=True)  # the .json, written last, marks a whole save
+        arrays: dict[str, np.ndarray] = {}
+        tree = codec.encode((inputs, result), arrays)
+        npz_tmp = path.with_suffix(".tmp.npz")
+        np.savez(npz_tmp, **arrays)
+        npz_tmp.replace(path.with_suffix(".npz"))
+        json_tmp = path.with_suffix(".tmp.json")
+        json_tmp.write_text(json.dumps(tree))
+        json_tmp.replace(json_path)
+        return result
