@@ -22,12 +22,8 @@ def _duration(seconds: float) -> str:
 
 NOTE_EVERY_S = 5.0  # `tick` prints at most one line this often
 COMPILE_S_PER_STAGE = 4.0  # compiling a stage's programs, in estimates (less with a warm compilation cache)
-ETA_PRIOR_S = 30.0  # seconds of the plan believed as estimated before measured stages rescale the rest
-
-
-def _running(estimate: float) -> float:
-    """The part of a stage's estimate that is not compiling."""
-    return max(estimate - COMPILE_S_PER_STAGE, 0.0)
+# seconds of the plan believed as estimated before measured stages rescale the rest: running, compiling
+ETA_PRIOR_S, ETA_COMPILE_PRIOR_S = 30.0, 5.0
 
 
 class Stages:
@@ -39,9 +35,13 @@ class Stages:
     """
 
     def __init__(self, names: Sequence[str], quiet: bool = False, title: str = "plan",
-                 estimates: Optional[Sequence[float]] = None, notes: Sequence[str] = ()):
+                 estimates: Optional[Sequence[float]] = None, notes: Sequence[str] = (),
+                 compiling: Optional[Sequence[float]] = None):
         self.names, self.quiet = list(names), quiet
         self.estimates = list(estimates) if estimates is not None else None
+        # the compiling part of each estimate (default COMPILE_S_PER_STAGE where a stage has an estimate)
+        self.compiling = (list(compiling) if compiling is not None else
+                          [COMPILE_S_PER_STAGE if e > 0 else 0.0 for e in self.estimates or []])
         self.start = time.perf_counter()
         self._last_note = 0.0  # when `note` last printed (`tick` waits NOTE_EVERY_S after it)
         self.seconds: dict[str, float] = {}
@@ -59,32 +59,38 @@ class Stages:
         if not self.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    def _finished(self) -> list[tuple[float, float, float, float]]:
+        """(measured running, estimated running, measured compiling, estimated compiling) of each
+        finished stage that had an estimate."""
+        out = []
+        for n, e, c in zip(self.names, self.estimates or [], self.compiling):
+            if n in self.seconds and e > 0:
+                compiled = self.compile_seconds.get(n, 0.0)
+                out.append((self.seconds[n] - compiled, max(e - c, 0.0), compiled, c))
+        return out
+
     def scale(self) -> float:
-        """Measured over estimated running time (compiling apart) of the finished stages that had an
-        estimate, each side with `ETA_PRIOR_S` of the plan added (1 before any stage): a first stage
-        that is mostly compiling does not multiply the whole rest of the plan."""
-        if self.estimates is None:
-            return 1.0
-        done = [(self.seconds[n] - self.compile_seconds.get(n, 0.0), _running(e))
-                for n, e in zip(self.names, self.estimates) if n in self.seconds and e > 0]
-        return (sum(s for s, _ in done) + ETA_PRIOR_S) / (sum(e for _, e in done) + ETA_PRIOR_S)
+        """Measured over estimated running time (compiling apart) of the finished stages, each side with
+        `ETA_PRIOR_S` of the plan added (1 before any stage): one fast or slow stage does not
+        multiply the whole rest of the plan."""
+        done = self._finished()
+        return (sum(d[0] for d in done) + ETA_PRIOR_S) / (sum(d[1] for d in done) + ETA_PRIOR_S)
 
-    def compiling_per_stage(self) -> float:
-        """Mean seconds of compiling (tracing, lowering, XLA) of the finished stages that had an estimate
-        (`COMPILE_S_PER_STAGE` before any): a warm compilation cache shows here."""
-        done = [self.compile_seconds.get(n, 0.0) for n, e in zip(self.names, self.estimates or [])
-                if n in self.seconds and e > 0]
-        return sum(done) / len(done) if done else COMPILE_S_PER_STAGE
+    def compile_scale(self) -> float:
+        """The same for compiling (`ETA_COMPILE_PRIOR_S` added): a warm compilation cache shows here."""
+        done = self._finished()
+        return (sum(d[2] for d in done) + ETA_COMPILE_PRIOR_S) / (sum(d[3] for d in done) + ETA_COMPILE_PRIOR_S)
 
-    def _expected(self, estimate: float) -> float:
-        """What a stage of this estimate should take now: its running part rescaled, plus compiling."""
-        return self.scale() * _running(estimate) + self.compiling_per_stage() if estimate > 0 else 0.0
+    def _expected(self, i: int) -> float:
+        """What stage i should take now: its running and compiling parts, each rescaled."""
+        e, c = self.estimates[i], self.compiling[i]
+        return self.scale() * max(e - c, 0.0) + self.compile_scale() * c if e > 0 else 0.0
 
     def remaining(self) -> Optional[float]:
-        """Expected seconds of the stages not finished yet (see `scale` and `compiling_per_stage`)."""
+        """Expected seconds of the stages not finished yet (see `scale` and `compile_scale`)."""
         if self.estimates is None:
             return None
-        return sum(self._expected(e) for n, e in zip(self.names, self.estimates) if n not in self.seconds)
+        return sum(self._expected(i) for i, n in enumerate(self.names) if n not in self.seconds)
 
     def note(self, text: str) -> None:
         """A line inside the current stage (a part of it starting)."""
@@ -105,7 +111,7 @@ class Stages:
 
         eta = ""
         if self.estimates is not None and self.estimates[i] > 0:
-            eta = f" (~{_duration(self._expected(self.estimates[i]))})"
+            eta = f" (~{_duration(self._expected(i))})"
         self._say(f"{tag}{': ' + detail if detail else ''}{eta} ...")
         t0 = time.perf_counter()
         with count_compiles() as made:

@@ -39,17 +39,20 @@ def test_impossible_budget_leaves_every_size_at_its_floor_and_fixed_sizes_alone(
 
 
 def test_stage_lines_rescale_the_rest_of_the_plan(capsys):
-    """Hand arithmetic: estimates hold COMPILE_S_PER_STAGE (4 s) of compiling; the running parts
-    rescale by measured / estimated, each side with ETA_PRIOR_S (30 s) of the plan added; compiling
-    comes back as the mean the finished stages measured."""
-    stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 0.0], title="t")
+    """Hand arithmetic: each estimate holds a compiling part; the running parts rescale by measured over
+    estimated running time, each side with ETA_PRIOR_S (30 s) added, and the compiling parts by
+    measured over estimated compiling, each side with ETA_COMPILE_PRIOR_S (5 s) added."""
+    stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 0.0], title="t", compiling=[4.0, 12.0, 0.0])
     assert "estimated 30 s in all" in capsys.readouterr().err
     assert stages.remaining() == 30.0  # nothing measured: the plan as printed
-    stages.seconds["a"], stages.compile_seconds["a"] = 30.0, 12.0  # 18 s running against 6 s estimated
-    assert stages.scale() == (18 + 30) / (6 + 30)
-    assert stages.remaining() == pytest.approx((18 + 30) / (6 + 30) * 16 + 12)  # b: 16 s running, 12 compiling
+    stages.seconds["a"], stages.compile_seconds["a"] = 30.0, 12.0  # 18 s running against 6, 12 compiling against 4
+    run, compiling = (18 + 30) / (6 + 30), (12 + 5) / (4 + 5)
+    assert stages.scale() == run and stages.compile_scale() == compiling
+    assert stages.remaining() == pytest.approx(run * 8 + compiling * 12)  # b: 8 s running, 12 compiling
     stages.compile_seconds["a"] = 0.0  # a warm cache: nothing compiled, all 30 s running
-    assert stages.remaining() == pytest.approx((30 + 30) / (6 + 30) * 16)
+    assert stages.remaining() == pytest.approx((30 + 30) / (6 + 30) * 8 + 5 / 9 * 12)
+    default = Stages(["a"], estimates=[10.0], quiet=True)  # without compiling parts: COMPILE_S_PER_STAGE each
+    assert default.compiling == [4.0]
 
 
 def test_a_stage_line_says_how_much_of_it_was_compiling(capsys):

@@ -16,7 +16,7 @@ import numpy as np
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.options import IOIAnalysisOptions
-from intjax.ioi.plan import Sizes, fit_budget, stage_seconds
+from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, PromptBank
@@ -133,7 +133,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
     stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
-                    estimates=estimates, notes=notes)
+                    estimates=estimates, notes=notes,
+                    compiling=[c if e > 0 else 0.0 for e, c in zip(estimates, STAGE_COMPILE_S)])
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
         res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True), sweeps.child("heads"))

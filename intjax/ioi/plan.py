@@ -18,7 +18,6 @@ from typing import Sequence
 
 from intjax.costs import DISTANCE_FE, layers_after_first, theorem_table_fe
 from intjax.options import FLOORS
-from intjax.progress import COMPILE_S_PER_STAGE
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
 # floor. Floors keep every statistic readable: 8 resamples is where the faithfulness variance shares
@@ -99,11 +98,18 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
     return [nie, split, orders, theorems, distance, remedies + witnesses + search + faithfulness + complete, 0.0]
 
 
+# seconds each stage spends tracing, lowering and compiling with an empty compilation cache, measured
+# on the idle 2-core CPU (intjax demo, 2026-12-03: the stage lines say it); the ETA rescales them by
+# what the finished stages measured (a warm cache: near zero)
+STAGE_COMPILE_S = (16.0, 1.0, 2.0, 30.0, 13.0, 34.0, 0.0)
+
+
 def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7,
                   n_circuit_units: int = 0) -> list[float]:
-    """Estimated seconds of each stage: its FE at `per_forward` plus its compilation."""
-    return [fe * per_forward + (COMPILE_S_PER_STAGE if fe else 0.0)
-            for fe in stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units)]
+    """Estimated seconds of each stage: its FE at `per_forward` plus its compiling (`STAGE_COMPILE_S`)."""
+    return [fe * per_forward + (compiling if fe else 0.0)
+            for fe, compiling in zip(stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units),
+                                     STAGE_COMPILE_S)]
 
 
 def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = ()) -> tuple[Sizes, list[str]]:
