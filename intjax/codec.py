@@ -101,13 +101,19 @@ def _hashable(key: Any) -> Any:
 
 
 def save(value: Any, path: str | Path) -> tuple[Path, Path]:
-    """Write `value` to `path`.json and `path`.npz; returns the two paths."""
+    """Write `value` to `path`.json and `path`.npz; returns the two paths. The .json is written last
+    (each file through a temporary one), so a .json on disk marks a whole save."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     tree = encode(value, arrays)
     json_path, npz_path = path.with_suffix(".json"), path.with_suffix(".npz")
-    json_path.write_text(json.dumps(tree))
-    np.savez(npz_path, **arrays)
+    json_path.unlink(missing_ok=True)  # an older .json must not vouch for a new .npz
+    npz_tmp = path.with_suffix(".tmp.npz")
+    np.savez(npz_tmp, **arrays)
+    npz_tmp.replace(npz_path)
+    json_tmp = path.with_suffix(".tmp.json")
+    json_tmp.write_text(json.dumps(tree))
+    json_tmp.replace(json_path)
     return json_path, npz_path
 
 

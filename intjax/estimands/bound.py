@@ -24,7 +24,7 @@ the nodes goes unseen. Here the sup is searched for on the whole face:
 - `bound_report` / `affinity_vs_interaction`: all of it per set, and whether
   faces that are nearly affine carry small interactions.
 
-Mixed partials are evaluated in batches through `derivatives.mixed_partials_at` (nested
+Mixed partials are evaluated in batches through `derivatives.mixed_partials_batched` (nested
 jax.jvp, one compile per order and batch shape); f values through `game.values`.
 """
 
@@ -38,7 +38,7 @@ import jax
 import numpy as np
 
 from intjax.errors import InputError
-from intjax.estimands.derivatives import FACE_BATCH, float_dtype, mixed_partials_at, start_layer, unit_directions
+from intjax.estimands.derivatives import FACE_BATCH, float_dtype, mixed_partials_batched, start_layer, unit_directions
 from intjax.estimands.game import Game, PromptwiseGame
 from intjax.estimands.mobius import Subset, mobius
 
@@ -48,7 +48,7 @@ from intjax.estimands.mobius import Subset, mobius
 
 
 class _FaceD:
-    """D_T at face points through `derivatives.mixed_partials_at`, in batches of ONE shape per order
+    """D_T at face points through `derivatives.mixed_partials_batched`, in batches of ONE shape per order
     (compiling the nested JVPs of a model dominates small runs).
 
     Games whose `__call__` takes α `[P, n]` (row p feeding prompt p only, e.g. a
@@ -63,7 +63,8 @@ class _FaceD:
         self.dirs = unit_directions(n, T)  # [k, n]
         self.per_prompt = isinstance(game, PromptwiseGame)
         if self.per_prompt:
-            self.dirs = jax.device_put(np.broadcast_to(np.asarray(self.dirs)[:, None, :], (len(T), game.n_prompts, n)))
+            per_prompt = np.broadcast_to(np.asarray(self.dirs)[:, None, :], (len(T), game.n_prompts, n))
+            self.dirs = jax.device_put(per_prompt)
         self.start = start_layer(game, T)
         self.dtype = None
         self.evaluated = 0  # batch elements: one nested-JVP pass over all prompts each
@@ -78,17 +79,13 @@ class _FaceD:
         if coords.ndim == 3 and not self.per_prompt:
             raise InputError("this game takes one α for all prompts; per-prompt points need a PromptwiseGame "
                              "(one that takes α [P, n], as a PatchProblem does)")
-        total = -(-B // self.chunk) * self.chunk
-        pts = np.zeros((total,) + coords.shape[1:-1] + (n,))
-        pts[:B, ..., list(self.T)] = coords
-        out = []
-        for i in range(0, total, self.chunk):
-            d = mixed_partials_at(self.game, self.dirs, jax.device_put(pts[i: i + self.chunk].astype(float_dtype())), self.start)
-            self.dtype = np.dtype(d.dtype)
-            out.append(np.asarray(d, np.float64))
+        pts = np.zeros((B,) + coords.shape[1:-1] + (n,))
+        pts[..., list(self.T)] = coords
+        d = mixed_partials_batched(self.game, self.dirs, pts, self.start, self.chunk)
+        self.dtype = d.dtype
         self.evaluated += B
-        self.batches += total // self.chunk
-        return np.concatenate(out)[:B]
+        self.batches += -(-B // self.chunk)
+        return d.astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,9 +206,11 @@ def _polish(D: _FaceD, starts, values, step, *, tol, max_iter, scales=2, min_gai
     (0 skips that search). Each iteration tries α + s·u (clipped to [0,1]) for
     every direction u (±e_i along each axis i; with `diagonal`, every neighbour
     u ∈ {−1, 0, 1}^k of the cube, so a search can climb a ridge that runs across
-    the axes instead of zig-zagging up it) and `scales` (≥ 2) step sizes s = 2h, h, h/2, … (h the search's
-    step), moves to the best candidate if it beats the current value by more than
-    rounding (`_rounding_floor` of the dtype D_T is computed in) and takes that
+    the axes instead of zig-zagging up it) and `scales` (≥ 2) step sizes
+    s = 2h, h, h/2, … (h the search's step), moves to the best candidate if it beats the current value by more than
+    `min_gain` (relative) and more than rounding (`_rounding_floor` of the dtype D_T is
+    computed in: float32 noise on a flat ridge would otherwise keep a search moving
+    until `max_iter`) and takes that
     candidate's step as its own (so a search climbing a long slope doubles its
     step), and otherwise divides its step by 2^scales, so the next iteration tries the
     step sizes just below the smallest one tried (every power of 2 is tried in turn); a search

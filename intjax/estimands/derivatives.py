@@ -114,8 +114,8 @@ def mixed_partial(game: Game, T: Sequence[int], alpha: Float[Array, " n"] | None
     """D_T at α (default 0), `[P]`."""
     a = _zeros(game.n_components) if alpha is None else jax.device_put(np.asarray(alpha, float_dtype()))
     moved = sorted(set(T) | set(np.flatnonzero(np.asarray(a)).tolist()))  # α ≠ 0 off T moves earlier layers too
-    return np.asarray(mixed_partials_at(game, unit_directions(game.n_components, T), a[None], start_layer(game, moved))[0],
-                      np.float64)
+    d = mixed_partials_at(game, unit_directions(game.n_components, T), a[None], start_layer(game, moved))
+    return np.asarray(d[0], np.float64)
 
 
 def face_points(n: int, T: Sequence[int], nodes: np.ndarray) -> np.ndarray:
@@ -135,15 +135,22 @@ def gauss_legendre_01(q: int) -> tuple[np.ndarray, np.ndarray]:
 FACE_BATCH = 32  # face points per call of the nested-JVP program: one batch shape for every check
 
 
+def mixed_partials_batched(game: Game, directions: Float[Array, "k *P n"], points: Float[np.ndarray, "B *P n"],
+                           start: int = 0, chunk: int = FACE_BATCH) -> np.ndarray:
+    """D along `directions` at every row of `points`, `[B, P]` in the dtype the game computes: calls of
+    `chunk` rows, the last padded with the point 0 (one program shape for any B)."""
+    padded = np.zeros((-(-len(points) // chunk) * chunk,) + points.shape[1:])
+    padded[: len(points)] = points
+    out = [np.asarray(mixed_partials_at(game, directions, jax.device_put(padded[i: i + chunk].astype(float_dtype())),
+                                        start)) for i in range(0, len(padded), chunk)]
+    return np.concatenate(out)[: len(points)]
+
+
 def face_derivatives(game: Game, T: Sequence[int], nodes: np.ndarray, chunk: int = FACE_BATCH) -> np.ndarray:
     """D_T at every point of the face grid, `[q^|T|, P]` (points padded to whole chunks)."""
     pts = face_points(game.n_components, T, nodes)
-    padded = np.zeros((-(-len(pts) // chunk) * chunk, pts.shape[1]))
-    padded[: len(pts)] = pts
     dirs, start = unit_directions(game.n_components, T), start_layer(game, T)
-    out = [np.asarray(mixed_partials_at(game, dirs, jax.device_put(padded[i : i + chunk].astype(float_dtype())), start), np.float64)
-           for i in range(0, len(padded), chunk)]
-    return np.concatenate(out)[: len(pts)]
+    return mixed_partials_batched(game, dirs, pts, start, chunk).astype(np.float64)
 
 
 def face_check(game: Game, T: Sequence[int], q: int = 4, grid: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ devices (`local_mesh`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
@@ -100,13 +99,5 @@ class SweepContext:
                 pass
         result = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.unlink(missing_ok=True)  # the .json, written last, marks a whole save
-        arrays: dict[str, np.ndarray] = {}
-        tree = codec.encode((inputs, result), arrays)
-        npz_tmp = path.with_suffix(".tmp.npz")
-        np.savez(npz_tmp, **arrays)
-        npz_tmp.replace(path.with_suffix(".npz"))
-        json_tmp = path.with_suffix(".tmp.json")
-        json_tmp.write_text(json.dumps(tree))
-        json_tmp.replace(json_path)
+        codec.save((inputs, result), path)  # its .json, written last, marks a whole save
         return result
