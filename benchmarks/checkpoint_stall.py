@@ -40,4 +40,6 @@ for rep in range(2):
     blocked.update(t=0.0, n=0)
     t = time.perf_counter()
     runner.run_sweep(prob, masks, folder, chunk=chunk, quiet=True, save_every_s=0.0)
-    print(f"chunks {blocked['n']}: sweep {time.perf_counter() - t:.2f} s, the loop blocked in checkpoint saves {blocked['t']:.3f} s ({blocked['t']/max(1,blocked['n'])*1e3:.1f} ms a chunk)", flush=True)
+    per_chunk_ms = blocked["t"] / max(1, blocked["n"]) * 1e3
+    print(f"chunks {blocked['n']}: sweep {time.perf_counter() - t:.2f} s, the loop blocked in checkpoint saves "
+          f"{blocked['t']:.3f} s ({per_chunk_ms:.1f} ms a chunk)", flush=True)

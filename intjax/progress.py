@@ -12,6 +12,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from intjax.compile_stats import count_compiles
+
 
 def _duration(seconds: float) -> str:
     """'45 s', '3.2 min' or '1.4 h'."""
@@ -107,8 +109,6 @@ class Stages:
         """Run one stage: a line when it starts (with `detail` and its estimate) and when it ends (its time)."""
         i = self.names.index(name)
         tag = f"[{i + 1}/{len(self.names)}] {name}"
-        from intjax.compile_stats import count_compiles
-
         eta = ""
         if self.estimates is not None and self.estimates[i] > 0:
             eta = f" (~{_duration(self._expected(i))})"

@@ -165,8 +165,8 @@ def theorem_table(
     exact = np.stack([INT(T) for T in checked], axis=1)  # [P, n_checked]
     step(f"integral of nested-JVP mixed partials over {len(checked)} faces (scrambled Sobol points)")
     integrals = []
-    for T in checked:
-        if integrals and len(T) != len(checked[len(integrals) - 1]):  # a new order: a new program to compile
+    for j, T in enumerate(checked):
+        if j and len(T) != len(checked[j - 1]):  # a new order: a new program to compile
             step(f"integral over the {sum(len(U) == len(T) for U in checked)} faces of order {len(T)}")
         integrals.append(face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings,
                                        seed=seed))

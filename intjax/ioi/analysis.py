@@ -133,17 +133,16 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
     stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
-                    estimates=estimates, notes=notes,
-                    compiling=[c if e > 0 else 0.0 for e, c in zip(estimates, STAGE_COMPILE_S)])
+                    estimates=estimates, notes=notes, compiling=STAGE_COMPILE_S)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
         res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True), sweeps.child("heads"))
         pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen"), sweeps.child("heads_frozen"))
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
+        te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
         if options.studies.circuit in ("auto", "discover"):  # a model that singles out no heads stops here,
-            te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())  # not at stage 6
-            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,
+            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,  # not at stage 6
                             res["nie_denoising"].values, te)
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}
@@ -198,7 +197,6 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
                                       f"{options.studies.search_pool} heads, completeness and minimality"):
         t0 = time.perf_counter()
-        te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
         studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values, te,
                                   options.studies, seed=options.seed, sweeps=sweeps, prompts=bank,
                                   step=stages.note, tick=stages.tick)
