@@ -40,7 +40,7 @@ def theorem_rows(table: TheoremTable) -> list[dict]:
         row("integral identity", f"max {table.integral_max_z:.1f} SE (error bar ±{table.integral_resolution:.1%})",
             f"≤ {INTEGRAL_Z} SE, bar ≤ {INTEGRAL_RESOLUTION:.0%}", integral_verdict(table.as_dict()),
             f"∫ D_T over the face by {table.integral_points['scramblings']} scramblings of "
-            f"{table.integral_points['points']} Sobol points (D_T by nested JVPs in "
+            f"{_sobol_points(table.integral_points)} Sobol points (D_T by nested JVPs in "
             f"{table.derivative_dtype or table.dtype}) vs the exact INT_T from patched runs, in "
             "standard errors of the estimate; the bar is 3 SE as a share of the effect scale. Fails only "
             "when the two differ beyond their error bar; inconclusive when the bar is too wide to tell"),
@@ -148,3 +148,9 @@ def section(analysis: IOIAnalysis, out: Path) -> Section:
     """The theorem table section (float64) and its summary lines; no figures."""
     return Section("\n".join(["## Theorem table (float64)", "", *_table(analysis.theorems)]),
                    tuple(_reading(analysis.theorems)))
+
+
+def _sobol_points(points: dict) -> str:
+    """The Sobol points per face the integral used: "16", or "16 or 64" where some faces needed more."""
+    used = sorted(set(points.get("by_face") or [points["points"]]))
+    return " or ".join(str(p) for p in used)
