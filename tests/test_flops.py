@@ -9,9 +9,11 @@ import numpy as np
 import intjax
 from intjax.patching import build_problem, make_prompt_set, parse_components, patched_run_flops
 from intjax.patching.evaluate import bytes_per_run
+from intjax.patching.prompts import padded_length
 from test_llama import save_hf_llama
 
-T = 6  # one prompt of 6 tokens, no shared prefix
+N_TOKENS = 6  # one prompt of 6 tokens, no shared prefix
+T = padded_length(N_TOKENS)  # the positions every run computes: 8 (prompts run at a bucketed length)
 # Masks: a residual in layer 0 (every layer from its residual on), a head in layer 1 (every layer from
 # layer 1's residual on), the MLP of the last layer (the last layer from its residual: keys and values at
 # every token, the rest at the read position). The evaluator enters each mask's first layer at its residual.
@@ -33,7 +35,7 @@ def hand_counts(q, k, v, qk, pv, o, mlp, readout):
 def problem_of(model):
     rng = np.random.default_rng(0)
     V = model.config.vocab_size
-    rows = [dict(clean_ids=rng.integers(0, V, T).tolist(), corrupted_ids=rng.integers(0, V, T).tolist(),
+    rows = [dict(clean_ids=rng.integers(0, V, N_TOKENS).tolist(), corrupted_ids=rng.integers(0, V, N_TOKENS).tolist(),
                  target_id=1, foil_id=2)]
     rows[0]["corrupted_ids"][0] = (rows[0]["clean_ids"][0] + 1) % V  # no shared prefix
     problem = build_problem(model, make_prompt_set(rows), parse_components(SPEC, model.config))
@@ -52,7 +54,7 @@ def test_gpt2_flops_by_hand(tiny_model):
         assert patched_run_flops(problem, mask[None]) == count
     assert patched_run_flops(problem, MASKS) == sum(expected)
     # float32, per token: resid, its norm, attention output, mid residual; q, k, v, z (64 each); the MLP's
-    # pre-activation and activation (256 each); scores, pattern and a softmax temporary (4 heads x 6 keys)
+    # pre-activation and activation (256 each); scores, pattern and a softmax temporary (4 heads x 8 keys)
     assert bytes_per_run(problem) == 4 * T * (4 * 64 + 4 * 64 + 2 * 256 + 3 * 4 * T)
 
 

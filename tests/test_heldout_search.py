@@ -263,3 +263,5 @@ def test_held_out_search_on_the_shipped_model_matches_direct_runs():
             direct = np.asarray(f(jnp.zeros(len(heads)).at[np.array(s)].set(1.0))) - base
             np.testing.assert_allclose(per_prompt, direct[score], atol=1e-3)
         assert r.n_select == r.n_score == 4 and r.method == "exhaustive"
+        assert r.best_names == tuple(heads[i].name for i in r.best)  # names, not indices (PromptSlice's game's)
+        assert r.missed_names == tuple(heads[i].name for i in r.best if i not in r.top_by_nie)

@@ -55,6 +55,18 @@ def test_stage_lines_rescale_the_rest_of_the_plan(capsys):
     assert default.compiling == [4.0]
 
 
+def test_stages_read_back_from_a_checkpoint_leave_the_rescaling_alone():
+    """A resumed run: stage a finishes in 0.5 s of its 10 (under READ_BACK_SHARE, nothing compiled), so the
+    rest of the plan stays as printed (before: a 0.5/10 ratio cut the ETA of b to a fifth); a slow stage
+    still rescales, by hand arithmetic as above."""
+    stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 40.0], quiet=True, compiling=[4.0, 12.0, 0.0])
+    stages.seconds["a"], stages.compile_seconds["a"] = 0.5, 0.0
+    assert stages.read_back("a") and stages.remaining() == pytest.approx(60.0)
+    stages.seconds["b"], stages.compile_seconds["b"] = 38.0, 12.0  # 26 s running against 8, compiling as planned
+    assert not stages.read_back("b")
+    assert stages.remaining() == pytest.approx((26 + 30) / (8 + 30) * 40)
+
+
 def test_a_stage_line_says_how_much_of_it_was_compiling(capsys):
     import jax
     import jax.numpy as jnp

@@ -77,3 +77,28 @@ def test_mixed_partials_share_one_program_per_order(fresh_problem):
         mixed_partial(problem, (2, 6))  # starts in layer 1
         mixed_partial(problem, (5, 6))  # starts in layer 2
     assert first.programs >= 1 and again.programs == 0, again.by_name
+
+
+def test_problems_of_nearby_lengths_directions_and_sources_share_the_base_run_program(tiny_model):
+    """Prompt sets of 17–20 tokens run at one padded length (`padded_length`: a multiple of 4 here), and
+    direction, source, shared prefix and site kinds are chosen on the host: after the first problem, the
+    sets of 18/19/20 tokens, the other direction, the zero source and another site kind compile no base
+    run program. (That the padding changes no value is the HF comparisons' job: test_patching's prompts
+    of 7–11 tokens run padded to 8 and 12.)"""
+    from intjax.patching.prompts import padded_length
+
+    assert [padded_length(n) for n in (1, 4, 5, 17, 20, 31, 33, 64, 65, 200)] == [4, 4, 8, 20, 20, 32, 36, 64,
+                                                                                   72, 208]
+    assert padded_length(30, limit=29) == 30 and padded_length(18, limit=19) == 19  # never past n_positions
+    model = tiny_model[0]
+    jax.clear_caches()
+    sets = [make_prompt_set(prompt_rows(model.config.vocab_size, (n, n - 2, n - 1), seed=n)) for n in (17, 18, 19, 20)]
+    heads, mixed = parse_components("L0H1,L1H2", model.config), parse_components("L0MLP,L1H0", model.config)
+    with count_compiles() as first:
+        build_problem(model, sets[0], heads)
+    with count_compiles() as rest:
+        for s in sets[1:]:
+            build_problem(model, s, heads)
+        build_problem(model, sets[2], heads, direction="denoising")
+        build_problem(model, sets[3], mixed, source="zero")
+    assert first.by_name["jit(_base_runs)"] == 1 and "jit(_base_runs)" not in rest.by_name, rest.by_name

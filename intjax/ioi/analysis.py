@@ -31,7 +31,7 @@ from intjax.runtime import cast_floats, x64
 from intjax.studies.distance_scaling import distance_scaling_study
 from intjax.studies.order_split import order_split
 from intjax.sweeps.context import SweepContext
-from intjax.sweeps.fingerprint import hash_arrays, model_digest
+from intjax.sweeps.fingerprint import code_digest, hash_arrays, model_digest
 from intjax.sweeps.vertex_cache import VertexCache
 
 
@@ -171,7 +171,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
             prompt_ids = hash_arrays(list(prompts.clean), list(prompts.corrupted), prompts.target, prompts.foil,
                                      prompts.positions)
             inputs = dict(model=model_digest(model), prompts=prompt_ids, heads=[h.name for h in thm_heads],
-                          order=options.theorem_order, bound_order=options.bound_order, n_check=2)
+                          order=options.theorem_order, bound_order=options.bound_order, n_check=2,
+                          code=code_digest("intjax.estimands", "intjax.runs.theorems"))
 
             def table() -> TheoremTable:
                 with x64():

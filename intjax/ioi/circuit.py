@@ -21,13 +21,12 @@ from typing import Optional, Sequence
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from intjax.errors import InputError
 from intjax.model.protocol import HasConfig, PatchableModel
 from intjax.patching.components import layer_of, parse_components
-from intjax.patching.prompts import pad
+from intjax.patching.prompts import pad, padded_length
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, GPT2_SMALL_IOI_CIRCUIT_SOURCE, IOIPrompts
 
 ROLES = {  # class -> (query position, key position) whose attention marks it
@@ -60,7 +59,8 @@ def _patterns(model: PatchableModel, tokens):
 
 def attention_roles(model: PatchableModel, data: IOIPrompts) -> np.ndarray:
     """Mean attention of every head in each ROLES pattern on the clean prompts, `[L, H, len(ROLES)]`."""
-    pattern = np.asarray(_patterns(model, jnp.asarray(pad(data.prompts.clean))))  # [P, L, T, H, K]
+    T = padded_length(int(data.prompts.lengths.max()), model.config.n_positions)  # shared with build_problem's
+    pattern = np.asarray(_patterns(model, jax.device_put(pad(data.prompts.clean, T))))  # [P, L, T, H, K]
     out = np.zeros((pattern.shape[1], pattern.shape[3], len(ROLES)))
     for p, text in enumerate(data.texts):
         pos = text["positions"]

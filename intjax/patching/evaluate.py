@@ -142,9 +142,9 @@ def _power_of_two_below(n: int) -> int:
 
 
 def component_slots(n: int) -> int:
-    """The component count a problem of n components is compiled at: the next power of two, at least 8
+    """The component count a problem of n components is compiled at: the next power of two, at least 16
     (the rest are zero indicator rows), so that studies over different sets share programs."""
-    return max(8, 1 << max(0, int(n) - 1).bit_length())
+    return max(16, 1 << max(0, int(n) - 1).bit_length())
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -30,7 +30,7 @@ from intjax.model.protocol import PatchableModel
 from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component
 from intjax.patching.evaluate import component_slots, evaluate
 from intjax.patching.metrics import Metric, get_metric
-from intjax.patching.prompts import PromptSet, check_vocab, pad
+from intjax.patching.prompts import PromptSet, check_vocab, pad, padded_length
 
 Direction = Literal["noising", "denoising"]
 Semantics = Literal["recompute", "frozen"]
@@ -115,7 +115,7 @@ class PatchProblem(eqx.Module):
             raise InputError(f"{both} are both patched and pinned; a witness must not be one of the analysed "
                              "components")
         data, indicator, pinned = _site_arrays(self.data, self.components, pin, list(self.data.base_sites),
-                                               self.model.config, int(prompts.lengths.max()), prompts.roles)
+                                               self.model.config, int(self.data.resid_start.shape[2]), prompts.roles)
         return dataclasses.replace(self, data=data, indicator=indicator, pin=pinned, witnesses=pin)
 
     @property
@@ -229,39 +229,33 @@ def read_metric(model: PatchableModel, metric: Metric, x: Float[Array, " D"], ta
 
 
 class BaseRuns(NamedTuple):
-    """What `build_problem` caches from the clean and corrupted runs (one compiled program)."""
+    """What `build_problem` caches from the base and the other side's runs (one compiled program)."""
 
-    base: Activations  # the base side's activations, only the site kinds patched
-    source: dict  # kind -> [P, L, T, ...] patched-in values (counterfactual or zero; mean is added later)
+    base: Activations  # the base side's activations (clean when noising, corrupted when denoising)
+    other: Activations  # the other side's: the counterfactual source
     resid_start: Float[Array, "P L+1 T D"]
-    prefix_k: Optional[Array]
-    prefix_v: Optional[Array]
-    metric_clean: Float[Array, " P"]
-    metric_corrupted: Float[Array, " P"]
+    metric_base: Float[Array, " P"]
+    metric_other: Float[Array, " P"]
 
 
 @eqx.filter_jit
-def _base_runs(model: PatchableModel, clean: Int[Array, "P T"], corrupted: Int[Array, "P T"], last: Int[Array, " P"],
-               target: Int[Array, " P"], foil: Int[Array, " P"], *, kinds: tuple[str, ...], noising: bool,
-               source: str, shared: int, metric: Metric) -> BaseRuns:
-    """Both prompt sets' runs, the base side's cached arrays, the source side's sites (counterfactual or
-    zero), the shared prefix's keys and values and the metric of both runs, in one program."""
-    runs = [jax.vmap(lambda t: model.activations(t, with_pattern="pattern" in kinds))(x) for x in (clean, corrupted)]
-    base, other = runs if noising else runs[::-1]
-    if source == "counterfactual":
-        src = {k: getattr(other, k) for k in kinds}
-    else:  # zero; the mean source is computed on the host and replaces these
-        src = {k: jnp.zeros_like(getattr(base, k)) for k in kinds}
-    prefix_k, prefix_v = jax.vmap(model.keys_values)(base.resid_pre[:, :, :shared]) if shared else (None, None)
+def _base_runs(model: PatchableModel, base_tokens: Int[Array, "P T"], other_tokens: Int[Array, "P T"],
+               last: Int[Array, " P"], target: Int[Array, " P"], foil: Int[Array, " P"], *, with_pattern: bool,
+               metric: Metric) -> BaseRuns:
+    """Both prompt sets' runs (every site kind), the base side's residuals and the metric of both runs,
+    in one program. Direction, source, shared prefix and the site kinds patched are chosen on the host
+    from its outputs, so problems that differ only in them share this program."""
+    base, other = (jax.vmap(lambda t: model.activations(t, with_pattern=with_pattern))(x)
+                   for x in (base_tokens, other_tokens))
 
     def metric_of(acts):
         final = jax.vmap(lambda r, i: r[i])(acts.resid_post[:, -1], last)
         return jax.vmap(lambda x, t, f: read_metric(model, metric, x, t, f))(final, target, foil)
 
-    return BaseRuns(base=base, source=src,
+    return BaseRuns(base=base, other=other,
                     resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
-                    prefix_k=prefix_k, prefix_v=prefix_v, metric_clean=metric_of(runs[0]),
-                    metric_corrupted=metric_of(runs[1]))
+                    metric_base=metric_of(base),
+                    metric_other=metric_of(other))
 
 
 @eqx.filter_jit
@@ -381,8 +375,9 @@ def _site_arrays(data: PromptArrays, components: Sequence[Component], pin: Seque
     return data._replace(indicator={}, pin={}), indicator, pinned
 
 
-def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) -> dict:
-    """Mean over prompts per position, counting only prompts that reach the position."""
+def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int, padded: Optional[int] = None) -> dict:
+    """Mean over prompts per position 0..T-1, counting only prompts that reach the position; zero at
+    positions T..`padded`-1 (past every prompt's end)."""
     valid = (np.arange(acts.resid_pre.shape[2])[None] < lengths[:, None]).astype(np.float32)  # [R, T']
     count = valid.sum(0)
     if acts.resid_pre.shape[2] < T or (count[:T] == 0).any():
@@ -394,7 +389,12 @@ def _mean_per_position(acts: Activations, lengths: np.ndarray, kinds, T: int) ->
     for kind in kinds:
         a = _first_positions(kind, np.asarray(getattr(acts, kind)), T)  # [R, L, T, ...]
         w = valid[:, None, :T].reshape(valid.shape[0], 1, T, *([1] * (a.ndim - 3)))
-        out[kind] = (a * w).sum(0) / count[:T].reshape(1, T, *([1] * (a.ndim - 3)))
+        mean = (a * w).sum(0) / count[:T].reshape(1, T, *([1] * (a.ndim - 3)))
+        extra = (padded or T) - T
+        ends = [(0, 0), (0, extra)] + [(0, 0)] * (mean.ndim - 2)
+        if SITE_KIND_INFO[kind].key_axis:
+            ends[-1] = (0, extra)
+        out[kind] = np.pad(mean, ends)
     return out
 
 
@@ -469,7 +469,7 @@ def build_problem(
     check_vocab(prompts, cfg.vocab_size, cfg.n_positions)
     _check_pairs(prompts, metric, source)
     lengths = prompts.lengths
-    T = int(lengths.max())
+    T = padded_length(int(lengths.max()), cfg.n_positions)  # past every prompt's end: causal attention ignores it
     roles = prompts.roles
     for comp in (*components, *pin):
         for s in comp.sites:
@@ -487,17 +487,23 @@ def build_problem(
     S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
     # host arrays go over with device_put (jnp.asarray of a numpy array compiles a program per shape)
     last, target, foil = jax.device_put([np.asarray(a, np.int32) for a in (lengths - 1, prompts.target, prompts.foil)])
-    runs = _base_runs(model, *jax.device_put([pad(prompts.clean, T), pad(prompts.corrupted, T)]), last,
-                      target, foil, kinds=kinds, noising=direction == "noising", source=source, shared=S,
-                      metric=metric)
-    base, src = runs.base, runs.source
+    noising = direction == "noising"
+    sides = [pad(prompts.clean, T), pad(prompts.corrupted, T)]
+    runs = _base_runs(model, *jax.device_put(sides if noising else sides[::-1]), last, target, foil,
+                      with_pattern="pattern" in kinds, metric=metric)
+    base = runs.base
+    if source == "zero":  # zeros made on the host: an eager zeros_like compiles a program per shape
+        src = {k: jax.device_put(np.zeros(getattr(base, k).shape, getattr(base, k).dtype)) for k in kinds}
+    else:  # counterfactual; the mean source replaces it below
+        src = {k: getattr(runs.other, k) for k in kinds}
     if source == "mean":
         ref = reference if reference is not None else prompts
         check_vocab(ref, cfg.vocab_size, cfg.n_positions)
         ref_side = ref.corrupted if direction == "noising" else ref.clean
-        ref_acts = jax.device_get(run_model(model, pad(ref_side), "pattern" in kinds))  # means on the host
+        ref_T = padded_length(int(ref.lengths.max()), cfg.n_positions)
+        ref_acts = jax.device_get(run_model(model, pad(ref_side, ref_T), "pattern" in kinds))  # means on the host
         if mean_groups is None:
-            means = _mean_per_position(ref_acts, ref.lengths, kinds, T)
+            means = _mean_per_position(ref_acts, ref.lengths, kinds, int(lengths.max()), T)
             src = {k: jax.device_put(np.broadcast_to(v, getattr(base, k).shape).astype(base.resid_pre.dtype))
                    for k, v in means.items()}
         else:
@@ -505,12 +511,13 @@ def build_problem(
     data = PromptArrays(
         last=last, target=target, foil=foil, resid_start=runs.resid_start,
         base_sites={k: getattr(base, k) for k in kinds}, source=src, indicator={}, pin={},
-        prefix_k=runs.prefix_k, prefix_v=runs.prefix_v,
+        prefix_k=base.k[:, :, :S] if S else None, prefix_v=base.v[:, :, :S] if S else None,  # [P, L, S, Hkv, Dh]
     )
     data, indicator, pinned = _site_arrays(data, components, pin, kinds, cfg, T, roles)
     return PatchProblem(
         model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
-        metric_clean=runs.metric_clean, metric_corrupted=runs.metric_corrupted,
+        metric_clean=runs.metric_base if noising else runs.metric_other,
+        metric_corrupted=runs.metric_other if noising else runs.metric_base,
         components=tuple(components), direction=direction, source_kind=source,
         semantics=semantics, metric=metric, shared_prefix=S,
     )

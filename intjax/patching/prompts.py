@@ -230,6 +230,15 @@ def check_vocab(prompts: PromptSet, vocab_size: int, n_positions: int) -> None:
                              f"shorten it to {n_positions} tokens or fewer")
 
 
+def padded_length(n: int, limit: Optional[int] = None) -> int:
+    """The length sequences of at most n tokens are padded to: n rounded up to a multiple of
+    max(4, 2^⌊log2 n⌋ / 8) (at most 1/8 + 3/n more positions), never past `limit` (the model's
+    n_positions). Prompt sets of nearby lengths then share their compiled programs."""
+    step = max(4, (1 << max(0, int(n).bit_length() - 1)) // 8)
+    length = -(-int(n) // step) * step
+    return max(int(n), min(length, limit)) if limit else length
+
+
 def pad(seqs: Sequence[np.ndarray], length: Optional[int | np.integer] = None) -> np.ndarray:
     """Right-pad token sequences with 0 to `[P, length]` (causal attention makes it exact)."""
     length = length or max(len(s) for s in seqs)

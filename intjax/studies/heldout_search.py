@@ -53,7 +53,7 @@ from intjax.estimands.effects import context_effects, nie as nie_of
 from intjax.estimands.game import Game
 from intjax.estimands.mobius import Subset, subset_masks
 from intjax.patching.prompts import PromptSet
-from intjax.studies.search import EXHAUSTIVE_LIMIT, greedy_vs_best
+from intjax.studies.search import EXHAUSTIVE_LIMIT, NamedSets, greedy_vs_best
 
 LEVEL = 0.95
 
@@ -102,6 +102,11 @@ class PromptSlice:
     def n_components(self) -> int:
         """n, the length of α."""
         return self.game.n_components
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The game's component names (none if it has none)."""
+        return tuple(getattr(self.game, "names", ()))
 
     def values(self, masks: np.ndarray) -> np.ndarray:
         """f at each mask on the sliced prompts, `[M, len(idx)]` float64."""
@@ -189,8 +194,9 @@ CI = tuple[float, float]
 
 
 @dataclasses.dataclass(frozen=True)
-class HeldoutRow:
-    """One budget k: sets chosen on the selection prompts, scored on held-out prompts (module doc)."""
+class HeldoutRow(NamedSets):
+    """One budget k: sets chosen on the selection prompts, scored on held-out prompts (module doc);
+    `top_names`, `best_names` and `missed_names` name the sets."""
 
     k: int
     top_by_nie: Subset  # top-k of the pool by |mean NIE| on the selection prompts
@@ -214,11 +220,7 @@ class HeldoutRow:
     shortfall_ci: CI
     top_per_prompt: np.ndarray = dataclasses.field(compare=False, repr=False)  # [n_score] t_p
     best_per_prompt: np.ndarray = dataclasses.field(compare=False, repr=False)  # [n_score] b_p
-
-    @property
-    def missed(self) -> Subset:
-        """Members of the best set that the top-k by |NIE| leaves out."""
-        return tuple(i for i in self.best if i not in self.top_by_nie)
+    names: tuple[str, ...] = ()  # every component's name, in the game's order (its index if it has none)
 
     @property
     def same_set(self) -> bool:
@@ -354,6 +356,6 @@ def heldout_greedy_vs_best(
             difference=float(diff.mean()) + 0.0, difference_ci=_ci(sign * (boot[:, b] - boot[:, t]), level),
             shortfall=float(_shortfall(means[t], means[b])),
             shortfall_ci=_ci(_shortfall(boot[:, t], boot[:, b]), level),
-            top_per_prompt=effects[t].copy(), best_per_prompt=effects[b].copy(),
+            top_per_prompt=effects[t].copy(), best_per_prompt=effects[b].copy(), names=r.names,
         ))
     return rows

@@ -29,18 +29,13 @@ from intjax.estimands.mobius import Subset, subset_masks
 EXHAUSTIVE_LIMIT = 24  # pools up to this size are searched exhaustively
 
 
-@dataclasses.dataclass(frozen=True)
-class SearchRow:
-    """One budget k: the top-k by |NIE|, the best k-set found, and their joint effects."""
+class NamedSets:
+    """The top-k by |NIE| and the best k-set of a search row, by component name (`names`: every
+    component's name in the game's order; indices as text when it has none)."""
 
-    k: int
+    names: tuple[str, ...]
     top_by_nie: Subset
-    top_effect: float  # mean over prompts of f(1_top) − f(0)
     best: Subset
-    best_effect: float
-    method: str  # "exhaustive" or "beam(width)"
-    n_evaluated: int  # sets evaluated to find `best` (all budgets share them)
-    names: tuple[str, ...] = ()  # every component's name, in the game's order (its index if it has none)
 
     def name(self, members: Subset) -> tuple[str, ...]:
         """The names of the components at indices `members`."""
@@ -60,6 +55,25 @@ class SearchRow:
     def missed(self) -> Subset:
         """Members of the best set that the top-k by |NIE| leaves out."""
         return tuple(i for i in self.best if i not in self.top_by_nie)
+
+    @property
+    def missed_names(self) -> tuple[str, ...]:
+        """The same, by name."""
+        return self.name(self.missed)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRow(NamedSets):
+    """One budget k: the top-k by |NIE|, the best k-set found, and their joint effects."""
+
+    k: int
+    top_by_nie: Subset
+    top_effect: float  # mean over prompts of f(1_top) − f(0)
+    best: Subset
+    best_effect: float
+    method: str  # "exhaustive" or "beam(width)"
+    n_evaluated: int  # sets evaluated to find `best` (all budgets share them)
+    names: tuple[str, ...] = ()  # every component's name, in the game's order (its index if it has none)
 
     @property
     def shortfall(self) -> float:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import weakref
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -24,6 +26,18 @@ def hash_arrays(*trees: Any) -> str:
 
 
 _MODEL_DIGESTS: dict[tuple[int, ...], tuple[list, str]] = {}  # leaf ids -> (weak refs to the leaves, digest)
+
+
+def code_digest(*modules: str) -> str:
+    """A hash of the source files of `modules` (packages: every .py file in them), so that saved results
+    computed by other code are not read back after an upgrade."""
+    h = hashlib.sha256()
+    for name in modules:
+        path = Path(importlib.import_module(name).__file__)
+        files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+        for f in files:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def model_digest(model: Any) -> str:

@@ -204,6 +204,11 @@ class CheckpointedGame:
         """n, the length of α."""
         return self.problem.n_components
 
+    @property
+    def names(self) -> list[str]:
+        """Component names in α order."""
+        return self.problem.names
+
     def __call__(self, alpha):
         """f(α) per prompt (the problem's differentiable path)."""
         return self.problem(alpha)
