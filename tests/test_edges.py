@@ -1,0 +1,174 @@
+"""Edges (path patching) against an independent reference: HF torch GPT-2 and a grouped-query Llama with
+each receiver's input built from per-sender contributions in hooks (tests/hf_edges.py), in float64 on
+both sides so that NIE and pairwise INT agree to 1e-5; and the planted identities an edge must satisfy."""
+
+from __future__ import annotations
+
+import copy
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hf_edges as ref
+import intjax
+from intjax.errors import InputError
+from intjax.estimands.mobius import subset_masks, subsets_up_to
+from intjax.patching import build_problem, evaluate, make_prompt_set, parse_components
+from intjax.runtime import cast_floats
+from test_patching import prompt_rows
+
+# every receiver kind, every sender kind, a same-layer head -> MLP edge, a position, a bare (q, k, v) edge
+GPT2_EDGES = ("L0H1>L1H2.q,L0H0>L2H1.k,L1H3>L2H0.v,L0MLP>L2H2,embed>L1H0.v,L1H2>L1MLP,L0H3>L1MLP@4,"
+              "L1H1>logits,L2H0>logits")
+LLAMA_EDGES = "L0H1>L1H2.q,L0H0>L2H1.k,L1H3>L2H0.v,L0MLP>L1MLP,embed>L1H0.v,L1H2>L1MLP,L1H1>logits"
+
+
+@pytest.fixture
+def gpt2(tiny, tiny_model, x64):
+    """(torch model, intjax model), both float64."""
+    return copy.deepcopy(tiny[1]).double(), cast_floats(tiny_model[0], jnp.float64)
+
+
+def int_and_nie(values, subsets, n):
+    """NIE [P, n] and pairwise INT [P, pairs] read off vertex values [M, P]."""
+    f = {U: values[i] for i, U in enumerate(subsets)}
+    nie = np.stack([f[(i,)] - f[()] for i in range(n)], axis=1)
+    pairs = [U for U in subsets if len(U) == 2]
+    ints = np.stack([f[U] - f[U[:1]] - f[U[1:]] + f[()] for U in pairs], axis=1)
+    return nie, ints
+
+
+def check_against_reference(hf_model, model, rows, spec, semantics, direction):
+    components = parse_components(spec, model.config)
+    n = len(components)
+    subsets = subsets_up_to(n, 2)
+    masks = subset_masks(subsets, n)
+    problem = build_problem(model, make_prompt_set(rows), components, semantics=semantics, direction=direction)
+    expected = ref.reference_values(hf_model, rows, components, masks, direction, semantics)
+    got = evaluate(problem, masks)
+    nie, ints = int_and_nie(got, subsets, n)
+    nie_ref, ints_ref = int_and_nie(expected, subsets, n)
+    assert (np.abs(nie_ref).max(axis=0) > 1e-3).all()  # every edge moves the metric
+    assert np.abs(ints_ref).max() > 1e-3
+    np.testing.assert_allclose(nie, nie_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ints, ints_ref, atol=1e-5, rtol=0)
+    return problem, ints_ref
+
+
+@pytest.mark.parametrize("semantics", ["frozen", "recompute"])
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+def test_gpt2_edges_match_torch_per_sender_reference(gpt2, x64, semantics, direction):
+    """NIE and pairwise INT of edges into q, k, v, MLP and logits (from heads, an MLP and the embedding)
+    equal HF torch's, which builds each receiver's input from per-sender writes in hooks."""
+    hf_model, model = gpt2
+    check_against_reference(hf_model, model, prompt_rows(model.config.vocab_size), GPT2_EDGES, semantics, direction)
+
+
+def test_semantics_differ_only_along_chains(gpt2, x64):
+    """Under recompute an edge's base is its sender's value in this run: the two semantics agree on single
+    edges and differ on a chain (the first edge feeds the second's sender)."""
+    hf_model, model = gpt2
+    rows = prompt_rows(model.config.vocab_size)
+    comps = parse_components("L0H1>L1H2.q,L1H2>L2H0.v,L0H0>logits", model.config)
+    masks = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 1]], float)
+    values = {s: evaluate(build_problem(model, make_prompt_set(rows), comps, semantics=s), masks)
+              for s in ("frozen", "recompute")}
+    np.testing.assert_allclose(values["frozen"][[0, 1, 3]], values["recompute"][[0, 1, 3]], atol=1e-9)
+    assert np.abs(values["frozen"][2] - values["recompute"][2]).max() > 1e-3
+
+
+@pytest.mark.parametrize("semantics", ["frozen", "recompute"])
+def test_llama_gqa_edges_match_torch_per_sender_reference(tmp_path, x64, semantics):
+    """The same on a grouped-query Llama (2 key/value heads for 4 query heads; .k/.v name key/value heads)."""
+    from test_llama import save_hf_llama
+
+    hf_model = save_hf_llama(tmp_path / "llama", "llama").double()
+    model = cast_floats(intjax.load_model(tmp_path / "llama", tokenizer=False)[0], jnp.float64)
+    assert model.config.n_kv_heads == 2
+    spec = LLAMA_EDGES.replace("L2H1.k", "L2H1.k").replace("L2H0.v", "L2H0.v")
+    rows = prompt_rows(model.config.vocab_size, lengths=(7, 9))
+    check_against_reference(hf_model, model, rows, spec, semantics, "noising")
+
+
+def test_edge_into_an_unread_receiver_has_no_effect(gpt2, x64):
+    """The metric reads the last position only: the last layer's MLP and queries elsewhere are unread."""
+    _, model = gpt2
+    rows = prompt_rows(model.config.vocab_size)
+    comps = parse_components("L0H1>L2MLP@0,L1H0>L2H3.q@2,L0H1>L2MLP", model.config)
+    for semantics in ("frozen", "recompute"):
+        values = evaluate(build_problem(model, make_prompt_set(rows), comps, semantics=semantics), np.eye(3))
+        base = values.min()  # a reference for scale
+        assert np.abs(values[0] - values[1]).max() < 1e-12 and abs(base) >= 0
+        assert np.abs(values[2] - values[0]).max() > 1e-3  # the same edge at every position does act
+
+
+def all_edges_out_of(sender, cfg):
+    """Every edge out of `sender` (a head of layer l): each later head's q, k, v, the MLPs from its own layer
+    on, and the logits, as one group."""
+    layer = int(sender[1:].split("H")[0])
+    out = [f"{sender}>L{l}H{h}" for l in range(layer + 1, cfg.n_layers) for h in range(cfg.n_heads)]
+    out += [f"{sender}>L{l}MLP" for l in range(layer, cfg.n_layers)] + [f"{sender}>logits"]
+    return "all=" + "+".join(out)
+
+
+@pytest.mark.parametrize("semantics", ["frozen", "recompute"])
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+def test_every_edge_out_of_a_sender_equals_the_sender_node(gpt2, x64, semantics, direction):
+    """Patching every edge out of a head together is patching the head (f at 1 and at α = 0.4)."""
+    _, model = gpt2
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
+    for sender in ("L0H1", "L1H3"):
+        node = build_problem(model, prompts, parse_components(sender, model.config), semantics=semantics,
+                             direction=direction)
+        edges = build_problem(model, prompts, parse_components(all_edges_out_of(sender, model.config),
+                                                               model.config), semantics=semantics, direction=direction)
+        masks = np.array([[1.0], [0.4]])
+        np.testing.assert_allclose(evaluate(edges, masks), evaluate(node, masks), atol=1e-10, rtol=0)
+        np.testing.assert_allclose(np.asarray(edges(jnp.array([0.4]))), np.asarray(node(jnp.array([0.4]))),
+                                   atol=1e-10, rtol=0)
+
+
+def test_direct_path_to_logits_is_the_pie_with_every_head_and_mlp_analysed(gpt2, x64):
+    """L1H2>logits under either semantics equals L1H2's PIE (frozen, every head and MLP analysed)."""
+    _, model = gpt2
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
+    nodes = parse_components("heads,mlps", model.config)
+    i = [c.name for c in nodes].index("L1H2")
+    pie = build_problem(model, prompts, nodes, semantics="frozen")
+    pie_values = evaluate(pie, np.eye(len(nodes))[[i]]) - np.asarray(pie.metric_base)
+    for semantics in ("frozen", "recompute"):
+        edge = build_problem(model, prompts, parse_components("L1H2>logits", model.config), semantics=semantics)
+        got = evaluate(edge, np.ones((1, 1))) - np.asarray(edge.metric_base)
+        assert np.abs(got).max() > 1e-3
+        np.testing.assert_allclose(got, pie_values, atol=1e-10, rtol=0)
+
+
+def test_edge_sets_expand_to_every_reading_pair(tiny_model):
+    cfg = tiny_model[0].config  # 3 layers, 4 heads
+    qs = parse_components("heads>heads.q", cfg)
+    assert len(qs) == 4 * 4 + 8 * 4  # layer-1 receivers read 4 senders, layer-2 receivers 8
+    assert all(c.sites[0].sender[1] < c.sites[0].layer for c in qs)
+    assert len(parse_components("heads>logits,mlps>logits,embed>logits", cfg)) == 12 + 3 + 1
+    mlp = parse_components("heads>mlps", cfg)  # a head feeds its own layer's MLP and every later one
+    assert len(mlp) == 4 * 3 + 4 * 2 + 4 * 1
+    bare = parse_components("L0H1>L2H3", cfg)[0]
+    assert [s.kind for s in bare.sites] == ["q_in", "k_in", "v_in"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("L2H1>L1H0.q", "does not read"), ("L1MLP>L1MLP", "does not read"), ("L1H1>L1H2.q", "does not read"),
+    ("L0H9>logits", "head 9"), ("L0H1>L1H0.x", "cannot parse the receiver"), ("L0X>logits", "cannot parse the sender"),
+    ("L0H1>L1H0.q,L0H1>L1H0.q", "listed twice"),
+])
+def test_bad_edges_are_refused_by_name(tiny_model, spec, message):
+    with pytest.raises(InputError, match=message):
+        parse_components(spec, tiny_model[0].config)
+
+
+def test_an_edge_cannot_be_a_witness(tiny_model):
+    model, _ = tiny_model
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
+    with pytest.raises(InputError, match="witness must be a node"):
+        build_problem(model, prompts, parse_components("L0H1", model.config),
+                      pin=parse_components("L0H2>logits", model.config))
