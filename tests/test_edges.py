@@ -118,7 +118,7 @@ def test_every_edge_out_of_a_sender_equals_the_sender_node(gpt2, x64, semantics,
     """Patching every edge out of a head together is patching the head (f at 1 and at α = 0.4)."""
     _, model = gpt2
     prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
-    for sender in ("L0H1", "L1H3"):
+    for sender in ("L0H1" if direction == "noising" else "L1H3",):
         node = build_problem(model, prompts, parse_components(sender, model.config), semantics=semantics,
                              direction=direction)
         edges = build_problem(model, prompts, parse_components(all_edges_out_of(sender, model.config),
@@ -172,3 +172,30 @@ def test_an_edge_cannot_be_a_witness(tiny_model):
     with pytest.raises(InputError, match="witness must be a node"):
         build_problem(model, prompts, parse_components("L0H1", model.config),
                       pin=parse_components("L0H2>logits", model.config))
+
+
+@pytest.mark.slow
+def test_readme_edge_example_runs(tmp_path, monkeypatch):
+    """The README's edge block, command by command (the shell's printf written by hand), on ioi-small: the
+    edges' NIEs, their pairwise INT and every head's direct path come out, and L0H1>logits under frozen
+    semantics equals the direct-path sweep's value of the same edge."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from intjax.cli import main
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"### Edges \(path patching\).*?```bash\n(.*?)```", text, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+    printf, commands = lines[0], lines[1:]
+    row = re.search(r"'(\{.*\})'", printf).group(1)
+    Path(printf.rsplit("> ", 1)[1]).write_text(row + "\n")
+    for command in commands:
+        assert main(shlex.split(command)[1:] + ["--quiet"]) == 0
+    edges = np.load(tmp_path / "runs/edges/values.npz")
+    direct = np.load(tmp_path / "runs/direct/values.npz")
+    assert edges["pie_noising"].shape == (1, 4) and edges["int2_noising"].shape == (1, 6)
+    assert direct["nie_noising"].shape == (1, 16)
+    np.testing.assert_allclose(edges["pie_noising"][0, 3], direct["nie_noising"][0, 1], atol=1e-4)
