@@ -65,9 +65,33 @@ def edge_sites(components: Sequence[Component]) -> list[tuple[int, Site]]:
     return [(i, s) for i, c in enumerate(components) for s in c.sites if s.is_edge]
 
 
+def _first_input_layer(components: Sequence[Component]) -> int:
+    """The earliest layer where some component can change what a later sender computes (the logits feed
+    no sender)."""
+    layers = [s.layer for c in components for s in c.sites if s.kind != "logits_in"]
+    return min(layers, default=1 << 30)
+
+
+def _is_carried(sender: tuple, first: int) -> bool:
+    """Whether a run may compute this sender differently from the base run (then recompute semantics
+    carries its correction): only a sender at or after the first layer some component changes."""
+    return sender[0] != "embed" and sender[1] >= first
+
+
 def senders_of(components: Sequence[Component]) -> list[tuple]:
-    """The distinct senders of the components' edges, sorted (embedding first, then by layer)."""
-    return sorted({s.sender for _, s in edge_sites(components)}, key=lambda x: (x[1], x[0] != "z", x[2]))
+    """The distinct senders of the components' edges: the ones a run may compute differently first
+    (`carried_count` of them), each part sorted by layer."""
+    first = _first_input_layer(components)
+    return sorted({s.sender for _, s in edge_sites(components)},
+                  key=lambda x: (not _is_carried(x, first), x[1], x[0] != "z", x[2]))
+
+
+def carried_count(components: Sequence[Component]) -> int:
+    """Sender slots whose correction b_cached − b_run a recompute run carries (a power of two, or 0 when no
+    component can change any sender: e.g. edges into the logits only)."""
+    first = _first_input_layer(components)
+    n = sum(_is_carried(s, first) for s in senders_of(components))
+    return _pow2(n, 1) if n else 0
 
 
 def sender_kinds(components: Sequence[Component]) -> set[str]:

@@ -205,7 +205,7 @@ class PatchProblem(eqx.Module):
 
     def start_state(self, resid: Float[Array, "*B T D"]) -> Float[Array, "*B Tc D"]:
         """What a run carries into its first layer from the base residual there: the residual, and under
-        recompute semantics with edges each sender's correction b_cached − b_run, zero at the start
+        recompute semantics with edges each carried sender's correction b_cached − b_run, zero at the start
         (`carried` sender slots of T rows each, after the residual's rows)."""
         if not self.carried:
             return resid
@@ -246,16 +246,16 @@ class PatchProblem(eqx.Module):
         ed = jax.tree.map(lambda a: a[:, S:], d.edges)  # every array's position axis is its second
         T = ed.pos.shape[1]
         resid, corr = (state[:T], state[T:].reshape(self.carried, T, -1)) if self.carried else (state, None)
-        writes = ed.delta if corr is None else ed.delta + corr
+        writes = ed.delta if corr is None else ed.delta.at[: self.carried].add(corr)
         alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1]))
         inputs = edge_ops.layer_inputs(tables, ed, alpha, layer, writes, self.edge_receivers, cfg.n_heads,
                                        cfg.n_kv_heads, self.carried > 0)
         out, acts = self.model.layer(layer, resid, edits._replace(inputs=inputs), rows=rows, prefix_kv=prefix_kv,
                                      with_acts=True)
         if self.carried:
-            fix = edge_ops.corrections(self.model, tables, ed, layer, acts, rows)
+            fix = edge_ops.corrections(self.model, tables, ed, layer, acts, rows)[: self.carried]
             corr = corr + fix if rows is None else corr.at[:, rows].add(fix)
-            writes = ed.delta + corr
+            writes = ed.delta.at[: self.carried].add(corr)
         if rows is None:
             return out if corr is None else jnp.concatenate([out, corr.reshape(-1, out.shape[-1])])
         if "logits_in" in self.edge_receivers:
@@ -559,15 +559,14 @@ def build_problem(
     edges, tables, carried = None, None, 0
     if senders:
         base_sites = {k: getattr(base, k) for k in kinds}
-        recompute = semantics == "recompute"
+        carried = edge_ops.carried_count(components) if semantics == "recompute" else 0
         P = len(prompts.clean)
         tables = edge_ops.edge_tables(components, component_slots(len(components)), runs.resid_start.dtype)
         edges = edge_ops.EdgeData(
             delta=_sender_deltas(model, base_sites, src, tables),
             pos=jax.device_put(edge_ops.edge_positions(components, roles, P, T, _site_positions)
                                .astype(runs.resid_start.dtype)),
-            z_base=base.z if recompute else None, mlp_base=base.mlp_out if recompute else None)
-        carried = int(edges.delta.shape[1]) if recompute else 0
+            z_base=base.z if carried else None, mlp_base=base.mlp_out if carried else None)
     data = PromptArrays(
         last=last, target=target, foil=foil, resid_start=runs.resid_start,
         base_sites={k: getattr(base, k) for k in node_kinds}, source={k: src[k] for k in node_kinds},
