@@ -174,7 +174,6 @@ def test_an_edge_cannot_be_a_witness(tiny_model):
                       pin=parse_components("L0H2>logits", model.config))
 
 
-@pytest.mark.slow
 def test_readme_edge_example_runs(tmp_path, monkeypatch):
     """The README's edge block, command by command (the shell's printf written by hand), on ioi-small: the
     edges' NIEs, their pairwise INT and every head's direct path come out, and L0H1>logits under frozen
