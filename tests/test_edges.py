@@ -198,3 +198,14 @@ def test_readme_edge_example_runs(tmp_path, monkeypatch):
     assert edges["pie_noising"].shape == (1, 4) and edges["int2_noising"].shape == (1, 6)
     assert direct["nie_noising"].shape == (1, 16)
     np.testing.assert_allclose(edges["pie_noising"][0, 3], direct["nie_noising"][0, 1], atol=1e-4)
+
+
+@pytest.mark.slow  # 63 s on a loaded 2-core CPU: float64 programs compile anew
+def test_float64_alpha_on_a_float32_problem(tiny_model, x64):
+    """The theorem table differentiates float32 problems at float64 α: an edge's weights take the problem's
+    dtype as node masks do (the layer loop's carry keeps one dtype)."""
+    model, _ = tiny_model
+    problem = build_problem(model, make_prompt_set(prompt_rows(model.config.vocab_size)),
+                            parse_components("L0H1>L1H2.q,L1H2>L2MLP", model.config), semantics="recompute")
+    alpha = jnp.ones(2, jnp.float64)
+    np.testing.assert_allclose(np.asarray(problem(alpha)), evaluate(problem, np.ones((1, 2)))[0], atol=1e-5)

@@ -247,7 +247,7 @@ class PatchProblem(eqx.Module):
         T = ed.pos.shape[1]
         resid, corr = (state[:T], state[T:].reshape(self.carried, T, -1)) if self.carried else (state, None)
         writes = ed.delta if corr is None else ed.delta.at[: self.carried].add(corr)
-        alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1]))
+        alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1])).astype(tables.owner.dtype)  # as node masks
         inputs = edge_ops.layer_inputs(tables, ed, alpha, layer, writes, self.edge_receivers, cfg.n_heads,
                                        cfg.n_kv_heads, self.carried > 0)
         out, acts = self.model.layer(layer, resid, edits._replace(inputs=inputs), rows=rows, prefix_kv=prefix_kv,
