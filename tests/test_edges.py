@@ -209,3 +209,22 @@ def test_float64_alpha_on_a_float32_problem(tiny_model, x64):
                             parse_components("L0H1>L1H2.q,L1H2>L2MLP", model.config), semantics="recompute")
     alpha = jnp.ones(2, jnp.float64)
     np.testing.assert_allclose(np.asarray(problem(alpha)), evaluate(problem, np.ones((1, 2)))[0], atol=1e-5)
+
+
+def test_shared_prefix_and_role_positions(tiny_model):
+    """With clean and corrupted sharing their first 4 tokens the evaluator computes only the positions after
+    them (keys and values of the prefix from the base run, corrections carried for the rest) and gives what
+    recomputing every position gives, with an edge at a role position (END, each prompt's last token)."""
+    semantics = "recompute"
+    from test_llama import shared_prefix_rows
+
+    model, _ = tiny_model
+    prompts = make_prompt_set(shared_prefix_rows(model.config.vocab_size, (9, 11, 10), prefix=4))
+    comps = parse_components("L0H1>L1H2.k,L0H3>L2H1.v,L1H2>L2H0.q@END,L1H0>L1MLP,L0MLP>logits", model.config)
+    masks = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 1, 1, 0]], float)
+    shared = build_problem(model, prompts, comps, semantics=semantics)
+    whole = build_problem(model, prompts, comps, semantics=semantics, shared_prefix=False)
+    assert shared.shared_prefix == 4 and whole.shared_prefix == 0
+    got = evaluate(shared, masks)
+    np.testing.assert_allclose(got, evaluate(whole, masks), atol=2e-5, rtol=1e-5)
+    assert (np.abs(got - np.asarray(shared.metric_base)).max(axis=1) > 1e-4).all()
