@@ -228,3 +228,19 @@ def test_shared_prefix_and_role_positions(tiny_model):
     got = evaluate(shared, masks)
     np.testing.assert_allclose(got, evaluate(whole, masks), atol=2e-5, rtol=1e-5)
     assert (np.abs(got - np.asarray(shared.metric_base)).max(axis=1) > 1e-4).all()
+
+
+def test_edge_sets_of_one_padded_size_share_their_programs(tiny_model):
+    """Building and sweeping a second edge set of the same sender and receiver kinds and padded sizes (other
+    senders, receivers, layers and positions) compiles nothing new: the edges are tables, not shapes."""
+    from intjax.compile_stats import count_compiles
+
+    model, _ = tiny_model
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size, (7, 9, 8, 8), seed=5))
+    counts = []
+    for spec in ("L0H1>L1H2.q,L0H0>L2MLP,L1H3>logits", "L1H0>L2H3.q,L0H2>L1MLP@3,L0H3>logits"):
+        with count_compiles() as compiled:
+            problem = build_problem(model, prompts, parse_components(spec, model.config), semantics="recompute")
+            evaluate(problem, subset_masks(subsets_up_to(3, 2), 3))
+        counts.append(compiled.programs)
+    assert 1 <= counts[0] <= 4 and counts[1] == 0, counts
