@@ -244,3 +244,20 @@ def test_edge_sets_of_one_padded_size_share_their_programs(tiny_model):
             evaluate(problem, subset_masks(subsets_up_to(3, 2), 3))
         counts.append(compiled.programs)
     assert 1 <= counts[0] <= 4 and counts[1] == 0, counts
+
+
+def test_patch_command_prints_the_edge_count_and_caps_it(tiny, tiny_model, tmp_path, monkeypatch, capsys):
+    """`intjax patch --components heads>heads.q` says how many edges the set expands to, and refuses more than
+    MAX_EDGES_WITHOUT_FORCE (lowered here to 40) before any patching, naming --force."""
+    import json
+
+    from intjax import cli
+
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in prompt_rows(tiny_model[0].config.vocab_size)))
+    monkeypatch.setattr(cli, "MAX_EDGES_WITHOUT_FORCE", 40)
+    code = cli.main(["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "heads>heads.q",
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "48 components, 48 edges" in err and "48 edges" in err and "--force" in err
+    assert not (tmp_path / "out" / "values.npz").exists()
