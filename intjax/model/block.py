@@ -17,7 +17,8 @@ from intjax.errors import InputError
 from intjax.model.sites import Activations, InputEdits, LayerEdits, SiteEdit, apply_edit, edit_rows
 
 # What a family's block reads: attention(cfg, p, c, resid, rows, prefix_kv, pattern_edit, kv_edits,
-# heads_in) -> (pattern, z, k, v), heads_in = None or the (q, k, v) deltas of `InputEdits` (q at the query rows); attn_output(p, z) -> [R, D]; mlp(cfg, p, x) -> [R, D] of the residual x it reads.
+# heads_in) -> (pattern, z, k, v), heads_in = None or the (q, k, v) deltas of `InputEdits` (q at the query
+# rows); attn_output(p, z) -> [R, D]; mlp(cfg, p, x) -> [R, D] of the residual x it reads.
 Attention = Callable[..., tuple[Array, Array, Array, Array]]
 Block = Callable[..., tuple[Array, Activations]]
 

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from intjax.model.block import check_edits, head_inputs, patched_block, project, with_prefix  # noqa: F401 (check_edits: re-exported)
+from intjax.model.block import check_edits  # noqa: F401 (re-exported)
+from intjax.model.block import head_inputs, patched_block, project, with_prefix
 from intjax.model.decoder import Decoder
 from intjax.model.primitives import ACTIVATIONS, layer_norm
 from intjax.model.sites import Activations, LayerEdits, SiteEdit, apply_edit, edit_keys_values

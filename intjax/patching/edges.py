@@ -184,7 +184,8 @@ def layer_inputs(tables: EdgeTables, d: EdgeData, alpha: Float[Array, " slots"],
         mlp = jnp.einsum("st,std->td", w, writes)
         if recompute:  # same-layer heads: their base is this run's z, known only inside the block
             same = (tables.sender_layer == layer) & (tables.sender_code == SENDER_CODES["z"])
-            head_w = jnp.zeros((T, n_heads), w.dtype).at[:, jnp.maximum(tables.sender_head, 0)].add((w * same[:, None]).T)
+            heads = jnp.maximum(tables.sender_head, 0)
+            head_w = jnp.zeros((T, n_heads), w.dtype).at[:, heads].add((w * same[:, None]).T)
             mlp_heads = (head_w, jax.lax.dynamic_index_in_dim(d.z_base, layer, keepdims=False))
     return InputEdits(q=per_head("q_in", n_heads), k=per_head("k_in", n_kv_heads), v=per_head("v_in", n_kv_heads),
                       mlp=mlp, mlp_heads=mlp_heads)
