@@ -212,3 +212,23 @@ def corrections(model, tables: EdgeTables, d: EdgeData, layer: Int[Array, ""] | 
     is_head = (here & (tables.sender_code == SENDER_CODES["z"]))[:, None, None]
     is_mlp = (here & (tables.sender_code == SENDER_CODES["mlp_out"]))[:, None, None]
     return jnp.where(is_head, head_c, 0) + jnp.where(is_mlp, (mlp_base - acts.mlp_out)[None], 0)
+
+
+def edge_flops(cfg, receivers: tuple[str, ...], n_senders: int, carried: int, T: int) -> tuple[int, int, int]:
+    """Matmul FLOPs edges add to one run of one prompt computing T positions: (a layer computing every
+    position, the last layer (its outputs at the read position only), the readout).
+
+    Each layer builds its receivers' inputs from the Ns padded senders' writes at every position (2·Ns·D
+    per position and per query head, key/value head or MLP input); under recompute with carried senders it
+    projects this run's z through every head's W_O at the positions it computes (2·H·Dh·D each), and
+    twice more through the output projection where a head feeds its own layer's MLP; edges into the logits
+    weigh the senders' writes at the read position (2·Ns·D).
+    """
+    D, H, Hkv = cfg.d_model, cfg.n_heads, cfg.n_kv_heads
+    width = {"q_in": H, "k_in": Hkv, "v_in": Hkv, "mlp_in": 1}
+    inputs = 2 * n_senders * T * D * sum(width[r] for r in receivers if r in width)
+    per_row = 0
+    if carried:
+        per_row = 2 * H * cfg.d_head * D * (1 + (2 if "mlp_in" in receivers else 0))
+    logits = 2 * n_senders * D if "logits_in" in receivers else 0
+    return inputs + T * per_row, inputs + per_row, logits

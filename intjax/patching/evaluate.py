@@ -31,6 +31,7 @@ from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
+from intjax.patching.edges import edge_flops
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
@@ -179,7 +180,9 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     (its keys and values are cached), for the model's family: queries and the
     output projection are `n_heads · d_head` wide, keys and values `n_kv_heads ·
     d_head` (grouped-query attention), and a gated MLP has three matrices;
-    norms, softmax and activation functions are not counted.
+    norms, softmax and activation functions are not counted. Edges add what
+    `edges.edge_flops` counts (each receiver's input from the senders' writes,
+    and under recompute each head's write in this run).
     """
     cfg = problem.model.config
     D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
@@ -192,7 +195,12 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
     starts = problem.start_layers(masks)
     starts = starts[starts < L]
-    return int(((L - 1 - starts) * T * layer + last + readout).sum()) * problem.n_prompts
+    edges = 0
+    if getattr(problem, "edge_receivers", ()):
+        senders = int(problem.data.edges.delta.shape[1])
+        whole, last_layer, readout_extra = edge_flops(cfg, problem.edge_receivers, senders, problem.carried, T)
+        edges = (L - 1 - starts) * whole + last_layer + readout_extra
+    return int(((L - 1 - starts) * T * layer + last + readout + edges).sum()) * problem.n_prompts
 
 
 def local_mesh() -> Optional[Mesh]:
