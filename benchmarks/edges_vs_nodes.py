@@ -1,6 +1,7 @@
 """Edges (path patching) against node patching: the whole `intjax patch` command, cold (no compilation
-cache), with its programs and compile seconds from `summary.json`, and the warm sweep (`evaluate` once
-its programs are compiled, median of 3), on ioi-small and on GPT-2 small's shape (random weights).
+cache), with its programs and compile seconds from `summary.json`, the sweep's matmul FLOPs and the warm
+sweep (`evaluate` once its programs are compiled, median of 3), on ioi-small and on GPT-2 small's shape
+(random weights).
 
     python benchmarks/edges_vs_nodes.py [--rows ioi,gpt2,inputs]
 
@@ -70,8 +71,9 @@ def whole_command(model: str, data: Path, components: str, semantics: str, out: 
 
 
 def warm_sweep(model, prompts, components: str, semantics: str) -> tuple[int, str]:
-    """Median of 3 sweeps of every single-component mask, once the programs are compiled."""
-    from intjax.patching import build_problem, evaluate, parse_components
+    """Median of 3 sweeps of every single-component mask, once the programs are compiled, and the sweep's
+    matmul FLOPs (`patched_run_flops`: one mask at a time, prefix sharing not counted)."""
+    from intjax.patching import build_problem, evaluate, parse_components, patched_run_flops
 
     comps = parse_components(components, model.config)
     problem = build_problem(model, prompts, comps, semantics=semantics)
@@ -82,7 +84,8 @@ def warm_sweep(model, prompts, components: str, semantics: str) -> tuple[int, st
         t0 = time.perf_counter()
         evaluate(problem, masks)
         times.append(time.perf_counter() - t0)
-    return len(comps), f"warm sweep {np.median(times):.2f} s"
+    flops = patched_run_flops(problem, masks)
+    return len(comps), f"{flops / 1e9:.2f} GFLOP | warm sweep {np.median(times):.2f} s"
 
 
 def main() -> None:
