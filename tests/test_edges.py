@@ -261,3 +261,18 @@ def test_patch_command_prints_the_edge_count_and_caps_it(tiny, tiny_model, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "48 components, 48 edges" in err and "48 edges" in err and "--force" in err
     assert not (tmp_path / "out" / "values.npz").exists()
+
+
+@pytest.mark.parametrize("source", ["zero", "mean"])
+def test_zero_and_mean_sources_on_edges(tiny_model, source):
+    """With the zero or the mean source the senders' source writes come from those values: L1H2>logits
+    (recompute) is still L1H2's PIE with every head and MLP analysed (float32)."""
+    model, _ = tiny_model
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
+    nodes = parse_components("heads,mlps", model.config)
+    pie = build_problem(model, prompts, nodes, semantics="frozen", source=source)
+    expected = evaluate(pie, np.eye(len(nodes))[[[c.name for c in nodes].index("L1H2")]]) - np.asarray(pie.metric_base)
+    edge = build_problem(model, prompts, parse_components("L1H2>logits", model.config), source=source)
+    got = evaluate(edge, np.ones((1, 1))) - np.asarray(edge.metric_base)
+    assert np.abs(expected).max() > 1e-2
+    np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
