@@ -19,7 +19,8 @@
 Edges (path patching; DESIGN.md "Edges"): SENDER>RECEIVER[@pos] adds α·(source − base) of the sender's
 output to that one receiver's input, every other reader of the residual sees the unpatched sum.
     L2H3>L3H1.q     head L2H3's output into the query input of head L3H1 (.k, .v: the key / value
-                    input of key/value head 1; a bare L2H3>L3H1 is q, k and v together)
+                    input of key/value head 1; a bare L2H3>L3H1 is q, k and v together, k and v of
+                    the key/value head query head 1 reads)
     L2H3>L3MLP      ... into layer 3's MLP input (a head may feed its own layer's MLP)
     L2H3>logits     ... straight to the unembedding (through the final norm of the modified residual)
     L2MLP>L5H0.v, embed>L1H0.v    an MLP or the embedding as the sender
