@@ -50,6 +50,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     components = parse_components(args.components, model.config)
     witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
+    _check_edges(args, components)
     _check_order(args, len(components), len(prompts) * len(directions))
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
                            metric=args.metric, order=args.order, linear=args.linear)
@@ -110,6 +111,19 @@ def _check_order(args: argparse.Namespace, n: int, runs_per_mask: int) -> None:
         raise IntjaxError(f"--order {args.order} over {n} components is {masks:,} subsets, "
                           f"{masks * runs_per_mask:,} patched runs with these prompts and directions; "
                           "add --force to run it, or lower --order or the number of components")
+
+
+def _check_edges(args: argparse.Namespace, components) -> None:
+    """Print how many edges the spec names (sets like heads>heads.q expand to many) and refuse, before any
+    patching, more than MAX_EDGES_WITHOUT_FORCE without --force."""
+    edges = sum(1 for c in components for s in c.sites if s.is_edge)
+    if not edges:
+        return
+    if not args.quiet:
+        print(f"{len(components):,} components, {edges:,} edges", file=sys.stderr)
+    if edges > MAX_EDGES_WITHOUT_FORCE and not args.force:
+        raise IntjaxError(f"--components names {edges:,} edges (more than {MAX_EDGES_WITHOUT_FORCE:,}: each is a "
+                          "receiver input every patched run builds); add --force to run it, or name fewer edges")
 
 
 def cmd_theorems(args: argparse.Namespace) -> None:
@@ -298,6 +312,7 @@ SHRINKABLE_FLAGS = {"resamples": "n_resamples", "search_pool": "search_pool", "s
 CLI_BUDGET_MIN = 15.0  # the command line fits a budget by default; the library (budget_minutes=0) does not
 DEFAULT_MEMORY_GB = 1.0  # memory budget per chunk of masks (intjax.patching.evaluate.DEFAULT_MEMORY_BYTES)
 MAX_RUNS_WITHOUT_FORCE = 200_000  # patched runs (masks x prompts x directions) `patch --order` starts unasked
+MAX_EDGES_WITHOUT_FORCE = 4096  # edges `patch --components` takes unasked (heads>heads.q on GPT-2 small: 9,504)
 
 
 def _distributed(args: argparse.Namespace) -> None:
@@ -355,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(patch)
     patch.add_argument("--data", required=True, type=_path, help="PROMPTS.jsonl (clean/corrupted pairs)")
     patch.add_argument("--components", required=True,
-                       help="heads, mlps, layers, or a comma list of names (L9H6, L3MLP@14, nm=L9H6+L9H9)")
+                       help="heads, mlps, layers, or a comma list of names (L9H6, L3MLP@14, nm=L9H6+L9H9); edges "
+                            "SENDER>RECEIVER (L2H3>L3H1.q, L2H3>L3MLP, L2H3>logits, embed>L1H0.v) or edge sets "
+                            "(heads>heads.q, heads>logits)")
     patch.add_argument("--direction", choices=["noising", "denoising", "both"], default="both")
     patch.add_argument("--semantics", choices=["recompute", "frozen"], default="recompute",
                        help="recompute: the other components respond to a patch (NIE, nie_*); frozen: every "
@@ -369,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--order", type=POSITIVE, default=1,
                        help="add exact interactions int2_..intK_ up to this order (each subset patched once)")
     patch.add_argument("--force", action="store_true",
-                       help=f"run an --order sweep above {MAX_RUNS_WITHOUT_FORCE:,} patched runs")
+                       help=f"run an --order sweep above {MAX_RUNS_WITHOUT_FORCE:,} patched runs, or more than "
+                            f"{MAX_EDGES_WITHOUT_FORCE:,} edges")
     patch.add_argument("--linear", action="store_true", help="add linear (attribution) estimates linear_<direction>")
     patch.add_argument("--memory-gb", type=POSITIVE_FLOAT, default=DEFAULT_MEMORY_GB, help="memory budget per chunk of masks")
     patch.add_argument("--chunk", type=POSITIVE, default=None, help="masks per chunk (default: from --memory-gb)")

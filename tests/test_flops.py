@@ -71,3 +71,27 @@ def test_grouped_query_llama_flops_by_hand(tmp_path):
     assert [patched_run_flops(problem, m[None]) for m in MASKS] == expected
     # q and z 128 wide, k and v 64 (half), three MLP vectors of 96 (gate, up, their product)
     assert bytes_per_run(problem) == 4 * T * (4 * 64 + 2 * 128 + 2 * 64 + 3 * 96 + 3 * 4 * T)
+
+
+def test_edge_flops_by_hand(tiny_model):
+    """Tiny GPT-2 (d_model 64, 4 heads of 16) with three edges under recompute: senders L0H1, L1H0, L0H3
+    (4 padded slots, L1H0 carried), receivers a query input, an MLP input and the logits. On top of the
+    node counts: every layer run builds the query and MLP inputs (2·4 senders·6 tokens·64·(4 heads + 1)),
+    projects its z through each W_O (2·4·16·64 per computed position) and twice more for the MLP's own-layer
+    heads; the logits edge weighs the senders' writes at the read position (2·4·64)."""
+    model = tiny_model[0]
+    rng = np.random.default_rng(0)
+    V = model.config.vocab_size
+    rows = [dict(clean_ids=rng.integers(1, V, T).tolist(), corrupted_ids=[0] + rng.integers(1, V, T - 1).tolist(),
+                 target_id=1, foil_id=2)]
+    problem = build_problem(model, make_prompt_set(rows), parse_components(
+        "L0H1>L1H2.q,L1H0>L2MLP,L0H3>logits", model.config), semantics="recompute")
+    assert problem.shared_prefix == 0 and problem.carried == 1 and problem.data.edges.delta.shape[1] == 4
+    q = k = v = o = 2 * 64 * 64
+    layer = q + k + v + 2 * T * 64 * 2 + o + 2 * 64 * 256 * 2
+    last = T * (k + v) + q + 2 * T * 64 * 2 + o + 2 * 64 * 256 * 2
+    readout = 2 * 64 * 2
+    inputs, per_row, logits = 2 * 4 * T * 64 * (4 + 1), 2 * 4 * 16 * 64 * 3, 2 * 4 * 64
+    from_layer_1 = T * layer + last + readout + (inputs + T * per_row) + (inputs + per_row) + logits
+    from_layer_2 = last + readout + inputs + per_row + logits
+    assert [patched_run_flops(problem, m[None]) for m in np.eye(3)] == [from_layer_1, from_layer_2, from_layer_2]

@@ -14,10 +14,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from intjax.errors import InputError
-from intjax.model.sites import Activations, LayerEdits, SiteEdit, apply_edit, edit_rows
+from intjax.model.sites import Activations, InputEdits, LayerEdits, SiteEdit, apply_edit, edit_rows
 
-# What a family's block reads: attention(cfg, p, c, resid, rows, prefix_kv, pattern_edit, kv_edits) ->
-# (pattern, z, k, v); attn_output(p, z) -> [R, D]; mlp(cfg, p, x) -> [R, D] of the residual x it reads.
+# What a family's block reads: attention(cfg, p, c, resid, rows, prefix_kv, pattern_edit, kv_edits,
+# heads_in) -> (pattern, z, k, v), heads_in = None or the (q, k, v) deltas of `InputEdits` (q at the query
+# rows); attn_output(p, z) -> [R, D]; mlp(cfg, p, x) -> [R, D] of the residual x it reads.
 Attention = Callable[..., tuple[Array, Array, Array, Array]]
 Block = Callable[..., tuple[Array, Activations]]
 
@@ -28,6 +29,18 @@ def with_prefix(prefix_kv: Optional[tuple[Array, Array]], k: Float[Array, "T Hkv
     if prefix_kv is None:
         return k, v
     return jnp.concatenate([prefix_kv[0], k]), jnp.concatenate([prefix_kv[1], v])
+
+
+def head_inputs(norm: Callable[[Array], Array], resid: Float[Array, "T D"], delta: Optional[Array],
+                ) -> Float[Array, "T D"] | Float[Array, "T h D"]:
+    """norm(resid), or per head norm(resid + delta[:, h]) where edges feed the heads' inputs (`delta`
+    `[T, h, D]`): each head then normalizes its own input."""
+    return norm(resid) if delta is None else norm(resid[:, None] + delta)
+
+
+def project(x: Float[Array, "T D"] | Float[Array, "T h D"], w: Float[Array, "h D e"]) -> Float[Array, "T h e"]:
+    """Per-head projection of one input shared by the heads (`[T, D]`) or one input per head (`[T, h, D]`)."""
+    return jnp.einsum("td,hde->the" if x.ndim == 2 else "thd,hde->the", x, w)
 
 
 def check_edits(edits: tuple) -> None:  # a LayerEdits, or any NamedTuple of sites
@@ -72,16 +85,25 @@ def patched_block(
     """
     e = edits if edits is not None else LayerEdits()
     check_edits(e)
+    inputs = _site(e, "inputs") or InputEdits()
     pattern = attn_out = k = v = None
     if resid_mid is None:
         if z is None:
             resid = apply_edit(_site(e, "resid_pre"), resid)
+            heads_in = None
+            if inputs.q is not None or inputs.k is not None or inputs.v is not None:
+                heads_in = (edit_rows(inputs.q, rows), inputs.k, inputs.v)
             pattern, z, k, v = attention(cfg, p, c, resid, rows, prefix_kv, edit_rows(_site(e, "pattern"), rows),
-                                         (_site(e, "k"), _site(e, "v")))
+                                         (_site(e, "k"), _site(e, "v")), heads_in)
         z = apply_edit(edit_rows(_site(e, "z"), rows), z)
         attn_out = attn_output(p, z)
         resid_mid = (resid if rows is None else resid[rows]) + attn_out
     mlp_in = (resid if rows is None else resid[rows]) if cfg.parallel_residual else resid_mid
+    if inputs.mlp is not None:
+        mlp_in = mlp_in + edit_rows(inputs.mlp, rows)
+    if inputs.mlp_heads is not None:  # same-layer head senders, their base computed in this run
+        weight, z_base = edit_rows(inputs.mlp_heads, rows)
+        mlp_in = mlp_in + attn_output(p, weight[..., None] * (z_base - z)) - attn_output(p, jnp.zeros_like(z))
     mlp_out = apply_edit(edit_rows(_site(e, "mlp_out"), rows), mlp(cfg, p, mlp_in))
     resid_post = resid_mid + mlp_out
     acts = Activations(resid, z, attn_out, resid_mid, mlp_out, resid_post, pattern if with_pattern else None, k, v)
@@ -106,8 +128,10 @@ def scan_blocks(forward: Block, cfg: Any, blocks: Any, per_layer: Array, resid: 
 
 
 def one_layer(forward: Block, cfg: Any, blocks: Any, per_layer: Array, index: Int[Array, ""] | int,
-              resid: Float[Array, "T D"], edits: Optional[tuple], **entries) -> Float[Array, "R D"]:
-    """The residual after layer `index` (may be traced) of any family's block `forward` (see `scan_blocks`);
-    `entries` are its rows / z / resid_mid / prefix_kv."""
+              resid: Float[Array, "T D"], edits: Optional[tuple], with_acts: bool = False, **entries,
+              ) -> Float[Array, "R D"] | tuple[Float[Array, "R D"], Activations]:
+    """The residual after layer `index` (may be traced) of any family's block `forward` (see `scan_blocks`),
+    with the layer's activations too when `with_acts`; `entries` are its rows / z / resid_mid / prefix_kv."""
     params = jax.tree.map(lambda a: a[index], blocks)
-    return forward(cfg, params, per_layer[index], resid, edits, **entries)[0]
+    out = forward(cfg, params, per_layer[index], resid, edits, **entries)
+    return out if with_acts else out[0]

@@ -8,6 +8,7 @@ from typing import Optional
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
@@ -96,11 +97,18 @@ class Decoder(eqx.Module):
         z: Optional[Float[Array, "R H Dh"]] = None,
         resid_mid: Optional[Float[Array, "R D"]] = None,
         prefix_kv: Optional[tuple[Array, Array]] = None,
-    ) -> Float[Array, "R D"]:
+        with_acts: bool = False,
+    ) -> Float[Array, "R D"] | tuple[Float[Array, "R D"], Activations]:
         """The residual after layer `index` (may be traced: one compile for every layer), with `edits`
-        applied; `rows`, `z`, `resid_mid` and `prefix_kv` as in `block.patched_block`."""
+        applied, and the layer's activations when `with_acts`; `rows`, `z`, `resid_mid` and `prefix_kv`
+        as in `block.patched_block`."""
         return one_layer(self.block, self.config, self.blocks, self.layer_constants(), index, resid, edits,
-                         rows=rows, z=z, resid_mid=resid_mid, prefix_kv=prefix_kv)
+                         with_acts, rows=rows, z=z, resid_mid=resid_mid, prefix_kv=prefix_kv)
+
+    def head_outputs(self, index: Int[Array, ""] | int, z: Float[Array, "T H Dh"]) -> Float[Array, "T H D"]:
+        """Each head's write to the residual stream, z·W_O[h] without the shared output bias, at layer `index`
+        (every family stores W_O as `[L, H, Dh, D]`)."""
+        return jnp.einsum("the,hed->thd", z, self.blocks.W_O[index])
 
     def keys_values(self, resid_pre: Float[Array, "L S D"]) -> tuple[Float[Array, "L S Hkv Dh"],
                                                                      Float[Array, "L S Hkv Dh"]]:

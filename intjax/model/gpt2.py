@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from intjax.model.block import patched_block, with_prefix
+from intjax.model.block import head_inputs, patched_block, project, with_prefix
 from intjax.model.decoder import Decoder
 from intjax.model.primitives import ACTIVATIONS, layer_norm
 from intjax.model.sites import Activations, LayerEdits, SiteEdit, apply_edit, edit_keys_values
@@ -94,10 +94,15 @@ class Blocks(eqx.Module):
     b_out: Float[Array, "L D"]
 
 
-def keys_values(cfg: GPT2Config, p: Blocks, resid: Float[Array, "T D"]) -> tuple[Float[Array, "T H Dh"], Float[Array, "T H Dh"]]:
-    """Attention keys and values of ONE layer at every position of `resid` (its input residual)."""
-    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
-    return jnp.einsum("td,hde->the", x, p.W_K) + p.b_K, jnp.einsum("td,hde->the", x, p.W_V) + p.b_V
+def keys_values(cfg: GPT2Config, p: Blocks, resid: Float[Array, "T D"], k_in: Optional[Array] = None,
+                v_in: Optional[Array] = None) -> tuple[Float[Array, "T H Dh"], Float[Array, "T H Dh"]]:
+    """Attention keys and values of ONE layer at every position of `resid` (its input residual); `k_in`,
+    `v_in` `[T, H, D]`: what edges add to each head's key / value input."""
+    def ln(x):
+        return layer_norm(x, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
+
+    return (project(head_inputs(ln, resid, k_in), p.W_K) + p.b_K,
+            project(head_inputs(ln, resid, v_in), p.W_V) + p.b_V)
 
 
 def attention(
@@ -109,11 +114,13 @@ def attention(
     prefix_kv: Optional[tuple[Float[Array, "S H Dh"], Float[Array, "S H Dh"]]] = None,
     pattern_edit: Optional[SiteEdit] = None,
     kv_edits: tuple[Optional[SiteEdit], Optional[SiteEdit]] = (None, None),
+    heads_in: Optional[tuple[Optional[Array], Optional[Array], Optional[Array]]] = None,
 ) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"], Float[Array, "T H Dh"], Float[Array, "T H Dh"]]:
     """Attention pattern (over K = S + T keys), per-head outputs z (for query rows `rows`, all if None),
     and the keys and values of the T positions of ONE layer; `pattern_edit` (of those rows) overwrites
     the pattern before it weighs the values, `kv_edits` (of every position) the keys and values before
-    any query reads them.
+    any query reads them; `heads_in` (q of the rows, k, v: `[·, H, D]` or None) what edges add to each
+    head's query, key and value inputs.
 
     With `prefix_kv`, `resid` holds positions S.. only and the keys and values of
     positions 0..S-1 are given (cached from a run that agrees with this one there);
@@ -121,10 +128,11 @@ def attention(
     """
     T = resid.shape[0]
     S = 0 if prefix_kv is None else prefix_kv[0].shape[0]
-    x = layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps)
-    xq = x if rows is None else x[rows]
-    q = jnp.einsum("td,hde->the", xq, p.W_Q) + p.b_Q
-    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid))  # the LayerNorm is shared with q under jit
+    q_in, k_in, v_in = heads_in or (None, None, None)
+    x = head_inputs(lambda r: layer_norm(r, p.ln1_w, p.ln1_b, cfg.layer_norm_eps),
+                    resid if rows is None else resid[rows], q_in)
+    q = project(x, p.W_Q) + p.b_Q
+    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid, k_in, v_in))  # LayerNorm shared under jit
     k, v = with_prefix(prefix_kv, k_new, v_new)
     scores = jnp.einsum("the,she->ths", q, k) * scale
     qpos = S + (jnp.arange(T) if rows is None else rows)

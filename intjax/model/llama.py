@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from intjax.model.block import check_edits, patched_block, with_prefix  # noqa: F401 (check_edits: re-exported)
+from intjax.model.block import check_edits  # noqa: F401 (re-exported)
+from intjax.model.block import head_inputs, patched_block, project, with_prefix
 from intjax.model.decoder import Decoder
 from intjax.model.primitives import ACTIVATIONS, layer_norm
 from intjax.model.sites import Activations, LayerEdits, SiteEdit, apply_edit, edit_keys_values
@@ -202,6 +203,10 @@ def _linear(x: Array, w: Array, b: Optional[Array], spec: str) -> Array:
     return y if b is None else y + b
 
 
+def _bias(y: Array, b: Optional[Array]) -> Array:
+    return y if b is None else y + b
+
+
 def rotate(cfg: LlamaConfig, x: Float[Array, "T h Dh"], positions: Int[Array, " T"]) -> Float[Array, "T h Dh"]:
     """Rotary position embedding of queries or keys at their absolute `positions` (HF's rotate_half layout,
     on the first `rotary_dims` features of each head)."""
@@ -217,12 +222,16 @@ def rotate(cfg: LlamaConfig, x: Float[Array, "T h Dh"], positions: Int[Array, " 
 
 
 def keys_values(cfg: LlamaConfig, p: LlamaBlocks, resid: Float[Array, "T D"], offset: Int[Array, ""] | int = 0,
+                k_in: Optional[Array] = None, v_in: Optional[Array] = None,
                 ) -> tuple[Float[Array, "T Hkv Dh"], Float[Array, "T Hkv Dh"]]:
     """Rotated keys and values of ONE layer at every position of `resid` (its input residual), the
-    first of which sits at absolute position `offset`."""
-    x = norm(cfg, resid, p.ln1_w, p.ln1_b)
-    k = _linear(x, p.W_K, p.b_K, "td,hde->the")
-    v = _linear(x, p.W_V, p.b_V, "td,hde->the")
+    first of which sits at absolute position `offset`; `k_in`, `v_in` `[T, Hkv, D]`: what edges add to
+    each key/value head's key / value input."""
+    def ln(x):
+        return norm(cfg, x, p.ln1_w, p.ln1_b)
+
+    k = _bias(project(head_inputs(ln, resid, k_in), p.W_K), p.b_K)
+    v = _bias(project(head_inputs(ln, resid, v_in), p.W_V), p.b_V)
     return rotate(cfg, k, offset + jnp.arange(resid.shape[0])), v
 
 
@@ -235,12 +244,14 @@ def attention(
     prefix_kv: Optional[tuple[Float[Array, "S Hkv Dh"], Float[Array, "S Hkv Dh"]]] = None,
     pattern_edit: Optional[SiteEdit] = None,
     kv_edits: tuple[Optional[SiteEdit], Optional[SiteEdit]] = (None, None),
+    heads_in: Optional[tuple[Optional[Array], Optional[Array], Optional[Array]]] = None,
 ) -> tuple[Float[Array, "R H K"], Float[Array, "R H Dh"], Float[Array, "T Hkv Dh"], Float[Array, "T Hkv Dh"]]:
     """Attention pattern `[query, head, key]` (over K = S + T keys) and per-query-head outputs z of ONE
     layer, for query rows `rows` (all if None), and the rotated keys and values of the T positions;
     `window` > 0 limits each query to the last `window` keys; `pattern_edit` (of those rows) overwrites
     the pattern before it weighs the values, `kv_edits` (of every position) the rotated keys and the
-    values before any query reads them.
+    values before any query reads them; `heads_in` (q of the rows `[R, H, D]`, k and v `[T, Hkv, D]`, or
+    None) what edges add to each head's query, key and value inputs.
 
     With `prefix_kv`, `resid` holds positions S.. only and the rotated keys and
     values of positions 0..S-1 are given; `rows` index into `resid`.
@@ -248,10 +259,10 @@ def attention(
     T = resid.shape[0]
     S = 0 if prefix_kv is None else prefix_kv[0].shape[0]
     qpos = S + (jnp.arange(T) if rows is None else rows)
-    x = norm(cfg, resid, p.ln1_w, p.ln1_b)
-    xq = x if rows is None else x[rows]
-    q = rotate(cfg, _linear(xq, p.W_Q, p.b_Q, "td,hde->the"), qpos)
-    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid, S))
+    q_in, k_in, v_in = heads_in or (None, None, None)
+    x = head_inputs(lambda r: norm(cfg, r, p.ln1_w, p.ln1_b), resid if rows is None else resid[rows], q_in)
+    q = rotate(cfg, _bias(project(x, p.W_Q), p.b_Q), qpos)
+    k_new, v_new = edit_keys_values(kv_edits, *keys_values(cfg, p, resid, S, k_in, v_in))
     k, v = with_prefix(prefix_kv, k_new, v_new)
     R, G, Hkv = q.shape[0], cfg.group_size, cfg.n_kv_heads
     q = q.reshape(R, Hkv, G, cfg.d_head)  # query head h reads key/value head h // G

@@ -45,9 +45,13 @@ class PatchableModel(Protocol):
     def layer(self, index: Int[Array, ""] | int, resid: Float[Array, "T D"], edits: Optional[LayerEdits] = None, *,
               rows: Optional[Int[Array, " R"]] = None, z: Optional[Array] = None,
               resid_mid: Optional[Array] = None, prefix_kv: Optional[tuple[Array, Array]] = None,
-              ) -> Float[Array, "R D"]:
+              with_acts: bool = False) -> Float[Array, "R D"] | tuple[Float[Array, "R D"], Activations]:
         """The residual after layer `index` with `edits` applied (only `rows` if given; entering at the
-        cached `z` or `resid_mid`; the keys and values of a shared prefix from `prefix_kv`)."""
+        cached `z` or `resid_mid`; the keys and values of a shared prefix from `prefix_kv`), and the
+        layer's activations when `with_acts`."""
+
+    def head_outputs(self, index: Int[Array, ""] | int, z: Array) -> Array:
+        """Each head's write to the residual `[T, H, D]` (z·W_O[h], no bias) at layer `index`."""
 
     def run_blocks(self, resid: Float[Array, "T D"], *, start: int = 0, stop: Optional[int] = None,
                    edits: Optional[LayerEdits] = None, collect: bool = False,

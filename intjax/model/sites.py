@@ -44,6 +44,23 @@ class SiteEdit(NamedTuple):
         return value + self.mask[..., None] * (self.source - value)
 
 
+class InputEdits(NamedTuple):
+    """What edges add to the residual one layer's readers see (None: that reader reads the stream as is).
+
+    The arrays are position-first, like every edit: `q` `[T, H, D]` is added to the residual head h's query
+    reads (before the norm: each head normalizes its own input), `k` and `v` `[T, Hkv, D]` to the key/value
+    heads' inputs, `mlp` `[T, D]` to the MLP's. `mlp_heads` = (weights `[T, H]`, z `[T, H, Dh]`) adds
+    Σ_h weight·(z − z_run)·W_O[h], with z_run this layer's output: edges from the same layer's heads under
+    recompute semantics, whose base is the value computed in this run.
+    """
+
+    q: Optional[Array] = None
+    k: Optional[Array] = None
+    v: Optional[Array] = None
+    mlp: Optional[Array] = None
+    mlp_heads: Optional[tuple[Array, Array]] = None
+
+
 class LayerEdits(NamedTuple):
     """Edits of the sites of a layer (None: that site is left alone)."""
 
@@ -53,6 +70,7 @@ class LayerEdits(NamedTuple):
     pattern: Optional[SiteEdit] = None  # mask [T, H]: the attention weights of query t, head h
     z: Optional[SiteEdit] = None  # mask [T, H]
     mlp_out: Optional[SiteEdit] = None  # mask [T]
+    inputs: Optional[InputEdits] = None  # edges: what the layer's readers see besides the residual
 
 
 def apply_edit(edit: Optional[SiteEdit], value: Array) -> Array:

@@ -31,6 +31,7 @@ from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from intjax.errors import InputError
+from intjax.patching.edges import edge_flops
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 MAX_CHUNK = 4096
@@ -72,6 +73,9 @@ class Problem(Protocol):
     def layer_step(self, layer, resid, alpha, d, last_only: bool = False, whole: bool = False) -> Array:
         """One patched layer for one (mask, prompt)."""
 
+    def start_state(self, resid: Array) -> Array:
+        """What a run carries into its first layer, from the base residual `[..., T, D]` there."""
+
     def readout(self, x: Array, d: Any) -> Array:
         """The metric from the final residual at the read position."""
 
@@ -94,7 +98,11 @@ def bytes_per_run(problem: Problem) -> int:
     T = problem.data.resid_start.shape[2] - problem.shared_prefix
     itemsize = problem.data.resid_start.dtype.itemsize
     d_q, d_kv, n_mlp = layer_widths(cfg)
-    return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + n_mlp * cfg.d_mlp + 3 * cfg.n_heads * T)
+    edges = 0
+    if getattr(problem, "edge_receivers", ()):  # per-head inputs where edges feed q, k, v; the carried writes
+        ns = int(problem.data.edges.delta.shape[1])
+        edges = (cfg.n_heads + 2 * cfg.n_kv_heads + 2) * cfg.d_model + (2 + problem.carried) * ns * cfg.d_model
+    return itemsize * T * (4 * cfg.d_model + 2 * d_q + 2 * d_kv + n_mlp * cfg.d_mlp + 3 * cfg.n_heads * T + edges)
 
 
 TOKENS_PER_BLOCK = {"cpu": 512}  # tokens one block computes; accelerators: ACCELERATOR_TOKENS_PER_BLOCK
@@ -130,7 +138,8 @@ def schedule(problem: Problem, memory_bytes: int = DEFAULT_MEMORY_BYTES, chunk: 
     by_memory = memory_bytes // 2 // (bytes_per_run(problem) * P)
     block = _power_of_two_below(min(by_memory, tokens // (P * T)))
     if chunk is None:
-        resid_row = P * T * problem.model.config.d_model * problem.data.resid_start.dtype.itemsize
+        resid_row = (P * T * (1 + getattr(problem, "carried", 0)) * problem.model.config.d_model
+                     * problem.data.resid_start.dtype.itemsize)
         chunk = max(block, _power_of_two_below(min(MAX_CHUNK, memory_bytes // 2 // (2 * resid_row))))
     block = _round_up(min(block, chunk), n_devices)
     return Schedule(capacity=_round_up(max(chunk, block), block), block=block)
@@ -171,7 +180,9 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     (its keys and values are cached), for the model's family: queries and the
     output projection are `n_heads · d_head` wide, keys and values `n_kv_heads ·
     d_head` (grouped-query attention), and a gated MLP has three matrices;
-    norms, softmax and activation functions are not counted.
+    norms, softmax and activation functions are not counted. Edges add what
+    `edges.edge_flops` counts (each receiver's input from the senders' writes,
+    and under recompute each head's write in this run).
     """
     cfg = problem.model.config
     D, M, L = cfg.d_model, cfg.d_mlp, cfg.n_layers
@@ -184,7 +195,12 @@ def patched_run_flops(problem: Problem, masks: np.ndarray) -> int:
     readout = 2 * D * (2 if not problem.metric.full_vocab else cfg.vocab_size)
     starts = problem.start_layers(masks)
     starts = starts[starts < L]
-    return int(((L - 1 - starts) * T * layer + last + readout).sum()) * problem.n_prompts
+    edges = 0
+    if getattr(problem, "edge_receivers", ()):
+        senders = int(problem.data.edges.delta.shape[1])
+        whole, last_layer, readout_extra = edge_flops(cfg, problem.edge_receivers, senders, problem.carried, T)
+        edges = (L - 1 - starts) * whole + last_layer + readout_extra
+    return int(((L - 1 - starts) * T * layer + last + readout + edges).sum()) * problem.n_prompts
 
 
 def local_mesh() -> Optional[Mesh]:
@@ -302,7 +318,7 @@ def _chunk_values(problem: Problem, masks: Array, rows: Array, parents: Array, c
         lo = (i * block).astype(jnp.int32)
         parent = jax.lax.dynamic_slice(parents[layer], (lo,), (block,))
         alpha = masks[jax.lax.dynamic_slice(rows[layer], (lo,), (block,))]
-        base = jax.lax.dynamic_index_in_dim(d.resid_start, layer, axis=1, keepdims=False)[:, S:]  # [P, T-S, D]
+        base = problem.start_state(jax.lax.dynamic_index_in_dim(d.resid_start, layer, axis=1, keepdims=False)[:, S:])
         prev = jax.lax.dynamic_index_in_dim(buffers, (layer - 1) % 2, keepdims=False)  # the layer before's runs
         resid = jnp.where((parent < 0)[:, None, None, None], base[None], prev[jnp.maximum(parent, 0)])
         if split is not None:
@@ -331,7 +347,7 @@ def _chunk_values(problem: Problem, masks: Array, rows: Array, parents: Array, c
         return (counts[layer] + block - 1) // block
 
     # two residual buffers (the layer before's runs, this layer's) as one array, updated in place
-    buffers = jnp.zeros((2, capacity, *d.resid_start[:, 0, S:].shape), d.resid_start.dtype)
+    buffers = jnp.zeros((2, capacity, *problem.start_state(d.resid_start[:, 0, S:]).shape), d.resid_start.dtype)
     buffers = jax.lax.fori_loop(start, L - 1, layer_body, buffers)
     return jax.lax.fori_loop(0, n_blocks(L - 1), final_body, jnp.zeros((capacity, problem.n_prompts), buffers.dtype))
 

@@ -27,6 +27,7 @@ from intjax.errors import InputError
 from intjax.runtime import cast_floats
 from intjax.model.sites import Activations, LayerEdits, SiteEdit
 from intjax.model.protocol import PatchableModel
+from intjax.patching import edges as edge_ops
 from intjax.patching.components import SITE_KIND_INFO, SITE_KINDS, Component
 from intjax.patching.evaluate import component_slots, evaluate
 from intjax.patching.metrics import Metric, get_metric
@@ -53,6 +54,7 @@ class PromptArrays(NamedTuple):
     pin: dict  # kind -> [P, L, T, ...] witness sites held at base values, when roles are per prompt, else {}
     prefix_k: Optional[Float[Array, "P L S H Dh"]]  # base keys of the S positions every run shares (None if S = 0)
     prefix_v: Optional[Float[Array, "P L S H Dh"]]  # and their values
+    edges: Optional[edge_ops.EdgeData] = None  # the edges' sender writes and positions (None: no edge)
 
 
 class PatchProblem(eqx.Module):
@@ -71,6 +73,9 @@ class PatchProblem(eqx.Module):
     metric: Metric = eqx.field(static=True)
     witnesses: tuple[Component, ...] = eqx.field(static=True, default=())
     shared_prefix: int = eqx.field(static=True, default=0)  # S: positions no patch can change
+    edge_tables: Optional[edge_ops.EdgeTables] = None  # what each edge connects (None: no edge)
+    edge_receivers: tuple[str, ...] = eqx.field(static=True, default=())  # receiver kinds the edges feed
+    carried: int = eqx.field(static=True, default=0)  # sender slots a run carries (recompute edges), else 0
 
     @property
     def n_components(self) -> int:
@@ -98,8 +103,11 @@ class PatchProblem(eqx.Module):
 
     def with_source_scale(self, t: float) -> "PatchProblem":
         """The same problem with every source moved toward the base: s(t) = b + t·(s − b)."""
-        scaled = _scaled_sources(self.data.base_sites, self.data.source, jax.device_put(np.asarray(t, self.data.resid_start.dtype)))
-        return eqx.tree_at(lambda p: p.data.source, self, scaled)
+        t = jax.device_put(np.asarray(t, self.data.resid_start.dtype))
+        scaled = eqx.tree_at(lambda p: p.data.source, self, _scaled_sources(self.data.base_sites, self.data.source, t))
+        if self.data.edges is None:
+            return scaled
+        return eqx.tree_at(lambda p: p.data.edges.delta, scaled, _times(self.data.edges.delta, t))
 
     def with_pin(self, prompts: PromptSet, pin: Sequence[Component]) -> "PatchProblem":
         """The same problem with the witnesses `pin` instead of its own, reusing its base and source
@@ -123,6 +131,8 @@ class PatchProblem(eqx.Module):
         """Components the indicator arrays have room for: `component_slots(n)`, the rows past n all zero
         (they patch nothing), so that problems with different component counts share compiled programs."""
         ind = self.data.indicator or self.indicator
+        if not ind:
+            return int(self.edge_tables.owner.shape[0])
         return int(next(iter(ind.values())).shape[1 if self.data.indicator else 0])
 
     def with_dtype(self, dtype) -> "PatchProblem":
@@ -171,7 +181,7 @@ class PatchProblem(eqx.Module):
         L = self.model.config.n_layers
         if isinstance(start, int) and start >= L:
             return self.readout(d.resid_start[L][d.last], d)
-        resid = jax.lax.dynamic_index_in_dim(d.resid_start, start, keepdims=False)
+        resid = self.start_state(jax.lax.dynamic_index_in_dim(d.resid_start, start, keepdims=False))
         resid = jax.lax.fori_loop(start, L - 1, lambda layer, r: self.layer_step(layer, r, alpha, d, whole=True),
                                   resid)
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
@@ -193,6 +203,15 @@ class PatchProblem(eqx.Module):
             raise InputError(f"per-prompt α must be [P={self.n_prompts}, n={self.n_components}], got {alpha.shape}")
         return self(alpha)
 
+    def start_state(self, resid: Float[Array, "*B T D"]) -> Float[Array, "*B Tc D"]:
+        """What a run carries into its first layer from the base residual there: the residual, and under
+        recompute semantics with edges each carried sender's correction b_cached − b_run, zero at the start
+        (`carried` sender slots of T rows each, after the residual's rows)."""
+        if not self.carried:
+            return resid
+        pad = [(0, 0)] * (resid.ndim - 2) + [(0, self.carried * resid.shape[-2]), (0, 0)]
+        return jnp.pad(resid, pad)
+
     def layer_step(
         self,
         layer: Int[Array, ""] | int,
@@ -206,7 +225,9 @@ class PatchProblem(eqx.Module):
 
         `resid` holds the positions after the shared prefix (S = `shared_prefix`;
         the prefix's keys and values come from the base run), or every position
-        with `whole=True`; `last_only` computes only the last position (the final layer).
+        with `whole=True` (with recompute edges, followed by the carried corrections, `start_state`);
+        `last_only` computes only the last position (the final layer) and returns its final residual,
+        with what edges into the logits add.
         """
         S = 0 if whole else self.shared_prefix
         rows = (d.last - S)[None] if last_only else None
@@ -215,8 +236,31 @@ class PatchProblem(eqx.Module):
         if S:
             edits = jax.tree.map(lambda a: a[S:], edits)
             prefix_kv = (d.prefix_k[layer], d.prefix_v[layer])
+        if d.edges is None:
+            return self.model.layer(layer, resid, edits, rows=rows, prefix_kv=prefix_kv)
+        return self._edge_layer_step(layer, resid, alpha, d, edits, rows, prefix_kv, S)
 
-        return self.model.layer(layer, resid, edits, rows=rows, prefix_kv=prefix_kv)
+    def _edge_layer_step(self, layer, state, alpha, d: PromptArrays, edits: LayerEdits, rows, prefix_kv, S: int):
+        """`layer_step` of a problem with edges: each receiver of this layer reads its own input."""
+        cfg, tables = self.model.config, self.edge_tables
+        ed = jax.tree.map(lambda a: a[:, S:], d.edges)  # every array's position axis is its second
+        T = ed.pos.shape[1]
+        resid, corr = (state[:T], state[T:].reshape(self.carried, T, -1)) if self.carried else (state, None)
+        writes = ed.delta if corr is None else ed.delta.at[: self.carried].add(corr)
+        alpha = jnp.pad(alpha, (0, self.slots - alpha.shape[-1])).astype(tables.owner.dtype)  # as node masks
+        inputs = edge_ops.layer_inputs(tables, ed, alpha, layer, writes, self.edge_receivers, cfg.n_heads,
+                                       cfg.n_kv_heads, self.carried > 0)
+        out, acts = self.model.layer(layer, resid, edits._replace(inputs=inputs), rows=rows, prefix_kv=prefix_kv,
+                                     with_acts=True)
+        if self.carried:
+            fix = edge_ops.corrections(self.model, tables, ed, layer, acts, rows)[: self.carried]
+            corr = corr + fix if rows is None else corr.at[:, rows].add(fix)
+            writes = ed.delta.at[: self.carried].add(corr)
+        if rows is None:
+            return out if corr is None else jnp.concatenate([out, corr.reshape(-1, out.shape[-1])])
+        if "logits_in" in self.edge_receivers:
+            out = out + edge_ops.logits_input(tables, ed, alpha, writes, rows[0])
+        return out
 
 
 def read_metric(model: PatchableModel, metric: Metric, x: Float[Array, " D"], target: Int[Array, ""],
@@ -256,6 +300,12 @@ def _base_runs(model: PatchableModel, base_tokens: Int[Array, "P T"], other_toke
                     resid_start=jnp.concatenate([base.resid_pre, base.resid_post[:, -1:]], axis=1),
                     metric_base=metric_of(base),
                     metric_other=metric_of(other))
+
+
+@eqx.filter_jit
+def _times(a: Array, t: Float[Array, ""]) -> Array:
+    """t·a (t traced)."""
+    return t * a
 
 
 @eqx.filter_jit
@@ -483,7 +533,11 @@ def build_problem(
                     f"component {comp.name} patches position {s.pos}, but the shortest prompt "
                     f"has {lengths.min()} tokens (positions 0..{lengths.min() - 1})"
                 )
-    kinds = tuple(k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites))
+    node_kinds = tuple(k for k in SITE_KINDS if any(s.kind == k for c in (*components, *pin) for s in c.sites))
+    if any(s.is_edge for w in pin for s in w.sites):
+        raise InputError("a witness must be a node (a head, MLP, key/value head, ...), not an edge; pin its sender")
+    senders = edge_ops.sender_kinds(components)
+    kinds = tuple(k for k in SITE_KINDS if k in node_kinds or k in senders)  # the activations cached
     S = shared_prefix_length(prompts, T) if shared_prefix and source == "counterfactual" else 0
     # host arrays go over with device_put (jnp.asarray of a numpy array compiles a program per shape)
     last, target, foil = jax.device_put([np.asarray(a, np.int32) for a in (lengths - 1, prompts.target, prompts.foil)])
@@ -508,16 +562,35 @@ def build_problem(
                    for k, v in means.items()}
         else:
             src = _group_means(ref_acts, ref.lengths, mean_groups, lengths, kinds, base)
+    edges, tables, carried = None, None, 0
+    if senders:
+        base_sites = {k: getattr(base, k) for k in kinds}
+        carried = edge_ops.carried_count(components) if semantics == "recompute" else 0
+        P = len(prompts.clean)
+        tables = edge_ops.edge_tables(components, component_slots(len(components)), runs.resid_start.dtype)
+        edges = edge_ops.EdgeData(
+            delta=_sender_deltas(model, base_sites, src, tables),
+            pos=jax.device_put(edge_ops.edge_positions(components, roles, P, T, _site_positions)
+                               .astype(runs.resid_start.dtype)),
+            z_base=base.z if carried else None, mlp_base=base.mlp_out if carried else None)
     data = PromptArrays(
         last=last, target=target, foil=foil, resid_start=runs.resid_start,
-        base_sites={k: getattr(base, k) for k in kinds}, source=src, indicator={}, pin={},
+        base_sites={k: getattr(base, k) for k in node_kinds}, source={k: src[k] for k in node_kinds},
+        indicator={}, pin={}, edges=edges,
         prefix_k=base.k[:, :, :S] if S else None, prefix_v=base.v[:, :, :S] if S else None,  # [P, L, S, Hkv, Dh]
     )
-    data, indicator, pinned = _site_arrays(data, components, pin, kinds, cfg, T, roles)
+    data, indicator, pinned = _site_arrays(data, components, pin, node_kinds, cfg, T, roles)
     return PatchProblem(
         model=model, data=data, indicator=indicator, pin=pinned, witnesses=pin,
         metric_clean=runs.metric_base if noising else runs.metric_other,
         metric_corrupted=runs.metric_other if noising else runs.metric_base,
         components=tuple(components), direction=direction, source_kind=source,
-        semantics=semantics, metric=metric, shared_prefix=S,
+        semantics=semantics, metric=metric, shared_prefix=S, edge_tables=tables,
+        edge_receivers=edge_ops.receivers_of(components), carried=carried,
     )
+
+
+@eqx.filter_jit
+def _sender_deltas(model: PatchableModel, base: dict, source: dict, tables: edge_ops.EdgeTables) -> Array:
+    """`edges.sender_deltas` as one program (the senders are traced: one program for every set of edges)."""
+    return edge_ops.sender_deltas(model, base, source, tables)

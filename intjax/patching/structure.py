@@ -11,6 +11,11 @@ lies between them (b at a position ≥ one of a's), or else if they share a
 position. A kind may name later kinds of its own layer that never read it (the
 pattern weighs the values but is not computed from them).
 
+An edge (sender → receiver input) acts where its receiver reads: as the upstream member it is the
+receiver (a query input enters the pattern, a key or value input the keys or values, an MLP input the
+MLP, a logits input after every layer); as the downstream member it reads what its sender reads (under
+recompute its base is the sender's value in the run; an embedding sender reads nothing).
+
 Under recompute semantics a patched downstream component blocks the paths of
 an upstream one through it; that is what lowers the distance-scaling order of
 an interaction (DESIGN.md §2), so the structure here predicts the slope.
@@ -52,8 +57,31 @@ def site_positions(site: Site, roles: Mapping[str, int], length: int) -> frozens
     return frozenset({int(site.pos)})
 
 
+_RECEIVER_AS_SITE = {"q_in": "pattern", "k_in": "k", "v_in": "v", "mlp_in": "mlp_out"}
+
+
+def as_writer(site: Site) -> Site:
+    """The node site whose value an edge changes first (its receiver's); a node site itself."""
+    if not site.is_edge:
+        return site
+    if site.kind == "logits_in":  # after the last layer: a stage no site comes after
+        return Site("mlp_out", site.layer + 1, None, site.pos)
+    return Site(_RECEIVER_AS_SITE[site.kind], site.layer, site.head, site.pos)
+
+
+def as_reader(site: Site) -> Optional[Site]:
+    """The node site whose value an edge's value depends on (its sender's; None for the embedding)."""
+    if not site.is_edge:
+        return site
+    kind, layer, head = site.sender
+    return None if kind == "embed" else Site(kind, layer, None if head < 0 else head, site.pos)
+
+
 def site_reads(a: Site, b: Site, roles: Mapping[str, int], length: int) -> bool:
-    """Whether b's value depends on a's (b later, on a path from a)."""
+    """Whether b's value depends on a's (b later, on a path from a; edges as `as_writer` / `as_reader`)."""
+    a, b = as_writer(a), as_reader(b)
+    if b is None:
+        return False
     sa, sb = stage(a), stage(b)
     if sb <= sa or (a.layer == b.layer and b.kind in SITE_KIND_INFO[a.kind].unread_by):
         return False

@@ -37,7 +37,7 @@ Key = tuple[str, frozenset]
 
 
 def _site_text(site) -> str:
-    return json.dumps([site.kind, site.layer, site.head, site.pos])
+    return json.dumps([site.kind, site.layer, site.head, site.pos, *([list(site.sender)] if site.is_edge else [])])
 
 
 class VertexCache:
@@ -73,6 +73,8 @@ class VertexCache:
         hashed once for the lookup and the store that follows it (the last problem is kept)."""
         if self._last is None or self._last[0] is not problem:
             source = {k: hash_arrays(v) for k, v in problem.data.source.items()}
+            if problem.data.edges is not None:  # every edge kind: the senders' source − base writes
+                source.update(dict.fromkeys(problem.edge_receivers, hash_arrays(problem.data.edges.delta)))
             sites = [frozenset(_site_text(s) for s in c.sites) | {f"source {s.kind} {source[s.kind]}" for s in c.sites}
                      for c in problem.components]
             self._last = (problem, self.context(problem), sites)
