@@ -28,6 +28,7 @@ from intjax.sweeps.context import SweepContext
 
 
 ESTIMATES = ("exact", "hessian")
+HVP_FORWARDS = 5  # one Hessian-vector product per prompt, in full forward passes (GPT-2 small's shape, CPU)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +70,19 @@ def patch_stages(model: PatchableModel, prompts: PromptSet, n_components: int, o
                  quiet: bool = False) -> Stages:
     """The plan of `run_patch` (one stage per direction: its subsets, patched runs and estimated time),
     printed now unless `quiet`."""
-    masks = sum(math.comb(n_components, k) for k in range(options.order + 1))
+    screen = options.estimate == "hessian"
+    masks = (min(n_components + 1 + options.verify_top, math.comb(n_components + 1, 2) + 1) if options.verify_top
+             else 0) if screen else sum(math.comb(n_components, k) for k in range(options.order + 1))
     runs = masks * len(prompts)
     share = layers_after_first(model.config.n_layers, min(options.order, 2))  # most subsets have 2 members or more
     per_forward = 0.0 if quiet else seconds_per_forward(model, mean_length(prompts.lengths))
     linear_fe = 3 * len(prompts) if options.linear else 0
-    estimate = COMPILE_S_PER_STAGE + per_forward * (runs * share + linear_fe)
-    names = [f"patching ({d}): {masks:,} subsets x {len(prompts)} prompts = {runs:,} patched runs"
-             + (", linear estimates" if options.linear else "") for d in options.directions]
+    hessian_fe = HVP_FORWARDS * n_components * len(prompts) if screen else 0
+    estimate = COMPILE_S_PER_STAGE + per_forward * (runs * share + linear_fe + hessian_fe)
+    what = (f"hessian screen ({{}}): {n_components} Hessian-vector products x {len(prompts)} prompts"
+            + (f", exact INT of the top {options.verify_top} pairs" if options.verify_top else "")) if screen else (
+        f"patching ({{}}): {masks:,} subsets x {len(prompts)} prompts = {runs:,} patched runs")
+    names = [what.format(d) + (", linear estimates" if options.linear else "") for d in options.directions]
     return Stages(names, quiet=quiet, title=f"intjax patch ({n_components} components, order {options.order})",
                   estimates=[estimate] * len(names))
 
