@@ -6,6 +6,7 @@ against the NIE sweep and the exact sweep, each a whole `intjax patch` process r
     python benchmarks/hessian_screen.py ioi       # ioi-small, all 16 heads, both directions
     python benchmarks/hessian_screen.py scaling   # ioi-small, error against t (float64, in process)
     python benchmarks/hessian_screen.py gpt2      # GPT-2 small's shape, random weights, 144 heads
+    python benchmarks/hessian_screen.py gpt2_timing   # only its timing (16 prompts)
 
 Each part prints one JSON object (and writes it to OUT/PART.json).
 """
@@ -138,20 +139,26 @@ def gpt2(accuracy_prompts: int = 4, timing_prompts: int = 16) -> dict:
     ckpt = str(gpt2_small_checkpoint(OUT / "gpt2-small-random"))
     few = random_prompts(OUT / f"gpt2-{accuracy_prompts}.jsonl", accuracy_prompts, 15)
     out = dict(accuracy=screen_against_exact(ckpt, few, OUT / "gpt2-accuracy", ("noising",)))
+    return dict(out, **gpt2_timing(timing_prompts))
+
+
+def gpt2_timing(timing_prompts: int = 16) -> dict:
+    """The screen's time against the NIE sweep at GPT-2 small's shape (144 heads, noising), cold processes."""
+    ckpt = str(gpt2_small_checkpoint(OUT / "gpt2-small-random"))
     many = random_prompts(OUT / f"gpt2-{timing_prompts}.jsonl", timing_prompts, 15)
     nie_s, _ = patch(ckpt, many, OUT / "gpt2-nie16", "--direction", "noising")
-    screen_s, _ = patch(ckpt, many, OUT / "gpt2-screen16", "--direction", "noising", "--order", "2",
-                        "--estimate", "hessian")
-    out["timing_16_prompts"] = dict(nie=nie_s, screen=screen_s, ratio=screen_s / nie_s)
-    progress(f"timing: {json.dumps(out['timing_16_prompts'])}")
-    return out
+    screen_s, screen = patch(ckpt, many, OUT / "gpt2-screen16", "--direction", "noising", "--order", "2",
+                             "--estimate", "hessian")
+    out = dict(nie=nie_s, screen=screen_s, ratio=screen_s / nie_s)
+    progress(f"timing: {json.dumps(out)}")
+    return dict(timing_16_prompts=out)
 
 
 if __name__ == "__main__":
     part = sys.argv[1] if len(sys.argv) > 1 else "ioi"
     OUT.mkdir(parents=True, exist_ok=True)
-    result = dict(part=part, load_average_before=os.getloadavg(), **{"ioi": ioi, "scaling": scaling,
-                                                                      "gpt2": gpt2}[part]())
+    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing}
+    result = dict(part=part, load_average_before=os.getloadavg(), **parts[part]())
     result["load_average_after"] = os.getloadavg()
     (OUT / f"{part}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -236,3 +236,25 @@ def test_screen_refuses_what_it_cannot_do(tiny, tmp_path, capsys, args, message)
     assert main(["patch", "--model", str(tiny[0]), "--data", str(data), "--components", "L0H1,L1H0",
                  "--out", str(tmp_path / "out"), "--quiet", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_blocks_run_from_their_first_layer_and_fill_pairs_by_symmetry(tiny):
+    """Every head and MLP (15 components, 2 blocks of tangents in layer order, the second starting above
+    layer 0, so its columns hold only the pairs at or above that layer): H against float64 central
+    differences of the evaluator."""
+    folder, _ = tiny
+    model = intjax.load_model(folder, tokenizer=False)[0]
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size, (6, 8), seed=2))
+    components = parse_components("mlps,heads", model.config)  # not in layer order: the screen sorts them
+    problem = build_problem(model, prompts, components)
+    H = base_hessian(problem, compiled=compile_view(problem))
+    n, h = len(components), 1e-3
+    jax.config.update("jax_enable_x64", True)
+    try:
+        model64 = intjax.load_model(folder, tokenizer=False, dtype=jnp.float64)[0]
+        fd = fd_hessian(build_problem(model64, prompts, components).values(fd_masks(n, h)[0]), n, h)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    scale = np.abs(fd).max()
+    assert np.sort(problem.first_layers())[HVP_BLOCK] > 0 and scale > 0.05
+    np.testing.assert_allclose(H, fd, atol=3e-5 * scale, rtol=1e-4)
