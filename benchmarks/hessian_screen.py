@@ -7,6 +7,7 @@ against the NIE sweep and the exact sweep, each a whole `intjax patch` process r
     python benchmarks/hessian_screen.py scaling   # ioi-small, error against t (float64, in process)
     python benchmarks/hessian_screen.py gpt2      # GPT-2 small's shape, random weights, 144 heads
     python benchmarks/hessian_screen.py gpt2_timing   # only its timing (16 prompts)
+    python benchmarks/hessian_screen.py llama     # Llama-3.2-1B's shape cut to 2 layers, every head, timed
 
 Each part prints one JSON object (and writes it to OUT/PART.json).
 """
@@ -154,10 +155,41 @@ def gpt2_timing(timing_prompts: int = 16) -> dict:
     return dict(timing_16_prompts=out)
 
 
+def llama_checkpoint(folder: Path, layers: int) -> Path:
+    """Llama-3.2-1B's shape (width 2048, 32 query and 8 key/value heads, MLP 8192, vocabulary 128,256,
+    llama3 RoPE, tied unembedding) with `layers` layers and random weights (HF's initialisation)."""
+    if (folder / "config.json").is_file():
+        return folder
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=layers, num_attention_heads=32,
+                         num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
+                         tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, rope_parameters=dict(
+                             rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0,
+                             high_freq_factor=4.0, original_max_position_embeddings=8192))
+    LlamaForCausalLM(config).eval().save_pretrained(folder)
+    return folder
+
+
+def llama(layers: int = 2, prompts: int = 16) -> dict:
+    """The screen over every head of a Llama-3.2-1B-shaped model cut to `layers` layers, against its NIE
+    sweep (cold processes, noising)."""
+    ckpt = str(llama_checkpoint(OUT / f"llama-1b-shape-{layers}l", layers))
+    data = random_prompts(OUT / f"llama-{prompts}.jsonl", prompts, 15, vocab=128256)
+    nie_s, _ = patch(ckpt, data, OUT / "llama-nie", "--direction", "noising")
+    screen_s, _ = patch(ckpt, data, OUT / "llama-screen", "--direction", "noising", "--order", "2",
+                        "--estimate", "hessian")
+    out = dict(layers=layers, heads=32 * layers, nie=nie_s, screen=screen_s, ratio=screen_s / nie_s)
+    progress(f"llama: {json.dumps(out)}")
+    return out
+
+
 if __name__ == "__main__":
     part = sys.argv[1] if len(sys.argv) > 1 else "ioi"
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing}
+    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing, "llama": llama}
     result = dict(part=part, load_average_before=os.getloadavg(), **parts[part]())
     result["load_average_after"] = os.getloadavg()
     (OUT / f"{part}.json").write_text(json.dumps(result, indent=2))
