@@ -174,7 +174,7 @@ def test_hessian_equals_finite_differences_of_the_evaluator_and_of_hf_torch(fami
         print(f"{family} {direction}: max |H - torch FD| = {np.abs(H - torch_fd).max():.1e} (scale {scale:.2f})")
     # one program: its shapes come from the component slots and the block (never from n) and the labels it
     # never reads (components, direction) are blanked, so both directions and any other set of the same
-    # site kinds in 8 slots share it
+    # site kinds and slot count share it
     other = build_problem(model, prompts, components[1:][::-1], direction="denoising")
     with count_compiles() as compiled:
         base_hessian(other, compiled=compile_view(other))
