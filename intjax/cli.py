@@ -39,7 +39,7 @@ def cmd_patch(args: argparse.Namespace) -> None:
     import numpy as np
 
     from intjax.compile_stats import count_compiles
-    from intjax.runs.patch import PatchOptions, patch_stages, run_patch
+    from intjax.runs.patch import PatchOptions, patch_stages, run_patch, screen_lines
     from intjax.sweeps.context import SweepContext
     from intjax.patching import parse_components
     from intjax.results import versions, write_results
@@ -51,9 +51,11 @@ def cmd_patch(args: argparse.Namespace) -> None:
     witnesses = parse_components(args.pin, model.config) if args.pin else []
     directions = ("noising", "denoising") if args.direction == "both" else (args.direction,)
     _check_edges(args, components)
-    _check_order(args, len(components), len(prompts) * len(directions))
+    if args.estimate == "exact":
+        _check_order(args, len(components), len(prompts) * len(directions))
     options = PatchOptions(directions=directions, semantics=args.semantics, source=args.source,
-                           metric=args.metric, order=args.order, linear=args.linear)
+                           metric=args.metric, order=args.order, linear=args.linear, estimate=args.estimate,
+                           verify_top=args.verify_top)
     sweeps = SweepContext.of(memory_gb=args.memory_gb, chunk=args.chunk, quiet=args.quiet, restart=args.restart,
                              checkpoints=Path(args.out) / "checkpoints")
     stages = patch_stages(model, prompts, len(components), options, quiet=args.quiet)
@@ -66,8 +68,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
         pinned=args.pin or "",
         n_prompts=len(prompts), n_components=len(components),
         options=dict(direction=args.direction, semantics=args.semantics, source=args.source,
-                     metric=args.metric, order=args.order, linear=args.linear, memory_gb=args.memory_gb,
-                     chunk=args.chunk),
+                     metric=args.metric, order=args.order, linear=args.linear, estimate=args.estimate,
+                     verify_top=args.verify_top, memory_gb=args.memory_gb, chunk=args.chunk),
         provenance=dict(model_hash=model_digest(model), prompts_hash=hash_arrays(
             [np.asarray(x) for x in (*prompts.clean, *prompts.corrupted, prompts.target, prompts.foil)])),
         versions=versions(), devices=[str(d) for d in jax.devices()], timings=timings,
@@ -76,6 +78,8 @@ def cmd_patch(args: argparse.Namespace) -> None:
     if jax.process_index() != 0:  # every process holds all values; process 0 writes them
         return
     out = write_results(args.out, results, summary)
+    if args.verify_top:
+        print(screen_lines(results))
     if not args.quiet:
         print(f"wrote {out / 'values.npz'} and {out / 'summary.json'} ({timings['total_s']:.1f} s; "
               f"{compiled.line()})")
@@ -385,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--metric", choices=["logit_diff", "logprob", "prob"], default="logit_diff")
     patch.add_argument("--order", type=POSITIVE, default=1,
                        help="add exact interactions int2_..intK_ up to this order (each subset patched once)")
+    patch.add_argument("--estimate", choices=["exact", "hessian"], default="exact",
+                       help="with --order 2: exact patches every pair (int2_*); hessian screens every pair by the "
+                            "mixed partial H_ij at the base run from n Hessian-vector products (int2_hessian_*)")
+    patch.add_argument("--verify-top", type=NON_NEGATIVE, default=0, metavar="K",
+                       help="with --estimate hessian: exact INT of the K pairs the screen ranks highest (int2_*) "
+                            "and the screen's error on them (screen_check_*)")
     patch.add_argument("--force", action="store_true",
                        help=f"run an --order sweep above {MAX_RUNS_WITHOUT_FORCE:,} patched runs, or more than "
                             f"{MAX_EDGES_WITHOUT_FORCE:,} edges")

@@ -182,8 +182,16 @@ class PatchProblem(eqx.Module):
         if isinstance(start, int) and start >= L:
             return self.readout(d.resid_start[L][d.last], d)
         resid = self.start_state(jax.lax.dynamic_index_in_dim(d.resid_start, start, keepdims=False))
-        resid = jax.lax.fori_loop(start, L - 1, lambda layer, r: self.layer_step(layer, r, alpha, d, whole=True),
-                                  resid)
+
+        def step(layer, r):
+            return self.layer_step(layer, r, alpha, d, whole=True)
+
+        if isinstance(start, int):
+            resid = jax.lax.fori_loop(start, L - 1, step, resid)
+        else:  # traced: a loop over every layer that skips those below start (reverse-differentiable, unlike
+            # a loop whose bounds are traced)
+            resid = jax.lax.fori_loop(0, L - 1, lambda layer, r: jax.lax.cond(layer >= start, step,
+                                                                              lambda _, r: r, layer, r), resid)
         return self.readout(self.layer_step(L - 1, resid, alpha, d, last_only=True, whole=True)[0], d)
 
     def __call__(self, alpha: Float[ArrayLike, "*P n"], start: int | Int[ArrayLike, ""] = 0) -> Float[Array, " P"]:
