@@ -1,0 +1,97 @@
+"""Training prompts on which IOI's recency shortcut fails, and the shortcut itself.
+
+In every IOI template of `intjax.ioi.task` the subject's second mention S2 is the
+last name before END, so "copy the most recent name that is not the last one"
+answers every plain IOI prompt without detecting a duplicate. The prompts here
+hold three names, two of them repeated, so only "the name that appears once"
+finds the answer, and the recency shortcut's answer is always a repeated name:
+
+- three-name: "When Mary, Kate and John went to the store, Kate and John gave a
+  drink to" -> " Mary" (the three in random order, the repeated two in random order);
+- s2-not-last: an IOI pair plus a bystander C whose second mention follows S2:
+  "Then, Mary and John went to the store with Kate. John and Kate gave a drink to"
+  -> " Mary", or "... John gave Kate's drink to" style with C mentioned twice.
+
+[A] is the answer (the indirect object), [B] the subject, [C] the bystander.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from intjax.ioi import task as ioi
+
+# [N1] [N2] [N3]: A, B, C in random order; [R1] [R2]: B, C in random order.
+THREE_NAME_TEMPLATES: tuple[str, ...] = (
+    "When [N1], [N2] and [N3] went to the [PLACE], [R1] and [R2] gave a [OBJECT] to",
+    "Then, [N1], [N2] and [N3] went to the [PLACE]. [R1] and [R2] gave a [OBJECT] to",
+    "After [N1], [N2] and [N3] had a lot of fun at the [PLACE], [R1] and [R2] decided to give a [OBJECT] to",
+    "While [N1], [N2] and [N3] were working at the [PLACE], [R1] and [R2] gave a [OBJECT] to",
+)
+# [X] [Y]: A, B in random order (BABA / ABBA); S2 ([B]'s second mention) is followed by [C].
+S2_NOT_LAST_TEMPLATES: tuple[str, ...] = (
+    "Then, [X] and [Y] went to the [PLACE] with [C]. [B] and [C] gave a [OBJECT] to",
+    "When [X] and [Y] got a [OBJECT] at the [PLACE] of [C], [B] and [C] decided to give it to",
+    "Then, [X] and [Y] had a long argument with [C], and afterwards [B] and [C] said to",
+    "After [X] and [Y] went to [C]'s [PLACE], [B] gave [C]'s [OBJECT] to",
+    "While [X] and [Y] were working at the [PLACE] with [C], [B] found [C]'s [OBJECT] and gave it to",
+)
+TEMPLATES = {"three_name": THREE_NAME_TEMPLATES, "s2_not_last": S2_NOT_LAST_TEMPLATES}
+KINDS = tuple(TEMPLATES)
+
+
+class NamedPrompts(NamedTuple):
+    """Prompts (token lists without the answer), their answers, and the text they were made from."""
+
+    prompts: list[list[int]]
+    answers: list[int]
+    texts: list[str]
+
+
+def recency_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset[int]") -> Optional[int]:
+    """The recency shortcut's answer: the most recent name in `prompt` that differs from its last name
+    (None when the prompt holds fewer than two distinct names)."""
+    names = [int(t) for t in prompt if int(t) in name_ids]
+    return next((t for t in reversed(names) if t != names[-1]), None)
+
+
+def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any) -> float:
+    """Share of prompts whose answer is the recency shortcut's."""
+    ids = frozenset(int(i) for i in name_ids)
+    return float(np.mean([recency_shortcut(p, ids) == int(a) for p, a in zip(prompts, answers)]))
+
+
+def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, place: str, obj: str) -> str:
+    """The text of one prompt of `kind` with answer `a`, subject `b` and bystander `c`."""
+    templates = TEMPLATES[kind]
+    t = templates[rng.integers(len(templates))]
+    if kind == "three_name":
+        n1, n2, n3 = rng.permutation([a, b, c])
+        r1, r2 = rng.permutation([b, c])
+        slots = {"[N1]": n1, "[N2]": n2, "[N3]": n3, "[R1]": r1, "[R2]": r2}
+    else:
+        x, y = rng.permutation([a, b])
+        slots = {"[X]": x, "[Y]": y, "[B]": b, "[C]": c}
+    for slot, word in {**slots, "[PLACE]": place, "[OBJECT]": obj}.items():
+        t = t.replace(slot, str(word))
+    return t
+
+
+def anti_shortcut_prompts(tok: Any, kind: str, n: int, rng: np.random.Generator, names: Sequence[str],
+                          places: Sequence[str], objects: Sequence[str]) -> NamedPrompts:
+    """`n` prompts of `kind` (three_name or s2_not_last) from these words; the answer is the one name that
+    appears once. Each name must stay one token in the encoded prompt (checked)."""
+    names, name_ids, _ = ioi.single_token_words(tok, names)
+    prompts, answers, texts = [], [], []
+    for _ in range(n):
+        a, b, c = (str(w) for w in rng.choice(names, 3, replace=False))
+        text = _fill(rng, kind, a, b, c, str(places[rng.integers(len(places))]),
+                     str(objects[rng.integers(len(objects))]))
+        ids = tok.encode(text).ids
+        found = sorted(t for t in ids if t in (name_ids[a], name_ids[b], name_ids[c]))
+        if found != sorted([name_ids[a], name_ids[b], name_ids[b], name_ids[c], name_ids[c]]):
+            raise ValueError(f"names of {text!r} are not single tokens in this tokenizer")
+        prompts.append(list(ids)), answers.append(name_ids[a]), texts.append(text)
+    return NamedPrompts(prompts, answers, texts)
