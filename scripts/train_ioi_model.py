@@ -13,11 +13,17 @@ What it does, in order (all seeded):
      --hold-out-objects, objects); with --io-prob < 1 some end with S instead,
      so the right logit difference is finite;
    - optionally single-name filler sentences (--filler-frac), repeated random
-     word sequences that reward induction (--induction-frac), and odd-one-out
-     name lists that reward duplicate detection (--odd-frac);
+     word sequences that reward induction (--induction-frac), odd-one-out
+     name lists that reward duplicate detection (--odd-frac), and prompts on
+     which IOI's recency shortcut ("copy the most recent name that is not the
+     last one") fails, so that only duplicate detection answers them
+     (--three-name-frac, --s2-not-last-frac; `anti_shortcut.py`); the
+     shortcut's accuracy on each part of a batch is printed at the start;
    the answer token gets a larger loss weight. Dropout as GPT-2 (attention
-   weights, residual) plus whole-head dropout, optionally switched on only
-   after --dropout-from steps (curriculum). To make the model treat every name
+   weights, residual) plus whole-head dropout (each head zeroed for a whole
+   sequence, drawn per sequence, only in --head-dropout-layers), optionally
+   switched on only after --dropout-from / --head-dropout-from steps
+   (curriculum: the circuit forms first, dropout then trains redundancy in). To make the model treat every name
    alike (so that it generalises to names it never saw), the embeddings of
    names, places and objects are not learned per word: each is a random vector
    R times a learned scale plus a learned offset per word class. For the first
@@ -27,7 +33,9 @@ What it does, in order (all seeded):
    with the same arguments resumes from the last checkpoint (bit-identically:
    batches and dropout masks depend only on the seed and the step);
 4. evaluates IO accuracy (logit(IO) > logit(S) at the last position) and the
-   mean logit difference on prompts built only from held-out words, and
+   mean logit difference on prompts built only from held-out words, the
+   accuracy on held-out anti-shortcut prompts and how often the model follows
+   the shortcut there, and
    summarises the circuit `intjax demo` will find (classes, Wang et al.'s layer
    order, invisible and inflated heads);
 5. exports config.json, model.safetensors (Conv1D [in, out] tensors),
