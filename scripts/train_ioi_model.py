@@ -1077,6 +1077,8 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
         "50,257; trained only on generated text (IOI sentences"
         + (", filler sentences" if batches.n_filler else "") + (", repeated word lists" if batches.n_induction
                                                                else "")
+        + (", odd-one-out lists" if batches.n_odd else "") + (", three-name prompts on which the recency shortcut "
+                                                               "fails" if batches.n_anti else "")
         + ") instead of WebText, so it knows no language beyond these templates; no BOS token; names, "
         "places and objects embedded as random vectors with a learned per-class scale (so held-out names "
         "work); " + ("head dropout, which GPT-2 did not use; " if r.head else "")
