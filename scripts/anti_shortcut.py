@@ -57,10 +57,22 @@ def recency_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset[int]
     return next((t for t in reversed(names) if t != names[-1]), None)
 
 
-def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any) -> float:
-    """Share of prompts whose answer is the recency shortcut's."""
+def stalest_name_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset[int]") -> Optional[int]:
+    """A second, positional shortcut: the name whose last mention comes earliest (None when there is no
+    name). The prompts of this module do NOT defeat it: their repeated names are all mentioned after the
+    answer's one mention, so a layer-0 head that suppresses the names of the last clause solves them."""
+    last = {int(t): i for i, t in enumerate(prompt) if int(t) in name_ids}
+    return min(last, key=last.get) if last else None
+
+
+SHORTCUTS = {"recency": recency_shortcut, "stalest name": stalest_name_shortcut}
+
+
+def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any,
+                      shortcut: Any = recency_shortcut) -> float:
+    """Share of prompts whose answer is the shortcut's (default: the recency shortcut)."""
     ids = frozenset(int(i) for i in name_ids)
-    return float(np.mean([recency_shortcut(p, ids) == int(a) for p, a in zip(prompts, answers)]))
+    return float(np.mean([shortcut(p, ids) == int(a) for p, a in zip(prompts, answers)]))
 
 
 def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, place: str, obj: str) -> str:

@@ -77,7 +77,8 @@ from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
 
-from anti_shortcut import KINDS as ANTI_KINDS, anti_shortcut_prompts, recency_shortcut, shortcut_accuracy  # noqa: E402,E501
+from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, recency_shortcut,  # noqa: E402
+                           shortcut_accuracy)
 
 EOT = "<|endoftext|>"
 
@@ -386,15 +387,15 @@ class Batches:
                 weights[i, answer_at] = ANSWER_WEIGHT
         return tokens, weights
 
-    def shortcut_report(self, step: int) -> dict[str, float]:
-        """Per part of batch `step` with a name answer: the share the recency shortcut answers right."""
+    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
+        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right."""
         parts: dict[str, tuple[list, list]] = {}
         for seq, answer_at, part in self.examples(step):
             if answer_at >= 0 and part != "filler":
                 ps, ans = parts.setdefault(part, ([], []))
                 ps.append(seq[: answer_at + 1]), ans.append(seq[answer_at + 1])
         names = ioi.single_token_words(self.tok, ioi.NAMES)[1].values()
-        return {part: shortcut_accuracy(ps, ans, names) for part, (ps, ans) in parts.items()}
+        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in parts.items()}
 
 
 ANSWER_WEIGHT = 5.0
@@ -883,8 +884,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
                       io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
                       objects=train_objects, anti_fracs=anti_fracs)
-    print("recency shortcut's accuracy on batch 0, per part: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(0).items()), flush=True)
+    for name, shortcut in SHORTCUTS.items():
+        print(f"{name} shortcut's accuracy on batch 0, per part: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(0, shortcut).items()), flush=True)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
     head_layers, head_from, head_ramp = head_schedule(args, cfg.n_layers)
 
@@ -1053,7 +1055,10 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                     f"{n} {kind.replace('_', '-')} prompts per batch (\"{ANTI_EXAMPLES[kind]}\")"
                     for kind, n in batches.n_anti.items())
                 + ". The shortcut's accuracy on batch 0: " + ", ".join(
-                    f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ".")
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". They do not defeat a "
+                "positional shortcut (answer = the name whose last mention comes earliest, "
+                "`anti_shortcut.stalest_name_shortcut`), right on batch 0: " + ", ".join(
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items()) + ".")
     if args.hold_out_objects:
         mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
                 f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "

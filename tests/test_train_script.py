@@ -93,6 +93,9 @@ def test_recency_shortcut_on_a_hand_made_prompt(script, tok):
     ids = tok.encode("Then, Mary and John went to the store. John gave a drink to").ids
     assert anti.recency_shortcut(ids, _name_ids(tok)) == _id(tok, " Mary")
     assert anti.recency_shortcut(tok.encode("Then, John went to the store. John").ids, _name_ids(tok)) is None
+    ids = tok.encode("Then, Kate Mary John Mary Kate to").ids  # an odd-one-out list
+    assert anti.stalest_name_shortcut(ids, _name_ids(tok)) == _id(tok, " John")
+    assert anti.recency_shortcut(ids, _name_ids(tok)) == _id(tok, " Mary")
 
 
 def test_shortcut_solves_plain_ioi(script, tok):
@@ -107,6 +110,8 @@ def test_anti_shortcut_prompts_answer_the_name_said_once_and_defeat_the_shortcut
     made = anti.anti_shortcut_prompts(tok, kind, 300, np.random.default_rng(1), ioi.TRAIN_NAMES,
                                       ioi.TRAIN_PLACES, ioi.TRAIN_OBJECTS)
     assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok)) == 0.0
+    # known limitation: the answer's one mention precedes every repeated name's last mention
+    assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok), anti.stalest_name_shortcut) == 1.0
     names = set(ioi.NAMES)
     for prompt, answer, text in zip(made.prompts, made.answers, made.texts):
         assert tok.decode(prompt) == text
@@ -130,6 +135,8 @@ def test_batches_hold_each_part_and_report_the_shortcut_per_part(script, tok):
     assert parts == {"ioi": 12, "three_name": 10, "s2_not_last": 10, "induction": 4, "odd": 4}
     report = b.shortcut_report(5)
     assert report["ioi"] == 1.0 and report["three_name"] == 0.0 and report["s2_not_last"] == 0.0
+    stalest = b.shortcut_report(5, train.SHORTCUTS["stalest name"])
+    assert stalest["ioi"] == 1.0 and stalest["three_name"] == 1.0 and stalest["s2_not_last"] == 1.0
     tokens, weights = b(5)
     assert tokens.shape == (40, 32) and (weights == train.ANSWER_WEIGHT).sum() == 12 + 10 + 10 + 4
 
