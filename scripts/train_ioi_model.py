@@ -338,8 +338,8 @@ class Batches:
         self.n_anti = {k: int(round(batch * f)) for k, f in (anti_fracs or {}).items() if f > 0}
         self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd - sum(self.n_anti.values())
         if self.n_ioi < 1:
-            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac and "
-                             "--s2-not-last-frac leave no IOI sentence in a batch")
+            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac "
+                             "and --four-name-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
         self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
@@ -446,7 +446,7 @@ def evaluate(model: GPT2, tok: Any, ps: PromptSet, length: int) -> dict[str, flo
 def evaluate_named(model: GPT2, tok: Any, prompts: Sequence[Sequence[int]], answers: Sequence[int]
                    ) -> dict[str, float]:
     """On prompts whose answer is one of their names: accuracy (the answer's logit tops every other name of
-    the prompt; chance 1/3 with three names) and how often the recency shortcut's name tops them instead."""
+    the prompt; chance 1/3 with three names, 1/4 with four) and how often the recency shortcut's name tops them instead."""
     lengths = np.array([len(p) for p in prompts])
     tokens = jnp.asarray(pad([np.asarray(p, np.int32) for p in prompts], int(lengths.max())))
     logits = np.asarray(_final_logits(model, tokens, jnp.asarray(lengths - 1)))
@@ -704,6 +704,8 @@ transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
 ANTI_EXAMPLES = {
     "three_name": "When Mary, Kate and John went to the store, Kate and John gave a drink to -> Mary",
     "s2_not_last": "Then, Mary and John went to the store with Kate. John and Kate gave a drink to -> Mary",
+    "four_name": "When John left the store, John saw Mary with Kate and Anna. Then, Anna and Kate gave a drink "
+                 "to -> Mary",
 }
 
 
@@ -713,7 +715,7 @@ def anti_table(anti: dict[str, dict[str, float]]) -> str:
                      for k, v in anti.items())
     return ("Prompts on which the recency shortcut fails (held-out names, places and objects as above; "
             "`anti_shortcut.py`), whether or not training saw their kind:\n\n"
-            "| prompts | answer's logit tops the prompt's other names (chance 1/3) | shortcut's name on top |\n"
+            "| prompts | answer's logit tops the prompt's other names (chance 1/3; four-name 1/4) | shortcut's name on top |\n"
             "|---|---|---|\n" + rows)
 
 
@@ -801,6 +803,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--s2-not-last-frac", type=float, default=0.0,
                    help="share of each batch given to IOI prompts with a bystander named twice, once after S2 "
                         "(\"... with Kate. John and Kate gave a drink to\" -> \" Mary\")")
+    p.add_argument("--four-name-frac", type=float, default=0.0,
+                   help="share of each batch given to four-name prompts on which both the recency and the "
+                        "stalest-name shortcut fail (\"When John left the store, John saw Mary with Kate and Anna. "
+                        "Then, Anna and Kate gave a drink to\" -> \" Mary\")")
     p.add_argument("--head-dropout-layers", default="",
                    help="comma-separated layers (negative counts from the end) where whole heads drop; "
                         "empty: every layer")
@@ -838,7 +844,7 @@ RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", 
             "d_model", "n_positions", "vocab_size", "filler_frac", "copy_frac", "answer_weight",
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
             "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac",
-            "three_name_frac", "s2_not_last_frac", "head_dropout_layers", "head_dropout_from",
+            "three_name_frac", "s2_not_last_frac", "four_name_frac", "head_dropout_layers", "head_dropout_from",
             "head_dropout_ramp")
 
 
@@ -873,7 +879,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     length = max(length, max(len(tok.encode(filler_text(rng, ioi.NAMES, ioi.PLACES)[0]).ids)
                              for _ in range(400)))
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
-    anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac}
+    anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
+                  "four_name": args.four_name_frac}
     heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
                                          ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
     for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
@@ -1055,8 +1062,8 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                     f"{n} {kind.replace('_', '-')} prompts per batch (\"{ANTI_EXAMPLES[kind]}\")"
                     for kind, n in batches.n_anti.items())
                 + ". The shortcut's accuracy on batch 0: " + ", ".join(
-                    f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". They do not defeat a "
-                "positional shortcut (answer = the name whose last mention comes earliest, "
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". Three-name and "
+                "s2-not-last prompts do not defeat a positional shortcut (answer = the name whose last mention comes earliest, "
                 "`anti_shortcut.stalest_name_shortcut`), right on batch 0: " + ", ".join(
                     f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items()) + ".")
     if args.hold_out_objects:

@@ -104,20 +104,22 @@ def test_shortcut_solves_plain_ioi(script, tok):
     assert anti.shortcut_accuracy(ps.clean, ps.target, _name_ids(tok)) == 1.0
 
 
-@pytest.mark.parametrize("kind", ["three_name", "s2_not_last"])
+@pytest.mark.parametrize("kind", ["three_name", "s2_not_last", "four_name"])
 def test_anti_shortcut_prompts_answer_the_name_said_once_and_defeat_the_shortcut(script, tok, kind):
     _, anti = script
     made = anti.anti_shortcut_prompts(tok, kind, 300, np.random.default_rng(1), ioi.TRAIN_NAMES,
                                       ioi.TRAIN_PLACES, ioi.TRAIN_OBJECTS)
     assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok)) == 0.0
-    # known limitation: the answer's one mention precedes every repeated name's last mention
-    assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok), anti.stalest_name_shortcut) == 1.0
+    # three-name and s2-not-last leave the positional shortcut open (the answer's one mention precedes every
+    # repeated name's last mention); four-name closes it
+    stalest = anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok), anti.stalest_name_shortcut)
+    assert stalest == (0.0 if kind == "four_name" else 1.0)
     names = set(ioi.NAMES)
     for prompt, answer, text in zip(made.prompts, made.answers, made.texts):
         assert tok.decode(prompt) == text
         said = [w for w in re.findall(r"[A-Z][a-z]+", text) if w in names]  # Then/When/... are not names
         counts = Counter(said)
-        assert sorted(counts.values()) == [1, 2, 2]  # one name once (the answer), two twice
+        assert sorted(counts.values()) == [1] + [2] * (3 if kind == "four_name" else 2)  # the answer once
         once = next(n for n, c in counts.items() if c == 1)
         assert _id(tok, " " + once) == answer and once in ioi.TRAIN_NAMES
         if kind == "s2_not_last":  # the pair "[X] and [Y]" is IO and S; a bystander comes after S2
@@ -130,15 +132,16 @@ def test_anti_shortcut_prompts_answer_the_name_said_once_and_defeat_the_shortcut
 def test_batches_hold_each_part_and_report_the_shortcut_per_part(script, tok):
     train, _ = script
     b = train.Batches(tok, 0, 40, 0.0, 0.5, 31, induction_frac=0.1, odd_frac=0.1,
-                      anti_fracs={"three_name": 0.25, "s2_not_last": 0.25})
+                      anti_fracs={"three_name": 0.25, "s2_not_last": 0.2, "four_name": 0.05})
     parts = Counter(part for _, _, part in b.examples(5))
-    assert parts == {"ioi": 12, "three_name": 10, "s2_not_last": 10, "induction": 4, "odd": 4}
+    assert parts == {"ioi": 12, "three_name": 10, "s2_not_last": 8, "four_name": 2, "induction": 4, "odd": 4}
     report = b.shortcut_report(5)
     assert report["ioi"] == 1.0 and report["three_name"] == 0.0 and report["s2_not_last"] == 0.0
     stalest = b.shortcut_report(5, train.SHORTCUTS["stalest name"])
     assert stalest["ioi"] == 1.0 and stalest["three_name"] == 1.0 and stalest["s2_not_last"] == 1.0
+    assert report["four_name"] == 0.0 and stalest["four_name"] == 0.0
     tokens, weights = b(5)
-    assert tokens.shape == (40, 32) and (weights == train.ANSWER_WEIGHT).sum() == 12 + 10 + 10 + 4
+    assert tokens.shape == (40, 32) and (weights == train.ANSWER_WEIGHT).sum() == 40 - 4
 
 
 def test_head_dropout_is_per_example_only_in_its_layers_and_off_before_its_step(script):
