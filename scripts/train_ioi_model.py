@@ -446,7 +446,8 @@ def evaluate(model: GPT2, tok: Any, ps: PromptSet, length: int) -> dict[str, flo
 def evaluate_named(model: GPT2, tok: Any, prompts: Sequence[Sequence[int]], answers: Sequence[int]
                    ) -> dict[str, float]:
     """On prompts whose answer is one of their names: accuracy (the answer's logit tops every other name of
-    the prompt; chance 1/3 with three names, 1/4 with four) and how often the recency shortcut's name tops them instead."""
+    the prompt; chance 1/3 with three names, 1/4 with four) and how often the recency shortcut's name tops
+    them instead."""
     lengths = np.array([len(p) for p in prompts])
     tokens = jnp.asarray(pad([np.asarray(p, np.int32) for p in prompts], int(lengths.max())))
     logits = np.asarray(_final_logits(model, tokens, jnp.asarray(lengths - 1)))
@@ -715,7 +716,8 @@ def anti_table(anti: dict[str, dict[str, float]]) -> str:
                      for k, v in anti.items())
     return ("Prompts on which the recency shortcut fails (held-out names, places and objects as above; "
             "`anti_shortcut.py`), whether or not training saw their kind:\n\n"
-            "| prompts | answer's logit tops the prompt's other names (chance 1/3; four-name 1/4) | shortcut's name on top |\n"
+            "| prompts | answer's logit tops the prompt's other names (chance 1/3; four-name 1/4) "
+            "| recency shortcut's name on top |\n"
             "|---|---|---|\n" + rows)
 
 
