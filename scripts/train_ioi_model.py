@@ -75,6 +75,7 @@ from intjax.model.gpt2 import GPT2, Blocks, GPT2Config, attention, attn_output, 
 from intjax.model.primitives import layer_norm  # noqa: E402
 from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
+from intjax.errors import InputError  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
 
 from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, recency_shortcut,  # noqa: E402
@@ -982,7 +983,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     train = evaluate(model, tok, train_eval.prompts, length)
     anti = {k: evaluate_named(model, tok, v.prompts, v.answers) for k, v in heldout_anti.items()}
     print(f"held-out: {held}\ntrain:    {train}\nheld-out anti-shortcut: {anti}", flush=True)
-    summary = None if args.no_circuit else circuit_summary(model, tok)
+    summary: Any = "Not computed (--no-circuit)."
+    if not args.no_circuit:
+        try:
+            summary = circuit_summary(model, tok)
+        except InputError as e:  # e.g. no head matters: a model that does not do the task; export it anyway
+            summary = f"Not found: {e}."
     print(f"circuit: {json.dumps(summary)}", flush=True)
 
     stage = out.parent / f".{out.name}.partial"  # the export is built here, then moved into place
@@ -1099,7 +1105,7 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
         + "and its circuit is the one found above, not Wang et al.'s heads.")
     (stage / "README.md").write_text(README.format(
         name=out.name, mix=wrap.fill(mix), dropout=wrap.fill(dropout),
-        circuit=circuit_text(summary) if summary else "Not computed (--no-circuit).",
+        circuit=circuit_text(summary) if isinstance(summary, dict) else summary,
         differences=wrap.fill(differences),
         data=wrap.fill(data), embeddings=wrap.fill(embeddings),
         **{k: getattr(cfg, k) for k in ("n_layers", "n_heads", "d_model", "d_mlp", "n_positions",
