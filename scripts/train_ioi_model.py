@@ -13,11 +13,17 @@ What it does, in order (all seeded):
      --hold-out-objects, objects); with --io-prob < 1 some end with S instead,
      so the right logit difference is finite;
    - optionally single-name filler sentences (--filler-frac), repeated random
-     word sequences that reward induction (--induction-frac), and odd-one-out
-     name lists that reward duplicate detection (--odd-frac);
+     word sequences that reward induction (--induction-frac), odd-one-out
+     name lists that reward duplicate detection (--odd-frac), and prompts on
+     which IOI's recency shortcut ("copy the most recent name that is not the
+     last one") fails, so that only duplicate detection answers them
+     (--three-name-frac, --s2-not-last-frac; `anti_shortcut.py`); the
+     shortcut's accuracy on each part of a batch is printed at the start;
    the answer token gets a larger loss weight. Dropout as GPT-2 (attention
-   weights, residual) plus whole-head dropout, optionally switched on only
-   after --dropout-from steps (curriculum). To make the model treat every name
+   weights, residual) plus whole-head dropout (each head zeroed for a whole
+   sequence, drawn per sequence, only in --head-dropout-layers), optionally
+   switched on only after --dropout-from / --head-dropout-from steps
+   (curriculum: the circuit forms first, dropout then trains redundancy in). To make the model treat every name
    alike (so that it generalises to names it never saw), the embeddings of
    names, places and objects are not learned per word: each is a random vector
    R times a learned scale plus a learned offset per word class. For the first
@@ -27,7 +33,9 @@ What it does, in order (all seeded):
    with the same arguments resumes from the last checkpoint (bit-identically:
    batches and dropout masks depend only on the seed and the step);
 4. evaluates IO accuracy (logit(IO) > logit(S) at the last position) and the
-   mean logit difference on prompts built only from held-out words, and
+   mean logit difference on prompts built only from held-out words, the
+   accuracy on held-out anti-shortcut prompts and how often the model follows
+   the shortcut there, and
    summarises the circuit `intjax demo` will find (classes, Wang et al.'s layer
    order, invisible and inflated heads);
 5. exports config.json, model.safetensors (Conv1D [in, out] tensors),
@@ -59,14 +67,19 @@ import numpy as np
 import optax
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (str(ROOT), str(ROOT / "scripts")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from intjax.model.gpt2 import GPT2, Blocks, GPT2Config, attention, attn_output, mlp  # noqa: E402
 from intjax.model.primitives import layer_norm  # noqa: E402
 from intjax.patching.components import layer_of  # noqa: E402
 from intjax.patching.prompts import PromptSet, pad  # noqa: E402
+from intjax.errors import InputError  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
+
+from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, recency_shortcut,  # noqa: E402
+                           shortcut_accuracy)
 
 EOT = "<|endoftext|>"
 
@@ -184,11 +197,11 @@ class Dropout(NamedTuple):
     head: float = 0.0  # a whole head's output at every position of a sequence (not in GPT-2)
 
 
-def _drop(key: jax.Array, x: jax.Array, rate: Any, shape=None) -> jax.Array:
+def _drop(key: jax.Array, x: jax.Array, rate: Any) -> jax.Array:
     """Inverted dropout: zero with probability `rate` (may be traced), scale the rest by 1/(1-rate)."""
     if isinstance(rate, (int, float)) and rate <= 0:
         return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
@@ -200,28 +213,43 @@ def dropout_at(rates: Dropout, step: jax.Array, start: int, ramp: int) -> Dropou
     return Dropout(*(r * f if r > 0 else r for r in rates))
 
 
-def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout) -> jax.Array:
+def head_dropout_masks(key: jax.Array, n_examples: int, n_layers: int, n_heads: int, rate: Any,
+                       layers: Sequence[int]) -> jax.Array:
+    """Whole-head dropout factors [B, L, H], one draw per example: in `layers` each head's output is
+    zeroed with probability `rate` (may be traced) and the others scaled by 1/(1-rate); 1 in other layers."""
+    on = np.zeros((1, n_layers, 1), bool)
+    on[0, list(layers)] = True
+    keep = jax.random.bernoulli(key, 1.0 - rate, (n_examples, n_layers, n_heads))
+    return jnp.where(jnp.asarray(on), jnp.where(keep, 1.0 / (1.0 - rate), 0.0), 1.0)
+
+
+def train_logits(model: GPT2, tokens: jax.Array, key: jax.Array, rates: Dropout,
+                 head_scale: Optional[jax.Array] = None) -> jax.Array:
     """Logits [T, V] of one sequence with dropout: the model's own layer functions, with
-    dropout between them. With all rates 0 this is `logits_of` (checked at start-up)."""
+    dropout between them, each head's output times `head_scale` [L, H] (whole-head dropout;
+    `rates.head` is drawn by `head_dropout_masks`). With all rates 0 this is `logits_of`
+    (checked at start-up)."""
     cfg = model.config
+    if head_scale is None:
+        head_scale = jnp.ones((cfg.n_layers, cfg.n_heads))
     k_embed, k_layers = jax.random.split(key)
     resid = _drop(k_embed, model.embed(tokens), rates.resid)
 
     def step(resid, xs):
-        p, scale, k = xs
-        ka, _, kh, k1, k2 = jax.random.split(k, 5)  # five keys, as the runs so far drew them
+        p, scale, k, heads = xs
+        ka, _, _, k1, k2 = jax.random.split(k, 5)  # five keys, as the runs so far drew them
         pattern = jnp.swapaxes(attention(cfg, p, scale, resid)[0], 0, 1)  # [H, T, T], as the shipped run drew its dropout
         pattern = _drop(ka, pattern, rates.attn)
         v = jnp.einsum("td,hde->the", layer_norm(resid, p.ln1_w, p.ln1_b, cfg.layer_norm_eps),
                        p.W_V) + p.b_V
         z = jnp.einsum("hts,she->the", pattern, v)
-        z = _drop(kh, z, rates.head, shape=(1, cfg.n_heads, 1))
+        z = z * heads[None, :, None]
         resid = resid + _drop(k1, attn_output(p, z), rates.resid)
         resid = resid + _drop(k2, mlp(cfg, p, resid), rates.resid)
         return resid, None
 
     keys = jax.random.split(k_layers, cfg.n_layers)
-    resid, _ = jax.lax.scan(step, resid, (model.blocks, model.layer_constants(), keys))
+    resid, _ = jax.lax.scan(step, resid, (model.blocks, model.layer_constants(), keys, head_scale))
     return model.unembed(resid)
 
 
@@ -293,29 +321,34 @@ class Batches:
     Each batch holds IOI sentences (the answer is IO with probability `io_prob`,
     else S), single-name filler sentences (`filler_frac`), repeated random word
     sequences (`induction_frac`: "w1 … wk w1 … wk", where the second half is
-    predictable only by induction), and odd-one-out name lists (`odd_frac`:
-    "Then, A B C B A to" -> " C", found only by duplicate detection).
+    predictable only by induction), odd-one-out name lists (`odd_frac`:
+    "Then, A B C B A to" -> " C", found only by duplicate detection), and the
+    anti-shortcut prompts of `anti_shortcut` (`anti_fracs`: kind -> share), whose
+    answer is the one name that appears once and never the recency shortcut's.
     """
 
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
                  length: int, *, io_prob: float = 1.0, induction_frac: float = 0.0,
-                 odd_frac: float = 0.0, objects: Optional[Sequence[str]] = None):
+                 odd_frac: float = 0.0, objects: Optional[Sequence[str]] = None,
+                 anti_fracs: Optional[dict[str, float]] = None):
         self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
         self.copy_frac, self.io_prob, self.objects = copy_frac, io_prob, objects
         self.n_filler = int(round(batch * filler_frac))
         self.n_induction = int(round(batch * induction_frac))
         self.n_odd = int(round(batch * odd_frac))
-        self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd
+        self.n_anti = {k: int(round(batch * f)) for k, f in (anti_fracs or {}).items() if f > 0}
+        self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd - sum(self.n_anti.values())
         if self.n_ioi < 1:
-            raise SystemExit("--filler-frac, --induction-frac and --odd-frac leave no IOI sentence in a batch")
+            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac "
+                             "and --four-name-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
         self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
         self.then, self.to = tok.encode("Then,").ids, tok.encode(" to").ids
 
-    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
-        seqs, answer_at = [], []
+    def examples(self, step: int) -> list[tuple[list[int], int, str]]:
+        """Every sequence of batch `step` as (tokens, position whose next token is the answer or -1, part)."""
+        out: list[tuple[list[int], int, str]] = []
         gen = ioi.ioi_prompts(
             self.tok, self.n_ioi, seed=self.seed * 1_000_003 + step, corruption="s2_flip",
             names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES, objects=self.objects,
@@ -323,40 +356,61 @@ class Batches:
         rng = np.random.default_rng([self.seed, step, 7])
         io = rng.random(self.n_ioi) < self.io_prob
         for c, t, f, use_io in zip(gen.prompts.clean, gen.prompts.target, gen.prompts.foil, io):
-            seqs.append(list(c) + [int(t if use_io else f)])
-            answer_at.append(len(c) - 1)
+            out.append((list(c) + [int(t if use_io else f)], len(c) - 1, "ioi"))
         fill = [filler_text(rng, ioi.NAMES, ioi.PLACES, self.copy_frac) for _ in range(self.n_filler)]
         for e, (_, copy) in zip(self.tok.encode_batch([t for t, _ in fill]), fill):
-            seqs.append(list(e.ids))
-            answer_at.append(len(e.ids) - 2 if copy else -1)  # a COPY sentence ends with the name
+            # a COPY sentence ends with the name
+            out.append((list(e.ids), len(e.ids) - 2 if copy else -1, "filler"))
         for _ in range(self.n_induction):
             k = int(rng.integers(4, min(9, self.length // 2 + 1)))
             words = rng.choice(self.word_ids, k, replace=False)
-            seqs.append([*words, *words])
-            answer_at.append(-1)
+            out.append(([*words, *words], -1, "induction"))
         for _ in range(self.n_odd):  # "Then, A B C B A to" -> " C": only duplicate detection finds C
             pairs, odd = np.split(rng.choice(self.name_ids, 3, replace=False), [2])
             order = rng.permutation([*pairs, *pairs, *odd])
-            seqs.append([*self.then, *order, *self.to, int(odd[0])])
-            answer_at.append(len(seqs[-1]) - 2)
-        tokens = pad([np.asarray(s, np.int32) for s in seqs], self.length + 1)
+            seq = [*self.then, *order, *self.to, int(odd[0])]
+            out.append((seq, len(seq) - 2, "odd"))
+        anti_rng = np.random.default_rng([self.seed, step, 11])  # its own stream: the parts above stay as they were
+        for kind, n in self.n_anti.items():
+            made = anti_shortcut_prompts(self.tok, kind, n, anti_rng, ioi.TRAIN_NAMES, ioi.TRAIN_PLACES,
+                                         self.objects or ioi.OBJECTS)
+            out += [([*p, a], len(p) - 1, kind) for p, a in zip(made.prompts, made.answers)]
+        return out
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
+        seqs = self.examples(step)
+        tokens = pad([np.asarray(s, np.int32) for s, _, _ in seqs], self.length + 1)
         weights = np.zeros((len(seqs), self.length), np.float32)
-        for i, s in enumerate(seqs):
+        for i, (s, answer_at, _) in enumerate(seqs):
             weights[i, : len(s) - 1] = 1.0
-            if answer_at[i] >= 0:
-                weights[i, answer_at[i]] = ANSWER_WEIGHT
+            if answer_at >= 0:
+                weights[i, answer_at] = ANSWER_WEIGHT
         return tokens, weights
+
+    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
+        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right."""
+        parts: dict[str, tuple[list, list]] = {}
+        for seq, answer_at, part in self.examples(step):
+            if answer_at >= 0 and part != "filler":
+                ps, ans = parts.setdefault(part, ([], []))
+                ps.append(seq[: answer_at + 1]), ans.append(seq[answer_at + 1])
+        names = ioi.single_token_words(self.tok, ioi.NAMES)[1].values()
+        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in parts.items()}
 
 
 ANSWER_WEIGHT = 5.0
 
 
 def loss_fn(params: Params, cls: jax.Array, R: Optional[jax.Array], tokens: jax.Array,
-            weights: jax.Array, key: jax.Array, rates: Dropout) -> jax.Array:
-    """Weighted next-token cross entropy over the batch (with dropout)."""
+            weights: jax.Array, key: jax.Array, rates: Dropout, head_layers: Sequence[int]) -> jax.Array:
+    """Weighted next-token cross entropy over the batch (with dropout; whole heads only in `head_layers`)."""
     model = effective(params, cls, R)
+    cfg = model.config
     keys = jax.random.split(key, tokens.shape[0])
-    logits = jax.vmap(train_logits, in_axes=(None, 0, 0, None))(model, tokens[:, :-1], keys, rates)
+    heads = head_dropout_masks(jax.random.fold_in(key, 1), tokens.shape[0], cfg.n_layers, cfg.n_heads,
+                               rates.head, head_layers)
+    logits = jax.vmap(train_logits, in_axes=(None, 0, 0, None, 0))(model, tokens[:, :-1], keys, rates, heads)
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
     return (nll * weights).sum() / weights.sum()
@@ -388,6 +442,37 @@ def evaluate(model: GPT2, tok: Any, ps: PromptSet, length: int) -> dict[str, flo
         "vocab_argmax_accuracy": float((logits.argmax(1) == ps.target).mean()),
         "n": int(len(ps)),
     }
+
+
+def evaluate_named(model: GPT2, tok: Any, prompts: Sequence[Sequence[int]], answers: Sequence[int]
+                   ) -> dict[str, float]:
+    """On prompts whose answer is one of their names: accuracy (the answer's logit tops every other name of
+    the prompt; chance 1/3 with three names, 1/4 with four) and how often the recency shortcut's name tops
+    them instead."""
+    lengths = np.array([len(p) for p in prompts])
+    tokens = jnp.asarray(pad([np.asarray(p, np.int32) for p in prompts], int(lengths.max())))
+    logits = np.asarray(_final_logits(model, tokens, jnp.asarray(lengths - 1)))
+    ids = frozenset(ioi.single_token_words(tok, ioi.NAMES)[1].values())
+    top = [sorted(set(p) & ids)[int(np.argmax(row[sorted(set(p) & ids)]))] for row, p in zip(logits, prompts)]
+    return {"accuracy": float(np.mean([t == a for t, a in zip(top, answers)])),
+            "follows_shortcut": float(np.mean([t == recency_shortcut(p, ids) for t, p in zip(top, prompts)])),
+            "n": len(prompts)}
+
+
+def heldout_anti_shortcut(tok: Any, n: int, seed: int, objects: Sequence[str]) -> dict[str, Any]:
+    """Held-out prompts of each anti-shortcut kind (held-out names, places and `objects`), as NamedPrompts."""
+    return {kind: anti_shortcut_prompts(tok, kind, n, np.random.default_rng([seed, i]), ioi.HELDOUT_NAMES,
+                                        ioi.HELDOUT_PLACES, objects) for i, kind in enumerate(ANTI_KINDS)}
+
+
+def evaluate_all(model: GPT2, tok: Any, heldout: ioi.IOIPrompts, anti: dict[str, Any], length: int,
+                 n: Optional[int] = None) -> dict[str, dict[str, float]]:
+    """Held-out IOI metrics plus, per anti-shortcut kind, `evaluate_named` (first `n` prompts of each)."""
+    ps = heldout.prompts if n is None else heldout.prompts.subset(range(min(n, len(heldout))))
+    out = {"ioi": evaluate(model, tok, ps, length)}
+    for kind, named in anti.items():
+        out[kind] = evaluate_named(model, tok, named.prompts[:n], named.answers[:n])
+    return out
 
 
 def circuit_summary(model: GPT2, tok: Any, n_prompts: int = 64, seed: int = 20_000) -> dict[str, Any]:
@@ -603,6 +688,8 @@ and places{objects}; metric logit(IO) - logit(S) at the last position:
 | held-out names and places | {held[io_accuracy]:.4f} | {held[mean_logit_diff]:.3f} | {held[name_argmax_accuracy]:.4f} |
 | training names and places | {train[io_accuracy]:.4f} | {train[mean_logit_diff]:.3f} | {train[name_argmax_accuracy]:.4f} |
 
+{anti_table}
+
 Export check: intjax reload max |Δlogit| {check[intjax_reload_max_abs_err]:.2e},
 transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
 
@@ -614,6 +701,25 @@ transformers `GPT2LMHeadModel` max |Δlogit| {hf_err}.
 
 {differences}
 """
+
+
+ANTI_EXAMPLES = {
+    "three_name": "When Mary, Kate and John went to the store, Kate and John gave a drink to -> Mary",
+    "s2_not_last": "Then, Mary and John went to the store with Kate. John and Kate gave a drink to -> Mary",
+    "four_name": "When John left the store, John saw Mary with Kate and Anna. Then, Anna and Kate gave a drink "
+                 "to -> Mary",
+}
+
+
+def anti_table(anti: dict[str, dict[str, float]]) -> str:
+    """The README's table of held-out anti-shortcut prompts (model accuracy, agreement with the shortcut)."""
+    rows = "\n".join(f"| {k.replace('_', '-')} ({v['n']}) | {v['accuracy']:.4f} | {v['follows_shortcut']:.4f} |"
+                     for k, v in anti.items())
+    return ("Prompts on which the recency shortcut fails (held-out names, places and objects as above; "
+            "`anti_shortcut.py`), whether or not training saw their kind:\n\n"
+            "| prompts | answer's logit tops the prompt's other names (chance 1/3; four-name 1/4) "
+            "| recency shortcut's name on top |\n"
+            "|---|---|---|\n" + rows)
 
 
 def circuit_text(summary: dict[str, Any]) -> str:
@@ -694,6 +800,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="share of each batch given to repeated random word sequences")
     p.add_argument("--odd-frac", type=float, default=0.0,
                    help="share of each batch given to odd-one-out name lists (\"Then, A B C B A to\" -> \" C\")")
+    p.add_argument("--three-name-frac", type=float, default=0.0,
+                   help="share of each batch given to three-name prompts (\"When Mary, Kate and John went to the "
+                        "store, Kate and John gave a drink to\" -> \" Mary\"), where the recency shortcut fails")
+    p.add_argument("--s2-not-last-frac", type=float, default=0.0,
+                   help="share of each batch given to IOI prompts with a bystander named twice, once after S2 "
+                        "(\"... with Kate. John and Kate gave a drink to\" -> \" Mary\")")
+    p.add_argument("--four-name-frac", type=float, default=0.0,
+                   help="share of each batch given to four-name prompts on which both the recency and the "
+                        "stalest-name shortcut fail (\"When John left the store, John saw Mary with Kate and Anna. "
+                        "Then, Anna and Kate gave a drink to\" -> \" Mary\")")
+    p.add_argument("--head-dropout-layers", default="",
+                   help="comma-separated layers (negative counts from the end) where whole heads drop; "
+                        "empty: every layer")
+    p.add_argument("--head-dropout-from", type=int, default=-1,
+                   help="no whole-head dropout before this step (-1: --dropout-from)")
+    p.add_argument("--head-dropout-ramp", type=int, default=-1,
+                   help="steps over which whole-head dropout rises to --head-dropout (-1: --dropout-ramp)")
     p.add_argument("--hold-out-objects", action="store_true",
                    help="train only on ioi.TRAIN_OBJECTS and evaluate on ioi.HELDOUT_OBJECTS")
     p.add_argument("--stop-after", type=int, default=None,
@@ -706,11 +829,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def head_schedule(args: argparse.Namespace, n_layers: int) -> tuple[list[int], int, int]:
+    """Whole-head dropout's layers (all when --head-dropout-layers is empty), start step and ramp."""
+    try:
+        layers = {int(x) for x in args.head_dropout_layers.split(",") if x.strip()}
+    except ValueError:
+        raise SystemExit(f"--head-dropout-layers {args.head_dropout_layers!r}: give layer numbers like 2,3 or -2,-1")
+    if any(not -n_layers <= l < n_layers for l in layers):
+        raise SystemExit(f"--head-dropout-layers {args.head_dropout_layers!r}: the model has {n_layers} layers")
+    return (sorted({l % n_layers for l in layers} or range(n_layers)),
+            args.dropout_from if args.head_dropout_from < 0 else args.head_dropout_from,
+            args.dropout_ramp if args.head_dropout_ramp < 0 else args.head_dropout_ramp)
+
+
 # flags that define the training run (a resume must match them)
 RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", "heads",
             "d_model", "n_positions", "vocab_size", "filler_frac", "copy_frac", "answer_weight",
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
-            "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac")
+            "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac",
+            "three_name_frac", "s2_not_last_frac", "four_name_frac", "head_dropout_layers", "head_dropout_from",
+            "head_dropout_ramp")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -743,13 +881,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rng = np.random.default_rng([args.seed, 2])
     length = max(length, max(len(tok.encode(filler_text(rng, ioi.NAMES, ioi.PLACES)[0]).ids)
                              for _ in range(400)))
+    train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
+    anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
+                  "four_name": args.four_name_frac}
+    heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
+                                         ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
+    for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
+        if frac > 0:
+            length = max(length, 1 + max(len(p) for p in heldout_anti[kind].prompts))
     if length > cfg.n_positions:
         raise SystemExit(f"sequences need {length} positions; raise --n-positions")
-    train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
                       io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
-                      objects=train_objects)
+                      objects=train_objects, anti_fracs=anti_fracs)
+    for name, shortcut in SHORTCUTS.items():
+        print(f"{name} shortcut's accuracy on batch 0, per part: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(0, shortcut).items()), flush=True)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
+    head_layers, head_from, head_ramp = head_schedule(args, cfg.n_layers)
 
     cls = word_classes(tok, cfg.vocab_size, not args.train_word_embeddings)
     keep = jnp.asarray(cls == 0, jnp.float32)[:, None]  # W_E rows that training may change
@@ -786,10 +935,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     @eqx.filter_jit
     def train_step(params, opt_state, tokens, weights, step):
         R = word_draw(params, step)
+        r = dropout_at(rates, step, args.dropout_from, args.dropout_ramp)
+        r = r._replace(head=dropout_at(Dropout(head=rates.head), step, head_from, head_ramp).head)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(params, cls, R, tokens, weights,
-                                                         jax.random.fold_in(dropout_key, step),
-                                                         dropout_at(rates, step, args.dropout_from,
-                                                                    args.dropout_ramp))
+                                                         jax.random.fold_in(dropout_key, step), r, head_layers)
         updates, opt_state = opt.update(grads, opt_state, params)
         updates = eqx.tree_at(lambda u: u.model.W_E, updates, updates.model.W_E * keep)
         return eqx.apply_updates(params, updates), opt_state, loss
@@ -810,9 +959,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             el = seconds + time.perf_counter() - t0
             msg = f"step {done}/{args.steps} loss {np.mean(losses):.4f} ({el:.0f}s)"
             if done % args.ckpt_every == 0 or done == args.steps:
-                ev = evaluate(effective(params, cls), tok, heldout.prompts.subset(range(min(500, len(heldout)))), length)
-                msg += (f" | held-out IO acc {ev['io_accuracy']:.3f} logit diff "
-                        f"{ev['mean_logit_diff']:.2f} name argmax {ev['name_argmax_accuracy']:.3f}")
+                ev = evaluate_all(effective(params, cls), tok, heldout, heldout_anti, length, 500)
+                msg += (f" | held-out IO acc {ev['ioi']['io_accuracy']:.3f} logit diff "
+                        f"{ev['ioi']['mean_logit_diff']:.2f} name argmax {ev['ioi']['name_argmax_accuracy']:.3f}"
+                        + "".join(f" | {k} acc {v['accuracy']:.3f} shortcut {v['follows_shortcut']:.3f}"
+                                  for k, v in ev.items() if k != "ioi"))
             print(msg, flush=True)
             losses = []
         stop = args.stop_after is not None and done >= args.stop_after
@@ -830,20 +981,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     held = evaluate(model, tok, heldout.prompts, length)
     train = evaluate(model, tok, train_eval.prompts, length)
-    print(f"held-out: {held}\ntrain:    {train}", flush=True)
-    summary = None if args.no_circuit else circuit_summary(model, tok)
+    anti = {k: evaluate_named(model, tok, v.prompts, v.answers) for k, v in heldout_anti.items()}
+    print(f"held-out: {held}\ntrain:    {train}\nheld-out anti-shortcut: {anti}", flush=True)
+    summary: Any = "Not computed (--no-circuit)."
+    if not args.no_circuit:
+        try:
+            summary = circuit_summary(model, tok)
+        except InputError as e:  # e.g. no head matters: a model that does not do the task; export it anyway
+            summary = f"Not found: {e}."
     print(f"circuit: {json.dumps(summary)}", flush=True)
 
     stage = out.parent / f".{out.name}.partial"  # the export is built here, then moved into place
     try:
         return _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, params, batches, held,
-                                    train, summary, heldout, seconds, wall0)
+                                    train, summary, heldout, seconds, wall0, anti)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
 def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, params, batches, held, train,
-                         summary, heldout, seconds, wall0) -> int:
+                         summary, heldout, seconds, wall0, anti) -> int:
     """Export into `stage`, check it, write its README, then replace `out` by it."""
     shutil.rmtree(stage, ignore_errors=True)
     export(model, tok_path, stage)
@@ -905,14 +1062,31 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                 "\" Mary\": two training names twice and one once, in random order): the answer is the name that "
                 "is not repeated, wherever it stands, so only duplicate detection finds it and suppressing the most "
                 "recent name is wrong as often as right.")
+    if batches.n_anti:
+        shortcut = batches.shortcut_report(0)
+        mix += (" And prompts on which the recency shortcut (answer = the most recent name that is not the last "
+                "name before END, `anti_shortcut.recency_shortcut`) fails, whose answer is the one name that "
+                "appears once: " + "; ".join(
+                    f"{n} {kind.replace('_', '-')} prompts per batch (\"{ANTI_EXAMPLES[kind]}\")"
+                    for kind, n in batches.n_anti.items())
+                + ". The shortcut's accuracy on batch 0: " + ", ".join(
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". Three-name and "
+                "s2-not-last prompts do not defeat a positional shortcut (answer = the name whose last mention comes earliest, "
+                "`anti_shortcut.stalest_name_shortcut`), right on batch 0: " + ", ".join(
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items()) + ".")
     if args.hold_out_objects:
         mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
                 f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "
                 "(`ioi.HELDOUT_OBJECTS`).")
     r = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
+    head_layers, head_from, head_ramp = head_schedule(args, cfg.n_layers)
     dropout = (f"Dropout during training: attention weights {r.attn}, residual (embeddings, attention and "
                f"MLP outputs) {r.resid} (GPT-2 used 0.1 for both), whole heads {r.head} (each head's output "
                "dropped for a whole sequence with that probability; GPT-2 had none)"
+               + (f" in layers {', '.join(map(str, head_layers))} only" if r.head and len(head_layers) < cfg.n_layers
+                  else "")
+               + (f" (whole heads from step {head_from}, rising over {head_ramp} steps)"
+                  if r.head and (head_from, head_ramp) != (args.dropout_from, args.dropout_ramp) else "")
                + (f", off for the first {args.dropout_from} steps and then rising linearly to these rates over "
                   f"{args.dropout_ramp} steps (curriculum dropout: the circuit forms first, dropout then "
                   "trains redundancy into it)" if args.dropout_from or args.dropout_ramp else "")
@@ -923,13 +1097,15 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
         "50,257; trained only on generated text (IOI sentences"
         + (", filler sentences" if batches.n_filler else "") + (", repeated word lists" if batches.n_induction
                                                                else "")
+        + (", odd-one-out lists" if batches.n_odd else "") + (", three-name prompts on which the recency shortcut "
+                                                               "fails" if batches.n_anti else "")
         + ") instead of WebText, so it knows no language beyond these templates; no BOS token; names, "
         "places and objects embedded as random vectors with a learned per-class scale (so held-out names "
         "work); " + ("head dropout, which GPT-2 did not use; " if r.head else "")
         + "and its circuit is the one found above, not Wang et al.'s heads.")
     (stage / "README.md").write_text(README.format(
         name=out.name, mix=wrap.fill(mix), dropout=wrap.fill(dropout),
-        circuit=circuit_text(summary) if summary else "Not computed (--no-circuit).",
+        circuit=circuit_text(summary) if isinstance(summary, dict) else summary,
         differences=wrap.fill(differences),
         data=wrap.fill(data), embeddings=wrap.fill(embeddings),
         **{k: getattr(cfg, k) for k in ("n_layers", "n_heads", "d_model", "d_mlp", "n_positions",
@@ -940,7 +1116,7 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
         device=f"{jax.devices()[0].platform.upper()} ({jax.device_count()} device, "
                f"{__import__('os').cpu_count()} cores)",
         ckpt_every=args.ckpt_every, n_eval=len(heldout), eval_seed=args.eval_seed,
-        held=held, train=train, check=check, objects=" and objects" if args.hold_out_objects else "",
+        held=held, train=train, check=check, anti_table=anti_table(anti), objects=" and objects" if args.hold_out_objects else "",
         hf_err=(f"{check['transformers_max_abs_err']:.2e}" if "transformers_max_abs_err" in check
                 else "not checked"),
     ) + f"\nmodel.safetensors: {size / 1e6:.2f} MB. Whole script (tokenizer, compilation, "

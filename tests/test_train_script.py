@@ -1,15 +1,26 @@
-"""scripts/train_ioi_model.py: a killed run resumes bit-identically; a failed run leaves --out alone.
+"""scripts/train_ioi_model.py: a killed run resumes bit-identically; a failed run leaves --out alone; the
+training data on which IOI's recency shortcut fails; structured head dropout.
 
-Tiny settings (1 layer, d_model 32, 4 steps): what is tested is the bookkeeping, not the model.
+Tiny settings (1 layer, d_model 32, 4 steps): what is tested is the bookkeeping, not the model. References
+are independent of the generators: names are counted in the decoded text, the shortcut is checked on
+hand-made prompts, and a dropped head is compared with the model whose W_O rows of that head are 0.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from intjax.ioi import task as ioi
+from intjax.model.gpt2 import GPT2Config
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--layers", "1", "--heads", "2", "--d-model", "32", "--steps", "4", "--batch", "8", "--ckpt-every", "2",
@@ -19,15 +30,21 @@ TINY = ["--layers", "1", "--heads", "2", "--d-model", "32", "--steps", "4", "--b
 
 
 @pytest.fixture(scope="module")
-def train():
+def script():
+    """The modules scripts/train_ioi_model.py and scripts/anti_shortcut.py."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
+        import anti_shortcut
         import train_ioi_model
     finally:
         sys.path.pop(0)
+    return train_ioi_model, anti_shortcut
 
+
+@pytest.fixture(scope="module")
+def train(script):
     def run(work: Path, out: Path, *extra: str) -> int:
-        return train_ioi_model.main([*TINY, "--work-dir", str(work), "--out", str(out), *extra])
+        return script[0].main([*TINY, "--work-dir", str(work), "--out", str(out), *extra])
 
     return run
 
@@ -53,3 +70,104 @@ def test_killed_run_resumes_bit_identically_and_failed_run_keeps_out(train, tmp_
     assert not list(tmp_path.glob(".A.*"))  # no staging folder left behind
     a, b = _tensors(tmp_path / "A"), _tensors(tmp_path / "b" / "export")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def tok(script, tmp_path_factory):
+    return script[0].train_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.json", 0, 2048)
+
+
+def _name_ids(tok):
+    return frozenset(ioi.single_token_words(tok, ioi.NAMES)[1].values())
+
+
+def _id(tok, word):
+    (i,) = tok.encode(word).ids
+    return i
+
+
+def test_recency_shortcut_on_a_hand_made_prompt(script, tok):
+    _, anti = script
+    ids = tok.encode("When Mary, Kate and John went to the store, Kate and John gave a drink to").ids
+    assert anti.recency_shortcut(ids, _name_ids(tok)) == _id(tok, " Kate")  # the answer is Mary
+    ids = tok.encode("Then, Mary and John went to the store. John gave a drink to").ids
+    assert anti.recency_shortcut(ids, _name_ids(tok)) == _id(tok, " Mary")
+    assert anti.recency_shortcut(tok.encode("Then, John went to the store. John").ids, _name_ids(tok)) is None
+    ids = tok.encode("Then, Kate Mary John Mary Kate to").ids  # an odd-one-out list
+    assert anti.stalest_name_shortcut(ids, _name_ids(tok)) == _id(tok, " John")
+    assert anti.recency_shortcut(ids, _name_ids(tok)) == _id(tok, " Mary")
+
+
+def test_shortcut_solves_plain_ioi(script, tok):
+    _, anti = script
+    ps = ioi.ioi_prompts(tok, 200, seed=3, corruption="s2_flip").prompts
+    assert anti.shortcut_accuracy(ps.clean, ps.target, _name_ids(tok)) == 1.0
+
+
+@pytest.mark.parametrize("kind", ["three_name", "s2_not_last", "four_name"])
+def test_anti_shortcut_prompts_answer_the_name_said_once_and_defeat_the_shortcut(script, tok, kind):
+    _, anti = script
+    made = anti.anti_shortcut_prompts(tok, kind, 300, np.random.default_rng(1), ioi.TRAIN_NAMES,
+                                      ioi.TRAIN_PLACES, ioi.TRAIN_OBJECTS)
+    assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok)) == 0.0
+    # three-name and s2-not-last leave the positional shortcut open (the answer's one mention precedes every
+    # repeated name's last mention); four-name closes it
+    stalest = anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok), anti.stalest_name_shortcut)
+    assert stalest == (0.0 if kind == "four_name" else 1.0)
+    names = set(ioi.NAMES)
+    for prompt, answer, text in zip(made.prompts, made.answers, made.texts):
+        assert tok.decode(prompt) == text
+        said = [w for w in re.findall(r"[A-Z][a-z]+", text) if w in names]  # Then/When/... are not names
+        counts = Counter(said)
+        assert sorted(counts.values()) == [1] + [2] * (3 if kind == "four_name" else 2)  # the answer once
+        once = next(n for n, c in counts.items() if c == 1)
+        assert _id(tok, " " + once) == answer and once in ioi.TRAIN_NAMES
+        if kind == "s2_not_last":  # the pair "[X] and [Y]" is IO and S; a bystander comes after S2
+            (subject,) = {n for n in said[:2] if n != once} if once in said[:2] else {None}
+            assert subject is not None and said[-1] != subject and counts[said[-1]] == 2
+    kinds_seen = {t.split(",")[0].split(" ")[0] for t in made.texts}
+    assert len(kinds_seen) > 1  # several templates are used
+
+
+def test_batches_hold_each_part_and_report_the_shortcut_per_part(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 40, 0.0, 0.5, 31, induction_frac=0.1, odd_frac=0.1,
+                      anti_fracs={"three_name": 0.25, "s2_not_last": 0.2, "four_name": 0.05})
+    parts = Counter(part for _, _, part in b.examples(5))
+    assert parts == {"ioi": 12, "three_name": 10, "s2_not_last": 8, "four_name": 2, "induction": 4, "odd": 4}
+    report = b.shortcut_report(5)
+    assert report["ioi"] == 1.0 and report["three_name"] == 0.0 and report["s2_not_last"] == 0.0
+    stalest = b.shortcut_report(5, train.SHORTCUTS["stalest name"])
+    assert stalest["ioi"] == 1.0 and stalest["three_name"] == 1.0 and stalest["s2_not_last"] == 1.0
+    assert report["four_name"] == 0.0 and stalest["four_name"] == 0.0
+    tokens, weights = b(5)
+    assert tokens.shape == (40, 32) and (weights == train.ANSWER_WEIGHT).sum() == 40 - 4
+
+
+def test_head_dropout_is_per_example_only_in_its_layers_and_off_before_its_step(script):
+    train, _ = script
+    key = jax.random.PRNGKey(0)
+    masks = np.asarray(train.head_dropout_masks(key, 256, 4, 4, 0.5, [2, 3]))
+    assert masks.shape == (256, 4, 4)
+    assert np.all(masks[:, :2] == 1.0)  # layers 0 and 1 never drop
+    assert set(np.unique(masks[:, 2:])) == {0.0, 2.0}  # dropped, or kept and scaled by 1/(1-p)
+    assert abs((masks[:, 2:] == 0).mean() - 0.5) < 0.05
+    assert len({m.tobytes() for m in masks}) > 100  # drawn per example (256 patterns), not once per batch
+    rates = train.Dropout(head=0.5)
+    before = train.dropout_at(rates, jnp.asarray(99), 100, 50).head
+    assert float(before) == 0.0
+    assert np.all(np.asarray(train.head_dropout_masks(key, 64, 4, 4, before, [2, 3])) == 1.0)
+    assert float(train.dropout_at(rates, jnp.asarray(125), 100, 50).head) == pytest.approx(0.25)
+
+
+def test_a_dropped_head_is_that_head_removed(script):
+    train, _ = script
+    cfg = GPT2Config(vocab_size=50, n_positions=16, d_model=32, n_layers=2, n_heads=4, d_mlp=64)
+    model = train.init_model(cfg, jax.random.PRNGKey(1))
+    model = eqx.tree_at(lambda m: m.blocks.b_V, model, jax.random.normal(jax.random.PRNGKey(2), model.blocks.b_V.shape))
+    tokens = jnp.arange(10) % 50
+    scale = jnp.ones((2, 4)).at[1, 2].set(0.0)
+    got = train.train_logits(model, tokens, jax.random.PRNGKey(3), train.Dropout(), scale)
+    removed = eqx.tree_at(lambda m: m.blocks.W_O, model, model.blocks.W_O.at[1, 2].set(0.0))
+    np.testing.assert_allclose(got, train.logits_of(removed, tokens), atol=1e-5)
+    assert np.abs(np.asarray(got - train.logits_of(model, tokens))).max() > 1e-4

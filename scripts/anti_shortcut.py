@@ -1,0 +1,125 @@
+"""Training prompts on which IOI's recency shortcut fails, and the shortcut itself.
+
+In every IOI template of `intjax.ioi.task` the subject's second mention S2 is the
+last name before END, so "copy the most recent name that is not the last one"
+answers every plain IOI prompt without detecting a duplicate. The prompts here
+hold three or four names, all but one repeated, so only "the name that appears
+once" finds the answer, and the recency shortcut's answer is always a repeated name:
+
+- three-name: "When Mary, Kate and John went to the store, Kate and John gave a
+  drink to" -> " Mary" (the three in random order, the repeated two in random order);
+- four-name: four names, three repeated, placed so that both shortcuts below fail:
+  "When John left the store, John saw Mary with Kate and Anna. Then, Anna and Kate
+  gave a drink to" -> " Mary";
+- s2-not-last: an IOI pair plus a bystander C whose second mention follows S2:
+  "Then, Mary and John went to the store with Kate. John and Kate gave a drink to"
+  -> " Mary", or "... John gave Kate's drink to" style with C mentioned twice.
+
+[A] is the answer (the indirect object), [B] the subject, [C] the bystander.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from intjax.ioi import task as ioi
+
+# [N1] [N2] [N3]: A, B, C in random order; [R1] [R2]: B, C in random order.
+THREE_NAME_TEMPLATES: tuple[str, ...] = (
+    "When [N1], [N2] and [N3] went to the [PLACE], [R1] and [R2] gave a [OBJECT] to",
+    "Then, [N1], [N2] and [N3] went to the [PLACE]. [R1] and [R2] gave a [OBJECT] to",
+    "After [N1], [N2] and [N3] had a lot of fun at the [PLACE], [R1] and [R2] decided to give a [OBJECT] to",
+    "While [N1], [N2] and [N3] were working at the [PLACE], [R1] and [R2] gave a [OBJECT] to",
+)
+# [X] [Y]: A, B in random order (BABA / ABBA); S2 ([B]'s second mention) is followed by [C].
+S2_NOT_LAST_TEMPLATES: tuple[str, ...] = (
+    "Then, [X] and [Y] went to the [PLACE] with [C]. [B] and [C] gave a [OBJECT] to",
+    "When [X] and [Y] got a [OBJECT] at the [PLACE] of [C], [B] and [C] decided to give it to",
+    "Then, [X] and [Y] had a long argument with [C], and afterwards [B] and [C] said to",
+    "After [X] and [Y] went to [C]'s [PLACE], [B] gave [C]'s [OBJECT] to",
+    "While [X] and [Y] were working at the [PLACE] with [C], [B] found [C]'s [OBJECT] and gave it to",
+)
+# Four names, three of them repeated: [X] is said twice before the answer [A] (so the stalest name is X),
+# [Y] and [Z] both after it (so the recency shortcut's name is one of them); [R1] [R2]: Y, Z in random order.
+FOUR_NAME_TEMPLATES: tuple[str, ...] = (
+    "When [X] left, [X] saw [A] with [Y] and [Z]. Then, [R1] and [R2] gave a [OBJECT] to",
+    "After [X] and [Y] went to the [PLACE], [X] left and [A] met [Z]. [R1] and [R2] gave a [OBJECT] to",
+    "Then, [X] found [X]'s [OBJECT] with [A], [Y] and [Z]. [R1] and [R2] gave it to",
+)
+TEMPLATES = {"three_name": THREE_NAME_TEMPLATES, "s2_not_last": S2_NOT_LAST_TEMPLATES,
+             "four_name": FOUR_NAME_TEMPLATES}
+KINDS = tuple(TEMPLATES)
+
+
+class NamedPrompts(NamedTuple):
+    """Prompts (token lists without the answer), their answers, and the text they were made from."""
+
+    prompts: list[list[int]]
+    answers: list[int]
+    texts: list[str]
+
+
+def recency_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset[int]") -> Optional[int]:
+    """The recency shortcut's answer: the most recent name in `prompt` that differs from its last name
+    (None when the prompt holds fewer than two distinct names)."""
+    names = [int(t) for t in prompt if int(t) in name_ids]
+    return next((t for t in reversed(names) if t != names[-1]), None)
+
+
+def stalest_name_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset[int]") -> Optional[int]:
+    """A second, positional shortcut: the name whose last mention comes earliest (None when there is no
+    name). Three-name and s2-not-last prompts do NOT defeat it: their repeated names are all mentioned after
+    the answer's one mention, so a layer-0 head that suppresses the names of the last clause solves them;
+    four-name prompts do."""
+    last = {int(t): i for i, t in enumerate(prompt) if int(t) in name_ids}
+    return min(last, key=last.get) if last else None
+
+
+SHORTCUTS = {"recency": recency_shortcut, "stalest name": stalest_name_shortcut}
+
+
+def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any,
+                      shortcut: Any = recency_shortcut) -> float:
+    """Share of prompts whose answer is the shortcut's (default: the recency shortcut)."""
+    ids = frozenset(int(i) for i in name_ids)
+    return float(np.mean([shortcut(p, ids) == int(a) for p, a in zip(prompts, answers)]))
+
+
+def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, place: str, obj: str) -> str:
+    """The text of one prompt of `kind` with answer `a`, subject `b` and bystanders `c` (and `d`)."""
+    templates = TEMPLATES[kind]
+    t = templates[rng.integers(len(templates))]
+    if kind == "three_name":
+        n1, n2, n3 = rng.permutation([a, b, c])
+        r1, r2 = rng.permutation([b, c])
+        slots = {"[N1]": n1, "[N2]": n2, "[N3]": n3, "[R1]": r1, "[R2]": r2}
+    elif kind == "four_name":
+        r1, r2 = rng.permutation([c, d])
+        slots = {"[X]": b, "[A]": a, "[Y]": c, "[Z]": d, "[R1]": r1, "[R2]": r2}
+    else:
+        x, y = rng.permutation([a, b])
+        slots = {"[X]": x, "[Y]": y, "[B]": b, "[C]": c}
+    for slot, word in {**slots, "[PLACE]": place, "[OBJECT]": obj}.items():
+        t = t.replace(slot, str(word))
+    return t
+
+
+def anti_shortcut_prompts(tok: Any, kind: str, n: int, rng: np.random.Generator, names: Sequence[str],
+                          places: Sequence[str], objects: Sequence[str]) -> NamedPrompts:
+    """`n` prompts of `kind` (three_name or s2_not_last) from these words; the answer is the one name that
+    appears once. Each name must stay one token in the encoded prompt (checked)."""
+    names, name_ids, _ = ioi.single_token_words(tok, names)
+    prompts, answers, texts = [], [], []
+    for _ in range(n):
+        a, b, c, d = (str(w) for w in rng.choice(names, 4, replace=False))
+        text = _fill(rng, kind, a, b, c, d, str(places[rng.integers(len(places))]),
+                     str(objects[rng.integers(len(objects))]))
+        ids = tok.encode(text).ids
+        said = {w: len(re.findall(rf"\b{w}\b", text)) for w in (a, b, c, d)}
+        if any(ids.count(name_ids[w]) != k for w, k in said.items()) or said[a] != 1:
+            raise ValueError(f"names of {text!r} are not single tokens in this tokenizer")
+        prompts.append(list(ids)), answers.append(name_ids[a]), texts.append(text)
+    return NamedPrompts(prompts, answers, texts)
