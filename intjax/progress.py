@@ -26,8 +26,8 @@ NOTE_EVERY_S = 5.0  # `tick` prints at most one line this often
 COMPILE_S_PER_STAGE = 4.0  # compiling a stage's programs, in estimates (less with a warm compilation cache)
 # seconds of the plan believed as estimated before measured stages rescale the rest: running, compiling
 ETA_PRIOR_S, ETA_COMPILE_PRIOR_S = 30.0, 5.0
-# a stage done in under this share of its estimate with under 1 s of compiling read its work back from a
-# checkpoint (a resumed run): it says nothing about this machine's speed and is left out of the rescaling
+# a stage done in under this share of its estimate with under 1 s of compiling took its work from a checkpoint
+# (a resumed run) or a cache: it says nothing about this machine's speed and is left out of the rescaling
 READ_BACK_SHARE = 0.2
 
 
@@ -65,7 +65,7 @@ class Stages:
             print(line, file=sys.stderr, flush=True)
 
     def read_back(self, name: str) -> bool:
-        """Whether finished stage `name` looks read back from a checkpoint (`READ_BACK_SHARE`)."""
+        """Whether finished stage `name` looks read back from a checkpoint or a cache (`READ_BACK_SHARE`)."""
         e = self.estimates[self.names.index(name)] if self.estimates else 0.0
         return self.seconds[name] < READ_BACK_SHARE * e and self.compile_seconds.get(name, 0.0) < 1.0
 
@@ -129,7 +129,6 @@ class Stages:
         rest = self.remaining()
         left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""
         compiling = f", {self.compile_seconds[name]:.0f} s of it compiling" if self.compile_seconds[name] >= 1 else ""
-        compiling += ", read back" if self.estimates is not None and self.read_back(name) else ""
         self._say(f"{tag}: done in {self.seconds[name]:.1f} s{compiling} "
                   f"({time.perf_counter() - self.start:.0f} s so far{left})")
 
