@@ -18,6 +18,7 @@ from jaxtyping import Array, Float
 
 from intjax.estimands.derivatives import float_dtype
 from intjax.estimands.game import Game, LayeredGame, PromptwiseGame
+from intjax.estimands.layerwise_hvp import layerwise_hvp, supports_layerwise
 
 HVP_BLOCK = 8  # unit tangents per call of the Hessian-vector program: one shape for every n
 
@@ -58,6 +59,8 @@ def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = Non
 def block_hessian(game: Game, tangents: Float[Array, "B w"], start: int, layered: bool) -> Float[Array, "B P w"]:
     """H_p v for each row v of `tangents`: from layer `start` on (traced) for a layered game with per-prompt α,
     else over the whole game."""
+    if layered and supports_layerwise(game):
+        return layerwise_hvp(game, tangents, np.int32(start))
     if layered:
         alpha = jax.device_put(np.zeros((game.n_prompts, tangents.shape[1]), float_dtype()))
         return _hvp_from_layer(game, alpha, tangents, np.int32(start))
