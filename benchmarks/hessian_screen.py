@@ -8,6 +8,7 @@ against the NIE sweep and the exact sweep, each a whole `intjax patch` process r
     python benchmarks/hessian_screen.py gpt2      # GPT-2 small's shape, random weights, 144 heads
     python benchmarks/hessian_screen.py gpt2_timing   # only its timing (16 prompts)
     python benchmarks/hessian_screen.py llama     # Llama-3.2-1B's shape cut to 2 layers, every head, timed
+    python benchmarks/hessian_screen.py llama4    # the same cut to 4 layers
 
 Each part prints one JSON object (and writes it to OUT/PART.json).
 """
@@ -178,8 +179,8 @@ def llama(layers: int = 2, prompts: int = 16) -> dict:
     sweep (cold processes, noising)."""
     ckpt = str(llama_checkpoint(OUT / f"llama-1b-shape-{layers}l", layers))
     data = random_prompts(OUT / f"llama-{prompts}.jsonl", prompts, 15, vocab=128256)
-    nie_s, _ = patch(ckpt, data, OUT / "llama-nie", "--direction", "noising")
-    screen_s, _ = patch(ckpt, data, OUT / "llama-screen", "--direction", "noising", "--order", "2",
+    nie_s, _ = patch(ckpt, data, OUT / f"llama{layers}-nie", "--direction", "noising")
+    screen_s, _ = patch(ckpt, data, OUT / f"llama{layers}-screen", "--direction", "noising", "--order", "2",
                         "--estimate", "hessian")
     out = dict(layers=layers, heads=32 * layers, nie=nie_s, screen=screen_s, ratio=screen_s / nie_s)
     progress(f"llama: {json.dumps(out)}")
@@ -189,7 +190,8 @@ def llama(layers: int = 2, prompts: int = 16) -> dict:
 if __name__ == "__main__":
     part = sys.argv[1] if len(sys.argv) > 1 else "ioi"
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing, "llama": llama}
+    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing, "llama": llama,
+             "llama4": lambda: llama(4)}
     result = dict(part=part, load_average_before=os.getloadavg(), **parts[part]())
     result["load_average_after"] = os.getloadavg()
     (OUT / f"{part}.json").write_text(json.dumps(result, indent=2))
