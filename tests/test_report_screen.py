@@ -52,7 +52,7 @@ def test_section_text_on_a_known_pair_of_rankings(tmp_path, monkeypatch):
     shuffled = np.tile([6.0, 1.0, 0.5, -5.0, 4.0, 2.0], (4, 1))
     part = screen.section(analysis_with(shuffled, exact), tmp_path)
     text = part.markdown
-    assert "recall@3 33% (the screen's 3 strongest pairs hold 1 of the exact 3 strongest); missed: A,C, A,D." in text
+    assert "recall@3 33% (the screen's 3 strongest pairs hold 1 of the exact 3 strongest); missed: A,C; A,D." in text
     rho = spearmanr(shuffled.mean(0), exact.mean(0)).correlation
     assert f"over all 6 pairs {rho:.2f}" in text
     assert "| 2 | A,C | -4.985 | B,C | -5.000 | +3.015 |" in text  # rank 2: exact's pair, screen's pair

@@ -13,7 +13,6 @@ from intjax.bootstrap import draws, percentile_ci
 from intjax.estimands.screen import recall_at, spearman, strongest
 from intjax.ioi.saved import IOIAnalysis
 from intjax.report.markdown import markdown_table
-from intjax.report.numbers import names_text
 from intjax.report.section import Section
 
 TOP = 10  # the pairs compared: recall@TOP
@@ -67,7 +66,7 @@ def section(analysis: IOIAnalysis, out: Path) -> Section:
         lost = [exact.items[i] for i in missed(screen.values, exact.values, k)]
         rho, lo, hi = spearman_ci(screen.values, exact.values)
         lines += [f"**{d}**: recall@{k} {recall:.0%} (the screen's {k} strongest pairs hold {round(recall * k)} of "
-                  f"the exact {k} strongest); missed: {names_text(lost, k)}. Spearman correlation of the mean "
+                  f"the exact {k} strongest); missed: {'; '.join(lost) or '—'}. Spearman correlation of the mean "
                   f"values over all {n_pairs} pairs {rho:.2f} (95% bootstrap CI over prompts [{lo:.2f}, {hi:.2f}]).",
                   "", _table(exact.items, screen.values, exact.values, k), ""]
         summary.append(f"{d} recall@{k} {recall:.0%}, Spearman {rho:.2f} [{lo:.2f}, {hi:.2f}]")
