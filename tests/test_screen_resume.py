@@ -11,6 +11,7 @@ from intjax.estimands import hessian
 from intjax.patching import make_prompt_set, parse_components
 from intjax.runs.patch import PatchOptions, run_patch
 from intjax.sweeps.context import SweepContext
+from test_hessian_screen import PromptwisePolynomial
 from test_patching import prompt_rows
 
 
@@ -35,6 +36,28 @@ def counting_blocks(monkeypatch, stop_after: int | None = None) -> list[int]:
     return calls
 
 
+def test_base_hessian_reads_finished_blocks_back_and_computes_only_the_missing_ones(monkeypatch):
+    """The fast sibling of the next test: a store that keeps 2 of 3 blocks; the screen computes the third
+    only, and its values are the closed form either way."""
+    game = PromptwisePolynomial(5, P=2)  # H = Q exactly
+    store = {}
+
+    def saved(index, rows, compute):
+        if index not in store:
+            store[index] = compute()
+        return store[index]
+
+    first = hessian.base_hessian(game, block=2, saved=saved)
+    assert sorted(store) == [0, 1, 2]
+    del store[1]
+    calls = counting_blocks(monkeypatch)
+    again = hessian.base_hessian(game, block=2, saved=saved)
+    assert len(calls) == 1
+    np.testing.assert_allclose(first, game.Q, atol=1e-5)
+    np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.slow  # 8–17 s on the loaded 2-core machine: a tiny GPT-2 screen compiled and run 4 times
 def test_stopped_screen_resumes_without_redoing_finished_blocks(tiny_model, tmp_path, monkeypatch):
     model = tiny_model[0]
     prompts = make_prompt_set(prompt_rows(model.config.vocab_size, (6, 8), seed=4))
