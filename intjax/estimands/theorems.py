@@ -175,7 +175,7 @@ def theorem_table(
         r = face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings, seed=seed)
         while 3 * r.standard_error.max() > INTEGRAL_RESOLUTION * scale and r.points < integral_max_points:
             r = face_integral(dgame, T, points=min(4 * r.points, integral_max_points),  # a bar too wide to
-                              scramblings=integral_scramblings, seed=seed)  # tell: more points on this face
+                              scramblings=integral_scramblings, seed=seed, previous=r)  # tell: more points
         integrals.append(r)
     quad = np.stack([r.estimate for r in integrals], axis=1)  # [P, n_checked]
     se = np.stack([r.standard_error for r in integrals], axis=1)
