@@ -166,7 +166,8 @@ def _theorems(args: argparse.Namespace) -> None:
                     f"{len(prompts)} prompts, float64)", estimates=[estimate])
     with stages.stage("theorem table"):
         table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
-                             source=args.source, n_check=args.n_check, cut=cut, step=stages.note)
+                             source=args.source, n_check=args.n_check, cut=cut, step=stages.note,
+                             tick=stages.tick)
     saved = dict(table.as_dict(), model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)

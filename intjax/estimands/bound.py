@@ -292,6 +292,7 @@ def sampled_sup(
     polish_scales: int | None = None,
     polish_gain: float = 0.01,
     chunk: int = FACE_BATCH,
+    on_level: Callable[[int, int, float], object] | None = None,
 ) -> SampledSup:
     """The sampled sup of |D_T(α_T, 0)| over the face {α_T ∈ [0,1]^T, α_rest = 0}, `[P]`.
 
@@ -331,6 +332,9 @@ def sampled_sup(
     with `converged=False`, before a level whose new grid points would take the
     evaluations past `max_points` (the first level is always evaluated; polish
     evaluations count toward the budget once made).
+
+    `on_level(points_per_axis, evaluations, sup)` is called after each level (progress lines;
+    `sup` the largest over prompts so far).
     """
     T = tuple(sorted(set(int(i) for i in T)))
     k = len(T)
@@ -386,6 +390,8 @@ def sampled_sup(
         levels.append(best.copy())
         level_grid.append(gmax)
         sizes.append(m)
+        if on_level is not None:
+            on_level(m, D.evaluated, float(best.max()))
         if len(levels) >= max(2, min_levels) and m ** k >= min_grid_points:
             floor = 1e-6 * rtol * max(float(best.max()), 0.0)
             growth = levels[-1] - levels[-2]

@@ -178,7 +178,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
                 with x64():
                     return run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
                                         cut=parse_components("heads,mlps", model.config),
-                                        bound_order=options.bound_order, step=stages.note)
+                                        bound_order=options.bound_order, step=stages.note,
+                                        tick=stages.tick)
 
             theorems = sweeps.saved("theorems", inputs, table)  # a resumed run does not redo it
         timings["theorems_s"] = time.perf_counter() - t0
