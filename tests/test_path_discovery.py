@@ -136,3 +136,21 @@ def test_edge_patch_fn_matches_patching_each_edge_alone(tiny_model):
     expected = evaluate(single, np.array([[1, 0, 0], [0, 1, 1], [1, 1, 1]], float)) - np.asarray(single.metric_base)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert (np.abs(got).max(axis=1) > 1e-4).all()
+
+
+def test_the_command_line_takes_discover_path_and_refuses_other_values(tmp_path, capsys):
+    """`--discover path` reaches IOIStudyOptions (roles stays the default); any other value is one line on
+    stderr, exit 2; the library refuses it too, naming the field."""
+    from intjax.cli import build_parser, ioi_options, main
+    from intjax.errors import InputError
+    from intjax.options import IOIStudyOptions
+
+    parse = build_parser().parse_args
+    assert ioi_options(parse(["ioi", "--model", "m", "--out", "o"])).studies.discover == "roles"
+    assert ioi_options(parse(["ioi", "--model", "m", "--out", "o", "--discover", "path"])).studies.discover == "path"
+    with pytest.raises(SystemExit) as stop:
+        main(["ioi", "--model", "ioi-small", "--out", str(tmp_path / "o"), "--discover", "edges"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--discover" in err and "'path'" in err
+    with pytest.raises(InputError, match=r"IOIStudyOptions.discover='edges': give one of \['roles', 'path'\]"):
+        IOIStudyOptions(discover="edges")
