@@ -103,7 +103,7 @@ def test_a_model_without_stages_is_reported_not_forced():
         PLANTED = saved
     assert found.classes == {"name_mover": ["L0H1"]}
     assert len(found.notes) == 3 and "no unclassed head sits in a layer before L0H1" in found.notes[0]
-    assert "no s inhibition head" in found.notes[1]
+    assert "no s_inhibition head" in found.notes[1]
 
 
 def test_the_rule_and_the_classes_by_hand():
@@ -154,3 +154,35 @@ def test_the_command_line_takes_discover_path_and_refuses_other_values(tmp_path,
     assert stop.value.code == 2 and err.count("\n") == 1 and "--discover" in err and "'path'" in err
     with pytest.raises(InputError, match=r"IOIStudyOptions.discover='edges': give one of \['roles', 'path'\]"):
         IOIStudyOptions(discover="edges")
+
+
+@pytest.mark.slow  # ~1 min on the 2-core CPU: every stage compiles its own programs
+def test_on_ioi_small_the_direct_stage_is_each_heads_pie_and_the_classes_follow_the_rule():
+    """run_path_discovery on the shipped model: each direct path's selection mean equals the head's PIE with
+    every head and MLP analysed (a different problem), and a head is classed exactly when its path passes
+    the rule as recomputed here from those PIEs (intjax.bootstrap.mean_ci, one column at a time)."""
+    import intjax
+    from intjax.bootstrap import mean_ci
+    from intjax.ioi.path_discovery import run_path_discovery
+    from intjax.ioi.task import ioi_prompts
+    from intjax.patching import build_problem, evaluate, parse_components
+
+    model, tokenizer = intjax.load_model("ioi-small")
+    data = ioi_prompts(tokenizer, 12, seed=0)
+    select, held_out = np.arange(0, 12, 2), np.arange(1, 12, 2)
+    found = run_path_discovery(model, data, select, held_out)
+    nodes = parse_components("heads,mlps", model.config)
+    pie = build_problem(model, data.prompts, nodes, semantics="frozen")
+    effects = (evaluate(pie, np.eye(16, len(nodes))) - np.asarray(pie.metric_base)).T  # [P, 16]: the heads
+    te = float((np.asarray(pie.metric_corrupted) - np.asarray(pie.metric_clean))[select].mean())
+    direct = [r for r in found.rows if r.stage == "direct"]
+    assert [r.sender for r in direct] == [c.name for c in nodes[:16]]
+    np.testing.assert_allclose([r.chosen[0] for r in direct], effects[select].mean(0), atol=1e-4)
+    np.testing.assert_allclose([r.held_out[0] for r in direct], effects[held_out].mean(0), atol=1e-4)
+    for r, column in zip(direct, effects.T):
+        _, low, high = mean_ci(column[select])
+        passes = (low > 0 or high < 0) and abs(column[select].mean()) >= 0.05 * abs(te)
+        assert r.significant == passes
+        assert r.cls == ("" if not passes else "name_mover" if column[select].mean() / te > 0 else
+                         "negative_name_mover")
+    assert found.total[0] == pytest.approx(te, abs=1e-4)

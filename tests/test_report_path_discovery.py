@@ -41,10 +41,10 @@ def test_section_states_what_the_planted_discovery_found():
     # L3H0 and L1H0 agree; L2H1 (path: s_inhibition) and L2H2 (roles only) and the rest do not
     assert "| L3H0 | name_mover | name_mover | same class |" in text
     assert "| L2H2 | — | s_inhibition | attention roles only |" in text
-    assert "2 of 7 heads that either discovery names get the same class from both." in text
+    assert "2 of 7 heads that either names get the same class from both." in text
     assert "7 of 7 paths chosen on the selection prompts replicate" in text  # 6 classed + L2H3's opposing one
     assert "| L2H3 |" in text and "— (opposes)" in text
-    assert "L1H0 & L1H3" in text and "redundant (less than the sum)" in text  # planted INT +0.2 against −0.7
+    assert "L1H0 & L1H3" in text and "redundant (together less than the sum)" in text  # planted INT +0.2 against −0.7
     assert "Stages that found nothing" not in text
     assert path_summary(found).startswith("- Path patching (Wang et al.'s procedure, chosen on 20 prompts): "
                                           "name_mover L3H0; negative_name_mover L3H1;")

@@ -175,7 +175,7 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
     for stage in STAGES:
         receivers = classes.get(stage.receiver_class, []) if stage.receiver_class else []
         if stage.receiver_class and not receivers:
-            notes.append(f"{STAGE_WORDS[stage.key]}: no {stage.receiver_class.replace('_', ' ')} head was found, "
+            notes.append(f"{STAGE_WORDS[stage.key]}: no {stage.receiver_class} head was found, "
                          "so this stage has no receiver")
             continue
         taken = {h for hs in classes.values() for h in hs}

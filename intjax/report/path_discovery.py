@@ -45,8 +45,8 @@ def pair_reading(pair: PathPair, effects: Mapping[str, float]) -> str:
     if not (pair.low > 0 or pair.high < 0):
         return "additive (CI includes 0)"
     together = effects.get(pair.a, 0.0) + effects.get(pair.b, 0.0)
-    return "redundant (less than the sum)" if np.sign(pair.mean) != np.sign(together) else \
-        "synergistic (more than the sum)"
+    return "redundant (together less than the sum)" if np.sign(pair.mean) != np.sign(together) else \
+        "synergistic (together more than the sum)"
 
 
 def _effect(stats: Sequence[float]) -> str:
@@ -58,8 +58,10 @@ def _classes_of(circuit: Mapping[str, Sequence[str]]) -> dict[str, str]:
     return {h: c for c, heads in circuit.items() for h in heads}
 
 
-def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]], figure: Optional[str]) -> str:
-    """The section's markdown (`figure`: the graph's file name, None when not drawn)."""
+def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]], figure: Optional[str],
+                  role_source: str = "attention roles") -> str:
+    """The section's markdown (`figure`: the graph's file name, None when not drawn; `role_circuit`: the
+    studies' circuit, named `role_source` in the comparison)."""
     n_sel, n_est = path.split
     te_sel, te_est = path.total
     lines = ["## Path patching (Wang et al.'s procedure)", "",
@@ -88,9 +90,9 @@ def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]]
         rows = [(h, mine.get(h, "—"), theirs.get(h, "—"), agreement(mine.get(h, ""), theirs.get(h, "")))
                 for h in heads]
         same = sum(r[3] == "same class" for r in rows)
-        lines += ["### Against the attention-role classes", "",
-                  f"{same} of {len(rows)} heads that either discovery names get the same class from both.", "",
-                  markdown_table(rows, ("head", "path patching", "attention roles", "agreement")), ""]
+        lines += [f"### Against the studies' circuit ({role_source})", "",
+                  f"{same} of {len(rows)} heads that either names get the same class from both.", "",
+                  markdown_table(rows, ("head", "path patching", role_source, "agreement")), ""]
 
     chosen = [r for r in path.rows if r.significant]
     lines += ["### Significant paths (effect on the logit difference, held out)", ""]
@@ -173,4 +175,8 @@ def section(analysis, out: Path) -> Section:
 
     target = Path(out) / FIGURE
     _save(build_path_graph(path, analysis.n_layers, analysis.n_heads), target)
-    return Section(path_markdown(path, analysis.studies.circuit, FIGURE), (path_summary(path),), {"path graph": target})
+    source = analysis.studies.circuit_source
+    named = ("attention roles" if source.startswith("discovered") else "Wang et al.'s circuit"
+             if source.startswith("Wang") else source)
+    return Section(path_markdown(path, analysis.studies.circuit, FIGURE, named), (path_summary(path),),
+                   {"path graph": target})
