@@ -121,21 +121,23 @@ def test_the_rule_and_the_classes_by_hand():
     assert row.spec() == "from_L1H1_name_mover.q=L1H1>L3H0.q@END+L1H1>L3H2.q@END"
 
 
-def test_edge_patch_fn_matches_patching_each_edge_alone(tiny_model):
-    """On a tiny model, the PatchFn's group row and pair mask equal f − f(0) of the same edges listed one
-    component each (one problem, the same program)."""
-    from intjax.patching import build_problem, evaluate, make_prompt_set, parse_components
+def test_edge_patch_fn_matches_the_torch_path_patching_reference(tiny, tiny_model):
+    """On a tiny model, the PatchFn's rows (one edge; a group of one sender's edges into two queries; both)
+    equal f − f(0) from HF torch with each receiver's input built from per-sender writes (tests/hf_edges.py,
+    frozen semantics, noising)."""
+    import hf_edges
+    from intjax.patching import make_prompt_set, parse_components
     from test_patching import prompt_rows
 
     model, _ = tiny_model
-    prompts = make_prompt_set(prompt_rows(model.config.vocab_size))
-    got = edge_patch_fn(model, prompts)(["L0H1>L2H0.q", "from_L0H2_x=L0H2>L1H0.q+L0H2>L2H1.q"],
-                                        np.array([[1, 0], [0, 1], [1, 1]], float))
-    single = build_problem(model, prompts, parse_components("L0H1>L2H0.q,L0H2>L1H0.q,L0H2>L2H1.q", model.config),
-                           semantics="frozen")
-    expected = evaluate(single, np.array([[1, 0, 0], [0, 1, 1], [1, 1, 1]], float)) - np.asarray(single.metric_base)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert (np.abs(got).max(axis=1) > 1e-4).all()
+    rows = prompt_rows(model.config.vocab_size)
+    specs = ["L0H1>L2H0.q", "from_L0H2_x=L0H2>L1H0.q+L0H2>L2H1.q"]
+    masks = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
+    got = edge_patch_fn(model, make_prompt_set(rows))(specs, masks)
+    expected = hf_edges.reference_values(tiny[1], rows, parse_components(specs, model.config), masks, "noising",
+                                         "frozen")
+    np.testing.assert_allclose(got, expected - expected[0], atol=2e-4)
+    assert (np.abs(got[1:]).max(axis=1) > 1e-3).all() and np.abs(got[0]).max() < 1e-5
 
 
 def test_the_command_line_takes_discover_path_and_refuses_other_values(tmp_path, capsys):
@@ -186,3 +188,26 @@ def test_on_ioi_small_the_direct_stage_is_each_heads_pie_and_the_classes_follow_
         assert r.cls == ("" if not passes else "name_mover" if column[select].mean() / te > 0 else
                          "negative_name_mover")
     assert found.total[0] == pytest.approx(te, abs=1e-4)
+
+
+@pytest.mark.slow  # 3 min on the 2-core CPU: the whole smoke analysis
+def test_ioi_smoke_with_discover_path_reports_the_discovery(tmp_path):
+    """`intjax ioi --smoke --discover path` on ioi-small: the report has the section, its summary line and
+    figure; summary.json holds the classes of the saved analysis, on the studies' split; a re-render from the
+    saved files gives the same section."""
+    import json
+
+    from intjax.cli import main
+    from intjax.ioi.saved import load_analysis
+    from intjax.report.path_discovery import path_markdown
+    from intjax.report.rendering import render
+
+    out = tmp_path / "run"
+    assert main(["ioi", "--model", "ioi-small", "--smoke", "--discover", "path", "--out", str(out), "--quiet"]) == 0
+    text = (out / "report.md").read_text()
+    path = load_analysis(out).studies.path
+    assert path is not None and path.split == (4, 4) and (out / "path_graph.png").is_file()
+    assert path_markdown(path, load_analysis(out).studies.circuit, "path_graph.png", "attention roles") in text
+    assert "- Path patching (Wang et al.'s procedure, chosen on 4 prompts)" in text
+    assert json.loads((out / "summary.json").read_text())["path_discovery"]["classes"] == path.classes
+    assert render(load_analysis(out), tmp_path / "again").read_text() == text
