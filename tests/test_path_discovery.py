@@ -29,7 +29,7 @@ INTERACTION = {frozenset({"L1H0", "L1H3"}): 0.2}  # planted INT of two paths int
 ROLES_AT_S2 = {h: "duplicate_token" if h == "L1H3" else "induction" for h in HEADS}
 
 
-def planted_patch(calls: list | None = None, noise: float = 0.02, seed: int = 1):
+def planted_patch(calls: list | None = None, noise: float = 0.02, seed: int = 1, planted: dict = PLANTED):
     """A PatchFn: each component (one edge `S>R` or a group of one sender's edges) moves every prompt by its
     planted effect plus fixed zero-mean noise; pairs add their planted interaction."""
     rng = np.random.default_rng(seed)
@@ -44,7 +44,7 @@ def planted_patch(calls: list | None = None, noise: float = 0.02, seed: int = 1)
         if key not in wobble:
             w = rng.normal(0, noise, P)
             wobble[key] = w - w.mean()
-        return sender, PLANTED.get(key, 0.0) + wobble[key]
+        return sender, planted.get(key, 0.0) + wobble[key]
 
     def patch(specs, masks):
         if calls is not None:
@@ -61,9 +61,9 @@ def planted_patch(calls: list | None = None, noise: float = 0.02, seed: int = 1)
     return patch
 
 
-def discover(calls=None, **kw):
+def discover(calls=None, planted: dict = PLANTED, **kw):
     select, held_out = np.arange(0, P, 2), np.arange(1, P, 2)
-    return discover_paths(planted_patch(calls), HEADS, np.full(P, TOTAL), select, held_out, ROLES_AT_S2, **kw)
+    return discover_paths(planted_patch(calls, planted=planted), HEADS, np.full(P, TOTAL), select, held_out, ROLES_AT_S2, **kw)
 
 
 def test_planted_paths_give_exactly_the_planted_classes():
@@ -94,16 +94,24 @@ def test_each_stage_patches_only_earlier_senders_into_the_found_receivers():
 
 def test_a_model_without_stages_is_reported_not_forced():
     """One layer-0 head does the work (as on ioi-small): it is a name mover, and no later stage can run."""
-    global PLANTED
-    saved = PLANTED
-    PLANTED = {("L0H1", "logits"): -1.5}
-    try:
-        found = discover()
-    finally:
-        PLANTED = saved
+    found = discover(planted={("L0H1", "logits"): -1.5})
     assert found.classes == {"name_mover": ["L0H1"]}
     assert len(found.notes) == 3 and "no unclassed head sits in a layer before L0H1" in found.notes[0]
     assert "no s_inhibition head" in found.notes[1]
+
+
+def test_a_stage_whose_paths_all_oppose_the_effect_says_so():
+    found = discover(planted={("L3H0", "logits"): -1.0, ("L2H1", "q"): +0.6})
+    assert found.classes == {"name_mover": ["L3H0"]}
+    assert found.notes[0] == ("into the name movers' queries (END): 1 of 12 paths pass the rule, each against the "
+                              "total effect, which gives no class here")
+
+
+def test_a_zero_total_effect_is_refused():
+    from intjax.errors import InputError
+
+    with pytest.raises(InputError, match="total effect is 0"):
+        discover_paths(planted_patch(), HEADS, np.zeros(P), np.arange(0, P, 2), np.arange(1, P, 2), ROLES_AT_S2)
 
 
 def test_the_rule_and_the_classes_by_hand():

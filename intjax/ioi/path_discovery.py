@@ -30,11 +30,12 @@ import numpy as np
 from jaxtyping import Float
 
 from intjax.bootstrap import draws, percentile_ci
+from intjax.errors import InputError
 
 # component specs and masks [M, n] -> f(mask) − f(0) on every prompt, [M, P]
 PatchFn = Callable[[Sequence[str], Float[np.ndarray, "M n"]], Float[np.ndarray, "M P"]]
 
-MIN_SHARE = 0.05  # a path enters when its |mean effect| is at least this share of |total effect| (and its CI excludes 0)
+MIN_SHARE = 0.05  # a path enters when its |mean effect| is at least this share of |TE| (and its CI excludes 0)
 N_BOOT = 2000
 MAX_PAIR_EDGES = 6  # interactions among at most this many of a stage's classed paths (the strongest)
 
@@ -168,6 +169,9 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
     """
     total = np.asarray(total, np.float64)
     te = (float(total[select].mean()), float(total[held_out].mean()))
+    if te[0] == 0:
+        raise InputError("the total effect is 0 on the selection prompts: no path can carry a share of it; "
+                         "give prompts the model solves")
     classes: dict[str, list[str]] = {}
     rows: list[PathRow] = []
     pairs: list[PathPair] = []
@@ -192,14 +196,17 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
         for i, row in enumerate(shell):
             cls = class_for(stage, np.sign(chosen[i, 0] / te[0]), s2_roles.get(row.sender, "induction")) \
                 if passed[i] else ""
-            rows.append(dataclasses.replace(row, chosen=tuple(map(float, chosen[i])), held_out=tuple(map(float, est[i])),
-                                            significant=bool(passed[i]), cls=cls))
+            rows.append(dataclasses.replace(row, chosen=tuple(map(float, chosen[i])),
+                                            held_out=tuple(map(float, est[i])), significant=bool(passed[i]), cls=cls))
             if cls:
                 classes.setdefault(cls, []).append(row.sender)
                 found.append(i)
         if not passed.any():
             notes.append(f"{STAGE_WORDS[stage.key]}: no path of {len(shell)} passes the rule "
                          f"(95% CI excluding 0 and |effect| ≥ {min_share:.0%} of |TE|)")
+        elif not found:
+            notes.append(f"{STAGE_WORDS[stage.key]}: {int(passed.sum())} of {len(shell)} paths pass the rule, each "
+                         "against the total effect, which gives no class here")
         pairs += stage_pairs(patch, stage.key, [shell[i] for i in found], chosen[found, 0], held_out, seed)
     return PathDiscovery({c: sorted(h, key=layer_head) for c, h in classes.items()}, tuple(rows), tuple(pairs), te,
                          min_share, (len(select), len(held_out)), tuple(notes))
