@@ -198,7 +198,7 @@ def test_on_ioi_small_the_direct_stage_is_each_heads_pie_and_the_classes_follow_
     assert found.total[0] == pytest.approx(te, abs=1e-4)
 
 
-@pytest.mark.slow  # 3 min on the 2-core CPU: the whole smoke analysis
+@pytest.mark.slow  # 3-6 min on the 2-core CPU (idle to loaded): the whole smoke analysis
 def test_ioi_smoke_with_discover_path_reports_the_discovery(tmp_path):
     """`intjax ioi --smoke --discover path` on ioi-small: the report has the section, its summary line and
     figure; summary.json holds the classes of the saved analysis, on the studies' split; a re-render from the
