@@ -41,7 +41,7 @@ def test_section_states_what_the_planted_discovery_found():
     # L3H0 and L1H0 agree; L2H1 (path: s_inhibition) and L2H2 (roles only) and the rest do not
     assert "| L3H0 | name_mover | name_mover | same class |" in text
     assert "| L2H2 | — | s_inhibition | attention roles only |" in text
-    assert "2 of 7 heads that either names get the same class from both." in text
+    assert "Same class in both: 2 of the 7 heads that either one names." in text
     assert "7 of 7 paths chosen on the selection prompts replicate" in text  # 6 classed + L2H3's opposing one
     assert "| L2H3 |" in text and "— (opposes)" in text
     assert "L1H0 & L1H3" in text and "redundant (together less than the sum)" in text  # planted INT +0.2 against −0.7

@@ -91,7 +91,7 @@ def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]]
                 for h in heads]
         same = sum(r[3] == "same class" for r in rows)
         lines += [f"### Against the studies' circuit ({role_source})", "",
-                  f"{same} of {len(rows)} heads that either names get the same class from both.", "",
+                  f"Same class in both: {same} of the {len(rows)} heads that either one names.", "",
                   markdown_table(rows, ("head", "path patching", role_source, "agreement")), ""]
 
     chosen = [r for r in path.rows if r.significant]
