@@ -15,6 +15,7 @@ import numpy as np
 
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
+from intjax.ioi.path_discovery import path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
@@ -93,7 +94,10 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:
-        return stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
+        stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
+        if options.studies.discover == "path":  # in the studies' stage
+            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward)
+        return stages
 
     sizes = analysis_sizes(options, n_prompts)
     notes = []
