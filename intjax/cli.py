@@ -166,7 +166,8 @@ def _theorems(args: argparse.Namespace) -> None:
                     f"{len(prompts)} prompts, float64)", estimates=[estimate])
     with stages.stage("theorem table"):
         table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
-                             source=args.source, n_check=args.n_check, cut=cut, step=stages.note)
+                             source=args.source, n_check=args.n_check, cut=cut, step=stages.note,
+                             tick=stages.tick)
     saved = dict(table.as_dict(), model=str(args.model), data=str(args.data), components=args.components,
                  n_prompts=len(prompts), versions=versions(), seconds=time.perf_counter() - t0)
     out = Path(args.out)
@@ -216,7 +217,7 @@ def ioi_options(args: argparse.Namespace):
     given = {size: getattr(args, flag) for flag, size in SHRINKABLE_FLAGS.items() if getattr(args, flag) is not None}
     study_sizes = {k: v for k, v in given.items() if k != "theorem_heads"}
     positional = {"auto": None, "on": True, "off": False}[args.positional]
-    studies = IOIStudyOptions(circuit=args.circuit, positional=positional,
+    studies = IOIStudyOptions(circuit=args.circuit, discover=args.discover, positional=positional,
                               completeness_ablation=None if args.completeness_ablation == "off"
                               else args.completeness_ablation, minimality_threshold=args.minimality_threshold,
                               **study_sizes)
@@ -235,7 +236,7 @@ def ioi_options(args: argparse.Namespace):
 
 
 def _ioi_args(p: argparse.ArgumentParser) -> None:
-    from intjax.options import CORRUPTIONS, IOIAnalysisOptions
+    from intjax.options import CORRUPTIONS, DISCOVERIES, IOIAnalysisOptions
 
     o, s = IOIAnalysisOptions(), IOIAnalysisOptions().studies
     p.add_argument("--n-prompts", type=POSITIVE, default=o.n_prompts,
@@ -257,6 +258,10 @@ def _ioi_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--circuit", default=s.circuit, type=_path,
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
                         "file {class: [heads]}")
+    g.add_argument("--discover", choices=list(DISCOVERIES), default=s.discover,
+                   help="roles: classes by attention role; path: also Wang et al.'s path patching (direct paths to "
+                        "the logits, then into the name movers' queries, S-inhibition values, induction keys), "
+                        "a report section beside the roles")
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
                    help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
                         "auto: only for Wang et al.'s circuit")

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from intjax.errors import InputError
 
 CORRUPTIONS: tuple[str, ...] = ("abc", "s2_flip", "random_token")
+DISCOVERIES: tuple[str, ...] = ("roles", "path")  # how `intjax ioi --discover` finds classes
 ABLATIONS = {"mean": "mean", "resample": "counterfactual", "zero": "zero"}  # name -> PatchProblem source
 # the sizes --budget-min may shrink, each to no less than its floor (a floor keeps its statistic readable)
 FLOORS = {"split_pairs": 200, "n_resamples": 8, "faithfulness_prompts": 16, "search_pool": 8, "theorem_prompts": 2,
@@ -40,6 +41,8 @@ class IOIStudyOptions:
     completeness_random: int = 8  # random K of each size beside greedy's and the exhaustive worst
     minimality_threshold: float = 0.05  # heads whose best minimality share is below this are flagged
     heldout: bool = True  # discover the circuit on one half of the prompts, estimate on the other
+    # roles: the attention-role discovery only; path: also Wang et al.'s path patching (intjax.ioi.path_discovery)
+    discover: str = "roles"
 
     def __post_init__(self):
         _at_least(self, 2, "n_resamples", "a faithfulness spread needs two resamples or more")
@@ -60,6 +63,8 @@ class IOIStudyOptions:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
                 raise InputError(f"IOIStudyOptions.{name}={value!r}: give a finite number >= {low:g}")
+        if self.discover not in DISCOVERIES:
+            raise InputError(f"IOIStudyOptions.discover={self.discover!r}: give one of {list(DISCOVERIES)}")
         if not isinstance(self.circuit, str) or not self.circuit.strip():
             raise InputError(f"IOIStudyOptions.circuit={self.circuit!r}: give auto, wang2022, discover or the path "
                              "of a JSON file {class: [heads]}")

@@ -69,10 +69,14 @@ def _positions(pos, T):
     return m
 
 
-def run(model, tokens, edges=(), alpha=(), source_writes=None, base_writes=None, semantics="recompute"):
+def run(model, tokens, edges=(), alpha=(), source_writes=None, base_writes=None, semantics="recompute",
+        nodes=(), node_alpha=()):
     """One forward pass of one prompt. `edges`: [(sender, receiver kind, layer, head, pos)], sender =
     ("embed"|"z"|"mlp_out", layer, head), receiver kind in q_in/k_in/v_in/mlp_in/logits_in; `alpha`
-    per edge. Returns (logits [T, V], every sender's write in this run {sender: [T, D]})."""
+    per edge. `nodes`: heads (layer, head) whose z becomes (1 − a)·z + a·z_source (recompute: z of this run;
+    `node_alpha` per node, z_source = source_writes[("zraw", layer, head)]), before their write is taken.
+    Returns (logits [T, V], every sender's write in this run {sender: [T, D]}, with each head's z [T, Dh]
+    under ("zraw", layer, head))."""
     fam = _Family(model)
     writes, handles, resid_in = {}, [], {}
     T = len(tokens)
@@ -96,9 +100,16 @@ def run(model, tokens, edges=(), alpha=(), source_writes=None, base_writes=None,
                 writes[("embed", -1, -1)] = hidden[0].clone()
 
         def pre_out(mod, args, l=l):
-            hw = fam.head_writes(fam.layers[l], args[0])
+            z = args[0].clone()
+            for (nl, h), a in zip(nodes, node_alpha):
+                cols = slice(h * fam.Dh, (h + 1) * fam.Dh)
+                if nl == l and a != 0:
+                    z[0, :, cols] = (1 - a) * z[0, :, cols] + a * source_writes[("zraw", l, h)].to(z.dtype)
+            hw = fam.head_writes(fam.layers[l], z)
             for h in range(fam.H):
                 writes[("z", l, h)] = hw[:, h]
+                writes[("zraw", l, h)] = z[0, :, h * fam.Dh:(h + 1) * fam.Dh]
+            return (z, *args[1:])
 
         def post_mlp(mod, args, out, l=l):
             writes[("mlp_out", l, -1)] = out[0].clone()
@@ -143,13 +154,16 @@ def run(model, tokens, edges=(), alpha=(), source_writes=None, base_writes=None,
 
 def edge_keys(components):
     """Per component, its edges as `run` takes them (a site's sender, kind, layer, head, pos)."""
-    return [[(s.sender, s.kind, s.layer, s.head, s.pos) for s in c.sites] for c in components]
+    return [[(s.sender, s.kind, s.layer, s.head, s.pos) for s in c.sites if s.is_edge] for c in components]
 
 
 def reference_values(model, rows, components, masks, direction="noising", semantics="recompute"):
     """f at every mask `[M, P]` (counterfactual source, logit difference): one torch run per (mask, prompt)."""
     comps = edge_keys(components)
+    heads = [[(s.layer, s.head) for s in c.sites if not s.is_edge] for c in components]  # head nodes (z, every pos)
+    assert all(s.is_edge or (s.kind == "z" and s.pos is None) for c in components for s in c.sites)
     edges = [e for c in comps for e in c]
+    nodes = [n for c in heads for n in c]
     base, source = ("clean_ids", "corrupted_ids") if direction == "noising" else ("corrupted_ids", "clean_ids")
     out = np.zeros((len(masks), len(rows)))
     for p, row in enumerate(rows):
@@ -157,7 +171,8 @@ def reference_values(model, rows, components, masks, direction="noising", semant
         _, cached = run(model, row[base])
         for m, mask in enumerate(masks):
             alpha = [float(a) for c, a in zip(comps, mask) for _ in c]
-            logits, _ = run(model, row[base], edges, alpha, src, cached, semantics)
+            node_alpha = [float(a) for c, a in zip(heads, mask) for _ in c]
+            logits, _ = run(model, row[base], edges, alpha, src, cached, semantics, nodes, node_alpha)
             last = logits[len(row[base]) - 1]
             out[m, p] = last[row["target_id"]] - last[row["foil_id"]]
     return out

@@ -325,3 +325,27 @@ def test_face_integral_refuses_bad_sizes():
         face_integral(game, (0, 1), points=10)
     with pytest.raises(InputError, match="at least 2 scramblings"):
         face_integral(game, (0, 1), scramblings=1)
+
+
+def test_face_integral_refinement_evaluates_only_new_points_and_equals_a_fresh_integral(monkeypatch):
+    """Growing 16 → 64 Sobol points reuses the 16 already evaluated (a scrambled Sobol set of m points
+    is the first m of 4m): only 48 new points per scrambling are evaluated, and the estimate and its
+    error bar equal a fresh 64-point integral's."""
+    import jax.numpy as jnp
+
+    import intjax.estimands.bound as bound
+
+    game = _game(lambda x: jnp.sin(2 * x[0]) * x[1] ** 2 * jnp.exp(x[2]), 3)
+    evaluated = []
+    real = bound.mixed_partials_batched
+    monkeypatch.setattr(bound, "mixed_partials_batched", lambda g, d, pts, *a: evaluated.append(len(pts)) or
+                        real(g, d, pts, *a))
+    coarse = bound.face_integral(game, (0, 1), points=16, scramblings=4, seed=3)
+    refined = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=3, previous=coarse)
+    fresh = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=3)
+    assert evaluated == [16 * 4, 48 * 4, 64 * 4]
+    np.testing.assert_allclose(refined.estimate, fresh.estimate, rtol=1e-12)
+    np.testing.assert_allclose(refined.standard_error, fresh.standard_error, rtol=1e-12)
+    other_seed = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=4, previous=coarse)
+    assert evaluated[-1] == 64 * 4  # another seed's points are not the coarse set's: nothing reused
+    assert other_seed.estimate[0] != refined.estimate[0]

@@ -275,3 +275,17 @@ def test_zero_and_mean_sources_on_edges(tiny_model, source):
     got = evaluate(edge, np.ones((1, 1))) - np.asarray(edge.metric_base)
     assert np.abs(expected).max() > 1e-2
     np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
+
+
+def test_a_node_and_its_own_out_edges_under_recompute_match_torch(gpt2, x64, direction="denoising"):
+    """A head and two of its own out-edges in one problem (recompute): the edges' base is the head's write in
+    this run, so with the head patched at α the edges add (1 − α)·(s − b). NIE, pairwise INT and an interior
+    point (head at 0.5, edge at 1) equal the torch reference that patches the head's z in a hook."""
+    hf_model, model = gpt2
+    rows = prompt_rows(model.config.vocab_size)
+    spec = "L0H1,L0H1>L1H2.q,L0H1>logits"
+    problem, ints_ref = check_against_reference(hf_model, model, rows, spec, "recompute", direction)
+    assert np.abs(ints_ref[:, :2]).min() > 1e-4  # the node and each of its edges interact
+    half = np.array([[0.5, 1.0, 0.0], [0.5, 0.0, 1.0]])
+    expected = ref.reference_values(hf_model, rows, problem.components, half, direction, "recompute")
+    np.testing.assert_allclose(evaluate(problem, half), expected, atol=1e-5, rtol=0)

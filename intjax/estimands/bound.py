@@ -104,6 +104,8 @@ class FaceIntegral:
     standard_error: np.ndarray  # [P]
     points: int
     scramblings: int
+    seed: int = 0
+    samples: np.ndarray | None = None  # D_T at every point, [scramblings, points, P]: a refinement reuses them
 
     def z_scores(self, exact: np.ndarray, floor: float = 0.0) -> np.ndarray:
         """|estimate − exact| in standard errors, `[P]` (`floor` keeps a rounding-sized error bar)."""
@@ -111,9 +113,13 @@ class FaceIntegral:
 
 
 def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings: int = 8, seed: int = 0,
-                  chunk: int = FACE_BATCH) -> FaceIntegral:
+                  chunk: int = FACE_BATCH, previous: FaceIntegral | None = None) -> FaceIntegral:
     """∫ D_T over the face of T (other components at 0) by scrambled Sobol points, with its standard
-    error over `scramblings` independent scramblings (see `FaceIntegral`); `points` a power of 2."""
+    error over `scramblings` independent scramblings (see `FaceIntegral`); `points` a power of 2.
+
+    `previous`: an integral of the same face, scramblings and seed at fewer points. A scrambled
+    Sobol set of m points is the first m of the set of 4m, so only the new points are evaluated
+    (the result equals a fresh call's)."""
     from scipy.stats import qmc
 
     if points < 2 or points & (points - 1):
@@ -121,12 +127,18 @@ def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings
     if scramblings < 2:
         raise InputError(f"face_integral needs at least 2 scramblings for a standard error, got {scramblings}")
     T = tuple(int(i) for i in T)
+    done = 0
+    if previous is not None and previous.samples is not None and (previous.T, previous.scramblings,
+                                                                   previous.seed) == (T, scramblings, seed):
+        done = min(previous.points, points)
     D = _FaceD(game, T, chunk)
-    coords = np.concatenate([qmc.Sobol(len(T), scramble=True, seed=seed + s).random(points)
+    coords = np.concatenate([qmc.Sobol(len(T), scramble=True, seed=seed + s).random(points)[done:]
                              for s in range(scramblings)])  # one call: whole chunks, no padding per scrambling
-    means = D(coords).reshape(scramblings, points, -1).mean(axis=1)  # [scramblings, P]
+    new = D(coords).reshape(scramblings, points - done, -1)
+    samples = np.concatenate([previous.samples[:, :done], new], axis=1) if done else new  # [scramblings, points, P]
+    means = samples.mean(axis=1)  # [scramblings, P]
     return FaceIntegral(T, means.mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(scramblings), points,
-                        scramblings)
+                        scramblings, seed, samples)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +292,7 @@ def sampled_sup(
     polish_scales: int | None = None,
     polish_gain: float = 0.01,
     chunk: int = FACE_BATCH,
+    on_level: Callable[[int, int, float], object] | None = None,
 ) -> SampledSup:
     """The sampled sup of |D_T(α_T, 0)| over the face {α_T ∈ [0,1]^T, α_rest = 0}, `[P]`.
 
@@ -319,6 +332,9 @@ def sampled_sup(
     with `converged=False`, before a level whose new grid points would take the
     evaluations past `max_points` (the first level is always evaluated; polish
     evaluations count toward the budget once made).
+
+    `on_level(points_per_axis, evaluations, sup)` is called after each level (progress lines;
+    `sup` the largest over prompts so far).
     """
     T = tuple(sorted(set(int(i) for i in T)))
     k = len(T)
@@ -374,6 +390,8 @@ def sampled_sup(
         levels.append(best.copy())
         level_grid.append(gmax)
         sizes.append(m)
+        if on_level is not None:
+            on_level(m, D.evaluated, float(best.max()))
         if len(levels) >= max(2, min_levels) and m ** k >= min_grid_points:
             floor = 1e-6 * rtol * max(float(best.max()), 0.0)
             growth = levels[-1] - levels[-2]

@@ -104,6 +104,7 @@ def theorem_table(
     bound_order: int | None = None,
     derivative_game: Game | None = None,
     step: Callable[[str], None] | None = None,
+    tick: Callable[[str], None] | None = None,
 ) -> dict:
     """Check the identities of DESIGN.md §2 on `game_at(semantics, t)`.
 
@@ -129,9 +130,11 @@ def theorem_table(
     float32 rounding (5%; a rounding floor set by the dtype D_T is computed in),
     so `run_theorems` passes a float32 copy: nested JVPs cost half as much, while
     the identities and slopes keep float64.
-    `step(name)` is called as each part starts (progress lines).
+    `step(name)` is called as each part starts (progress lines); `tick(text)` within a part, after
+    each face and each level of a sampled sup (a progress line the caller may print or skip).
     """
     step = step or (lambda name: None)
+    tick = tick or (lambda text: None)
     dgame = game_at("recompute", 1.0) if derivative_game is None else derivative_game
     game = game_at("recompute", 1.0)
     n = game.n_components
@@ -175,8 +178,10 @@ def theorem_table(
         r = face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings, seed=seed)
         while 3 * r.standard_error.max() > INTEGRAL_RESOLUTION * scale and r.points < integral_max_points:
             r = face_integral(dgame, T, points=min(4 * r.points, integral_max_points),  # a bar too wide to
-                              scramblings=integral_scramblings, seed=seed)  # tell: more points on this face
+                              scramblings=integral_scramblings, seed=seed, previous=r)  # tell: more points
         integrals.append(r)
+        tick(f"integral over face {j + 1} of {len(checked)} (order {len(T)}): {r.points} points x "
+             f"{r.scramblings} scramblings")
     quad = np.stack([r.estimate for r in integrals], axis=1)  # [P, n_checked]
     se = np.stack([r.standard_error for r in integrals], axis=1)
     rounding = 100 * float(np.finfo(np.dtype(_dtype_of(dgame))).eps) * scale  # the smallest error bar believed
@@ -188,8 +193,11 @@ def theorem_table(
             step(f"sampled sup on face {j + 1} of {len(bounded)} (order {len(T)})")
 
     step("sampled sup of |D_T| (local-affine bound)")
+    def on_level(m: int, evaluated: int, sup: float) -> None:
+        tick(f"sampled sup: {m} points per axis, {evaluated} evaluations, largest |D_T| so far {sup:.3g}")
+
     bound = bound_report(dgame, bounded, rtol=bound_rtol, max_points=bound_max_points,
-                         polish_starts=bound_polish_starts, on_set=on_face)
+                         polish_starts=bound_polish_starts, on_set=on_face, on_level=on_level)
     affinity = affinity_vs_interaction(bound)
 
     eps = float(np.finfo(np.float64 if jax.config.jax_enable_x64 else np.float32).eps)

@@ -16,6 +16,7 @@ import numpy as np
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
+from intjax.ioi.path_discovery import path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
@@ -94,7 +95,10 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:
-        return stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
+        stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
+        if options.studies.discover == "path":  # in the studies' stage
+            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward)
+        return stages
 
     sizes = analysis_sizes(options, n_prompts)
     notes = []
@@ -182,7 +186,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
                 with x64():
                     return run_theorems(_float64(model), prompts, thm_heads, order=options.theorem_order, n_check=2,
                                         cut=parse_components("heads,mlps", model.config),
-                                        bound_order=options.bound_order, step=stages.note)
+                                        bound_order=options.bound_order, step=stages.note,
+                                        tick=stages.tick)
 
             theorems = sweeps.saved("theorems", inputs, table)  # a resumed run does not redo it
         timings["theorems_s"] = time.perf_counter() - t0

@@ -53,8 +53,15 @@ def analysis_summary(a: IOIAnalysis) -> dict[str, Any]:
                 circuit=s.circuit, circuit_source=s.circuit_source,
                 heldout_split=dict(select=s.split[0], estimate=s.split[1]),
                 order_split={d: dataclasses.asdict(sp) for d, sp in a.splits.items()},
-                search_pool_rule=s.search_pool_rule, **completeness_summary(s), timings=a.timings,
+                search_pool_rule=s.search_pool_rule, **completeness_summary(s), **path_summary(s), timings=a.timings,
                 vertex_cache=a.vertex_cache, versions=versions(), plan=a.plan)
+
+
+def path_summary(s: IOIStudies) -> dict[str, Any]:
+    """summary.json's path-patching discovery (absent without --discover path): classes, split, notes."""
+    p = s.path
+    return {} if p is None else dict(path_discovery=dict(classes=p.classes, split=list(p.split), notes=list(p.notes),
+                                                         min_share=p.min_share))
 
 
 def save_analysis(a: IOIAnalysis, out: str | Path) -> Path:

@@ -19,6 +19,7 @@ from intjax.patching.problem import build_problem
 from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
+from intjax.ioi.path_discovery import PathDiscovery, run_path_discovery
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.options import IOIStudyOptions
 from intjax.ioi.remedies import RemedyRow, remedies_table
@@ -52,6 +53,7 @@ class IOIStudies:
     completeness: Optional[Completeness] = None  # on the analysis's prompts (None: skipped)
     minimality: Optional[Minimality] = None
     split: tuple[int, int] = (0, 0)  # prompts that chose the circuit, prompts its estimates use (0, P: no split)
+    path: Optional[PathDiscovery] = None  # Wang et al.'s path-patching discovery (--discover path), same split
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
         """The remedies row of this estimator and unit."""
@@ -106,6 +108,12 @@ def run_ioi_studies(
     positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
     positions = CLASS_POSITIONS if positional else None
     seconds["circuit_s"] = time.perf_counter() - t0
+    path = None
+    if options.discover == "path":
+        say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
+        t0 = time.perf_counter()
+        path = run_path_discovery(model, full, select_idx, score_idx, seed=seed, evaluate_masks=sweeps.evaluate)
+        seconds["path_discovery_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     mean = mean_source(tokenizer, data, options.reference_per_template, seed=seed)  # remedies and completeness
@@ -162,7 +170,7 @@ def run_ioi_studies(
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds, complete, minimal, split)
+                      names, witnesses, seconds, complete, minimal, split, path)
 
 
 def strongest_suspect(row: RemedyRow) -> int:

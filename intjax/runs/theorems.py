@@ -71,7 +71,8 @@ class TheoremTable:
 def run_theorems(
     model: PatchableModel, prompts: PromptSet, components: Sequence[Component], *, order: int = 2,
     direction: str = "noising", source: str = "counterfactual", metric: str = "logit_diff",
-    n_check: int = 6, cut: Sequence[Component] | None = None, step=None, bound_order: Optional[int] = None,
+    n_check: int = 6, cut: Sequence[Component] | None = None, step=None, tick=None,
+    bound_order: Optional[int] = None,
     bound_polish_starts: int = 1, bound_max_points: int = 5000,
 ) -> TheoremTable:
     """The theorem table (DESIGN.md §2) for these components; use a float64 model for it.
@@ -81,7 +82,7 @@ def run_theorems(
     semantics for a complete cut, e.g. every head and MLP (`heads,mlps`) when
     clean and corrupted prompts share their last token; it needs the
     counterfactual source (skipped otherwise). `step(name)` is called as each part
-    starts (progress lines). `bound_order`, `bound_polish_starts` and `bound_max_points` go to
+    starts and `tick(text)` within parts (progress lines). `bound_order`, `bound_polish_starts` and `bound_max_points` go to
     `theorem_table` (the sampled-sup bound's sets and effort).
     """
     problems = {s: build_problem(model, prompts, components, direction=direction, source=source,
@@ -95,7 +96,7 @@ def run_theorems(
 
     table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=order, n_check=n_check,
                           structure=structure, derivative_game=problems["recompute"].with_dtype(jnp.float32),
-                          step=step, bound_order=bound_order, bound_polish_starts=bound_polish_starts,
+                          step=step, tick=tick, bound_order=bound_order, bound_polish_starts=bound_polish_starts,
                           bound_max_points=bound_max_points)
     table["checked_sets"] = [set_name(tuple(T), names) for T in table["checked_sets"]]
     for row in table["slopes_by_set"]:
