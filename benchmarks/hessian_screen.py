@@ -8,6 +8,8 @@ against the NIE sweep and the exact sweep, each a whole `intjax patch` process r
     python benchmarks/hessian_screen.py gpt2      # GPT-2 small's shape, random weights, 144 heads
     python benchmarks/hessian_screen.py gpt2_timing   # only its timing (16 prompts)
     python benchmarks/hessian_screen.py llama     # Llama-3.2-1B's shape cut to 2 layers, every head, timed
+    python benchmarks/hessian_screen.py llama4    # the same cut to 4 layers
+    python benchmarks/hessian_screen.py blocks    # one block's time by start layer, both HVP paths
 
 Each part prints one JSON object (and writes it to OUT/PART.json).
 """
@@ -155,6 +157,47 @@ def gpt2_timing(timing_prompts: int = 16) -> dict:
     return dict(timing_16_prompts=out)
 
 
+def blocks(prompts: int = 4, block: int = 8) -> dict:
+    """In process, GPT-2 small's shape: seconds of one block of `block` unit tangents (the heads of its start
+    layer) by start layer, through the layer-by-layer products and through reverse mode over the evaluator's
+    traced-start loop (`_hvp_from_layer`, the path games with edges take), the second call of each (the
+    first compiles), and their largest difference."""
+    import time
+
+    import jax
+
+    import intjax
+    from intjax.estimands import hessian
+    from intjax.estimands.layerwise_hvp import layerwise_hvp
+    from intjax.patching import build_problem, parse_components, read_prompts
+    from intjax.patching.evaluate import compile_view
+
+    model, _ = intjax.load_model(str(gpt2_small_checkpoint(OUT / "gpt2-small-random")), tokenizer=False)
+    data = read_prompts(random_prompts(OUT / f"gpt2-{prompts}.jsonl", prompts, 15))
+    problem = build_problem(model, data, parse_components("heads", model.config), direction="noising")
+    game, width, H = compile_view(problem), problem.slots, model.config.n_heads
+    alpha = jax.device_put(np.zeros((prompts, width), np.float32))
+
+    def twice(fn, *args):
+        jax.block_until_ready(fn(*args))
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        return np.asarray(out), time.perf_counter() - t0
+
+    out = {}
+    for start in (0, 6, model.config.n_layers - 1):
+        tangents = np.zeros((block, width), np.float32)
+        tangents[np.arange(block), H * start + np.arange(block)] = 1
+        tangents, at = jax.device_put(tangents), np.int32(start)
+        new, new_s = twice(layerwise_hvp, game, tangents, at)
+        old, old_s = twice(hessian._hvp_from_layer, game, alpha, tangents, at)
+        rows = np.flatnonzero(problem.first_layers() >= start)
+        out[f"start_{start}"] = dict(layerwise_s=new_s, reverse_over_loop_s=old_s,
+                                     max_abs_difference=float(np.abs(new[..., rows] - old[..., rows]).max()))
+        progress(f"start {start}: {json.dumps(out[f'start_{start}'])}")
+    return dict(prompts=prompts, block=block, **out)
+
+
 def llama_checkpoint(folder: Path, layers: int) -> Path:
     """Llama-3.2-1B's shape (width 2048, 32 query and 8 key/value heads, MLP 8192, vocabulary 128,256,
     llama3 RoPE, tied unembedding) with `layers` layers and random weights (HF's initialisation)."""
@@ -178,8 +221,8 @@ def llama(layers: int = 2, prompts: int = 16) -> dict:
     sweep (cold processes, noising)."""
     ckpt = str(llama_checkpoint(OUT / f"llama-1b-shape-{layers}l", layers))
     data = random_prompts(OUT / f"llama-{prompts}.jsonl", prompts, 15, vocab=128256)
-    nie_s, _ = patch(ckpt, data, OUT / "llama-nie", "--direction", "noising")
-    screen_s, _ = patch(ckpt, data, OUT / "llama-screen", "--direction", "noising", "--order", "2",
+    nie_s, _ = patch(ckpt, data, OUT / f"llama{layers}-nie", "--direction", "noising")
+    screen_s, _ = patch(ckpt, data, OUT / f"llama{layers}-screen", "--direction", "noising", "--order", "2",
                         "--estimate", "hessian")
     out = dict(layers=layers, heads=32 * layers, nie=nie_s, screen=screen_s, ratio=screen_s / nie_s)
     progress(f"llama: {json.dumps(out)}")
@@ -189,7 +232,8 @@ def llama(layers: int = 2, prompts: int = 16) -> dict:
 if __name__ == "__main__":
     part = sys.argv[1] if len(sys.argv) > 1 else "ioi"
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing, "llama": llama}
+    parts = {"ioi": ioi, "scaling": scaling, "gpt2": gpt2, "gpt2_timing": gpt2_timing, "llama": llama,
+             "llama4": lambda: llama(4), "blocks": blocks}
     result = dict(part=part, load_average_before=os.getloadavg(), **parts[part]())
     result["load_average_after"] = os.getloadavg()
     (OUT / f"{part}.json").write_text(json.dumps(result, indent=2))

@@ -42,3 +42,9 @@ def theorem_table_fe(n_prompts: int, n_components: int, order: int, n_check: int
                   if bound_order is None or k <= bound_order)
     vertices = sum(math.comb(n_components, k) for k in range(order + 1))
     return n_prompts * (faces + bounded + EXACT_FE * vertices + DUALITY_FE * n_cut)
+
+
+# one Hessian-vector product of the screen per component and prompt, in full forward passes: 2.8 forward
+# passes per tangent and layer above its block's start (layer by layer, GPT-2 small's shape, CPU), about
+# half the layers on average, and the blocks' padding
+HVP_FORWARDS = 2.0

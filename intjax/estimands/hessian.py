@@ -9,6 +9,7 @@ the exact INT_ij is ∫∫ D_ij over the pair's face, so the error is how far D_
 from __future__ import annotations
 
 import itertools
+from typing import Callable, Optional
 
 import equinox as eqx
 import jax
@@ -18,11 +19,14 @@ from jaxtyping import Array, Float
 
 from intjax.estimands.derivatives import float_dtype
 from intjax.estimands.game import Game, LayeredGame, PromptwiseGame
+from intjax.estimands.layerwise_hvp import layerwise_hvp, supports_layerwise
 
-HVP_BLOCK = 8  # unit tangents per call of the Hessian-vector program: one shape for every n
+BlockStore = Callable[[int, np.ndarray, Callable[[], np.ndarray]], np.ndarray]  # (index, rows, compute) -> [B, P, w]
+HVP_BLOCK = 16  # unit tangents per call of the Hessian-vector program: one shape for every n
 
 
-def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = None) -> Float[np.ndarray, "P n n"]:
+def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = None,
+                 saved: Optional[BlockStore] = None) -> Float[np.ndarray, "P n n"]:
     """H at α = 0 for every prompt, `[P, n, n]` float64 (computed in the game's dtype).
 
     ⌈n / block⌉ calls of one program: each pushes `block` unit tangents (the last block padded with zero
@@ -31,6 +35,8 @@ def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = Non
     when `compiled` is the same game without the labels f never reads (`evaluate.compile_view`).
     A layered game takes its components in layer order and runs each block from the first layer of its
     tangents (`block_hessian`), which skips the layers below it in the forward and the backward pass.
+    `saved(index, rows, compute)` may keep each block's `[B, P, w]` products (a checkpoint: a rerun reads the
+    finished blocks back instead of computing them).
     """
     n = game.n_components
     width = int(getattr(game, "slots", n))
@@ -44,7 +50,10 @@ def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = Non
         tangents = np.zeros((block, width), float_dtype())
         tangents[np.arange(len(rows)), rows] = 1
         starts[rows] = first[rows].min()
-        out = np.asarray(block_hessian(game, jax.device_put(tangents), int(starts[rows[0]]), layered), np.float64)
+        def compute(tangents=tangents, start=int(starts[rows[0]])) -> np.ndarray:
+            return np.asarray(block_hessian(game, jax.device_put(tangents), start, layered), np.float64)
+
+        out = compute() if saved is None else saved(i // block, rows, compute)
         hv = np.zeros((n, out.shape[1], n)) if hv is None else hv  # [j, P, i] = H_p[i, j]
         hv[rows] = out[: len(rows), :, :n]
     H = np.transpose(hv, (1, 2, 0))  # H[p, i, j] from tangent j
@@ -58,6 +67,8 @@ def base_hessian(game: Game, block: int = HVP_BLOCK, compiled: Game | None = Non
 def block_hessian(game: Game, tangents: Float[Array, "B w"], start: int, layered: bool) -> Float[Array, "B P w"]:
     """H_p v for each row v of `tangents`: from layer `start` on (traced) for a layered game with per-prompt α,
     else over the whole game."""
+    if layered and supports_layerwise(game):
+        return layerwise_hvp(game, tangents, np.int32(start))
     if layered:
         alpha = jax.device_put(np.zeros((game.n_prompts, tangents.shape[1]), float_dtype()))
         return _hvp_from_layer(game, alpha, tangents, np.int32(start))

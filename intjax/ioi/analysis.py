@@ -15,6 +15,7 @@ import numpy as np
 
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
+from intjax.ioi.pair_screen import pair_screen
 from intjax.ioi.path_discovery import path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
@@ -37,7 +38,7 @@ from intjax.sweeps.vertex_cache import VertexCache
 
 
 STAGE_NAMES = ("NIE, PIE and linear estimates of every head", "pairwise/higher split of the joint effect",
-               "exact interactions (orders 2 and 3)", "theorem table", "distance scaling",
+               "exact interactions (orders 2 and 3), Hessian screen of the pairs", "theorem table", "distance scaling",
                "circuit, remedies, witnesses, search, faithfulness, completeness", "figures and report")
 
 
@@ -163,6 +164,9 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
             found, t = run_patch(model, data.prompts, comps, PatchOptions(order=order), sweeps.child(f"order{order}"))
             res.update({f"int{order}_{d}": found[f"int{order}_{d}"] for d in ("noising", "denoising")})
             timings.update({f"order{order}_{k}": v for k, v in t.items()})
+        screened, t = pair_screen(model, data.prompts, [heads[i] for i in pool2], sweeps.child("pair_screen"))
+        res.update({k: v for k, v in screened.items() if k.startswith("int2_hessian_")})  # report/screen.py
+        timings.update({f"screen_{k}": v for k, v in t.items()})
 
     with stages.stage(STAGE_NAMES[3], f"{options.theorem_heads} heads, order {options.theorem_order}, float64"
                       if options.theorem_heads else "skipped (--theorem-heads 0)"):

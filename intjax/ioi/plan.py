@@ -16,7 +16,7 @@ import dataclasses
 import math
 from typing import Sequence
 
-from intjax.costs import DISTANCE_FE, layers_after_first, theorem_table_fe
+from intjax.costs import DISTANCE_FE, HVP_FORWARDS, layers_after_first, theorem_table_fe
 from intjax.options import FLOORS
 
 # Sizes the budget may shrink, in the order it shrinks them, each step to a value no smaller than its
@@ -76,7 +76,7 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
     nie = 2 * 2 * (N + 1) * s.n_prompts * one + 2 * 3 * s.n_prompts  # 2 directions x 2 semantics; linear: jvp
     split = EFFICIENCY["split"] * 2 * min(s.split_pairs, math.comb(N, 2)) * s.n_prompts * two
     orders = (EFFICIENCY["orders"] * 2 * (math.comb(min(s.pair_pool, N), 2) + math.comb(min(s.triple_pool, N), 3))
-              * s.n_prompts * two)
+              * s.n_prompts * two + 2 * HVP_FORWARDS * min(s.pair_pool, N) * s.n_prompts)  # and the pairs' screen
     theorems = 0.0
     if s.theorem_heads:  # n_check = 2 sets per order, the bound for pairs, the duality over heads and MLPs
         theorems = theorem_table_fe(s.theorem_prompts, s.theorem_heads, s.theorem_order, 2, 2, N + L)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from intjax.ioi.saved import IOIAnalysis
 from intjax.report import (circuit, completeness, distance, faithfulness, header, interactions, linear, nie,
-                           path_discovery, remedies, search, theorems, visibility)
+                           path_discovery, remedies, screen, search, theorems, visibility)
 from intjax.report.footer import footer
 from intjax.report.claims_section import claims_of
 from intjax.studies.readings import sign_box
 
-SECTIONS = (nie.section, interactions.section, linear.section, theorems.section, circuit.section,
+SECTIONS = (nie.section, interactions.section, screen.section, linear.section, theorems.section, circuit.section,
             path_discovery.section, faithfulness.section, completeness.section, visibility.section, search.section, remedies.section,
             distance.section)
 

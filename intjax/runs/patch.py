@@ -10,10 +10,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from intjax.costs import layers_after_first
+from intjax.costs import HVP_FORWARDS, layers_after_first
 from intjax.errors import InputError
 from intjax.estimands.derivatives import linear
-from intjax.estimands.hessian import base_hessian, pair_values, pairs_of
+from intjax.estimands.hessian import HVP_BLOCK, BlockStore, base_hessian, pair_values, pairs_of
 from intjax.estimands.screen import SCREEN_CHECK_ITEMS, screen_check, strongest
 from intjax.estimands.mobius import interactions, set_name, subsets_up_to
 from intjax.model.protocol import PatchableModel
@@ -25,10 +25,10 @@ from intjax.patching.prompts import PromptSet
 from intjax.progress import COMPILE_S_PER_STAGE, Stages, mean_length, seconds_per_forward
 from intjax.results import Results
 from intjax.sweeps.context import SweepContext
+from intjax.sweeps.fingerprint import code_digest, sweep_fingerprint
 
 
 ESTIMATES = ("exact", "hessian")
-HVP_FORWARDS = 5  # one Hessian-vector product per prompt, in full forward passes (GPT-2 small's shape, CPU)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +160,7 @@ def _screen(problem: PatchProblem, sweeps: SweepContext, verify_top: int, result
     screen's error on them (`screen_check_<direction>`, one row). Returns its timings in s."""
     direction, names = how["direction"], problem.names
     t0 = time.perf_counter()
-    screen = pair_values(base_hessian(problem, compiled=compile_view(problem)))
+    screen = pair_values(base_hessian(problem, compiled=compile_view(problem), saved=_block_store(problem, sweeps)))
     pairs = pairs_of(problem.n_components)
     results.add(f"int2_hessian_{direction}", screen, [set_name(T, names) for T in pairs], order=2,
                 estimate="hessian", **how)
@@ -177,6 +177,22 @@ def _screen(problem: PatchProblem, sweeps: SweepContext, verify_top: int, result
                     SCREEN_CHECK_ITEMS, screen=f"int2_hessian_{direction}", exact=f"int2_{direction}", **how)
         timings[f"verify_{direction}_s"] = time.perf_counter() - t0
     return timings
+
+
+def _block_store(problem: PatchProblem, sweeps: SweepContext) -> Optional[BlockStore]:
+    """Each block of the screen's Hessian-vector products kept in the direction's checkpoint folder
+    (`hessian_block0000` …, with the problem's fingerprint and the block's rows): a rerun after a kill reads
+    the finished blocks back. None without checkpoints."""
+    folder = sweeps.child(problem.direction)
+    if folder.checkpoints is None:
+        return None
+    inputs = sweep_fingerprint(problem, np.zeros((0, problem.n_components)), estimate="hessian", block=HVP_BLOCK,
+                               code=code_digest("intjax.estimands.hessian", "intjax.estimands.layerwise_hvp"))
+
+    def saved(index: int, rows: np.ndarray, compute):
+        return folder.saved(f"hessian_block{index:04d}", dict(inputs, rows=rows.tolist()), compute)
+
+    return saved
 
 
 def screen_lines(results: Results) -> str:
