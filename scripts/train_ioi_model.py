@@ -78,8 +78,8 @@ from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.errors import InputError  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
 
-from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, recency_shortcut,  # noqa: E402
-                           shortcut_accuracy)
+from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, fixed_slot_accuracy,  # noqa: E402
+                           recency_shortcut, shortcut_accuracy)
 
 EOT = "<|endoftext|>"
 
@@ -339,8 +339,8 @@ class Batches:
         self.n_anti = {k: int(round(batch * f)) for k, f in (anti_fracs or {}).items() if f > 0}
         self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd - sum(self.n_anti.values())
         if self.n_ioi < 1:
-            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac "
-                             "and --four-name-frac leave no IOI sentence in a batch")
+            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac, "
+                             "--four-name-frac and --counting-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
         self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
@@ -388,15 +388,22 @@ class Batches:
                 weights[i, answer_at] = ANSWER_WEIGHT
         return tokens, weights
 
-    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
-        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right."""
+    def named_parts(self, step: int) -> dict[str, tuple[list, list]]:
+        """Per part of batch `step` with a name answer: (prompts, answers)."""
         parts: dict[str, tuple[list, list]] = {}
         for seq, answer_at, part in self.examples(step):
             if answer_at >= 0 and part != "filler":
                 ps, ans = parts.setdefault(part, ([], []))
                 ps.append(seq[: answer_at + 1]), ans.append(seq[answer_at + 1])
+        return parts
+
+    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
+        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right;
+        shortcut "fixed slot" is `fixed_slot_accuracy` (a batch-level measure, not a per-prompt rule)."""
         names = ioi.single_token_words(self.tok, ioi.NAMES)[1].values()
-        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in parts.items()}
+        if shortcut == "fixed slot":
+            return {part: fixed_slot_accuracy(ps, ans, names) for part, (ps, ans) in self.named_parts(step).items()}
+        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in self.named_parts(step).items()}
 
 
 ANSWER_WEIGHT = 5.0
@@ -708,6 +715,7 @@ ANTI_EXAMPLES = {
     "s2_not_last": "Then, Mary and John went to the store with Kate. John and Kate gave a drink to -> Mary",
     "four_name": "When John left the store, John saw Mary with Kate and Anna. Then, Anna and Kate gave a drink "
                  "to -> Mary",
+    "counting": "When Anna, John and Anna went to the store, Kate and Mary found John. Kate gave a drink to -> Mary",
 }
 
 
@@ -810,6 +818,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="share of each batch given to four-name prompts on which both the recency and the "
                         "stalest-name shortcut fail (\"When John left the store, John saw Mary with Kate and Anna. "
                         "Then, Anna and Kate gave a drink to\" -> \" Mary\")")
+    p.add_argument("--counting-frac", type=float, default=0.0,
+                   help="share of each batch given to counting prompts: seven name slots, four names in a random "
+                        "order, the answer (said once) in a varying slot, so that only counting mentions works")
     p.add_argument("--head-dropout-layers", default="",
                    help="comma-separated layers (negative counts from the end) where whole heads drop; "
                         "empty: every layer")
@@ -848,7 +859,7 @@ RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", 
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
             "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac",
             "three_name_frac", "s2_not_last_frac", "four_name_frac", "head_dropout_layers", "head_dropout_from",
-            "head_dropout_ramp")
+            "head_dropout_ramp", "counting_frac")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -883,7 +894,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              for _ in range(400)))
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
-                  "four_name": args.four_name_frac}
+                  "four_name": args.four_name_frac, "counting": args.counting_frac}
     heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
                                          ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
     for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
@@ -894,7 +905,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
                       io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
                       objects=train_objects, anti_fracs=anti_fracs)
-    for name, shortcut in SHORTCUTS.items():
+    for name, shortcut in [*SHORTCUTS.items(), ("fixed slot", "fixed slot")]:
         print(f"{name} shortcut's accuracy on batch 0, per part: "
               + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(0, shortcut).items()), flush=True)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
@@ -1073,7 +1084,10 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                     f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". Three-name and "
                 "s2-not-last prompts do not defeat a positional shortcut (answer = the name whose last mention comes earliest, "
                 "`anti_shortcut.stalest_name_shortcut`), right on batch 0: " + ", ".join(
-                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items()) + ".")
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items())
+                + ". The best fixed answer slot (the k-th name mention, `anti_shortcut.fixed_slot_accuracy`), right on batch 0: "
+                + ", ".join(f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, "fixed slot").items())
+                + ".")
     if args.hold_out_objects:
         mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
                 f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "
