@@ -209,3 +209,13 @@ def test_counting_prompts_spread_the_answer_over_slots_so_only_counting_works(sc
     assert len(templates) == len(anti.COUNTING_TEMPLATES)
     for template in templates:  # within each template the answer's slot varies too: wording cannot give it away
         assert {s for (t, _), s in slot_of.items() if t == template} == {2, 3, 4, 6}
+
+
+def test_batches_report_every_shortcut_at_or_below_chance_on_counting_prompts(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 64, 0.0, 0.5, 31, anti_fracs={"counting": 0.25})  # 16 counting prompts
+    assert Counter(part for _, _, part in b.examples(3))["counting"] == 16
+    assert b.shortcut_report(3)["counting"] == 0.0
+    assert b.shortcut_report(3, train.SHORTCUTS["stalest name"])["counting"] == 0.0
+    slot = b.shortcut_report(3, "fixed slot")
+    assert slot["counting"] == 0.25 and slot["ioi"] >= 0.5  # plain IOI: BABA puts IO in slot 1, ABBA in 0
