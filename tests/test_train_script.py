@@ -219,3 +219,12 @@ def test_batches_report_every_shortcut_at_or_below_chance_on_counting_prompts(sc
     assert b.shortcut_report(3, train.SHORTCUTS["stalest name"])["counting"] == 0.0
     slot = b.shortcut_report(3, "fixed slot")
     assert slot["counting"] == 0.25 and slot["ioi"] >= 0.5  # plain IOI: BABA puts IO in slot 1, ABBA in 0
+
+
+def test_anti_from_puts_plain_ioi_in_place_of_the_anti_shortcut_parts_before_its_step(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 16, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25}, anti_from=3)
+    assert Counter(p for _, _, p in b.examples(2)) == {"ioi": 14, "induction": 2}
+    assert Counter(p for _, _, p in b.examples(3)) == {"ioi": 10, "counting": 4, "induction": 2}
+    always = train.Batches(tok, 0, 16, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25})
+    assert b.examples(3) == always.examples(3)  # from anti_from on, the batches are those of the plain mix
