@@ -17,8 +17,11 @@ What it does, in order (all seeded):
      name lists that reward duplicate detection (--odd-frac), and prompts on
      which IOI's recency shortcut ("copy the most recent name that is not the
      last one") fails, so that only duplicate detection answers them
-     (--three-name-frac, --s2-not-last-frac; `anti_shortcut.py`); the
-     shortcut's accuracy on each part of a batch is printed at the start;
+     (--three-name-frac, --s2-not-last-frac, --four-name-frac; `anti_shortcut.py`),
+     and counting prompts on which recency, the stalest name and a fixed answer
+     slot are all at chance (--counting-frac), optionally only from step
+     --anti-from on; each shortcut's accuracy on each part of a batch is printed
+     at the start;
    the answer token gets a larger loss weight. Dropout as GPT-2 (attention
    weights, residual) plus whole-head dropout (each head zeroed for a whole
    sequence, drawn per sequence, only in --head-dropout-layers), optionally
