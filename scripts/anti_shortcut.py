@@ -13,13 +13,19 @@ once" finds the answer, and the recency shortcut's answer is always a repeated n
   gave a drink to" -> " Mary";
 - s2-not-last: an IOI pair plus a bystander C whose second mention follows S2:
   "Then, Mary and John went to the store with Kate. John and Kate gave a drink to"
-  -> " Mary", or "... John gave Kate's drink to" style with C mentioned twice.
+  -> " Mary", or "... John gave Kate's drink to" style with C mentioned twice;
+- counting: seven name slots filled by four names in a random order (the answer once,
+  three others twice), the answer's slot drawn evenly from the four slots where both
+  shortcuts fail, so that neither recency, nor the stalest name, nor the template's
+  wording (a fixed answer slot, `fixed_slot_accuracy`) beats chance: "When Anna, John and
+  Anna went to the store, Kate and Mary found John. Kate gave a drink to" -> " Mary".
 
 [A] is the answer (the indirect object), [B] the subject, [C] the bystander.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -49,8 +55,16 @@ FOUR_NAME_TEMPLATES: tuple[str, ...] = (
     "After [X] and [Y] went to the [PLACE], [X] left and [A] met [Z]. [R1] and [R2] gave a [OBJECT] to",
     "Then, [X] found [X]'s [OBJECT] with [A], [Y] and [Z]. [R1] and [R2] gave it to",
 )
+# Seven name slots [N1]..[N7], filled in the order of one of COUNTING_ORDERS; clauses of varied shape, so that
+# no slot is tied to a wording.
+COUNTING_TEMPLATES: tuple[str, ...] = (
+    "Then, [N1] and [N2] went to the [PLACE] with [N3]. [N4] found [N5], and [N6] and [N7] gave a [OBJECT] to",
+    "When [N1], [N2] and [N3] went to the [PLACE], [N4] and [N5] found [N6]. [N7] gave a [OBJECT] to",
+    "After [N1] and [N2] went to the [PLACE], [N3], [N4] and [N5] found [N6]'s [OBJECT]. [N7] gave it to",
+    "While [N1] was working with [N2] and [N3], [N4] and [N5] went to the [PLACE] with [N6]. [N7] gave a [OBJECT] to",
+)
 TEMPLATES = {"three_name": THREE_NAME_TEMPLATES, "s2_not_last": S2_NOT_LAST_TEMPLATES,
-             "four_name": FOUR_NAME_TEMPLATES}
+             "four_name": FOUR_NAME_TEMPLATES, "counting": COUNTING_TEMPLATES}
 KINDS = tuple(TEMPLATES)
 
 
@@ -81,6 +95,33 @@ def stalest_name_shortcut(prompt: Sequence[int], name_ids: "set[int] | frozenset
 SHORTCUTS = {"recency": recency_shortcut, "stalest name": stalest_name_shortcut}
 
 
+def counting_orders() -> dict[int, tuple[str, ...]]:
+    """Orders of the seven mentions "A XX YY ZZ" (X, Y, Z named by first appearance) on which both shortcuts
+    above fail, by the answer A's slot (0-based): A can sit only in slots 2, 3, 4 and 6."""
+    ids = {"A": 0, "X": 1, "Y": 2, "Z": 3}
+    orders: dict[int, set[str]] = {}
+    for order in set(itertools.permutations("AXXYYZZ")):
+        first = list(dict.fromkeys(c for c in order if c != "A"))  # the repeated names by first mention
+        canon = "".join(c if c == "A" else "XYZ"[first.index(c)] for c in order)
+        seq = [ids[c] for c in canon]
+        if 0 not in (recency_shortcut(seq, frozenset(ids.values())), stalest_name_shortcut(seq, frozenset(ids.values()))):
+            orders.setdefault(canon.index("A"), set()).add(canon)
+    return {slot: tuple(sorted(found)) for slot, found in sorted(orders.items())}
+
+
+COUNTING_ORDERS = counting_orders()
+
+
+def fixed_slot_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any) -> float:
+    """The best "fixed slot" shortcut: over k, the largest share of prompts whose answer is their k-th name
+    mention (what a model reading only the template's wording could reach)."""
+    ids = frozenset(int(i) for i in name_ids)
+    names = [[int(t) for t in p if int(t) in ids] for p in prompts]
+    slots = max(len(n) for n in names)
+    return max(float(np.mean([k < len(n) and n[k] == int(a) for n, a in zip(names, answers)]))
+               for k in range(slots))
+
+
 def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any,
                       shortcut: Any = recency_shortcut) -> float:
     """Share of prompts whose answer is the shortcut's (default: the recency shortcut)."""
@@ -88,11 +129,18 @@ def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], 
     return float(np.mean([shortcut(p, ids) == int(a) for p, a in zip(prompts, answers)]))
 
 
-def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, place: str, obj: str) -> str:
-    """The text of one prompt of `kind` with answer `a`, subject `b` and bystanders `c` (and `d`)."""
+def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, place: str, obj: str,
+          slot: int = -1) -> str:
+    """The text of one prompt of `kind` with answer `a`, subject `b` and bystanders `c` (and `d`); a counting
+    prompt puts `a` in name slot `slot` (0-based) and `b`, `c`, `d` in the order of a random COUNTING_ORDERS."""
     templates = TEMPLATES[kind]
     t = templates[rng.integers(len(templates))]
-    if kind == "three_name":
+    if kind == "counting":
+        orders = COUNTING_ORDERS[slot]
+        order = orders[rng.integers(len(orders))]
+        word = {"A": a, "X": b, "Y": c, "Z": d}
+        slots = {f"[N{i + 1}]": word[ch] for i, ch in enumerate(order)}
+    elif kind == "three_name":
         n1, n2, n3 = rng.permutation([a, b, c])
         r1, r2 = rng.permutation([b, c])
         slots = {"[N1]": n1, "[N2]": n2, "[N3]": n3, "[R1]": r1, "[R2]": r2}
@@ -109,14 +157,16 @@ def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, p
 
 def anti_shortcut_prompts(tok: Any, kind: str, n: int, rng: np.random.Generator, names: Sequence[str],
                           places: Sequence[str], objects: Sequence[str]) -> NamedPrompts:
-    """`n` prompts of `kind` (three_name or s2_not_last) from these words; the answer is the one name that
-    appears once. Each name must stay one token in the encoded prompt (checked)."""
+    """`n` prompts of `kind` (a key of TEMPLATES) from these words; the answer is the one name that appears
+    once. Counting prompts spread the answer evenly over the slots of COUNTING_ORDERS (each slot n/4 times,
+    in random order). Each name must stay one token in the encoded prompt (checked)."""
     names, name_ids, _ = ioi.single_token_words(tok, names)
     prompts, answers, texts = [], [], []
-    for _ in range(n):
+    slots = rng.permutation(np.resize(list(COUNTING_ORDERS), n)) if kind == "counting" else np.full(n, -1)
+    for slot in slots:
         a, b, c, d = (str(w) for w in rng.choice(names, 4, replace=False))
         text = _fill(rng, kind, a, b, c, d, str(places[rng.integers(len(places))]),
-                     str(objects[rng.integers(len(objects))]))
+                     str(objects[rng.integers(len(objects))]), int(slot))
         ids = tok.encode(text).ids
         said = {w: len(re.findall(rf"\b{w}\b", text)) for w in (a, b, c, d)}
         if any(ids.count(name_ids[w]) != k for w, k in said.items()) or said[a] != 1:

@@ -17,8 +17,11 @@ What it does, in order (all seeded):
      name lists that reward duplicate detection (--odd-frac), and prompts on
      which IOI's recency shortcut ("copy the most recent name that is not the
      last one") fails, so that only duplicate detection answers them
-     (--three-name-frac, --s2-not-last-frac; `anti_shortcut.py`); the
-     shortcut's accuracy on each part of a batch is printed at the start;
+     (--three-name-frac, --s2-not-last-frac, --four-name-frac; `anti_shortcut.py`),
+     and counting prompts on which recency, the stalest name and a fixed answer
+     slot are all at chance (--counting-frac), optionally only from step
+     --anti-from on; each shortcut's accuracy on each part of a batch is printed
+     at the start;
    the answer token gets a larger loss weight. Dropout as GPT-2 (attention
    weights, residual) plus whole-head dropout (each head zeroed for a whole
    sequence, drawn per sequence, only in --head-dropout-layers), optionally
@@ -78,8 +81,8 @@ from intjax.patching.prompts import PromptSet, pad  # noqa: E402
 from intjax.errors import InputError  # noqa: E402
 from intjax.ioi import task as ioi  # noqa: E402
 
-from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, recency_shortcut,  # noqa: E402
-                           shortcut_accuracy)
+from anti_shortcut import (KINDS as ANTI_KINDS, SHORTCUTS, anti_shortcut_prompts, fixed_slot_accuracy,  # noqa: E402
+                           recency_shortcut, shortcut_accuracy)
 
 EOT = "<|endoftext|>"
 
@@ -330,17 +333,17 @@ class Batches:
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
                  length: int, *, io_prob: float = 1.0, induction_frac: float = 0.0,
                  odd_frac: float = 0.0, objects: Optional[Sequence[str]] = None,
-                 anti_fracs: Optional[dict[str, float]] = None):
+                 anti_fracs: Optional[dict[str, float]] = None, anti_from: int = 0):
         self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
-        self.copy_frac, self.io_prob, self.objects = copy_frac, io_prob, objects
+        self.copy_frac, self.io_prob, self.objects, self.anti_from = copy_frac, io_prob, objects, anti_from
         self.n_filler = int(round(batch * filler_frac))
         self.n_induction = int(round(batch * induction_frac))
         self.n_odd = int(round(batch * odd_frac))
         self.n_anti = {k: int(round(batch * f)) for k, f in (anti_fracs or {}).items() if f > 0}
         self.n_ioi = batch - self.n_filler - self.n_induction - self.n_odd - sum(self.n_anti.values())
         if self.n_ioi < 1:
-            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac "
-                             "and --four-name-frac leave no IOI sentence in a batch")
+            raise SystemExit("--filler-frac, --induction-frac, --odd-frac, --three-name-frac, --s2-not-last-frac, "
+                             "--four-name-frac and --counting-frac leave no IOI sentence in a batch")
         words = ioi.TRAIN_NAMES + ioi.TRAIN_PLACES + (objects or ioi.OBJECTS)
         self.word_ids = np.array(sorted(ioi.single_token_words(tok, words)[1].values()), np.int32)
         self.name_ids = np.array(sorted(ioi.single_token_words(tok, ioi.TRAIN_NAMES)[1].values()), np.int32)
@@ -349,12 +352,14 @@ class Batches:
     def examples(self, step: int) -> list[tuple[list[int], int, str]]:
         """Every sequence of batch `step` as (tokens, position whose next token is the answer or -1, part)."""
         out: list[tuple[list[int], int, str]] = []
+        n_anti = self.n_anti if step >= self.anti_from else {}  # before anti_from: plain IOI in their place
+        n_ioi = self.batch - self.n_filler - self.n_induction - self.n_odd - sum(n_anti.values())
         gen = ioi.ioi_prompts(
-            self.tok, self.n_ioi, seed=self.seed * 1_000_003 + step, corruption="s2_flip",
+            self.tok, n_ioi, seed=self.seed * 1_000_003 + step, corruption="s2_flip",
             names=ioi.TRAIN_NAMES, places=ioi.TRAIN_PLACES, objects=self.objects,
         )
         rng = np.random.default_rng([self.seed, step, 7])
-        io = rng.random(self.n_ioi) < self.io_prob
+        io = rng.random(n_ioi) < self.io_prob
         for c, t, f, use_io in zip(gen.prompts.clean, gen.prompts.target, gen.prompts.foil, io):
             out.append((list(c) + [int(t if use_io else f)], len(c) - 1, "ioi"))
         fill = [filler_text(rng, ioi.NAMES, ioi.PLACES, self.copy_frac) for _ in range(self.n_filler)]
@@ -371,7 +376,7 @@ class Batches:
             seq = [*self.then, *order, *self.to, int(odd[0])]
             out.append((seq, len(seq) - 2, "odd"))
         anti_rng = np.random.default_rng([self.seed, step, 11])  # its own stream: the parts above stay as they were
-        for kind, n in self.n_anti.items():
+        for kind, n in n_anti.items():
             made = anti_shortcut_prompts(self.tok, kind, n, anti_rng, ioi.TRAIN_NAMES, ioi.TRAIN_PLACES,
                                          self.objects or ioi.OBJECTS)
             out += [([*p, a], len(p) - 1, kind) for p, a in zip(made.prompts, made.answers)]
@@ -388,15 +393,22 @@ class Batches:
                 weights[i, answer_at] = ANSWER_WEIGHT
         return tokens, weights
 
-    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
-        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right."""
+    def named_parts(self, step: int) -> dict[str, tuple[list, list]]:
+        """Per part of batch `step` with a name answer: (prompts, answers)."""
         parts: dict[str, tuple[list, list]] = {}
         for seq, answer_at, part in self.examples(step):
             if answer_at >= 0 and part != "filler":
                 ps, ans = parts.setdefault(part, ([], []))
                 ps.append(seq[: answer_at + 1]), ans.append(seq[answer_at + 1])
+        return parts
+
+    def shortcut_report(self, step: int, shortcut: Any = recency_shortcut) -> dict[str, float]:
+        """Per part of batch `step` with a name answer: the share the shortcut (default: recency) answers right;
+        shortcut "fixed slot" is `fixed_slot_accuracy` (a batch-level measure, not a per-prompt rule)."""
         names = ioi.single_token_words(self.tok, ioi.NAMES)[1].values()
-        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in parts.items()}
+        if shortcut == "fixed slot":
+            return {part: fixed_slot_accuracy(ps, ans, names) for part, (ps, ans) in self.named_parts(step).items()}
+        return {part: shortcut_accuracy(ps, ans, names, shortcut) for part, (ps, ans) in self.named_parts(step).items()}
 
 
 ANSWER_WEIGHT = 5.0
@@ -708,6 +720,7 @@ ANTI_EXAMPLES = {
     "s2_not_last": "Then, Mary and John went to the store with Kate. John and Kate gave a drink to -> Mary",
     "four_name": "When John left the store, John saw Mary with Kate and Anna. Then, Anna and Kate gave a drink "
                  "to -> Mary",
+    "counting": "When Anna, John and Anna went to the store, Kate and Mary found John. Kate gave a drink to -> Mary",
 }
 
 
@@ -810,6 +823,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="share of each batch given to four-name prompts on which both the recency and the "
                         "stalest-name shortcut fail (\"When John left the store, John saw Mary with Kate and Anna. "
                         "Then, Anna and Kate gave a drink to\" -> \" Mary\")")
+    p.add_argument("--counting-frac", type=float, default=0.0,
+                   help="share of each batch given to counting prompts: seven name slots, four names in a random "
+                        "order, the answer (said once) in a varying slot, so that only counting mentions works")
+    p.add_argument("--anti-from", type=int, default=0,
+                   help="before this step the anti-shortcut and counting shares of a batch are plain IOI sentences "
+                        "(curriculum: copying names is learned on IOI first)")
     p.add_argument("--head-dropout-layers", default="",
                    help="comma-separated layers (negative counts from the end) where whole heads drop; "
                         "empty: every layer")
@@ -848,7 +867,7 @@ RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", 
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
             "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac",
             "three_name_frac", "s2_not_last_frac", "four_name_frac", "head_dropout_layers", "head_dropout_from",
-            "head_dropout_ramp")
+            "head_dropout_ramp", "counting_frac", "anti_from")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -883,7 +902,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              for _ in range(400)))
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
-                  "four_name": args.four_name_frac}
+                  "four_name": args.four_name_frac, "counting": args.counting_frac}
     heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
                                          ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
     for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
@@ -893,10 +912,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"sequences need {length} positions; raise --n-positions")
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
                       io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
-                      objects=train_objects, anti_fracs=anti_fracs)
-    for name, shortcut in SHORTCUTS.items():
-        print(f"{name} shortcut's accuracy on batch 0, per part: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(0, shortcut).items()), flush=True)
+                      objects=train_objects, anti_fracs=anti_fracs, anti_from=args.anti_from)
+    for name, shortcut in [*SHORTCUTS.items(), ("fixed slot", "fixed slot")]:
+        print(f"{name} shortcut's accuracy on batch {batches.anti_from}, per part: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(batches.anti_from, shortcut).items()), flush=True)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
     head_layers, head_from, head_ramp = head_schedule(args, cfg.n_layers)
 
@@ -1063,17 +1082,22 @@ def _export_and_document(model, tok, tok_path, stage, out, args, argv, cfg, para
                 "is not repeated, wherever it stands, so only duplicate detection finds it and suppressing the most "
                 "recent name is wrong as often as right.")
     if batches.n_anti:
-        shortcut = batches.shortcut_report(0)
+        shortcut = batches.shortcut_report(batches.anti_from)
         mix += (" And prompts on which the recency shortcut (answer = the most recent name that is not the last "
                 "name before END, `anti_shortcut.recency_shortcut`) fails, whose answer is the one name that "
                 "appears once: " + "; ".join(
                     f"{n} {kind.replace('_', '-')} prompts per batch (\"{ANTI_EXAMPLES[kind]}\")"
                     for kind, n in batches.n_anti.items())
-                + ". The shortcut's accuracy on batch 0: " + ", ".join(
+                + (f" (from step {batches.anti_from} on; plain IOI sentences in their place before it)"
+                   if batches.anti_from else "")
+                + f". The shortcut's accuracy on batch {batches.anti_from}: " + ", ".join(
                     f"{k.replace('_', '-')} {v:.0%}" for k, v in shortcut.items()) + ". Three-name and "
                 "s2-not-last prompts do not defeat a positional shortcut (answer = the name whose last mention comes earliest, "
-                "`anti_shortcut.stalest_name_shortcut`), right on batch 0: " + ", ".join(
-                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(0, SHORTCUTS["stalest name"]).items()) + ".")
+                f"`anti_shortcut.stalest_name_shortcut`), right on batch {batches.anti_from}: " + ", ".join(
+                    f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(batches.anti_from, SHORTCUTS["stalest name"]).items())
+                + f". The best fixed answer slot (the k-th name mention, `anti_shortcut.fixed_slot_accuracy`), right on batch {batches.anti_from}: "
+                + ", ".join(f"{k.replace('_', '-')} {v:.0%}" for k, v in batches.shortcut_report(batches.anti_from, "fixed slot").items())
+                + ".")
     if args.hold_out_objects:
         mix += (f" Objects are split too: training uses {len(ioi.TRAIN_OBJECTS)} (`ioi.TRAIN_OBJECTS`); "
                 f"the evaluation uses only the {len(ioi.HELDOUT_OBJECTS)} held-out ones "

@@ -104,22 +104,22 @@ def test_shortcut_solves_plain_ioi(script, tok):
     assert anti.shortcut_accuracy(ps.clean, ps.target, _name_ids(tok)) == 1.0
 
 
-@pytest.mark.parametrize("kind", ["three_name", "s2_not_last", "four_name"])
+@pytest.mark.parametrize("kind", ["three_name", "s2_not_last", "four_name", "counting"])
 def test_anti_shortcut_prompts_answer_the_name_said_once_and_defeat_the_shortcut(script, tok, kind):
     _, anti = script
     made = anti.anti_shortcut_prompts(tok, kind, 300, np.random.default_rng(1), ioi.TRAIN_NAMES,
                                       ioi.TRAIN_PLACES, ioi.TRAIN_OBJECTS)
     assert anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok)) == 0.0
     # three-name and s2-not-last leave the positional shortcut open (the answer's one mention precedes every
-    # repeated name's last mention); four-name closes it
+    # repeated name's last mention); four-name and counting close it
     stalest = anti.shortcut_accuracy(made.prompts, made.answers, _name_ids(tok), anti.stalest_name_shortcut)
-    assert stalest == (0.0 if kind == "four_name" else 1.0)
-    names = set(ioi.NAMES)
+    four = kind in ("four_name", "counting")
+    assert stalest == (0.0 if four else 1.0)
     for prompt, answer, text in zip(made.prompts, made.answers, made.texts):
         assert tok.decode(prompt) == text
-        said = [w for w in re.findall(r"[A-Z][a-z]+", text) if w in names]  # Then/When/... are not names
+        said = _said(text)
         counts = Counter(said)
-        assert sorted(counts.values()) == [1] + [2] * (3 if kind == "four_name" else 2)  # the answer once
+        assert sorted(counts.values()) == [1] + [2] * (3 if four else 2)  # the answer once
         once = next(n for n, c in counts.items() if c == 1)
         assert _id(tok, " " + once) == answer and once in ioi.TRAIN_NAMES
         if kind == "s2_not_last":  # the pair "[X] and [Y]" is IO and S; a bystander comes after S2
@@ -171,3 +171,60 @@ def test_a_dropped_head_is_that_head_removed(script):
     removed = eqx.tree_at(lambda m: m.blocks.W_O, model, model.blocks.W_O.at[1, 2].set(0.0))
     np.testing.assert_allclose(got, train.logits_of(removed, tokens), atol=1e-5)
     assert np.abs(np.asarray(got - train.logits_of(model, tokens))).max() > 1e-4
+
+
+def test_fixed_slot_accuracy_on_hand_made_prompts(script, tok):
+    _, anti = script
+    ps = [tok.encode(t).ids for t in ("Then, Mary and John met John. Kate and Kate gave it to",
+                                      "Then, John and Mary met John. Kate and Kate gave it to",
+                                      "Then, Kate and John met Mary. John and Kate gave it to")]
+    answers = [_id(tok, " Mary")] * 3
+    assert anti.fixed_slot_accuracy(ps, answers, _name_ids(tok)) == pytest.approx(1 / 3)  # slots 0, 1, 2
+    assert anti.fixed_slot_accuracy(ps[:2] * 2, answers[:1] * 4, _name_ids(tok)) == 0.5
+
+
+def _said(text):
+    """The names of `text` in order (Then/When/... are not names)."""
+    return [w for w in re.findall(r"[A-Z][a-z]+", text) if w in set(ioi.NAMES)]
+
+
+def test_counting_prompts_spread_the_answer_over_slots_so_only_counting_works(script, tok):
+    _, anti = script
+    made = anti.anti_shortcut_prompts(tok, "counting", 400, np.random.default_rng(2), ioi.HELDOUT_NAMES,
+                                      ioi.HELDOUT_PLACES, ioi.HELDOUT_OBJECTS)
+    ids = _name_ids(tok)
+    for shortcut in (anti.recency_shortcut, anti.stalest_name_shortcut):
+        assert anti.shortcut_accuracy(made.prompts, made.answers, ids, shortcut) == 0.0
+    assert anti.fixed_slot_accuracy(made.prompts, made.answers, ids) <= 0.25  # chance: four names
+    slot_of = {}  # (template's first word, prompt index) -> the answer's slot, counted in the text
+    for i, (answer, text) in enumerate(zip(made.answers, made.texts)):
+        said = _said(text)
+        once = [said.count(n) for n in said].index(1)
+        assert len(said) == 7 and _id(tok, " " + said[once]) == answer
+        slot_of[text.split(" ")[0], i] = once
+    # by hand: the answer needs a name said twice before it (stalest name) and two different names after it
+    # (recency), so it sits in slot 2, 3, 4 or 6 (in slot 5 it is the recency shortcut's) -- 100 times each
+    assert Counter(slot_of.values()) == {2: 100, 3: 100, 4: 100, 6: 100}
+    templates = {t for t, _ in slot_of}
+    assert len(templates) == len(anti.COUNTING_TEMPLATES)
+    for template in templates:  # within each template the answer's slot varies too: wording cannot give it away
+        assert {s for (t, _), s in slot_of.items() if t == template} == {2, 3, 4, 6}
+
+
+def test_batches_report_every_shortcut_at_or_below_chance_on_counting_prompts(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 64, 0.0, 0.5, 31, anti_fracs={"counting": 0.25})  # 16 counting prompts
+    assert Counter(part for _, _, part in b.examples(3))["counting"] == 16
+    assert b.shortcut_report(3)["counting"] == 0.0
+    assert b.shortcut_report(3, train.SHORTCUTS["stalest name"])["counting"] == 0.0
+    slot = b.shortcut_report(3, "fixed slot")
+    assert slot["counting"] == 0.25 and slot["ioi"] >= 0.5  # plain IOI: BABA puts IO in slot 1, ABBA in 0
+
+
+def test_anti_from_puts_plain_ioi_in_place_of_the_anti_shortcut_parts_before_its_step(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 16, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25}, anti_from=3)
+    assert Counter(p for _, _, p in b.examples(2)) == {"ioi": 14, "induction": 2}
+    assert Counter(p for _, _, p in b.examples(3)) == {"ioi": 10, "counting": 4, "induction": 2}
+    always = train.Batches(tok, 0, 16, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25})
+    assert b.examples(3) == always.examples(3)  # from anti_from on, the batches are those of the plain mix
