@@ -130,7 +130,7 @@ def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings
     done = 0
     if previous is not None and previous.samples is not None and (previous.T, previous.scramblings,
                                                                    previous.seed) == (T, scramblings, seed):
-        done = min(previous.points, points)
+        done = previous.points if previous.points <= points else 0  # a larger set is not a prefix to extend
     D = _FaceD(game, T, chunk)
     coords = np.concatenate([qmc.Sobol(len(T), scramble=True, seed=seed + s).random(points)[done:]
                              for s in range(scramblings)])  # one call: whole chunks, no padding per scrambling

@@ -193,6 +193,7 @@ def theorem_table(
             step(f"sampled sup on face {j + 1} of {len(bounded)} (order {len(T)})")
 
     step("sampled sup of |D_T| (local-affine bound)")
+
     def on_level(m: int, evaluated: int, sup: float) -> None:
         tick(f"sampled sup: {m} points per axis, {evaluated} evaluations, largest |D_T| so far {sup:.3g}")
 
