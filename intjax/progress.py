@@ -9,7 +9,7 @@ import functools
 import math
 import sys
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -17,7 +17,9 @@ from intjax.compile_stats import count_compiles
 
 
 def _duration(seconds: float) -> str:
-    """'45 s', '3.2 min' or '1.4 h'."""
+    """'<1 s', '45 s', '3.2 min' or '1.4 h'."""
+    if seconds < 1:
+        return "<1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
@@ -30,6 +32,9 @@ ETA_PRIOR_S, ETA_COMPILE_PRIOR_S = 30.0, 5.0
 # a stage done in under this share of its estimate with under 1 s of compiling took its work from a checkpoint
 # (a resumed run) or a cache: it says nothing about this machine's speed and is left out of the rescaling
 READ_BACK_SHARE = 0.2
+# what a stage that an earlier run finished (`Stages(saved=...)`) is estimated to take: reading its parts
+# back (a fully resumed `intjax demo --smoke` read each of stages 2-6 back in 0.0-1.3 s on the 2-core CPU)
+SAVED_STAGE_S = 0.5
 
 
 class Stages:
@@ -37,17 +42,24 @@ class Stages:
 
     `estimates` (seconds per stage, optional) are printed with the plan; as
     stages finish, the rest of the plan is rescaled by how long the finished
-    ones took against their estimates.
+    ones took against their estimates. Stages flagged in `saved` were finished
+    by an earlier run: they are estimated at `SAVED_STAGE_S` (reading back) and
+    left out of the rescaling.
     """
 
     def __init__(self, names: Sequence[str], quiet: bool = False, title: str = "plan",
                  estimates: Optional[Sequence[float]] = None, notes: Sequence[str] = (),
-                 compiling: Optional[Sequence[float]] = None):
-        self.names, self.quiet = list(names), quiet
+                 compiling: Optional[Sequence[float]] = None, saved: Sequence[bool] = (),
+                 on_done: Optional[Callable[[str], None]] = None):
+        self.names, self.quiet, self.on_done = list(names), quiet, on_done
+        self.saved = {n for n, s in zip(self.names, saved) if s}
         self.estimates = list(estimates) if estimates is not None else None
         # the compiling part of each estimate (default COMPILE_S_PER_STAGE where a stage has an estimate)
         self.compiling = (list(compiling) if compiling is not None else
                           [COMPILE_S_PER_STAGE if e > 0 else 0.0 for e in self.estimates or []])
+        if self.estimates is not None:
+            self.estimates = [SAVED_STAGE_S if n in self.saved else e for n, e in zip(self.names, self.estimates)]
+            self.compiling = [0.0 if n in self.saved else c for n, c in zip(self.names, self.compiling)]
         self.start = time.perf_counter()
         self._last_note = 0.0  # when `note` last printed (`tick` waits NOTE_EVERY_S after it)
         self.seconds: dict[str, float] = {}
@@ -57,7 +69,8 @@ class Stages:
         else:
             self._say(f"{title}, estimated {_duration(sum(self.estimates))} in all:")
             for i, (n, e) in enumerate(zip(self.names, self.estimates)):
-                self._say(f"  {i + 1}. {n}" + (f" (~{_duration(e)})" if e else ""))
+                saved = "saved by an earlier run: read back, " if n in self.saved else ""
+                self._say(f"  {i + 1}. {n}" + (f" ({saved}~{_duration(e)})" if e else ""))
         for line in notes:
             self._say(f"  {line}")
 
@@ -66,7 +79,10 @@ class Stages:
             print(line, file=sys.stderr, flush=True)
 
     def read_back(self, name: str) -> bool:
-        """Whether finished stage `name` looks read back from a checkpoint or a cache (`READ_BACK_SHARE`)."""
+        """Whether finished stage `name` was saved by an earlier run or looks read back from a checkpoint or a
+        cache (`READ_BACK_SHARE`)."""
+        if name in self.saved:
+            return True
         e = self.estimates[self.names.index(name)] if self.estimates else 0.0
         return self.seconds[name] < READ_BACK_SHARE * e and self.compile_seconds.get(name, 0.0) < 1.0
 
@@ -126,6 +142,8 @@ class Stages:
         with count_compiles() as made:
             yield
         self.seconds[name] = time.perf_counter() - t0
+        if self.on_done is not None:
+            self.on_done(name)
         self.compile_seconds[name] = made.compile_s + made.trace_s + made.lower_s
         rest = self.remaining()
         left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""

@@ -134,3 +134,28 @@ def test_completeness_flags_reach_the_study_options(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "--minimality-threshold", "-0.1"])
     assert "too small" in capsys.readouterr().err
+
+
+def test_stages_an_earlier_run_finished_are_planned_as_read_back_and_left_out_of_the_rescaling(capsys):
+    """Stage a was saved: the plan prints it at SAVED_STAGE_S (0.5 s) with no compiling, a slow read-back of it
+    (3 s, 2 compiling) rescales nothing, and the rest keeps its estimates (hand arithmetic)."""
+    stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 40.0], title="t", compiling=[4.0, 12.0, 0.0],
+                    saved=[True, False, False])
+    err = capsys.readouterr().err
+    assert "1. a (saved by an earlier run: read back, ~<1 s)" in err and "2. b (~20 s)" in err
+    assert "estimated 60 s in all" in err  # 0.5 + 20 + 40
+    assert stages.remaining() == pytest.approx(60.5)
+    stages.seconds["a"], stages.compile_seconds["a"] = 3.0, 2.0
+    assert stages.read_back("a") and stages.scale() == 1.0 and stages.compile_scale() == 1.0
+    assert stages.remaining() == pytest.approx(60.0)
+
+
+def test_a_finished_stage_calls_on_done_and_a_failed_one_does_not():
+    done = []
+    stages = Stages(["a", "b"], quiet=True, on_done=done.append)
+    with stages.stage("a"):
+        pass
+    with pytest.raises(RuntimeError):
+        with stages.stage("b"):
+            raise RuntimeError("stopped")
+    assert done == ["a"]

@@ -34,6 +34,7 @@ from intjax.studies.distance_scaling import distance_scaling_study
 from intjax.studies.order_split import order_split
 from intjax.sweeps.context import SweepContext
 from intjax.sweeps.fingerprint import code_digest, hash_arrays, model_digest
+from intjax.sweeps.stage_marks import StageMarks
 from intjax.sweeps.vertex_cache import VertexCache
 
 
@@ -137,8 +138,13 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     options, estimates, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
+    prompt_ids = hash_arrays(list(data.prompts.clean), list(data.prompts.corrupted), data.prompts.target,
+                             data.prompts.foil, data.prompts.positions)
+    marks = StageMarks(sweeps, STAGE_NAMES[:-1], dict(model=model_digest(model), prompts=prompt_ids,  # the report
+                                                      options=repr(options), code=code_digest("intjax")))  # is redone
     stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
-                    estimates=estimates, notes=notes, compiling=STAGE_COMPILE_S)
+                    estimates=estimates, notes=notes, compiling=STAGE_COMPILE_S, saved=marks.finished(STAGE_NAMES),
+                    on_done=marks.mark)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
         res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True), sweeps.child("heads"))
@@ -199,9 +205,11 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         if options.distance_heads > 1:
             dist_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                             min(options.distance_heads, len(heads)))]
-            problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
-                                             seed=options.seed, prompts=bank)
-            distance = distance_scaling_study(problems)
+            n_distance = min(options.distance_prompts, len(data))
+            inputs = dict(model=model_digest(model), heads=[h.name for h in dist_heads], prompts=n_distance,
+                          seed=options.seed, code=code_digest("intjax.ioi", "intjax.studies.distance_scaling"))
+            distance = sweeps.saved("distance", inputs, lambda: distance_scaling_study(  # a resumed run reads it
+                ioi_distance_problems(model, tokenizer, dist_heads, n_distance, seed=options.seed, prompts=bank)))
         timings["distance_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "

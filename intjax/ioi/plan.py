@@ -102,14 +102,18 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
 # on the idle 2-core CPU (intjax demo, 2026-12-03: the stage lines say it); the ETA rescales them by
 # what the finished stages measured (a warm cache: near zero)
 STAGE_COMPILE_S = (16.0, 1.0, 2.0, 30.0, 13.0, 34.0, 0.0)
+# the last stage (figures and report) is host work, not forward passes: 3.3-4.2 s on the 2-core CPU
+# (intjax demo and demo --smoke, 2026-12-04), whatever the model
+RENDER_S = 3.5
 
 
 def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7,
                   n_circuit_units: int = 0) -> list[float]:
-    """Estimated seconds of each stage: its FE at `per_forward` plus its compiling (`STAGE_COMPILE_S`)."""
-    return [fe * per_forward + (compiling if fe else 0.0)
-            for fe, compiling in zip(stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units),
-                                     STAGE_COMPILE_S)]
+    """Estimated seconds of each stage: its FE at `per_forward` plus its compiling (`STAGE_COMPILE_S`); the
+    last, figures and report, `RENDER_S`."""
+    fes = stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units)
+    return [fe * per_forward + (compiling if fe else 0.0) for fe, compiling in zip(fes[:-1], STAGE_COMPILE_S)] + [
+        RENDER_S]
 
 
 def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = ()) -> tuple[Sizes, list[str]]:
