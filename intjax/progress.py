@@ -9,7 +9,7 @@ import functools
 import math
 import sys
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -152,18 +152,34 @@ class Stages:
                   f"({time.perf_counter() - self.start:.0f} s so far{left})")
 
 
-def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
-    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
+class ForwardTiming(NamedTuple):
+    """What timing the model's forward found: seconds per prompt, and whether its program was loaded from the
+    persistent compilation cache (an earlier run compiled this model's shapes: the run's other programs
+    are likely there too, and compiling costs a fraction of a cold run's)."""
+
+    seconds: float
+    from_cache: bool
+
+
+def timed_forward(model: Any, n_tokens: int, batch: int = 8) -> ForwardTiming:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device (best of 3),
+    and whether the timed program came from the compilation cache."""
     import jax.numpy as jnp
 
     tokens = jnp.zeros((batch, n_tokens), jnp.int32)
-    _trunk(model, tokens).block_until_ready()  # compile
+    with count_compiles() as made:
+        _trunk(model, tokens).block_until_ready()  # compile
     best = math.inf
     for _ in range(3):
         t0 = time.perf_counter()
         _trunk(model, tokens).block_until_ready()
         best = min(best, time.perf_counter() - t0)
-    return best / batch
+    return ForwardTiming(best / batch, made.from_cache > 0 and made.from_cache == made.programs)
+
+
+def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
+    return timed_forward(model, n_tokens, batch).seconds
 
 
 @functools.cache

@@ -4,6 +4,7 @@ stay, and the stage lines rescale the rest of the plan by the finished stages (p
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -159,3 +160,29 @@ def test_a_finished_stage_calls_on_done_and_a_failed_one_does_not():
         with stages.stage("b"):
             raise RuntimeError("stopped")
     assert done == ["a"]
+
+
+def test_the_calibration_forward_says_whether_its_program_came_from_the_compilation_cache(tiny, tmp_path):
+    """A fresh cache folder: compiled (False); the in-memory programs dropped, the same forward again: loaded
+    from the folder (True). The plan then takes WARM_COMPILE_SHARE of each stage's compiling."""
+    import subprocess
+    import sys
+
+    from intjax.ioi.plan import STAGE_COMPILE_S, WARM_COMPILE_SHARE, stage_compile_seconds
+
+    code = f"""
+import jax
+from intjax.loading import load_model
+from intjax.progress import timed_forward
+from intjax.runtime import enable_compilation_cache
+enable_compilation_cache()
+model = load_model({str(tiny[0])!r}, tokenizer=False)[0]
+first = timed_forward(model, 5).from_cache
+jax.clear_caches()
+print(first, timed_forward(model, 5).from_cache)
+"""
+    env = {**os.environ, "INTJAX_COMPILATION_CACHE": str(tmp_path / "xla")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
+    assert stage_compile_seconds(False) == STAGE_COMPILE_S
+    assert stage_compile_seconds(True) == tuple(WARM_COMPILE_SHARE * c for c in STAGE_COMPILE_S)
