@@ -72,10 +72,12 @@ def planted_game(P: int, select: np.ndarray, seed: int = 0):
     """Per-prompt f_p(α) = Σ_{i<j} Q_p,ij α_iα_j + c_p,ij (α_i²α_j + α_iα_j²)/2 over heads A–D, whose exact
     INT_ij is Q_ij + c_ij and whose H_ij(0) is Q_ij. A,B is strongly non-affine (Q −5, c +15: INT +10, H −5);
     A,C and B,D are quadratic (H = INT = 4, −3); B,C has H 8 and INT 0 on the selection prompts only.
-    Returns (screen, exact) `[P, 6]`, H by central differences of f and INT from its four corners."""
+    Returns (screen, exact) `[P, 6]`, H by central differences of f (exact for a cubic up to rounding, which
+    is rounded off so that H − INT is exactly 0 where it should be) and INT from its four corners."""
     rng = np.random.default_rng(seed)
     Q = np.array([-5.0, 4.0, 0.1, 0.0, -3.0, 0.2]) + 0.5 * rng.normal(size=(P, 6))
-    c = np.tile([15.0, 0.0, 0.0, 0.0, 0.0, 0.0], (P, 1))
+    c = np.zeros((P, 6))
+    c[:, 0] = 15 + 0.5 * rng.normal(size=P)
     chosen = np.isin(np.arange(P), select)
     Q[:, 3] += 8 * chosen
     c[:, 3] = -Q[:, 3]
@@ -96,7 +98,7 @@ def planted_game(P: int, select: np.ndarray, seed: int = 0):
                          + f(p, at(i, j, -h, -h))) / (4 * h * h) for i, j in pairs] for p in range(P)])
     exact = np.array([[f(p, at(i, j, 1, 1)) - f(p, at(i, j, 1, 0)) - f(p, at(i, j, 0, 1)) + f(p, at(i, j, 0, 0))
                        for i, j in pairs] for p in range(P)])
-    return screen, exact
+    return np.round(screen, 6), np.round(exact, 6)
 
 
 def test_section_on_a_planted_game_chooses_on_one_half_and_states_the_wrong_sign(tmp_path, monkeypatch):
@@ -116,8 +118,12 @@ def test_section_on_a_planted_game_chooses_on_one_half_and_states_the_wrong_sign
                       r"screen ([-+.\d]+) \[([-+.\d]+), ([-+.\d]+)\]\)", text)
     assert wrong, text
     e, e_lo, e_hi, s, s_lo, s_hi = map(float, wrong.groups())
-    assert 9 < e_lo <= e <= e_hi < 11 and -6 < s_lo <= s <= s_hi < -4
+    assert 8 < e_lo <= e <= e_hi < 12 and -6 < s_lo <= s <= s_hi < -4  # truth: +10 and −5
     assert "Of the exact 3 strongest pairs, 3 have both intervals excluding 0" in text
+    # A,C and B,D are quadratic (H = INT on every prompt): only A,B's error, −15, is established
+    error = re.search(r"The screen's error H_ij − INT excludes 0 on 1 of the exact 3 strongest pairs: A,B "
+                      r"([-+.\d]+) \[([-+.\d]+), ([-+.\d]+)\]\.", text)
+    assert error and float(error[2]) < -15 < float(error[3]) < 0, text  # truth: −15
     assert part.summary[0].endswith("sign wrong on A,B.")
 
 

@@ -84,3 +84,11 @@ def test_a_wrong_sign_at_three_standard_errors_holds_for_one_pair_alone_but_not_
     assert (checks[0].alone, checks[0].verdict) == ("wrong sign", "not compared")
     assert all(c.verdict == c.alone == "not compared" for c in checks[1:])
     assert sign_checks(screen[:, :1], exact[:, :1])[0].verdict == "wrong sign"  # checked alone, it holds
+
+
+def test_a_rounding_level_column_does_not_blow_up_the_family_s_intervals():
+    rng = np.random.default_rng(3)
+    strong = 10 + rng.normal(size=16)
+    rounding = np.r_[np.zeros(14), 1e-16, 2e-16]  # an INT that is 0 up to rounding: 12% of resamples all 0
+    ci = simultaneous_cis(np.stack([strong, rounding], 1))[0]
+    assert 0 < ci.high - ci.mean < 6 * standard_error(strong) and ci.low > 0  # unfloored: b ≈ 1e290

@@ -81,12 +81,14 @@ def simultaneous_cis(x: Float[np.ndarray, "P m"], n_boot: int = 2000, seed: int 
     P, mean = len(x), x.mean(0)
     if P < 2:
         return [MeanCI(float(m), float("nan"), float("nan")) for m in mean]
-    w = counts(P, n_boot, seed) / P
-    boot_mean = w @ x
-    boot_se = np.sqrt(np.maximum(w @ x ** 2 - boot_mean ** 2, 0) / (P - 1))
-    t = np.abs(boot_mean - mean) / np.maximum(boot_se, np.finfo(np.float64).tiny)
-    b = float(np.quantile(t.max(1), level))
+    w, centred = counts(P, n_boot, seed) / P, x - mean  # centred: a constant column gives exactly 0, not rounding
+    shift = w @ centred  # mean* − mean
+    boot_se = np.sqrt(np.maximum(w @ centred ** 2 - shift ** 2, 0) / (P - 1))
     se = standard_error(x)
+    # SE* is floored at SE/3: a column of a few distinct values (an INT that is 0 up to rounding) draws
+    # resamples with SE* = 0 but mean* ≠ mean, an infinite t (coverage with the floor: DESIGN.md)
+    t = np.abs(shift) / np.maximum(boot_se, np.maximum(se / 3, np.finfo(np.float64).tiny))
+    b = float(np.quantile(t.max(1), level))
     return [MeanCI(float(m), float(m - b * e), float(m + b * e)) for m, e in zip(mean, se)]
 
 

@@ -1,7 +1,8 @@
 """The Hessian screen of the pairs (H_ij at the base run, `int2_hessian_*`) next to their exact pairwise INT
 (`int2_*`, the same heads). Both top-k lists are chosen on the selection half of the prompts (the split of the
 interactions section) and every value is measured on the other half; each sentence comes from a rule in
-`intjax.estimands.screen_rules`: recall@k against a random ranking, Spearman's CI, and sign failures."""
+`intjax.estimands.screen_rules`: recall@k against a random ranking, Spearman's CI, sign failures and the
+screen's error on the exact top pairs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float, Int
 
-from intjax.bootstrap import draws, percentile_ci, standard_error
+from intjax.bootstrap import MeanCI, draws, percentile_ci, standard_error
 from intjax.estimands.screen import spearman, strongest
-from intjax.estimands.screen_rules import RecallReading, SignCheck, read_order, read_recall, sign_checks
+from intjax.estimands.screen_rules import (RecallReading, SignCheck, excludes_zero, read_order, read_recall,
+                                          sign_checks, simultaneous_cis)
 from intjax.ioi.saved import IOIAnalysis
 from intjax.report.markdown import markdown_table
 from intjax.report.numbers import pm
@@ -89,6 +91,17 @@ def sign_words(items, checks: dict[int, SignCheck]) -> str:
     return text
 
 
+def error_words(items, errors: dict[int, MeanCI]) -> str:
+    """The exact top pairs whose screen error H_ij − INT (paired over prompts) has an interval, simultaneous
+    over those pairs, that excludes 0 (rule: `simultaneous_cis`, `excludes_zero`)."""
+    off = [i for i, c in errors.items() if excludes_zero(c)]
+    if not off:
+        return (f"On none of the exact {len(errors)} strongest pairs does the interval of the screen's error "
+                "H_ij − INT exclude 0.")
+    return (f"The screen's error H_ij − INT excludes 0 on {len(off)} of the exact {len(errors)} strongest pairs: "
+            + "; ".join(f"{items[i]} {_ci(errors[i])}" for i in off) + ".")
+
+
 def _table(items, screen: np.ndarray, exact: np.ndarray, top_e, top_s) -> str:
     """Rank, the exact top k (exact mean ± SE), the screen's top k (its mean, that pair's exact mean, the
     screen's error H − INT, each ± SE), all on the prompts given."""
@@ -106,8 +119,9 @@ def _split(analysis: IOIAnalysis, n_prompts: int) -> tuple[np.ndarray, np.ndarra
     if o.studies.heldout and n_prompts >= 2:
         select, score = split_indices(n_prompts, 0.5, o.seed)
         return select, score, (f"Both top-k lists are chosen by |mean| on {len(select)} selection prompts (the "
-                               f"split of the interactions section); every value, interval and sign of a listed pair "
-                               f"is measured on the other {len(score)}.")
+                               f"split of the interactions section), so recall@k and the missed pairs compare the two "
+                               "rankings there; every value, interval and sign of a listed pair is measured on the "
+                               f"other {len(score)}.")
     every = np.arange(n_prompts)
     return every, every, (f"Both top-k lists are chosen and measured on the same {n_prompts} prompts (held-out "
                           "split off), so the listed pairs' values lean away from 0.")
@@ -120,12 +134,17 @@ def direction_part(items, screen: np.ndarray, exact: np.ndarray, select, score, 
     recall = read_recall(len(set(top_e.tolist()) & set(top_s.tolist())), k, n_pairs)
     lost = [items[i] for i in missed(screen[select], exact[select], k)]
     rho, lo, hi = spearman_ci(screen, exact, seed=seed)
-    checks = dict(zip(top_e.tolist(), sign_checks(screen[score][:, top_e], exact[score][:, top_e], seed=seed)))
-    text = (f"{recall_words(recall)}; missed: {'; '.join(lost) or '—'}. "
-            f"{order_words(rho, lo, hi, n_pairs, len(screen))} {sign_words(items, checks)}")
+    s_top, e_top = screen[score][:, top_e], exact[score][:, top_e]
+    checks = dict(zip(top_e.tolist(), sign_checks(s_top, e_top, seed=seed)))
+    errors = dict(zip(top_e.tolist(), simultaneous_cis(s_top - e_top, seed=seed)))
+    text = " ".join((f"{recall_words(recall)}; missed: {'; '.join(lost) or '—'}.",
+                     order_words(rho, lo, hi, n_pairs, len(screen)), sign_words(items, checks),
+                     error_words(items, errors)))
     wrong = [items[i] for i, c in checks.items() if c.verdict == "wrong sign"]
-    summary = (f"recall@{k} {recall.recall:.0%} (chance {recall.chance:.0%}"
-               + ("" if recall.can_inform else ", uninformative") + f"), Spearman {rho:.2f} [{lo:.2f}, {hi:.2f}]"
+    verdict = ("beyond chance" if recall.beyond_chance else "no better than chance" if recall.can_inform
+               else "uninformative")
+    summary = (f"recall@{k} {recall.recall:.0%} (chance {recall.chance:.0%}, {verdict}), "
+               f"Spearman {rho:.2f} [{lo:.2f}, {hi:.2f}]"
                + (f", sign wrong on {', '.join(wrong)}" if wrong else ""))
     return text, _table(items, screen[score], exact[score], top_e, top_s), summary
 
@@ -146,7 +165,8 @@ def section(analysis: IOIAnalysis, out: Path) -> Section:
              + " Values are mean ± SE over prompts. Recall is read against a random ranking of the same "
              "pairs. On the exact top pairs the screen's sign is compared with the exact one only where both "
              "intervals exclude 0; the intervals are 95% for all those pairs at once (bootstrap-t of the maximum "
-             "over the prompts, one family for the screen and one for the exact values).", ""]
+             "over the prompts, one family each for the screen, the exact values and the screen's error H_ij − INT).",
+             ""]
     summary = []
     for d in ("noising", "denoising"):
         exact, screen = res[f"int2_{d}"], res[f"int2_hessian_{d}"]
