@@ -82,6 +82,9 @@ def test_a_wrong_sign_at_three_standard_errors_holds_for_one_pair_alone_but_not_
     screen = np.stack([with_t(noise[1, :, 0], -3.0)] + [with_t(noise[1, :, j], 0.5) for j in range(1, 10)], 1)
     checks = sign_checks(screen, exact)
     assert (checks[0].alone, checks[0].verdict) == ("wrong sign", "not compared")
+    first = checks[0]  # its own intervals sit inside the family's, around the same means (t = ±3)
+    assert first.exact.low < first.exact_alone.low < first.exact.mean == pytest.approx(first.exact_alone.mean)
+    assert first.screen_alone.high < 0 < first.screen.high and first.exact_alone.low > 0
     assert all(c.verdict == c.alone == "not compared" for c in checks[1:])
     assert sign_checks(screen[:, :1], exact[:, :1])[0].verdict == "wrong sign"  # checked alone, it holds
 

@@ -64,7 +64,9 @@ class SignCheck(NamedTuple):
     screen: MeanCI
     exact: MeanCI
     verdict: str  # 'wrong sign', 'right sign', or 'not compared' (an interval includes 0)
-    alone: str  # the same verdict from intervals that cover this pair alone (not corrected for the others)
+    screen_alone: MeanCI  # the 95% intervals of this pair alone (not corrected for the others)
+    exact_alone: MeanCI
+    alone: str  # the verdict of those
 
 
 def excludes_zero(ci: MeanCI) -> bool:
@@ -105,7 +107,8 @@ def sign_checks(screen: Float[np.ndarray, "P m"], exact: Float[np.ndarray, "P m"
     0; each family's intervals hold for all m pairs at once (`simultaneous_cis`, the same resamples for both),
     and `alone` repeats the comparison with each pair's own intervals."""
     screen, exact = np.asarray(screen, np.float64), np.asarray(exact, np.float64)
-    together = zip(simultaneous_cis(screen, n_boot, seed), simultaneous_cis(exact, n_boot, seed))
-    return [SignCheck(s, e, compare_signs(s, e), compare_signs(simultaneous_cis(screen[:, [j]], n_boot, seed)[0],
-                                                               simultaneous_cis(exact[:, [j]], n_boot, seed)[0]))
-            for j, (s, e) in enumerate(together)]
+    checks = []
+    for j, (s, e) in enumerate(zip(simultaneous_cis(screen, n_boot, seed), simultaneous_cis(exact, n_boot, seed))):
+        s1, e1 = simultaneous_cis(screen[:, [j]], n_boot, seed)[0], simultaneous_cis(exact[:, [j]], n_boot, seed)[0]
+        checks.append(SignCheck(s, e, compare_signs(s, e), s1, e1, compare_signs(s1, e1)))
+    return checks

@@ -87,7 +87,8 @@ def sign_words(items, checks: dict[int, SignCheck]) -> str:
     alone = [i for i, c in checks.items() if c.alone == "wrong sign" and c.verdict != "wrong sign"]
     if alone:
         text += (" With each pair's own 95% intervals (not corrected for the other pairs) the sign is also wrong on "
-                 + "; ".join(items[i] for i in alone) + ".")
+                 + "; ".join(f"{items[i]} (exact {_ci(checks[i].exact_alone)}, screen {_ci(checks[i].screen_alone)})"
+                             for i in alone) + ".")
     return text
 
 
