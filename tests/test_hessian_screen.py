@@ -84,6 +84,8 @@ def test_screen_statistics_against_scipy_and_by_hand():
     check = screen_check(screen[:, [1, 4, 0]], exact[:, [1, 4, 0]])
     assert check["max_abs_error"] == 9.0 and check["mean_abs_error"] == pytest.approx(15 / 3)
     assert check["sign_agreement"] == pytest.approx(1 / 3) and check["exact_scale"] == 6.0
+    # no spread over prompts: exact 0 on pair 1 is not compared; 4 against 5 right, 3 against -6 wrong
+    assert check["signs_compared"] == 2 and check["signs_wrong"] == 1
 
 
 SPECS = {  # heads, MLPs and key/value groups (GQA: L0KV1 is what query heads 2 and 3 read)

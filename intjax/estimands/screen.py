@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from jaxtyping import Float, Int
 
+from intjax.estimands.screen_rules import sign_checks
+
 
 def strongest(values: Float[np.ndarray, "P K"], k: int) -> Int[np.ndarray, " k"]:
     """Indices of the k items with the largest |mean over prompts|, strongest first (ties: lower index)."""
@@ -36,17 +38,22 @@ def recall_at(screen: Float[np.ndarray, "P K"], exact: Float[np.ndarray, "P K"],
 
 
 SCREEN_CHECK_ITEMS = ("pairs", "max_abs_error", "mean_abs_error", "max_abs_error_any_prompt", "spearman_abs",
-                      "sign_agreement", "exact_scale")
+                      "sign_agreement", "exact_scale", "signs_compared", "signs_wrong")
 
 
 def screen_check(screen: Float[np.ndarray, "P K"], exact: Float[np.ndarray, "P K"]) -> dict[str, float]:
     """The screen's error on K pairs whose exact values are known: max and mean |mean screen − mean exact|,
     the largest error on any one prompt, Spearman correlation of |means| among the K, the share of pairs
-    whose means have the same sign, and the largest exact |mean| (the scale the errors compare to)."""
+    whose means have the same sign, the largest exact |mean| (the scale the errors compare to), and the pairs
+    whose signs can be compared (both 95% intervals, simultaneous over the K, exclude 0:
+    `screen_rules.sign_checks`) with how many of those the screen gets wrong."""
     screen, exact = np.asarray(screen, np.float64), np.asarray(exact, np.float64)
     s, e = screen.mean(axis=0), exact.mean(axis=0)
     err = np.abs(s - e)
+    verdicts = [c.verdict for c in sign_checks(screen, exact)] if screen.shape[1] else []
     return dict(pairs=float(len(s)), max_abs_error=float(err.max(initial=0)), mean_abs_error=float(err.mean()),
                 max_abs_error_any_prompt=float(np.abs(screen - exact).max(initial=0)),
                 spearman_abs=spearman(np.abs(s), np.abs(e)), sign_agreement=float(np.mean(np.sign(s) == np.sign(e))),
-                exact_scale=float(np.abs(e).max(initial=0)))
+                exact_scale=float(np.abs(e).max(initial=0)),
+                signs_compared=float(sum(v != "not compared" for v in verdicts)),
+                signs_wrong=float(verdicts.count("wrong sign")))

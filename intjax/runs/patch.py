@@ -204,5 +204,7 @@ def screen_lines(results: Results) -> str:
             lines.append(f"hessian screen ({estimate.options['direction']}), its {int(c['pairs'])} strongest pairs "
                          f"against exact INT (means over prompts): max |error| {c['max_abs_error']:.4g}, mean "
                          f"{c['mean_abs_error']:.4g} (largest |INT| {c['exact_scale']:.4g}); Spearman of |values| "
-                         f"{c['spearman_abs']:.3f}; same sign {c['sign_agreement']:.0%}")
+                         f"{c['spearman_abs']:.3f} (a point value over these pairs); sign wrong on "
+                         f"{int(c['signs_wrong'])} of the {int(c['signs_compared'])} pairs where both 95% intervals "
+                         f"(simultaneous over the {int(c['pairs'])}) exclude 0")
     return "\n".join(lines)
