@@ -76,3 +76,24 @@ def test_stopped_screen_resumes_without_redoing_finished_blocks(tiny_model, tmp_
     np.testing.assert_array_equal(got["int2_hessian_noising"].values, want["int2_hessian_noising"].values)
     run_patch(model, prompts, heads, options, sweeps)
     assert len(calls) == 1  # a finished run reads every block back
+
+
+def test_linear_estimates_are_read_back_by_a_resumed_run(tiny_model, tmp_path, monkeypatch):
+    """A rerun into the same checkpoints does not differentiate again (the gradient raises if it is called),
+    and gives the values a run without checkpoints computes."""
+    import intjax.runs.patch
+
+    model = tiny_model[0]
+    prompts = make_prompt_set(prompt_rows(model.config.vocab_size, (6,), seed=4))
+    heads = parse_components("L0H1,L1H0", model.config)
+    options = PatchOptions(directions=("noising",), linear=True)
+    want, _ = run_patch(model, prompts, heads, options)
+    sweeps = SweepContext.of(checkpoints=tmp_path / "checkpoints")
+    run_patch(model, prompts, heads, options, sweeps)
+
+    def refuse(problem):
+        raise AssertionError("the linear estimates were computed again")
+
+    monkeypatch.setattr(intjax.runs.patch, "linear", refuse)
+    got, _ = run_patch(model, prompts, heads, options, sweeps)
+    np.testing.assert_array_equal(got["linear_noising"].values, want["linear_noising"].values)

@@ -125,7 +125,7 @@ def run_patch(
                 timings.update(_exact(problem, sweeps, options.order, results, how))
             if options.linear:
                 t0 = time.perf_counter()
-                results.add(f"linear_{direction}", linear(problem), names, **how)
+                results.add(f"linear_{direction}", _saved_linear(problem, sweeps), names, **how)
                 timings[f"linear_{direction}_s"] = time.perf_counter() - t0
     return results, timings
 
@@ -177,6 +177,14 @@ def _screen(problem: PatchProblem, sweeps: SweepContext, verify_top: int, result
                     SCREEN_CHECK_ITEMS, screen=f"int2_hessian_{direction}", exact=f"int2_{direction}", **how)
         timings[f"verify_{direction}_s"] = time.perf_counter() - t0
     return timings
+
+
+def _saved_linear(problem: PatchProblem, sweeps: SweepContext) -> np.ndarray:
+    """`linear(problem)`, kept in the direction's checkpoint folder with the problem's fingerprint: a resumed
+    run reads it back."""
+    inputs = sweep_fingerprint(problem, np.zeros((0, problem.n_components)), estimate="linear",
+                               code=code_digest("intjax.estimands.derivatives"))
+    return sweeps.child(problem.direction).saved("linear", inputs, lambda: np.asarray(linear(problem)))
 
 
 def _block_store(problem: PatchProblem, sweeps: SweepContext) -> Optional[BlockStore]:
