@@ -340,12 +340,19 @@ def test_face_integral_refinement_evaluates_only_new_points_and_equals_a_fresh_i
     real = bound.mixed_partials_batched
     monkeypatch.setattr(bound, "mixed_partials_batched", lambda g, d, pts, *a: evaluated.append(len(pts)) or
                         real(g, d, pts, *a))
-    coarse = bound.face_integral(game, (0, 1), points=16, scramblings=4, seed=3)
-    refined = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=3, previous=coarse)
-    fresh = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=3)
-    assert evaluated == [16 * 4, 48 * 4, 64 * 4]
+    def points_evaluated(**kwargs) -> tuple[bound.FaceIntegral, int]:
+        evaluated.clear()
+        return bound.face_integral(game, (0, 1), scramblings=4, **kwargs), sum(evaluated)
+
+    coarse, n_coarse = points_evaluated(points=16, seed=3)
+    progress = []
+    refined, n_refined = points_evaluated(points=64, seed=3, previous=coarse, chunk=8,
+                                          on_points=lambda done, total: progress.append((done, total)))
+    fresh, n_fresh = points_evaluated(points=64, seed=3)
+    assert (n_coarse, n_refined, n_fresh) == (16 * 4, 48 * 4, 64 * 4)
+    assert progress == [(32 * i, 192) for i in range(1, 7)]  # after every 4 batches of 8 new points
     np.testing.assert_allclose(refined.estimate, fresh.estimate, rtol=1e-12)
     np.testing.assert_allclose(refined.standard_error, fresh.standard_error, rtol=1e-12)
-    other_seed = bound.face_integral(game, (0, 1), points=64, scramblings=4, seed=4, previous=coarse)
-    assert evaluated[-1] == 64 * 4  # another seed's points are not the coarse set's: nothing reused
+    other_seed, n_other = points_evaluated(points=64, seed=4, previous=coarse)
+    assert n_other == 64 * 4  # another seed's points are not the coarse set's: nothing reused
     assert other_seed.estimate[0] != refined.estimate[0]

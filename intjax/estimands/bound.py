@@ -113,13 +113,15 @@ class FaceIntegral:
 
 
 def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings: int = 8, seed: int = 0,
-                  chunk: int = FACE_BATCH, previous: FaceIntegral | None = None) -> FaceIntegral:
+                  chunk: int = FACE_BATCH, previous: FaceIntegral | None = None,
+                  on_points: Callable[[int, int], None] | None = None) -> FaceIntegral:
     """∫ D_T over the face of T (other components at 0) by scrambled Sobol points, with its standard
     error over `scramblings` independent scramblings (see `FaceIntegral`); `points` a power of 2.
 
     `previous`: an integral of the same face, scramblings and seed at fewer points. A scrambled
     Sobol set of m points is the first m of the set of 4m, so only the new points are evaluated
-    (the result equals a fresh call's)."""
+    (the result equals a fresh call's). `on_points(done, total)` is called after every 4 batches of new
+    points (a progress line for long faces)."""
     from scipy.stats import qmc
 
     if points < 2 or points & (points - 1):
@@ -134,7 +136,13 @@ def face_integral(game: Game, T: Sequence[int], *, points: int = 64, scramblings
     D = _FaceD(game, T, chunk)
     coords = np.concatenate([qmc.Sobol(len(T), scramble=True, seed=seed + s).random(points)[done:]
                              for s in range(scramblings)])  # one call: whole chunks, no padding per scrambling
-    new = D(coords).reshape(scramblings, points - done, -1)
+    step = 4 * chunk  # whole batches: the padding is the same as in one call
+    parts = []
+    for at in range(0, len(coords), step):
+        parts.append(D(coords[at:at + step]))
+        if on_points is not None:
+            on_points(min(at + step, len(coords)), len(coords))
+    new = np.concatenate(parts).reshape(scramblings, points - done, -1)
     samples = np.concatenate([previous.samples[:, :done], new], axis=1) if done else new  # [scramblings, points, P]
     means = samples.mean(axis=1)  # [scramblings, P]
     return FaceIntegral(T, means.mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(scramblings), points,

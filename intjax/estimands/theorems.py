@@ -175,10 +175,15 @@ def theorem_table(
     for j, T in enumerate(checked):
         if j and len(T) != len(checked[j - 1]):  # a new order: a new program to compile
             step(f"integral over the {sum(len(U) == len(T) for U in checked)} faces of order {len(T)}")
-        r = face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings, seed=seed)
+        def on_points(done: int, total: int, j: int = j, order: int = len(T)) -> None:
+            tick(f"integral over face {j + 1} of {len(checked)} (order {order}): {done} of {total} new points")
+
+        r = face_integral(dgame, T, points=integral_points, scramblings=integral_scramblings, seed=seed,
+                          on_points=on_points)
         while 3 * r.standard_error.max() > INTEGRAL_RESOLUTION * scale and r.points < integral_max_points:
             r = face_integral(dgame, T, points=min(4 * r.points, integral_max_points),  # a bar too wide to
-                              scramblings=integral_scramblings, seed=seed, previous=r)  # tell: more points
+                              scramblings=integral_scramblings, seed=seed, previous=r,  # tell: more points
+                              on_points=on_points)
         integrals.append(r)
         tick(f"integral over face {j + 1} of {len(checked)} (order {len(T)}): {r.points} points x "
              f"{r.scramblings} scramblings")
