@@ -121,9 +121,10 @@ def test_theorem_table_fresh_scan_vs_chunked_identities_integral_vs_exact_bound_
     ticks = []
     table = theorem_table(lambda s, t: problems[s].with_source_scale(t), order=3, n_check=2,
                           bound_order=2, tick=ticks.append)  # the sampled sup on triples: tests/test_bound.py
-    faces = [t for t in ticks if t.startswith("integral over face")]
+    faces = [t for t in ticks if t.startswith("integral over face") and t.endswith("scramblings")]
     levels = [t for t in ticks if t.startswith("sampled sup:")]
     assert len(faces) == len(table["checked_sets"]), ticks  # a progress line after every face
+    assert any(t.endswith("new points") for t in ticks), ticks  # and inside each, every 4 batches of points
     assert len(levels) >= sum(len(r["level_sampled_sups_max"]) for r in table["bound_by_set"]) > 0, ticks
     assert table["identity_max_residual"] < 1e-9 * table["effect_scale"]
     assert table["context_identity_max_residual"] < 1e-9 * table["effect_scale"]
