@@ -146,8 +146,9 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
         te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
-        if options.studies.circuit in ("auto", "discover"):  # a model that singles out no heads stops here,
-            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,  # not at stage 6
+        if options.studies.circuit in ("auto", "discover") and options.studies.discover != "path":  # a model that
+            # singles out no heads stops here, not at stage 6 (under --discover path the roles are only compared)
+            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,
                             res["nie_denoising"].values, te)
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}

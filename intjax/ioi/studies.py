@@ -19,7 +19,10 @@ from intjax.patching.problem import build_problem
 from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
+from intjax.errors import InputError
+from intjax.ioi.path_circuit import NO_ROLE_CIRCUIT, path_circuit
 from intjax.ioi.path_discovery import PathDiscovery, run_path_discovery
+from intjax.ioi.path_values import path_arrays
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.options import IOIStudyOptions
 from intjax.ioi.remedies import RemedyRow, remedies_table
@@ -54,6 +57,13 @@ class IOIStudies:
     minimality: Optional[Minimality] = None
     split: tuple[int, int] = (0, 0)  # prompts that chose the circuit, prompts its estimates use (0, P: no split)
     path: Optional[PathDiscovery] = None  # Wang et al.'s path-patching discovery (--discover path), same split
+    # under --discover path: the circuit --circuit names (attention roles, Wang et al.'s, a file), beside path's
+    compared: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    compared_source: str = ""
+
+    def by_path(self) -> bool:
+        """Whether path patching chose the studies' circuit (`--discover path` found a class)."""
+        return self.path is not None and bool(self.path.classes)
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
         """The remedies row of this estimator and unit."""
@@ -95,25 +105,34 @@ def run_ioi_studies(
     # selection on one half, estimates on the other (the search below draws the same split)
     select_idx, score_idx = split_indices(len(data), 0.5, seed)
     discovered = options.circuit == "discover" or (options.circuit == "auto" and not is_gpt2_small(model))
-    held_out = options.heldout and discovered
-    circuit, source = resolve_circuit(options.circuit, model, data.subset(select_idx) if held_out else data,
-                                      nie_noising[select_idx] if held_out else nie_noising,
-                                      nie_denoising[select_idx] if held_out else nie_denoising, total_effect)
+    by_path = options.discover == "path"  # path patching chooses the circuit, on the selection half only
+    held_out = (options.heldout and discovered) or by_path
+    try:
+        circuit, source = resolve_circuit(options.circuit, model, data.subset(select_idx) if held_out else data,
+                                          nie_noising[select_idx] if held_out else nie_noising,
+                                          nie_denoising[select_idx] if held_out else nie_denoising, total_effect)
+    except InputError as e:
+        if not by_path:  # under --discover path the roles' circuit is only compared
+            raise
+        circuit, source = {}, f"{NO_ROLE_CIRCUIT} ({e})"
     full = data  # the search splits it itself, with the same indices
-    if held_out:
+    if held_out and discovered:
         source += (f"; chosen on {len(select_idx)} of the {len(data)} prompts, every study estimate on the other "
                    f"{len(score_idx)}")
+    seconds["circuit_s"] = time.perf_counter() - t0
+    path, compared = None, ({}, "")
+    if by_path:
+        say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
+        t0 = time.perf_counter()
+        path = run_path_discovery(model, full, select_idx, score_idx, seed=seed, evaluate_masks=sweeps.evaluate)
+        compared = (circuit, source)
+        circuit, source = path_circuit(path, circuit, source)
+        seconds["path_discovery_s"] = time.perf_counter() - t0
+    if held_out:
         data = data.subset(score_idx)
     split = (len(select_idx), len(score_idx)) if held_out else (0, len(data))
     positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
     positions = CLASS_POSITIONS if positional else None
-    seconds["circuit_s"] = time.perf_counter() - t0
-    path = None
-    if options.discover == "path":
-        say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
-        t0 = time.perf_counter()
-        path = run_path_discovery(model, full, select_idx, score_idx, seed=seed, evaluate_masks=sweeps.evaluate)
-        seconds["path_discovery_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     mean = mean_source(tokenizer, data, options.reference_per_template, seed=seed)  # remedies and completeness
@@ -170,7 +189,7 @@ def run_ioi_studies(
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds, complete, minimal, split, path)
+                      names, witnesses, seconds, complete, minimal, split, path, *compared)
 
 
 def strongest_suspect(row: RemedyRow) -> int:
@@ -207,6 +226,8 @@ def studies_arrays(studies: IOIStudies) -> Results:
                     ["F(C) - F(M)", *split.outside_names, "two or more outside units"], study="completeness")
         out.add("minimality_change", m.change, m.names, study="minimality")
         out.add("minimality_circuit", m.circuit[:, None], ["F(C)"], study="minimality")
+    if studies.path is not None:
+        out.update(path_arrays(studies.path))
     return out
 
 
