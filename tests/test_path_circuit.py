@@ -89,3 +89,10 @@ def test_values_npz_recomputes_the_sections_numbers(tmp_path):
     assert f"| L1H0 & L1H3 | {mean:+.3f} [{low:+.3f}, {high:+.3f}] |" in text
     assert set(arrays) == {"path_total_effect", *(path_key(s) for s in found.effects),
                            *(path_key(s, "int") for s in found.pair_values)}
+
+
+def test_path_classes_are_every_class_a_stage_gives():
+    from intjax.ioi.path_discovery import PATH_CLASSES, STAGES
+
+    given = {c for s in STAGES for c in (s.supports, s.opposes) if c and c != "s2"} | set(ROLES_AT_S2.values())
+    assert set(PATH_CLASSES) == given and len(PATH_CLASSES) == 6

@@ -16,7 +16,7 @@ import numpy as np
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
-from intjax.ioi.path_discovery import path_discovery_seconds
+from intjax.ioi.path_discovery import PATH_CLASSES, path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
@@ -91,7 +91,8 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     """The options the run will use (fitted to the budget), each stage's estimated seconds, and notes."""
     L, H = model.config.n_layers, model.config.n_heads
     per_forward = seconds_per_forward(model, mean_length(data_lengths))
-    n_classes = _n_classes(options.studies.circuit, model)
+    # under --discover path, path patching's classes are the studies' (at most PATH_CLASSES)
+    n_classes = len(PATH_CLASSES) if options.studies.discover == "path" else _n_classes(options.studies.circuit, model)
     n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:

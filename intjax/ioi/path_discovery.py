@@ -58,6 +58,8 @@ STAGES = (
     Stage("s_inhibition.v", "s_inhibition", "v", "S2", "s2"),
     Stage("induction.k", "induction", "k", "S1next", "previous_token"),
 )
+PATH_CLASSES = ("name_mover", "negative_name_mover", "s_inhibition", "induction", "duplicate_token",
+                "previous_token")  # every class a stage can give (stage 3's supporting class is split in two)
 STAGE_WORDS = {"direct": "direct path to the logits", "name_mover.q": "into the name movers' queries (END)",
                "s_inhibition.v": "into the S-inhibition heads' values (S2)",
                "induction.k": "into the induction heads' keys (S1+1)"}
