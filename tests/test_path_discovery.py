@@ -229,6 +229,7 @@ def test_ioi_smoke_with_discover_path_reports_the_discovery(tmp_path):
     assert "- Path patching (Wang et al.'s procedure, chosen on 4 prompts)" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["path_discovery"]["classes"] == path.classes == summary["circuit"]
+    assert summary["path_discovery"]["compared_circuit"] == studies.compared
     with np.load(out / "values.npz") as values:
         direct = values["path_direct"][np.setdiff1d(np.arange(8), path.select)]
     first = next(r for r in path.rows if r.stage == "direct")
