@@ -96,3 +96,87 @@ def test_path_classes_are_every_class_a_stage_gives():
 
     given = {c for s in STAGES for c in (s.supports, s.opposes) if c and c != "s2"} | set(ROLES_AT_S2.values())
     assert set(PATH_CLASSES) == given and len(PATH_CLASSES) == 6
+
+
+class Prompts:
+    """Stands in for IOIPrompts: a length, and subsets that remember their indices."""
+
+    def __init__(self, idx):
+        self.idx = np.asarray(idx)
+
+    def __len__(self):
+        return len(self.idx)
+
+    def subset(self, idx):
+        return Prompts(self.idx[np.asarray(idx)])
+
+
+def choose(options, monkeypatch=None, resolve=None, planted=PLANTED):
+    """choose_circuit on P stand-in prompts of a 4x4 model, path patching planted; the discovery's calls."""
+    from types import SimpleNamespace
+
+    import intjax.ioi.path_circuit as chooser
+
+    if resolve is not None:
+        monkeypatch.setattr(chooser, "resolve_circuit", resolve)
+    calls = []
+
+    def discover_paths(select, held_out):
+        calls.append((select, held_out))
+        return discover_paths_planted(select, held_out, planted)
+
+    model = SimpleNamespace(config=SimpleNamespace(n_layers=4, n_heads=4, d_model=64, vocab_size=300))
+    nie = np.arange(P * 16, dtype=float).reshape(P, 16)
+    return chooser.choose_circuit(options, model, Prompts(np.arange(P)), nie, -nie, TOTAL, SELECT, HELD_OUT,
+                                  discover_paths), calls
+
+
+def discover_paths_planted(select, held_out, planted):
+    return discover_paths(planted_patch(planted=planted), HEADS, np.full(P, TOTAL), select, held_out, ROLES_AT_S2)
+
+
+def test_choose_circuit_under_discover_path_takes_path_patchings_classes(tmp_path):
+    """A circuit file and --discover path: the discovery runs once, on the studies' split; its classes are the
+    studies' circuit, held out; the file's circuit is what it is compared with. Without path: the file's."""
+    import json
+
+    from intjax.options import IOIStudyOptions
+
+    spec = tmp_path / "c.json"
+    spec.write_text(json.dumps({"s_inhibition": ["L2H2"]}))
+    choice, calls = choose(IOIStudyOptions(circuit=str(spec), discover="path"))
+    assert len(calls) == 1 and calls[0][0] is SELECT and calls[0][1] is HELD_OUT
+    assert choice.circuit == discover().classes and choice.held_out and choice.path.split == (20, 20)
+    assert choice.source.startswith(PATH_SOURCE) and choice.compared == ({"s_inhibition": ["L2H2"]}, f"file {spec}")
+    plain, calls = choose(IOIStudyOptions(circuit=str(spec)))
+    assert calls == [] and plain.circuit == {"s_inhibition": ["L2H2"]} and not plain.held_out and plain.path is None
+
+
+def test_choose_circuit_discovers_the_roles_on_the_selection_prompts_and_survives_their_failure(monkeypatch):
+    """--circuit discover: the roles see the selection prompts and their NIE rows only; under --discover path a
+    roles failure leaves path patching's circuit (compared with none), without it the failure stands."""
+    from intjax.options import IOIStudyOptions
+
+    seen = []
+
+    def roles(spec, model, data, nie_noising, nie_denoising, te):
+        seen.append((data.idx, nie_noising[:, 0], nie_denoising[:, 0]))
+        return {"name_mover": ["L3H3"]}, "discovered on this model"
+
+    choice, _ = choose(IOIStudyOptions(circuit="discover", discover="path"), monkeypatch, roles)
+    (idx, noising, denoising), = seen
+    assert idx.tolist() == SELECT.tolist() and noising.tolist() == (16 * SELECT).tolist() == (-denoising).tolist()
+    assert choice.compared == ({"name_mover": ["L3H3"]}, "discovered on this model; chosen on 20 of the 40 prompts, "
+                                                         "every study estimate on the other 20")
+
+    def fails(*args):
+        raise InputError("every one of the 16 heads reaches 5% of the total effect")
+
+    choice, _ = choose(IOIStudyOptions(circuit="discover", discover="path"), monkeypatch, fails)
+    assert choice.circuit == discover().classes
+    assert choice.compared == ({}, "no attention-role circuit (every one of the 16 heads reaches 5% of the total "
+                                   "effect)")
+    with pytest.raises(InputError, match="path patching found no class and no attention-role circuit"):
+        choose(IOIStudyOptions(circuit="discover", discover="path"), monkeypatch, fails, planted={})
+    with pytest.raises(InputError, match="every one of the 16 heads"):
+        choose(IOIStudyOptions(circuit="discover"), monkeypatch, fails)

@@ -16,11 +16,9 @@ import numpy as np
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
-from intjax.errors import InputError
-from intjax.ioi.path_circuit import NO_ROLE_CIRCUIT, path_circuit
+from intjax.ioi.path_circuit import choose_circuit
 from intjax.ioi.path_discovery import PathDiscovery, run_path_discovery
 from intjax.ioi.path_values import path_arrays
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
@@ -104,30 +102,19 @@ def run_ioi_studies(
     t0 = time.perf_counter()
     # selection on one half, estimates on the other (the search below draws the same split)
     select_idx, score_idx = split_indices(len(data), 0.5, seed)
-    discovered = options.circuit == "discover" or (options.circuit == "auto" and not is_gpt2_small(model))
-    by_path = options.discover == "path"  # path patching chooses the circuit, on the selection half only
-    held_out = (options.heldout and discovered) or by_path
-    try:
-        circuit, source = resolve_circuit(options.circuit, model, data.subset(select_idx) if held_out else data,
-                                          nie_noising[select_idx] if held_out else nie_noising,
-                                          nie_denoising[select_idx] if held_out else nie_denoising, total_effect)
-    except InputError as e:
-        if not by_path:  # under --discover path the roles' circuit is only compared
-            raise
-        circuit, source = {}, f"{NO_ROLE_CIRCUIT} ({e})"
     full = data  # the search splits it itself, with the same indices
-    if held_out and discovered:
-        source += (f"; chosen on {len(select_idx)} of the {len(data)} prompts, every study estimate on the other "
-                   f"{len(score_idx)}")
-    seconds["circuit_s"] = time.perf_counter() - t0
-    path, compared = None, ({}, "")
-    if by_path:
+
+    def discover_paths(select: np.ndarray, held_out: np.ndarray) -> PathDiscovery:
         say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
-        t0 = time.perf_counter()
-        path = run_path_discovery(model, full, select_idx, score_idx, seed=seed, evaluate_masks=sweeps.evaluate)
-        compared = (circuit, source)
-        circuit, source = path_circuit(path, circuit, source)
-        seconds["path_discovery_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        found = run_path_discovery(model, full, select, held_out, seed=seed, evaluate_masks=sweeps.evaluate)
+        seconds["path_discovery_s"] = time.perf_counter() - t1
+        return found
+
+    choice = choose_circuit(options, model, data, nie_noising, nie_denoising, total_effect, select_idx, score_idx,
+                            discover_paths)
+    circuit, source, held_out, path = choice.circuit, choice.source, choice.held_out, choice.path
+    seconds["circuit_s"] = time.perf_counter() - t0 - seconds.get("path_discovery_s", 0.0)
     if held_out:
         data = data.subset(score_idx)
     split = (len(select_idx), len(score_idx)) if held_out else (0, len(data))
@@ -189,7 +176,7 @@ def run_ioi_studies(
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds, complete, minimal, split, path, *compared)
+                      names, witnesses, seconds, complete, minimal, split, path, *choice.compared)
 
 
 def strongest_suspect(row: RemedyRow) -> int:
