@@ -5,10 +5,11 @@ from `evaluate`)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -16,7 +17,9 @@ from intjax.compile_stats import count_compiles
 
 
 def _duration(seconds: float) -> str:
-    """'45 s', '3.2 min' or '1.4 h'."""
+    """'<1 s', '45 s', '3.2 min' or '1.4 h'."""
+    if seconds < 1:
+        return "<1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
@@ -29,6 +32,9 @@ ETA_PRIOR_S, ETA_COMPILE_PRIOR_S = 30.0, 5.0
 # a stage done in under this share of its estimate with under 1 s of compiling took its work from a checkpoint
 # (a resumed run) or a cache: it says nothing about this machine's speed and is left out of the rescaling
 READ_BACK_SHARE = 0.2
+# what a stage that an earlier run finished (`Stages(saved=...)`) is estimated to take: reading its parts
+# back (a fully resumed `intjax demo --smoke` read each of stages 2-6 back in 0.0-1.3 s on the 2-core CPU)
+SAVED_STAGE_S = 0.5
 
 
 class Stages:
@@ -36,17 +42,24 @@ class Stages:
 
     `estimates` (seconds per stage, optional) are printed with the plan; as
     stages finish, the rest of the plan is rescaled by how long the finished
-    ones took against their estimates.
+    ones took against their estimates. Stages flagged in `saved` were finished
+    by an earlier run: they are estimated at `SAVED_STAGE_S` (reading back) and
+    left out of the rescaling.
     """
 
     def __init__(self, names: Sequence[str], quiet: bool = False, title: str = "plan",
                  estimates: Optional[Sequence[float]] = None, notes: Sequence[str] = (),
-                 compiling: Optional[Sequence[float]] = None):
-        self.names, self.quiet = list(names), quiet
+                 compiling: Optional[Sequence[float]] = None, saved: Sequence[bool] = (),
+                 on_done: Optional[Callable[[str], None]] = None):
+        self.names, self.quiet, self.on_done = list(names), quiet, on_done
+        self.saved = {n for n, s in zip(self.names, saved) if s}
         self.estimates = list(estimates) if estimates is not None else None
         # the compiling part of each estimate (default COMPILE_S_PER_STAGE where a stage has an estimate)
         self.compiling = (list(compiling) if compiling is not None else
                           [COMPILE_S_PER_STAGE if e > 0 else 0.0 for e in self.estimates or []])
+        if self.estimates is not None:
+            self.estimates = [SAVED_STAGE_S if n in self.saved else e for n, e in zip(self.names, self.estimates)]
+            self.compiling = [0.0 if n in self.saved else c for n, c in zip(self.names, self.compiling)]
         self.start = time.perf_counter()
         self._last_note = 0.0  # when `note` last printed (`tick` waits NOTE_EVERY_S after it)
         self.seconds: dict[str, float] = {}
@@ -56,7 +69,8 @@ class Stages:
         else:
             self._say(f"{title}, estimated {_duration(sum(self.estimates))} in all:")
             for i, (n, e) in enumerate(zip(self.names, self.estimates)):
-                self._say(f"  {i + 1}. {n}" + (f" (~{_duration(e)})" if e else ""))
+                saved = "saved by an earlier run: read back, " if n in self.saved else ""
+                self._say(f"  {i + 1}. {n}" + (f" ({saved}~{_duration(e)})" if e else ""))
         for line in notes:
             self._say(f"  {line}")
 
@@ -65,7 +79,10 @@ class Stages:
             print(line, file=sys.stderr, flush=True)
 
     def read_back(self, name: str) -> bool:
-        """Whether finished stage `name` looks read back from a checkpoint or a cache (`READ_BACK_SHARE`)."""
+        """Whether finished stage `name` was saved by an earlier run or looks read back from a checkpoint or a
+        cache (`READ_BACK_SHARE`)."""
+        if name in self.saved:
+            return True
         e = self.estimates[self.names.index(name)] if self.estimates else 0.0
         return self.seconds[name] < READ_BACK_SHARE * e and self.compile_seconds.get(name, 0.0) < 1.0
 
@@ -125,6 +142,8 @@ class Stages:
         with count_compiles() as made:
             yield
         self.seconds[name] = time.perf_counter() - t0
+        if self.on_done is not None:
+            self.on_done(name)
         self.compile_seconds[name] = made.compile_s + made.trace_s + made.lower_s
         rest = self.remaining()
         left = f"; ~{_duration(rest)} to go" if rest and i + 1 < len(self.names) else ""
@@ -133,20 +152,49 @@ class Stages:
                   f"({time.perf_counter() - self.start:.0f} s so far{left})")
 
 
-def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
-    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
-    import jax
+class ForwardTiming(NamedTuple):
+    """What timing the model's forward found: seconds per prompt, and whether its program was loaded from the
+    persistent compilation cache (an earlier run compiled this model's shapes: the run's other programs
+    are likely there too, and compiling costs a fraction of a cold run's)."""
+
+    seconds: float
+    from_cache: bool
+
+
+def timed_forward(model: Any, n_tokens: int, batch: int = 8) -> ForwardTiming:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device (best of 3),
+    and whether the timed program came from the compilation cache."""
     import jax.numpy as jnp
 
-    trunk = jax.jit(jax.vmap(lambda t: model(t)[1].resid_post[-1, -1]))  # the unembedding is dead code
     tokens = jnp.zeros((batch, n_tokens), jnp.int32)
-    trunk(tokens).block_until_ready()  # compile
+    with count_compiles() as made:
+        _trunk(model, tokens).block_until_ready()  # compile
     best = math.inf
     for _ in range(3):
         t0 = time.perf_counter()
-        trunk(tokens).block_until_ready()
+        _trunk(model, tokens).block_until_ready()
         best = min(best, time.perf_counter() - t0)
-    return best / batch
+    return ForwardTiming(best / batch, made.from_cache > 0 and made.from_cache == made.programs)
+
+
+def seconds_per_forward(model: Any, n_tokens: int, batch: int = 8) -> float:
+    """Seconds one prompt of `n_tokens` takes through every layer of `model` on the default device."""
+    return timed_forward(model, n_tokens, batch).seconds
+
+
+@functools.cache
+def _trunk_program():
+    """The last position's final residual of every prompt (no unembedding), jitted with the weights as
+    ARGUMENTS: a closure would bake them into the program as constants (GPT-2 small: 16 s of compiling
+    instead of 2 s). Made once; jax is imported only when a forward is timed."""
+    import equinox as eqx
+    import jax
+
+    return eqx.filter_jit(lambda m, t: jax.vmap(lambda x: m(x)[1].resid_post[-1, -1])(t))
+
+
+def _trunk(model: Any, tokens: Any) -> Any:
+    return _trunk_program()(model, tokens)
 
 
 def mean_length(lengths: np.ndarray) -> int:

@@ -8,6 +8,7 @@ term shows) and saved with `save_pretrained`.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,21 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """For `Popen(preexec_fn=...)`: give the child the SIGINT a terminal gives. A process started in the
+    background by a non-interactive shell (CI launched with `&`) inherits SIGINT ignored, and intjax
+    rightly leaves an ignored SIGINT ignored (as under nohup), so a test of Ctrl-C must undo that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """In this process, SIGINT raises KeyboardInterrupt for the test's length, however pytest was started."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

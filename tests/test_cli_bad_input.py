@@ -26,6 +26,7 @@ from intjax.loading.resolve import resolve_model_dir
 from intjax.model import GPT2Config
 from intjax.patching import parse_components, read_prompts
 from intjax.write_errors import write_failure
+from conftest import ctrl_c_as_in_a_terminal
 from test_cli_patch import write_jsonl
 from test_patching import prompt_rows
 
@@ -255,7 +256,7 @@ def test_write_failure_names_only_space_and_permission_errors():
     assert write_failure(ValueError("shapes differ"), None) is None
 
 
-def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again(capsys):
+def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again(capsys, ctrl_c_raises):
     """JAX's gc callback swallows a KeyboardInterrupt raised inside it ("Exception ignored in ..."),
     and the run went on to exit 0; raising_signals raises it again in the main thread."""
     import gc
@@ -289,7 +290,7 @@ def test_an_early_ctrl_c_or_sigterm_exits_in_one_line(tiny, tmp_path, delay, sig
     data = write_jsonl(tmp_path / "p.jsonl", prompt_rows(300, (6,)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-m", "intjax", *patch_args(tiny, data, tmp_path / "o", "--quiet")],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_as_in_a_terminal)
     time.sleep(delay)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)

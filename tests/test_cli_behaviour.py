@@ -17,6 +17,7 @@ from intjax.cli import main
 from intjax.errors import InputError
 from intjax.outdir import LOCK_NAME, claimed_output
 from intjax.results import read_results
+from conftest import ctrl_c_as_in_a_terminal
 from test_cli_patch import write_jsonl
 from test_patching import prompt_rows
 
@@ -88,7 +89,8 @@ def saved_chunks(out: Path) -> int:
 def interrupt(cmd: list[str], out: Path, sig: int) -> subprocess.CompletedProcess:
     """Start `cmd`, send `sig` as soon as it has saved chunks of its own, and return how it ended."""
     before = saved_chunks(out)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and saved_chunks(out) == before and proc.poll() is None:
         time.sleep(0.05)

@@ -109,13 +109,21 @@ def _check_pair_readings(report: str, out) -> None:
             assert cell.strip() == reading.label(), (pair, d, cell)
 
 
-def test_ioi_without_theorems(tmp_path):
-    """`--theorem-heads 0` skips the float64 table (slow on large models) and says so."""
+def test_ioi_without_theorems_and_its_rerun_reads_every_stage_back(tmp_path, capsys):
+    """`--theorem-heads 0` skips the float64 table (slow on large models) and says so. The same command
+    again plans stages 1-6 as saved by the first run (the report is redone) and writes the same values."""
     out = tmp_path / "ioi"
-    args = ["ioi", "--model", "ioi-small", "--out", str(out), "--smoke", "--quiet", "--theorem-heads", "0",
+    args = ["ioi", "--model", "ioi-small", "--out", str(out), "--smoke", "--theorem-heads", "0",
             "--resamples", "2", "--search-pool", "4", "--search-k", "2"]
-    assert main(args) == 0
+    assert main([*args, "--quiet"]) == 0
     report = (out / "report.md").read_text()
     assert "Skipped (`--theorem-heads 0`)" in report and not (out / "theorems.json").exists()
     arrays, _ = read_results(out)
     assert arrays["faithfulness"].shape == (2, 3)
+    capsys.readouterr()
+    assert main(args) == 0
+    plan = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  ")][:7]
+    assert all("saved by an earlier run" in line for line in plan[:6]) and "saved" not in plan[6], plan
+    again, _ = read_results(out)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(again[key], value, err_msg=key)

@@ -4,6 +4,7 @@ stay, and the stage lines rescale the rest of the plan by the finished stages (p
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -134,3 +135,54 @@ def test_completeness_flags_reach_the_study_options(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "--minimality-threshold", "-0.1"])
     assert "too small" in capsys.readouterr().err
+
+
+def test_stages_an_earlier_run_finished_are_planned_as_read_back_and_left_out_of_the_rescaling(capsys):
+    """Stage a was saved: the plan prints it at SAVED_STAGE_S (0.5 s) with no compiling, a slow read-back of it
+    (3 s, 2 compiling) rescales nothing, and the rest keeps its estimates (hand arithmetic)."""
+    stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 40.0], title="t", compiling=[4.0, 12.0, 0.0],
+                    saved=[True, False, False])
+    err = capsys.readouterr().err
+    assert "1. a (saved by an earlier run: read back, ~<1 s)" in err and "2. b (~20 s)" in err
+    assert "estimated 60 s in all" in err  # 0.5 + 20 + 40
+    assert stages.remaining() == pytest.approx(60.5)
+    stages.seconds["a"], stages.compile_seconds["a"] = 3.0, 2.0
+    assert stages.read_back("a") and stages.scale() == 1.0 and stages.compile_scale() == 1.0
+    assert stages.remaining() == pytest.approx(60.0)
+
+
+def test_a_finished_stage_calls_on_done_and_a_failed_one_does_not():
+    done = []
+    stages = Stages(["a", "b"], quiet=True, on_done=done.append)
+    with stages.stage("a"):
+        pass
+    with pytest.raises(RuntimeError):
+        with stages.stage("b"):
+            raise RuntimeError("stopped")
+    assert done == ["a"]
+
+
+def test_the_calibration_forward_says_whether_its_program_came_from_the_compilation_cache(tiny, tmp_path):
+    """A fresh cache folder: compiled (False); the in-memory programs dropped, the same forward again: loaded
+    from the folder (True). The plan then takes WARM_COMPILE_SHARE of each stage's compiling."""
+    import subprocess
+    import sys
+
+    from intjax.ioi.plan import STAGE_COMPILE_S, WARM_COMPILE_SHARE, stage_compile_seconds
+
+    code = f"""
+import jax
+from intjax.loading import load_model
+from intjax.progress import timed_forward
+from intjax.runtime import enable_compilation_cache
+enable_compilation_cache()
+model = load_model({str(tiny[0])!r}, tokenizer=False)[0]
+first = timed_forward(model, 5).from_cache
+jax.clear_caches()
+print(first, timed_forward(model, 5).from_cache)
+"""
+    env = {**os.environ, "INTJAX_COMPILATION_CACHE": str(tmp_path / "xla")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
+    assert stage_compile_seconds(False) == STAGE_COMPILE_S
+    assert stage_compile_seconds(True) == tuple(WARM_COMPILE_SHARE * c for c in STAGE_COMPILE_S)

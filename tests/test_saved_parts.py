@@ -50,3 +50,25 @@ def test_a_damaged_or_half_written_part_is_computed_again(tmp_path):
     compute_none, none_calls = counting(TheoremTable(order=2))
     SweepContext().saved("t", {"k": 1}, compute_none)  # no folder: computed, nothing written
     assert len(none_calls) == 1
+
+
+def test_stage_marks_are_found_only_by_a_run_with_equal_inputs(tmp_path):
+    """Marks of stages a and b (the report, c, is never marked): a rerun with equal inputs finds them; other
+    inputs, --restart or no checkpoint folder find none."""
+    from intjax.sweeps.stage_marks import StageMarks
+
+    names = ("a", "b", "c")
+    inputs = dict(model="abc", options="IOIAnalysisOptions(n_prompts=8)")
+    first = StageMarks(SweepContext(checkpoints=tmp_path), names[:-1], inputs)
+    assert first.finished(names) == [False, False, False]
+    first.mark("a")
+    first.mark("c")  # not one of the marked stages
+    again = StageMarks(SweepContext(checkpoints=tmp_path), names[:-1], dict(inputs))
+    assert again.finished(names) == [True, False, False]
+    again.mark("b")
+    assert first.finished(names) == [True, True, False]
+    assert StageMarks(SweepContext(checkpoints=tmp_path), names[:-1], dict(inputs, model="abd")).finished(
+        names) == [False, False, False]
+    assert StageMarks(SweepContext(checkpoints=tmp_path, restart=True), names[:-1], inputs).finished(
+        names) == [False, False, False]
+    assert StageMarks(SweepContext(), names[:-1], inputs).finished(names) == [False, False, False]

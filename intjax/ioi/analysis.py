@@ -18,14 +18,14 @@ from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
 from intjax.ioi.path_discovery import PATH_CLASSES, path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
-from intjax.ioi.plan import STAGE_COMPILE_S, Sizes, fit_budget, stage_seconds
+from intjax.ioi.plan import Sizes, fit_budget, stage_compile_seconds, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, PromptBank
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.progress import Stages, mean_length, seconds_per_forward
+from intjax.progress import Stages, mean_length, timed_forward
 from intjax.report.ioi_claims import ioi_claim_tests
 from intjax.runs.patch import PatchOptions, run_patch
 from intjax.runs.theorems import TheoremTable, run_theorems
@@ -34,6 +34,7 @@ from intjax.studies.distance_scaling import distance_scaling_study
 from intjax.studies.order_split import order_split
 from intjax.sweeps.context import SweepContext
 from intjax.sweeps.fingerprint import code_digest, hash_arrays, model_digest
+from intjax.sweeps.stage_marks import StageMarks
 from intjax.sweeps.vertex_cache import VertexCache
 
 
@@ -87,16 +88,18 @@ def _n_classes(spec: str, model: PatchableModel) -> int:
 
 
 def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
-         options: IOIAnalysisOptions) -> tuple[IOIAnalysisOptions, list[float], list[str]]:
-    """The options the run will use (fitted to the budget), each stage's estimated seconds, and notes."""
+         options: IOIAnalysisOptions) -> tuple[IOIAnalysisOptions, list[float], tuple[float, ...], list[str]]:
+    """The options the run will use (fitted to the budget), each stage's estimated seconds and the compiling
+    part of them, and notes."""
     L, H = model.config.n_layers, model.config.n_heads
-    per_forward = seconds_per_forward(model, mean_length(data_lengths))
+    timing = timed_forward(model, mean_length(data_lengths))
+    per_forward, compiling = timing.seconds, stage_compile_seconds(timing.from_cache)
     # under --discover path, path patching's classes are the studies' (at most PATH_CLASSES)
     n_classes = len(PATH_CLASSES) if options.studies.discover == "path" else _n_classes(options.studies.circuit, model)
     n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:
-        stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units)
+        stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units, compiling)
         if options.studies.discover == "path":  # in the studies' stage
             stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward)
         return stages
@@ -112,7 +115,7 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
         if sum(estimate(sizes)) > budget:
             notes.append(f"even at the floors of the sizes it may shrink, the estimate exceeds the "
                          f"{options.budget_minutes:g}-min budget")
-    return with_sizes(options, sizes), estimate(sizes), notes
+    return with_sizes(options, sizes), estimate(sizes), compiling, notes
 
 
 def _float64(model: PatchableModel) -> PatchableModel:
@@ -135,11 +138,16 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     t_start = time.perf_counter()
     bank = PromptBank(tokenizer)  # every prompt set of the run, each generated once
     data = bank.get(options.n_prompts, options.seed, options.corruption)
-    options, estimates, notes = plan(model, data.prompts.lengths, len(data), options)
+    options, estimates, compiling, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
+    prompt_ids = hash_arrays(list(data.prompts.clean), list(data.prompts.corrupted), data.prompts.target,
+                             data.prompts.foil, data.prompts.positions)
+    marks = StageMarks(sweeps, STAGE_NAMES[:-1], dict(model=model_digest(model), prompts=prompt_ids,  # the report
+                                                      options=repr(options), code=code_digest("intjax")))  # is redone
     stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
-                    estimates=estimates, notes=notes, compiling=STAGE_COMPILE_S)
+                    estimates=estimates, notes=notes, compiling=compiling, saved=marks.finished(STAGE_NAMES),
+                    on_done=marks.mark)
 
     with stages.stage(STAGE_NAMES[0], f"{len(heads)} heads x 2 directions x 2 semantics"):
         res, timings = run_patch(model, data.prompts, heads, PatchOptions(linear=True), sweeps.child("heads"))
@@ -201,9 +209,11 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         if options.distance_heads > 1:
             dist_heads = [heads[i] for i in strongest_heads(res["nie_noising"].values, res["nie_denoising"].values,
                                                             min(options.distance_heads, len(heads)))]
-            problems = ioi_distance_problems(model, tokenizer, dist_heads, min(options.distance_prompts, len(data)),
-                                             seed=options.seed, prompts=bank)
-            distance = distance_scaling_study(problems)
+            n_distance = min(options.distance_prompts, len(data))
+            inputs = dict(model=model_digest(model), heads=[h.name for h in dist_heads], prompts=n_distance,
+                          seed=options.seed, code=code_digest("intjax.ioi", "intjax.studies.distance_scaling"))
+            distance = sweeps.saved("distance", inputs, lambda: distance_scaling_study(  # a resumed run reads it
+                ioi_distance_problems(model, tokenizer, dist_heads, n_distance, seed=options.seed, prompts=bank)))
         timings["distance_s"] = time.perf_counter() - t0
 
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "

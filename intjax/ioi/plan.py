@@ -99,17 +99,30 @@ def stage_forward_equivalents(sizes: Sizes, n_layers: int, n_heads: int, n_class
 
 
 # seconds each stage spends tracing, lowering and compiling with an empty compilation cache, measured
-# on the idle 2-core CPU (intjax demo, 2026-12-03: the stage lines say it); the ETA rescales them by
-# what the finished stages measured (a warm cache: near zero)
-STAGE_COMPILE_S = (16.0, 1.0, 2.0, 30.0, 13.0, 34.0, 0.0)
+# on the idle 2-core CPU (intjax demo, 2026-12-04 00:34 UTC: the stage lines say it); the ETA rescales
+# them by what the finished stages measured
+STAGE_COMPILE_S = (7.0, 1.0, 7.0, 22.0, 7.0, 12.0, 0.0)
+# what compiling costs when the persistent compilation cache holds the run's programs (a rerun, or a
+# resumed run): tracing and lowering each program again and loading it. intjax demo --smoke, 2-core CPU
+# under load 6: 14 s warm against 185 s with the cache off
+WARM_COMPILE_SHARE = 0.1
+# the last stage (figures and report) is host work, not forward passes: 3.3-4.2 s on the 2-core CPU
+# (intjax demo and demo --smoke, 2026-12-04), whatever the model
+RENDER_S = 3.5
+
+
+def stage_compile_seconds(warm_cache: bool) -> tuple[float, ...]:
+    """`STAGE_COMPILE_S`, or `WARM_COMPILE_SHARE` of it when the compilation cache already holds the model's
+    programs (`intjax.progress.timed_forward` says so)."""
+    return tuple(c * (WARM_COMPILE_SHARE if warm_cache else 1.0) for c in STAGE_COMPILE_S)
 
 
 def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7,
-                  n_circuit_units: int = 0) -> list[float]:
-    """Estimated seconds of each stage: its FE at `per_forward` plus its compiling (`STAGE_COMPILE_S`)."""
-    return [fe * per_forward + (compiling if fe else 0.0)
-            for fe, compiling in zip(stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units),
-                                     STAGE_COMPILE_S)]
+                  n_circuit_units: int = 0, compiling: Sequence[float] = STAGE_COMPILE_S) -> list[float]:
+    """Estimated seconds of each stage: its FE at `per_forward` plus its `compiling` seconds; the last,
+    figures and report, `RENDER_S`."""
+    fes = stage_forward_equivalents(sizes, n_layers, n_heads, n_classes, n_circuit_units)
+    return [fe * per_forward + (c if fe else 0.0) for fe, c in zip(fes[:-1], compiling)] + [RENDER_S]
 
 
 def fit_budget(sizes: Sizes, budget_s: float, estimate, fixed: Sequence[str] = ()) -> tuple[Sizes, list[str]]:

@@ -81,6 +81,16 @@ class SweepContext:
         """f at every mask under this context's memory budget and cache, without checkpoints."""
         return evaluate(problem, masks, memory_bytes=self.memory_bytes, chunk=self.chunk, cache=self.cache)
 
+    def is_saved(self, name: str, inputs: dict[str, Any]) -> bool:
+        """Whether `saved(name, inputs, ...)` would read its value back (a whole save with equal inputs)."""
+        path = self.folder(name)
+        if path is None or self.restart or not path.with_suffix(".json").is_file():
+            return False
+        try:
+            return codec.load(path)[0] == inputs
+        except Exception:  # damaged or from another version
+            return False
+
     def saved(self, name: str, inputs: dict[str, Any], compute: Callable[[], Result]) -> Result:
         """`compute()`, kept in this context's folder as `name`.json/.npz (`intjax.codec`) beside `inputs`:
         a rerun with equal inputs reads it back instead of computing it again, so a run stopped after
@@ -89,13 +99,10 @@ class SweepContext:
         path = self.folder(name)
         if path is None:
             return compute()
-        json_path = path.with_suffix(".json")
-        if json_path.is_file() and not self.restart:
+        if self.is_saved(name, inputs):
             try:
-                saved_inputs, result = codec.load(path)
-                if saved_inputs == inputs:
-                    return result
-            except Exception:  # damaged or from another version: compute it again
+                return codec.load(path)[1]
+            except Exception:  # damaged since: compute it again
                 pass
         result = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
