@@ -259,9 +259,9 @@ def _ioi_args(p: argparse.ArgumentParser) -> None:
                    help="auto (Wang et al. on GPT-2 small, else discovered), wang2022, discover, or a JSON "
                         "file {class: [heads]}")
     g.add_argument("--discover", choices=list(DISCOVERIES), default=s.discover,
-                   help="roles: classes by attention role; path: also Wang et al.'s path patching (direct paths to "
-                        "the logits, then into the name movers' queries, S-inhibition values, induction keys), "
-                        "a report section beside the roles")
+                   help="roles: the circuit of --circuit; path: Wang et al.'s path patching (direct paths to the "
+                        "logits, then into the name movers' queries, S-inhibition values, induction keys) chooses the "
+                        "studies' circuit on half the prompts, shown beside the circuit of --circuit")
     g.add_argument("--positional", choices=["auto", "on", "off"], default="auto",
                    help="keep each circuit class only at its position (END, S2, S1next) as Wang et al. do; "
                         "auto: only for Wang et al.'s circuit")

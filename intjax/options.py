@@ -41,7 +41,8 @@ class IOIStudyOptions:
     completeness_random: int = 8  # random K of each size beside greedy's and the exhaustive worst
     minimality_threshold: float = 0.05  # heads whose best minimality share is below this are flagged
     heldout: bool = True  # discover the circuit on one half of the prompts, estimate on the other
-    # roles: the attention-role discovery only; path: also Wang et al.'s path patching (intjax.ioi.path_discovery)
+    # roles: the circuit of `circuit`; path: Wang et al.'s path patching (intjax.ioi.path_discovery) chooses the
+    # studies' circuit on the selection half (whatever `heldout` says), compared with the circuit of `circuit`
     discover: str = "roles"
 
     def __post_init__(self):

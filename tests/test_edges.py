@@ -79,7 +79,8 @@ def test_semantics_differ_only_along_chains(gpt2, x64):
 
 
 @pytest.mark.parametrize("semantics", ["frozen", "recompute"])
-def test_llama_gqa_edges_match_torch_per_sender_reference(tmp_path, x64, semantics):
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+def test_llama_gqa_edges_match_torch_per_sender_reference(tmp_path, x64, semantics, direction):
     """The same on a grouped-query Llama (2 key/value heads for 4 query heads; .k/.v name key/value heads)."""
     from test_llama import save_hf_llama
 
@@ -87,7 +88,7 @@ def test_llama_gqa_edges_match_torch_per_sender_reference(tmp_path, x64, semanti
     model = cast_floats(intjax.load_model(tmp_path / "llama", tokenizer=False)[0], jnp.float64)
     assert model.config.n_kv_heads == 2
     rows = prompt_rows(model.config.vocab_size, lengths=(7, 9))
-    check_against_reference(hf_model, model, rows, LLAMA_EDGES, semantics, "noising")
+    check_against_reference(hf_model, model, rows, LLAMA_EDGES, semantics, direction)
 
 
 def test_edge_into_an_unread_receiver_has_no_effect(gpt2, x64):

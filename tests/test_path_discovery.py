@@ -201,21 +201,37 @@ def test_on_ioi_small_the_direct_stage_is_each_heads_pie_and_the_classes_follow_
 @pytest.mark.slow  # 3-6 min on the 2-core CPU (idle to loaded): the whole smoke analysis
 def test_ioi_smoke_with_discover_path_reports_the_discovery(tmp_path):
     """`intjax ioi --smoke --discover path` on ioi-small: the report has the section, its summary line and
-    figure; summary.json holds the classes of the saved analysis, on the studies' split; a re-render from the
-    saved files gives the same section."""
+    figure; path patching's classes, chosen on the selection half, are the studies' circuit (estimated on the
+    held-out half), compared with the attention roles'; summary.json and values.npz hold them; a re-render from
+    the saved files gives the same section."""
     import json
 
     from intjax.cli import main
+    from intjax.ioi.path_circuit import PATH_SOURCE
     from intjax.ioi.saved import load_analysis
     from intjax.report.path_discovery import path_markdown
     from intjax.report.rendering import render
+    from intjax.studies.heldout_search import split_indices
 
     out = tmp_path / "run"
     assert main(["ioi", "--model", "ioi-small", "--smoke", "--discover", "path", "--out", str(out), "--quiet"]) == 0
     text = (out / "report.md").read_text()
-    path = load_analysis(out).studies.path
+    studies = load_analysis(out).studies
+    path = studies.path
     assert path is not None and path.split == (4, 4) and (out / "path_graph.png").is_file()
-    assert path_markdown(path, load_analysis(out).studies.circuit, "path_graph.png", "attention roles") in text
+    assert path.select.tolist() == split_indices(8, 0.5, 0)[0].tolist() and studies.split == (4, 4)
+    assert path.classes and studies.circuit == path.classes and studies.by_path()
+    assert studies.circuit_source.startswith(PATH_SOURCE) and f"Source: {studies.circuit_source}." in text
+    assert studies.compared_source.startswith("discovered on this model") and studies.compared
+    remedy = studies.remedy("noising", "class")
+    assert list(remedy.names) == [*path.classes, "rest"] and remedy.nie.shape[0] == 4  # held-out prompts
+    assert path_markdown(path, studies.compared, "path_graph.png", "attention roles") in text
     assert "- Path patching (Wang et al.'s procedure, chosen on 4 prompts)" in text
-    assert json.loads((out / "summary.json").read_text())["path_discovery"]["classes"] == path.classes
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["path_discovery"]["classes"] == path.classes == summary["circuit"]
+    assert summary["path_discovery"]["compared_circuit"] == studies.compared
+    with np.load(out / "values.npz") as values:
+        direct = values["path_direct"][np.setdiff1d(np.arange(8), path.select)]
+    first = next(r for r in path.rows if r.stage == "direct")
+    assert direct[:, 0].mean() == pytest.approx(first.held_out[0], abs=1e-9)
     assert render(load_analysis(out), tmp_path / "again").read_text() == text

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from intjax.ioi.path_discovery import PathPair, PathRow
-from intjax.report.path_discovery import (CARRIES, OPPOSES, agreement, build_path_graph, pair_reading,
+from intjax.report.path_discovery import (CARRIES, OPPOSES, agreement, build_path_graph, compared_name, pair_reading,
                                           path_markdown, path_summary, replication)
 from test_path_discovery import discover
 
@@ -38,6 +38,8 @@ def test_section_states_what_the_planted_discovery_found():
     text = path_markdown(found, ROLE_CIRCUIT, "path_graph.png")
     assert "| name_mover | L3H0 |" in text and "| previous_token | L0H2 |" in text
     assert "Its classes come in Wang et al.'s layer order" in text
+    assert "These classes are the circuit of every study in this report" in text
+    assert "### Against the circuit of --circuit (attention roles)" in text
     # L3H0 and L1H0 agree; L2H1 (path: s_inhibition) and L2H2 (roles only) and the rest do not
     assert "| L3H0 | name_mover | name_mover | same class |" in text
     assert "| L2H2 | — | s_inhibition | attention roles only |" in text
@@ -59,7 +61,16 @@ def test_section_says_when_stages_are_missing():
     assert "Stages that found nothing:\n\n- a: no head" in text and "path_graph" not in text
     assert path_summary(found).endswith("name_mover L0H1; 3 of 4 stages found nothing.")
     empty = dataclasses.replace(found, classes={}, rows=())
-    assert "No path passes the rule" in path_markdown(empty, {}, None)
+    assert "No path passes the rule: path patching finds no class on this model, so the studies use the circuit " \
+           "of --circuit (attention roles)." in path_markdown(empty, {}, None)
+    assert "These classes are the circuit" not in path_markdown(empty, {}, None)
+
+
+def test_the_compared_circuit_is_named_by_its_source():
+    assert compared_name("discovered on this model: heads whose ...") == "attention roles"
+    assert compared_name("no attention-role circuit (every one of the 144 heads ...)") == "attention roles"
+    assert compared_name("Wang, Variengien, Conmy ...") == "Wang et al.'s circuit"
+    assert compared_name("file c.json") == "file c.json"
 
 
 def test_graph_draws_one_line_per_edge_coloured_by_sign():

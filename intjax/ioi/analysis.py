@@ -16,7 +16,7 @@ import numpy as np
 from intjax.ioi.circuit import ROLES, is_gpt2_small, read_circuit, resolve_circuit
 from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
-from intjax.ioi.path_discovery import path_discovery_seconds
+from intjax.ioi.path_discovery import PATH_CLASSES, path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
 from intjax.ioi.plan import Sizes, fit_budget, stage_compile_seconds, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
@@ -94,7 +94,8 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     L, H = model.config.n_layers, model.config.n_heads
     timing = timed_forward(model, mean_length(data_lengths))
     per_forward, compiling = timing.seconds, stage_compile_seconds(timing.from_cache)
-    n_classes = _n_classes(options.studies.circuit, model)
+    # under --discover path, path patching's classes are the studies' (at most PATH_CLASSES)
+    n_classes = len(PATH_CLASSES) if options.studies.discover == "path" else _n_classes(options.studies.circuit, model)
     n_units = _n_circuit_units(options.studies.circuit, model) if options.studies.completeness_ablation else 0
 
     def estimate(sizes: Sizes) -> list[float]:
@@ -154,8 +155,9 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
         te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
-        if options.studies.circuit in ("auto", "discover"):  # a model that singles out no heads stops here,
-            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,  # not at stage 6
+        if options.studies.circuit in ("auto", "discover") and options.studies.discover != "path":  # a model that
+            # singles out no heads stops here, not at stage 6 (under --discover path the roles are only compared)
+            resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,
                             res["nie_denoising"].values, te)
     with stages.stage(STAGE_NAMES[1], f"up to {options.split_pairs} pairs x 2 directions"):
         splits = {}

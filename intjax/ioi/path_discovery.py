@@ -58,6 +58,8 @@ STAGES = (
     Stage("s_inhibition.v", "s_inhibition", "v", "S2", "s2"),
     Stage("induction.k", "induction", "k", "S1next", "previous_token"),
 )
+PATH_CLASSES = ("name_mover", "negative_name_mover", "s_inhibition", "induction", "duplicate_token",
+                "previous_token")  # every class a stage can give (stage 3's supporting class is split in two)
 STAGE_WORDS = {"direct": "direct path to the logits", "name_mover.q": "into the name movers' queries (END)",
                "s_inhibition.v": "into the S-inhibition heads' values (S2)",
                "induction.k": "into the induction heads' keys (S1+1)"}
@@ -104,6 +106,12 @@ class PathDiscovery:
     min_share: float
     split: tuple[int, int]  # prompts that chose, prompts that estimate
     notes: tuple[str, ...]  # one line per stage that found nothing, saying why
+    # per prompt, on every prompt (selection and held out), so that each number above can be recomputed:
+    effects: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # stage -> [P, its rows]
+    pair_values: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # stage -> [P, its pairs] INT
+    total_values: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # [P] each prompt's TE
+    select: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))  # the selection prompts
+    seed: int = 0  # of the bootstrap CIs
 
     def class_of(self) -> dict[str, str]:
         """Head -> its discovered class."""
@@ -176,6 +184,8 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
     rows: list[PathRow] = []
     pairs: list[PathPair] = []
     notes: list[str] = []
+    effects_of: dict[str, np.ndarray] = {}
+    pair_values: dict[str, np.ndarray] = {}
     for stage in STAGES:
         receivers = classes.get(stage.receiver_class, []) if stage.receiver_class else []
         if stage.receiver_class and not receivers:
@@ -190,6 +200,7 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
             continue
         shell = [PathRow(stage.key, s, r, (0.0,) * 3, (0.0,) * 3, False) for s, r in paths]
         effects = np.asarray(patch([row.spec() for row in shell], np.eye(len(shell))), np.float64).T  # [P, n]
+        effects_of[stage.key] = effects
         chosen, est = mean_cis(effects[select], seed=seed), mean_cis(effects[held_out], seed=seed)
         passed = significant(chosen, te[0], min_share)
         found = []
@@ -207,17 +218,22 @@ def discover_paths(patch: PatchFn, heads: Sequence[str], total: Float[np.ndarray
         elif not found:
             notes.append(f"{STAGE_WORDS[stage.key]}: {int(passed.sum())} of {len(shell)} paths pass the rule, each "
                          "against the total effect, which gives no class here")
-        pairs += stage_pairs(patch, stage.key, [shell[i] for i in found], chosen[found, 0], held_out, seed)
+        found_pairs, ints = stage_pairs(patch, stage.key, [shell[i] for i in found], chosen[found, 0], held_out, seed)
+        pairs += found_pairs
+        if found_pairs:
+            pair_values[stage.key] = ints
     return PathDiscovery({c: sorted(h, key=layer_head) for c, h in classes.items()}, tuple(rows), tuple(pairs), te,
-                         min_share, (len(select), len(held_out)), tuple(notes))
+                         min_share, (len(select), len(held_out)), tuple(notes), effects_of, pair_values, total,
+                         np.asarray(select, int), seed)
 
 
 def stage_pairs(patch: PatchFn, stage: str, rows: Sequence[PathRow], strength: np.ndarray, held_out: np.ndarray,
-                seed: int = 0) -> list[PathPair]:
+                seed: int = 0) -> tuple[list[PathPair], Float[np.ndarray, "P n_pairs"]]:
     """INT f(a+b) − f(a) − f(b) + f(0) of every pair among a stage's strongest classed paths (at most
-    MAX_PAIR_EDGES, by |mean effect| on the selection prompts), mean and CI on the held-out prompts."""
+    MAX_PAIR_EDGES, by |mean effect| on the selection prompts), mean and CI on the held-out prompts; and each
+    pair's INT on every prompt."""
     if len(rows) < 2:
-        return []
+        return [], np.zeros((0, 0))
     keep = sorted(np.argsort(-np.abs(strength), kind="stable")[:MAX_PAIR_EDGES].tolist())
     rows = [rows[i] for i in keep]
     combos = list(itertools.combinations(range(len(rows)), 2))
@@ -226,7 +242,7 @@ def stage_pairs(patch: PatchFn, stage: str, rows: Sequence[PathRow], strength: n
     ints = np.stack([values[len(rows) + k] - values[a] - values[b] for k, (a, b) in enumerate(combos)], 1)
     stats = mean_cis(ints[held_out], seed=seed)
     return [PathPair(stage, rows[a].sender, rows[b].sender, *map(float, stats[k]))
-            for k, (a, b) in enumerate(combos)]
+            for k, (a, b) in enumerate(combos)], ints
 
 
 PATH_COMPILE_S = 25.0  # compiling its problems (one per stage) with an empty cache, ioi-small on the 2-core CPU

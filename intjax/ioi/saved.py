@@ -58,10 +58,12 @@ def analysis_summary(a: IOIAnalysis) -> dict[str, Any]:
 
 
 def path_summary(s: IOIStudies) -> dict[str, Any]:
-    """summary.json's path-patching discovery (absent without --discover path): classes, split, notes."""
+    """summary.json's path-patching discovery (absent without --discover path): classes, split, notes, and the
+    circuit of --circuit it was compared with."""
     p = s.path
     return {} if p is None else dict(path_discovery=dict(classes=p.classes, split=list(p.split), notes=list(p.notes),
-                                                         min_share=p.min_share))
+                                                         min_share=p.min_share, compared_circuit=s.compared,
+                                                         compared_source=s.compared_source))
 
 
 def save_analysis(a: IOIAnalysis, out: str | Path) -> Path:

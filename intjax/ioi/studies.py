@@ -16,10 +16,11 @@ import numpy as np
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
 from intjax.patching.problem import build_problem
-from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
 from intjax.results import Results
 from intjax.ioi.completeness import Completeness, Minimality, circuit_game, completeness, minimality
+from intjax.ioi.path_circuit import choose_circuit
 from intjax.ioi.path_discovery import PathDiscovery, run_path_discovery
+from intjax.ioi.path_values import path_arrays
 from intjax.ioi.faithfulness import FaithfulnessStudy, faithfulness_study
 from intjax.options import IOIStudyOptions
 from intjax.ioi.remedies import RemedyRow, remedies_table
@@ -54,6 +55,13 @@ class IOIStudies:
     minimality: Optional[Minimality] = None
     split: tuple[int, int] = (0, 0)  # prompts that chose the circuit, prompts its estimates use (0, P: no split)
     path: Optional[PathDiscovery] = None  # Wang et al.'s path-patching discovery (--discover path), same split
+    # under --discover path: the circuit --circuit names (attention roles, Wang et al.'s, a file), beside path's
+    compared: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    compared_source: str = ""
+
+    def by_path(self) -> bool:
+        """Whether path patching chose the studies' circuit (`--discover path` found a class)."""
+        return self.path is not None and bool(self.path.classes)
 
     def remedy(self, estimator: str, unit: str) -> RemedyRow:
         """The remedies row of this estimator and unit."""
@@ -94,26 +102,24 @@ def run_ioi_studies(
     t0 = time.perf_counter()
     # selection on one half, estimates on the other (the search below draws the same split)
     select_idx, score_idx = split_indices(len(data), 0.5, seed)
-    discovered = options.circuit == "discover" or (options.circuit == "auto" and not is_gpt2_small(model))
-    held_out = options.heldout and discovered
-    circuit, source = resolve_circuit(options.circuit, model, data.subset(select_idx) if held_out else data,
-                                      nie_noising[select_idx] if held_out else nie_noising,
-                                      nie_denoising[select_idx] if held_out else nie_denoising, total_effect)
     full = data  # the search splits it itself, with the same indices
+
+    def discover_paths(select: np.ndarray, held_out: np.ndarray) -> PathDiscovery:
+        say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
+        t1 = time.perf_counter()
+        found = run_path_discovery(model, full, select, held_out, seed=seed, evaluate_masks=sweeps.evaluate)
+        seconds["path_discovery_s"] = time.perf_counter() - t1
+        return found
+
+    choice = choose_circuit(options, model, data, nie_noising, nie_denoising, total_effect, select_idx, score_idx,
+                            discover_paths)
+    circuit, source, held_out, path = choice.circuit, choice.source, choice.held_out, choice.path
+    seconds["circuit_s"] = time.perf_counter() - t0 - seconds.get("path_discovery_s", 0.0)
     if held_out:
-        source += (f"; chosen on {len(select_idx)} of the {len(data)} prompts, every study estimate on the other "
-                   f"{len(score_idx)}")
         data = data.subset(score_idx)
     split = (len(select_idx), len(score_idx)) if held_out else (0, len(data))
     positional = options.positional if options.positional is not None else circuit == GPT2_SMALL_IOI_CIRCUIT
     positions = CLASS_POSITIONS if positional else None
-    seconds["circuit_s"] = time.perf_counter() - t0
-    path = None
-    if options.discover == "path":
-        say("path patching: direct paths, then into name mover queries, S-inhibition values, induction keys")
-        t0 = time.perf_counter()
-        path = run_path_discovery(model, full, select_idx, score_idx, seed=seed, evaluate_masks=sweeps.evaluate)
-        seconds["path_discovery_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     mean = mean_source(tokenizer, data, options.reference_per_template, seed=seed)  # remedies and completeness
@@ -170,7 +176,7 @@ def run_ioi_studies(
         minimal = minimality(cg, threshold=options.minimality_threshold, seed=seed)
         seconds["completeness_s"] = time.perf_counter() - t0
     return IOIStudies(circuit, source, float(total_effect), faith, rows, search, [names[i] for i in pool], rule,
-                      names, witnesses, seconds, complete, minimal, split, path)
+                      names, witnesses, seconds, complete, minimal, split, path, *choice.compared)
 
 
 def strongest_suspect(row: RemedyRow) -> int:
@@ -207,6 +213,8 @@ def studies_arrays(studies: IOIStudies) -> Results:
                     ["F(C) - F(M)", *split.outside_names, "two or more outside units"], study="completeness")
         out.add("minimality_change", m.change, m.names, study="minimality")
         out.add("minimality_circuit", m.circuit[:, None], ["F(C)"], study="minimality")
+    if studies.path is not None:
+        out.update(path_arrays(studies.path))
     return out
 
 

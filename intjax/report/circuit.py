@@ -18,8 +18,10 @@ def circuit_markdown(studies) -> str:
     order = ("Its classes come in Wang et al.'s layer order: every " + ", then every ".join(
         " / ".join(stage) for stage in STAGES) + " head sits in a later layer than the stage before."
              if ordered else "Its classes are not in Wang et al.'s layer order: " + "; ".join(problems) + ". Its "
-             "class names are therefore attention-role names (the attention pattern each head shows most), not "
-             "Wang et al.'s functional classes.")
+             "class names are therefore " + ("path-patching names (the stage whose path made each head significant)"
+                                             if studies.by_path() else
+                                             "attention-role names (the attention pattern each head shows most)")
+             + ", not Wang et al.'s functional classes.")
     return "\n".join(["## The circuit", "", f"Source: {studies.circuit_source}.", "",
                       markdown_table(rows, ("class", "heads", "kept at")), "", order, ""])
 

@@ -118,8 +118,8 @@ def model_lines(model_name: str, n_layers: int, gpt2_small: bool, ordered: bool,
     what = (f"{model_name} is a {n_layers}-layer model trained on IOI, not GPT-2 small" if model_name == "ioi-small"
             else f"{model_name} is not GPT-2 small")
     order = ("its circuit is in Wang et al.'s layer order" if ordered else
-             "its discovered circuit is not in Wang et al.'s layer order, so its class names are attention-role "
-             "names, not Wang et al.'s classes")
+             "its discovered circuit is not in Wang et al.'s layer order, so its class names are not Wang et al.'s "
+             "classes")
     missing = not_shown(tests)
     return [f"**Model.** {what}; {order}. It does not show: " + ("; ".join(missing) if missing else "nothing "
             "(every claim is supported)") + ".", ""]

@@ -10,7 +10,9 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from intjax.ioi.circuit import STAGES as CLASS_STAGES, stage_order
+from intjax.ioi.path_circuit import NO_ROLE_CIRCUIT
 from intjax.ioi.path_discovery import STAGE_WORDS, PathDiscovery, PathPair, PathRow, layer_head
+from intjax.ioi.path_values import PREFIX
 from intjax.report.markdown import markdown_table
 from intjax.report.section import Section
 
@@ -61,7 +63,7 @@ def _classes_of(circuit: Mapping[str, Sequence[str]]) -> dict[str, str]:
 def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]], figure: Optional[str],
                   role_source: str = "attention roles") -> str:
     """The section's markdown (`figure`: the graph's file name, None when not drawn; `role_circuit`: the
-    studies' circuit, named `role_source` in the comparison)."""
+    circuit of --circuit, named `role_source` in the comparison)."""
     n_sel, n_est = path.split
     te_sel, te_est = path.total
     lines = ["## Path patching (Wang et al.'s procedure)", "",
@@ -71,16 +73,20 @@ def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]]
              f"when, on {n_sel} selection prompts, the 95% bootstrap CI of its mean effect excludes 0 and "
              f"|mean| ≥ {path.min_share:.0%} of |TE| (TE {te_sel:+.3f} there); the sign of its share of TE "
              "gives the class (intjax.ioi.path_discovery). Every number below is on the other "
-             f"{n_est} prompts (TE {te_est:+.3f}).", ""]
+             f"{n_est} prompts (TE {te_est:+.3f}); values.npz holds each path's effect and each pair's INT on "
+             f"every prompt (`{PREFIX}*`, the selection prompts named in summary.json), to recompute them.", ""]
     if path.classes:
         rows = [(cls, ", ".join(heads)) for cls, heads in path.classes.items()]
-        lines += [markdown_table(rows, ("class", "heads")), ""]
+        lines += [markdown_table(rows, ("class", "heads")), "",
+                  "These classes are the circuit of every study in this report (faithfulness, remedies, "
+                  "completeness and minimality), chosen on the selection prompts only.", ""]
         ordered, problems = stage_order(path.classes)
         lines += [("Its classes come in Wang et al.'s layer order (" + ", then ".join(
             " / ".join(s) for s in CLASS_STAGES) + ")." if ordered else
             "Its classes do not make Wang et al.'s staged circuit: " + "; ".join(problems) + "."), ""]
     else:
-        lines += ["No path passes the rule: path patching finds no class on this model.", ""]
+        lines += [f"No path passes the rule: path patching finds no class on this model, so the studies use "
+                  f"the circuit of --circuit ({role_source}).", ""]
     if path.notes:
         lines += ["Stages that found nothing:", "", *(f"- {n}" for n in path.notes), ""]
 
@@ -90,7 +96,7 @@ def path_markdown(path: PathDiscovery, role_circuit: Mapping[str, Sequence[str]]
         rows = [(h, mine.get(h, "—"), theirs.get(h, "—"), agreement(mine.get(h, ""), theirs.get(h, "")))
                 for h in heads]
         same = sum(r[3] == "same class" for r in rows)
-        lines += [f"### Against the studies' circuit ({role_source})", "",
+        lines += [f"### Against the circuit of --circuit ({role_source})", "",
                   f"Same class in both: {same} of the {len(rows)} heads that either one names.", "",
                   markdown_table(rows, ("head", "path patching", role_source, "agreement")), ""]
 
@@ -175,8 +181,15 @@ def section(analysis, out: Path) -> Section:
 
     target = Path(out) / FIGURE
     _save(build_path_graph(path, analysis.n_layers, analysis.n_heads), target)
-    source = analysis.studies.circuit_source
-    named = ("attention roles" if source.startswith("discovered") else "Wang et al.'s circuit"
-             if source.startswith("Wang") else source)
-    return Section(path_markdown(path, analysis.studies.circuit, FIGURE, named), (path_summary(path),),
+    s = analysis.studies
+    # the circuit of --circuit; an analysis saved before path patching chose the circuit kept it in `circuit`
+    circuit, source = (s.compared, s.compared_source) if s.compared_source else (s.circuit, s.circuit_source)
+    return Section(path_markdown(path, circuit, FIGURE, compared_name(source)), (path_summary(path),),
                    {"path graph": target})
+
+
+def compared_name(source: str) -> str:
+    """The column name of the circuit path patching is compared with, from its source in words."""
+    if source.startswith(("discovered", NO_ROLE_CIRCUIT)):
+        return "attention roles"
+    return "Wang et al.'s circuit" if source.startswith("Wang") else source

@@ -39,7 +39,8 @@ def visibility_markdown(studies) -> str:
                       pm(n.nie[i], n.nie_se[i]), pm(n.context[i], n.context_se[i]), label(n, i),
                       pm(d.nie[i], d.nie_se[i]), pm(d.context[i], d.context_se[i]), label(d, i)))
     n_vis = rows["noising"].visibility
-    class_header = "class" if stage_order(studies.circuit)[0] else "attention role (not Wang et al.'s class)"
+    class_header = "class" if stage_order(studies.circuit)[0] else \
+        f"{'path-patching class' if studies.by_path() else 'attention role'} (not Wang et al.'s class)"
     ctx = {e: ", ".join(r.names[i] for i in r.visibility.context_set) for e, r in rows.items()}
     return "\n".join([
         "## Invisible and inflated heads",
