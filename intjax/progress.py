@@ -33,8 +33,9 @@ ETA_PRIOR_S, ETA_COMPILE_PRIOR_S = 30.0, 5.0
 # (a resumed run) or a cache: it says nothing about this machine's speed and is left out of the rescaling
 READ_BACK_SHARE = 0.2
 # what a stage that an earlier run finished (`Stages(saved=...)`) is estimated to take: reading its parts
-# back (a fully resumed `intjax demo --smoke` read each of stages 2-6 back in 0.0-1.3 s on the 2-core CPU)
-SAVED_STAGE_S = 0.5
+# back (a fully resumed `intjax demo --smoke` read stages 1-5 back in 0.0-0.5 s and
+# the studies in 1.2 s on the idle 2-core CPU; the report after them took 2.7-3.9 s)
+SAVED_STAGE_S = 0.4
 
 
 class Stages:

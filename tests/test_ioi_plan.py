@@ -138,14 +138,14 @@ def test_completeness_flags_reach_the_study_options(capsys):
 
 
 def test_stages_an_earlier_run_finished_are_planned_as_read_back_and_left_out_of_the_rescaling(capsys):
-    """Stage a was saved: the plan prints it at SAVED_STAGE_S (0.5 s) with no compiling, a slow read-back of it
+    """Stage a was saved: the plan prints it at SAVED_STAGE_S (0.4 s) with no compiling, a slow read-back of it
     (3 s, 2 compiling) rescales nothing, and the rest keeps its estimates (hand arithmetic)."""
     stages = Stages(["a", "b", "c"], estimates=[10.0, 20.0, 40.0], title="t", compiling=[4.0, 12.0, 0.0],
                     saved=[True, False, False])
     err = capsys.readouterr().err
     assert "1. a (saved by an earlier run: read back, ~<1 s)" in err and "2. b (~20 s)" in err
-    assert "estimated 60 s in all" in err  # 0.5 + 20 + 40
-    assert stages.remaining() == pytest.approx(60.5)
+    assert "estimated 60 s in all" in err  # 0.4 + 20 + 40
+    assert stages.remaining() == pytest.approx(60.4)
     stages.seconds["a"], stages.compile_seconds["a"] = 3.0, 2.0
     assert stages.read_back("a") and stages.scale() == 1.0 and stages.compile_scale() == 1.0
     assert stages.remaining() == pytest.approx(60.0)
