@@ -925,6 +925,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
                   "four_name": args.four_name_frac, "counting": args.counting_frac}
+    # counting kinds on training names too: with fixed name vectors, "learned for the trained vectors" and "not
+    # learned" differ here
+    train_counting = {k: anti_shortcut_prompts(tok, k, 200, np.random.default_rng([args.eval_seed, 1, i]),
+                                               ioi.TRAIN_NAMES, ioi.TRAIN_PLACES, train_objects or ioi.OBJECTS)
+                      for i, k in enumerate(("list5", "list7", "counting"))}
     heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
                                          ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
     for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
@@ -1009,7 +1014,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 msg += (f" | held-out IO acc {ev['ioi']['io_accuracy']:.3f} logit diff "
                         f"{ev['ioi']['mean_logit_diff']:.2f} name argmax {ev['ioi']['name_argmax_accuracy']:.3f}"
                         + "".join(f" | {k} acc {v['accuracy']:.3f} shortcut {v['follows_shortcut']:.3f}"
-                                  for k, v in ev.items() if k != "ioi"))
+                                  for k, v in ev.items() if k != "ioi")
+                       + " | training names:" + "".join(
+                           f" {k} acc {evaluate_named(effective(params, cls), tok, v.prompts, v.answers)['accuracy']:.3f}"
+                           for k, v in train_counting.items()))
             print(msg, flush=True)
             losses = []
         stop = args.stop_after is not None and done >= args.stop_after
