@@ -20,9 +20,12 @@ What it does, in order (all seeded):
      (--three-name-frac, --s2-not-last-frac, --four-name-frac; `anti_shortcut.py`),
      and counting prompts on which recency, the stalest name and a fixed answer
      slot are all at chance (--counting-frac), optionally only from step
-     --anti-from on; each shortcut's accuracy on each part of a batch is printed
-     at the start;
-   the answer token gets a larger loss weight. Dropout as GPT-2 (attention
+     --anti-from on and with an easy-to-hard curriculum (five-slot, then
+     seven-slot name lists in the counting share: --list5-until,
+     --list7-until); each shortcut's accuracy on each part of a batch is
+     printed at the start of each stage;
+   the answer token gets a larger loss weight (before --answer-only-until, only
+   answer tokens carry loss). Dropout as GPT-2 (attention
    weights, residual) plus whole-head dropout (each head zeroed for a whole
    sequence, drawn per sequence, only in --head-dropout-layers), optionally
    switched on only after --dropout-from / --head-dropout-from steps
