@@ -18,7 +18,13 @@ once" finds the answer, and the recency shortcut's answer is always a repeated n
   three others twice), the answer's slot drawn evenly from the four slots where both
   shortcuts fail, so that neither recency, nor the stalest name, nor the template's
   wording (a fixed answer slot, `fixed_slot_accuracy`) beats chance: "When Anna, John and
-  Anna went to the store, Kate and Mary found John. Kate gave a drink to" -> " Mary".
+  Anna went to the store, Kate and Mary found John. Kate gave a drink to" -> " Mary";
+- list5 and list7: the easy steps of a counting curriculum, bare name lists "Then, Kate Anna Mary Anna
+  Kate to" -> " Mary" (three names in five slots; four names in seven slots, the orders of counting
+  prompts). Five slots cannot defeat both shortcuts with the answer's slot spread (both fail only when
+  the answer is last), so list5 draws the answer's slot from 0, 1, 3, 4 with weights 1, 1, 2, 2: the
+  stalest name is right in slots 0-1, recency in slot 3, neither in slot 4, so each shortcut and the best
+  fixed slot are right on 1/3 of the prompts, chance with three names.
 
 [A] is the answer (the indirect object), [B] the subject, [C] the bystander.
 """
@@ -63,8 +69,12 @@ COUNTING_TEMPLATES: tuple[str, ...] = (
     "After [N1] and [N2] went to the [PLACE], [N3], [N4] and [N5] found [N6]'s [OBJECT]. [N7] gave it to",
     "While [N1] was working with [N2] and [N3], [N4] and [N5] went to the [PLACE] with [N6]. [N7] gave a [OBJECT] to",
 )
+# Bare name lists of the counting curriculum (five or seven slots).
+LIST_TEMPLATES: dict[int, tuple[str, ...]] = {n: ("Then," + "".join(f" [N{i + 1}]" for i in range(n)) + " to",)
+                                              for n in (5, 7)}
 TEMPLATES = {"three_name": THREE_NAME_TEMPLATES, "s2_not_last": S2_NOT_LAST_TEMPLATES,
-             "four_name": FOUR_NAME_TEMPLATES, "counting": COUNTING_TEMPLATES}
+             "four_name": FOUR_NAME_TEMPLATES, "counting": COUNTING_TEMPLATES,
+             "list5": LIST_TEMPLATES[5], "list7": LIST_TEMPLATES[7]}
 KINDS = tuple(TEMPLATES)
 
 
@@ -112,6 +122,23 @@ def counting_orders() -> dict[int, tuple[str, ...]]:
 COUNTING_ORDERS = counting_orders()
 
 
+def list5_orders() -> dict[int, tuple[str, ...]]:
+    """Every order of the five mentions "A XX YY" (X, Y named by first appearance), by the answer A's slot."""
+    orders: dict[int, set[str]] = {}
+    for order in set(itertools.permutations("AXXYY")):
+        first = list(dict.fromkeys(c for c in order if c != "A"))
+        canon = "".join(c if c == "A" else "XY"[first.index(c)] for c in order)
+        orders.setdefault(canon.index("A"), set()).add(canon)
+    return {slot: tuple(sorted(found)) for slot, found in sorted(orders.items())}
+
+
+# Per slotted kind: its orders by the answer's slot, and the answer slots of a batch (repeated, then shuffled).
+SLOT_ORDERS: dict[str, dict[int, tuple[str, ...]]] = {
+    "counting": COUNTING_ORDERS, "list7": COUNTING_ORDERS, "list5": list5_orders()}
+SLOT_DRAWS: dict[str, tuple[int, ...]] = {"counting": tuple(COUNTING_ORDERS), "list7": tuple(COUNTING_ORDERS),
+                                          "list5": (0, 1, 3, 3, 4, 4)}
+
+
 def fixed_slot_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], name_ids: Any) -> float:
     """The best "fixed slot" shortcut: over k, the largest share of prompts whose answer is their k-th name
     mention (what a model reading only the template's wording could reach)."""
@@ -132,11 +159,12 @@ def shortcut_accuracy(prompts: Sequence[Sequence[int]], answers: Sequence[int], 
 def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, place: str, obj: str,
           slot: int = -1) -> str:
     """The text of one prompt of `kind` with answer `a`, subject `b` and bystanders `c` (and `d`); a counting
-    prompt puts `a` in name slot `slot` (0-based) and `b`, `c`, `d` in the order of a random COUNTING_ORDERS."""
+    prompt (or list) puts `a` in name slot `slot` (0-based) and `b`, `c`, `d` in the order of a random one of
+    its SLOT_ORDERS."""
     templates = TEMPLATES[kind]
     t = templates[rng.integers(len(templates))]
-    if kind == "counting":
-        orders = COUNTING_ORDERS[slot]
+    if kind in SLOT_ORDERS:
+        orders = SLOT_ORDERS[kind][slot]
         order = orders[rng.integers(len(orders))]
         word = {"A": a, "X": b, "Y": c, "Z": d}
         slots = {f"[N{i + 1}]": word[ch] for i, ch in enumerate(order)}
@@ -158,11 +186,11 @@ def _fill(rng: np.random.Generator, kind: str, a: str, b: str, c: str, d: str, p
 def anti_shortcut_prompts(tok: Any, kind: str, n: int, rng: np.random.Generator, names: Sequence[str],
                           places: Sequence[str], objects: Sequence[str]) -> NamedPrompts:
     """`n` prompts of `kind` (a key of TEMPLATES) from these words; the answer is the one name that appears
-    once. Counting prompts spread the answer evenly over the slots of COUNTING_ORDERS (each slot n/4 times,
-    in random order). Each name must stay one token in the encoded prompt (checked)."""
+    once. Counting prompts and lists spread the answer over the slots of SLOT_DRAWS (counting: each of four
+    slots n/4 times, in random order). Each name must stay one token in the encoded prompt (checked)."""
     names, name_ids, _ = ioi.single_token_words(tok, names)
     prompts, answers, texts = [], [], []
-    slots = rng.permutation(np.resize(list(COUNTING_ORDERS), n)) if kind == "counting" else np.full(n, -1)
+    slots = rng.permutation(np.resize(SLOT_DRAWS[kind], n)) if kind in SLOT_DRAWS else np.full(n, -1)
     for slot in slots:
         a, b, c, d = (str(w) for w in rng.choice(names, 4, replace=False))
         text = _fill(rng, kind, a, b, c, d, str(places[rng.integers(len(places))]),

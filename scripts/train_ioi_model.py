@@ -20,9 +20,12 @@ What it does, in order (all seeded):
      (--three-name-frac, --s2-not-last-frac, --four-name-frac; `anti_shortcut.py`),
      and counting prompts on which recency, the stalest name and a fixed answer
      slot are all at chance (--counting-frac), optionally only from step
-     --anti-from on; each shortcut's accuracy on each part of a batch is printed
-     at the start;
-   the answer token gets a larger loss weight. Dropout as GPT-2 (attention
+     --anti-from on and with an easy-to-hard curriculum (five-slot, then
+     seven-slot name lists in the counting share: --list5-until,
+     --list7-until); each shortcut's accuracy on each part of a batch is
+     printed at the start of each stage;
+   the answer token gets a larger loss weight (before --answer-only-until, only
+   answer tokens carry loss). Dropout as GPT-2 (attention
    weights, residual) plus whole-head dropout (each head zeroed for a whole
    sequence, drawn per sequence, only in --head-dropout-layers), optionally
    switched on only after --dropout-from / --head-dropout-from steps
@@ -327,15 +330,19 @@ class Batches:
     predictable only by induction), odd-one-out name lists (`odd_frac`:
     "Then, A B C B A to" -> " C", found only by duplicate detection), and the
     anti-shortcut prompts of `anti_shortcut` (`anti_fracs`: kind -> share), whose
-    answer is the one name that appears once and never the recency shortcut's.
+    answer is the one name that appears once and never the recency shortcut's. Counting curriculum: before
+    step `list5_until` the counting share holds five-slot name lists, before `list7_until` seven-slot ones
+    (`anti_shortcut` kinds list5, list7). Before step `answer_only_until` only answer tokens carry loss.
     """
 
     def __init__(self, tok: Any, seed: int, batch: int, filler_frac: float, copy_frac: float,
                  length: int, *, io_prob: float = 1.0, induction_frac: float = 0.0,
                  odd_frac: float = 0.0, objects: Optional[Sequence[str]] = None,
-                 anti_fracs: Optional[dict[str, float]] = None, anti_from: int = 0):
+                 anti_fracs: Optional[dict[str, float]] = None, anti_from: int = 0, list5_until: int = 0,
+                 list7_until: int = 0, answer_only_until: int = 0):
         self.tok, self.seed, self.batch, self.length = tok, seed, batch, length
         self.copy_frac, self.io_prob, self.objects, self.anti_from = copy_frac, io_prob, objects, anti_from
+        self.list5_until, self.list7_until, self.answer_only_until = list5_until, list7_until, answer_only_until
         self.n_filler = int(round(batch * filler_frac))
         self.n_induction = int(round(batch * induction_frac))
         self.n_odd = int(round(batch * odd_frac))
@@ -377,18 +384,27 @@ class Batches:
             out.append((seq, len(seq) - 2, "odd"))
         anti_rng = np.random.default_rng([self.seed, step, 11])  # its own stream: the parts above stay as they were
         for kind, n in n_anti.items():
+            kind = self.curriculum_kind(kind, step)
             made = anti_shortcut_prompts(self.tok, kind, n, anti_rng, ioi.TRAIN_NAMES, ioi.TRAIN_PLACES,
                                          self.objects or ioi.OBJECTS)
             out += [([*p, a], len(p) - 1, kind) for p, a in zip(made.prompts, made.answers)]
         return out
+
+    def curriculum_kind(self, kind: str, step: int) -> str:
+        """The kind generated at `step` for the batch share of `kind`: counting's share holds five-slot lists
+        before list5_until, seven-slot lists before list7_until."""
+        if kind != "counting":
+            return kind
+        return "list5" if step < self.list5_until else "list7" if step < self.list7_until else kind
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Tokens [B, T] and loss weights [B, T] (weight of predicting token t+1 at t)."""
         seqs = self.examples(step)
         tokens = pad([np.asarray(s, np.int32) for s, _, _ in seqs], self.length + 1)
         weights = np.zeros((len(seqs), self.length), np.float32)
+        every_token = step >= self.answer_only_until
         for i, (s, answer_at, _) in enumerate(seqs):
-            weights[i, : len(s) - 1] = 1.0
+            weights[i, : len(s) - 1] = float(every_token)
             if answer_at >= 0:
                 weights[i, answer_at] = ANSWER_WEIGHT
         return tokens, weights
@@ -829,6 +845,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--anti-from", type=int, default=0,
                    help="before this step the anti-shortcut and counting shares of a batch are plain IOI sentences "
                         "(curriculum: copying names is learned on IOI first)")
+    p.add_argument("--list5-until", type=int, default=0,
+                   help="counting curriculum: before this step the counting share holds five-slot name lists "
+                        "(\"Then, Kate Anna Mary Anna Kate to\" -> \" Mary\", every shortcut at chance 1/3)")
+    p.add_argument("--list7-until", type=int, default=0,
+                   help="counting curriculum: from --list5-until to this step the counting share holds seven-slot "
+                        "name lists (four names in the orders of counting prompts); counting prompts after it")
+    p.add_argument("--answer-only-until", type=int, default=0,
+                   help="before this step only answer tokens carry loss (template tokens do not dominate the "
+                        "gradient while the answer rule forms)")
     p.add_argument("--head-dropout-layers", default="",
                    help="comma-separated layers (negative counts from the end) where whole heads drop; "
                         "empty: every layer")
@@ -867,7 +892,7 @@ RUN_KEYS = ("steps", "seed", "batch", "lr", "warmup", "weight_decay", "layers", 
             "train_word_embeddings", "resample_from", "attn_dropout", "resid_dropout", "head_dropout",
             "io_prob", "induction_frac", "hold_out_objects", "dropout_from", "dropout_ramp", "odd_frac",
             "three_name_frac", "s2_not_last_frac", "four_name_frac", "head_dropout_layers", "head_dropout_from",
-            "head_dropout_ramp", "counting_frac", "anti_from")
+            "head_dropout_ramp", "counting_frac", "anti_from", "list5_until", "list7_until", "answer_only_until")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -903,6 +928,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     train_objects = ioi.TRAIN_OBJECTS if args.hold_out_objects else None
     anti_fracs = {"three_name": args.three_name_frac, "s2_not_last": args.s2_not_last_frac,
                   "four_name": args.four_name_frac, "counting": args.counting_frac}
+    # counting kinds on training names too: with fixed name vectors, "learned for the trained vectors" and "not
+    # learned" differ here
+    train_counting = {k: anti_shortcut_prompts(tok, k, 200, np.random.default_rng([args.eval_seed, 1, i]),
+                                               ioi.TRAIN_NAMES, ioi.TRAIN_PLACES, train_objects or ioi.OBJECTS)
+                      for i, k in enumerate(("list5", "list7", "counting"))}
     heldout_anti = heldout_anti_shortcut(tok, min(args.eval_prompts, 500), args.eval_seed,
                                          ioi.HELDOUT_OBJECTS if args.hold_out_objects else ioi.OBJECTS)
     for kind, frac in anti_fracs.items():  # the kinds trained on must fit in the batch's sequences
@@ -912,10 +942,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"sequences need {length} positions; raise --n-positions")
     batches = Batches(tok, args.seed, args.batch, args.filler_frac, args.copy_frac, length - 1,
                       io_prob=args.io_prob, induction_frac=args.induction_frac, odd_frac=args.odd_frac,
-                      objects=train_objects, anti_fracs=anti_fracs, anti_from=args.anti_from)
-    for name, shortcut in [*SHORTCUTS.items(), ("fixed slot", "fixed slot")]:
-        print(f"{name} shortcut's accuracy on batch {batches.anti_from}, per part: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(batches.anti_from, shortcut).items()), flush=True)
+                      objects=train_objects, anti_fracs=anti_fracs, anti_from=args.anti_from,
+                      list5_until=args.list5_until, list7_until=args.list7_until,
+                      answer_only_until=args.answer_only_until)
+    stage_starts = sorted({batches.anti_from} | {max(s, batches.anti_from) for s in (args.list5_until, args.list7_until)
+                                                  if 0 < s < args.steps})  # one batch per curriculum stage
+    for at in stage_starts:
+        for name, shortcut in [*SHORTCUTS.items(), ("fixed slot", "fixed slot")]:
+            print(f"{name} shortcut's accuracy on batch {at}, per part: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in batches.shortcut_report(at, shortcut).items()), flush=True)
     rates = Dropout(args.attn_dropout, args.resid_dropout, args.head_dropout)
     head_layers, head_from, head_ramp = head_schedule(args, cfg.n_layers)
 
@@ -982,7 +1017,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 msg += (f" | held-out IO acc {ev['ioi']['io_accuracy']:.3f} logit diff "
                         f"{ev['ioi']['mean_logit_diff']:.2f} name argmax {ev['ioi']['name_argmax_accuracy']:.3f}"
                         + "".join(f" | {k} acc {v['accuracy']:.3f} shortcut {v['follows_shortcut']:.3f}"
-                                  for k, v in ev.items() if k != "ioi"))
+                                  for k, v in ev.items() if k != "ioi")
+                       + " | training names:" + "".join(
+                           f" {k} acc {evaluate_named(effective(params, cls), tok, v.prompts, v.answers)['accuracy']:.3f}"
+                           for k, v in train_counting.items()))
             print(msg, flush=True)
             losses = []
         stop = args.stop_after is not None and done >= args.stop_after

@@ -228,3 +228,51 @@ def test_anti_from_puts_plain_ioi_in_place_of_the_anti_shortcut_parts_before_its
     assert Counter(p for _, _, p in b.examples(3)) == {"ioi": 10, "counting": 4, "induction": 2}
     always = train.Batches(tok, 0, 16, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25})
     assert b.examples(3) == always.examples(3)  # from anti_from on, the batches are those of the plain mix
+
+
+def _slot_of_answer(text):
+    """The 0-based name slot of the one name said once in `text`, and how many name slots it has."""
+    said = _said(text)
+    return [said.count(n) for n in said].index(1), len(said)
+
+
+@pytest.mark.parametrize("kind, slots, chance", [("list5", 5, 1 / 3), ("list7", 7, 1 / 4)])
+def test_curriculum_lists_answer_the_name_said_once_with_every_shortcut_at_chance(script, tok, kind, slots, chance):
+    _, anti = script
+    made = anti.anti_shortcut_prompts(tok, kind, 300, np.random.default_rng(4), ioi.TRAIN_NAMES,
+                                      ioi.TRAIN_PLACES, ioi.TRAIN_OBJECTS)
+    ids = _name_ids(tok)
+    for shortcut in (anti.recency_shortcut, anti.stalest_name_shortcut):  # chance: 1/3 (3 names); 0 for list7
+        assert anti.shortcut_accuracy(made.prompts, made.answers, ids, shortcut) <= (chance if slots == 5 else 0.0)
+    assert anti.fixed_slot_accuracy(made.prompts, made.answers, ids) <= chance
+    found = Counter()
+    for prompt, answer, text in zip(made.prompts, made.answers, made.texts):
+        assert tok.decode(prompt) == text and text.startswith("Then, ") and text.endswith(" to")
+        said = _said(text)
+        counts = Counter(said)
+        assert sorted(counts.values()) == [1] + [2] * (slots // 2)  # every other name said twice
+        once, n = _slot_of_answer(text)
+        assert n == slots and _id(tok, " " + said[once]) == answer
+        found[once] += 1
+    # by hand, five slots "A XX YY": the stalest name is the answer in slots 0-1, recency in slot 3 (the name
+    # before a different last one), neither in slot 4; slots 0, 1, 3, 4 drawn 1:1:2:2 (slot 2 never)
+    want = {0: 50, 1: 50, 3: 100, 4: 100} if slots == 5 else {2: 75, 3: 75, 4: 75, 6: 75}
+    assert dict(found) == want
+
+
+def test_counting_curriculum_and_answer_only_loss_follow_their_steps(script, tok):
+    train, _ = script
+    b = train.Batches(tok, 0, 24, 0.0, 0.5, 31, induction_frac=0.125, anti_fracs={"counting": 0.25},
+                      list5_until=2, list7_until=4, answer_only_until=3)  # 6 lists: one draw of each slot
+    parts = [Counter(p for _, _, p in b.examples(step)) for step in (1, 2, 3, 4)]
+    assert [sorted(set(p) - {"ioi", "induction"}) for p in parts] == [["list5"], ["list7"], ["list7"], ["counting"]]
+    assert all(p["ioi"] == 15 and p["induction"] == 3 and sum(p.values()) == 24 for p in parts)
+    for shortcut in (*train.SHORTCUTS.values(), "fixed slot"):  # chance with three names, within one batch
+        assert b.shortcut_report(1, shortcut)["list5"] == pytest.approx(1 / 3)
+    for step, only_answers in ((2, True), (3, False)):
+        _, weights = b(step)
+        for w, (seq, a, _) in zip(weights, b.examples(step)):
+            if only_answers:  # the answer token's weight alone; sequences without an answer carry no loss
+                assert np.count_nonzero(w) == (a >= 0) and (a < 0 or w[a] == train.ANSWER_WEIGHT)
+            else:  # every predicted token of the sequence, none of the padding
+                assert np.flatnonzero(w).tolist() == list(range(len(seq) - 1))
