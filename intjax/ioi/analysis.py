@@ -18,7 +18,7 @@ from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
 from intjax.ioi.path_discovery import PATH_CLASSES, path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
-from intjax.ioi.plan import Sizes, fit_budget, stage_compile_seconds, stage_seconds
+from intjax.ioi.plan import WARM_COMPILE_SHARE, Sizes, fit_budget, stage_compile_seconds, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, PromptBank
@@ -101,7 +101,8 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     def estimate(sizes: Sizes) -> list[float]:
         stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units, compiling)
         if options.studies.discover == "path":  # in the studies' stage
-            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward)
+            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward,
+                                                WARM_COMPILE_SHARE if timing.from_cache else 1.0)
         return stages
 
     sizes = analysis_sizes(options, n_prompts)

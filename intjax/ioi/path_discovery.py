@@ -248,14 +248,15 @@ def stage_pairs(patch: PatchFn, stage: str, rows: Sequence[PathRow], strength: n
 PATH_COMPILE_S = 25.0  # compiling its problems (one per stage) with an empty cache, ioi-small on the 2-core CPU
 
 
-def path_discovery_seconds(n_layers: int, n_heads: int, n_prompts: int, per_forward: float) -> float:
+def path_discovery_seconds(n_layers: int, n_heads: int, n_prompts: int, per_forward: float,
+                           compile_share: float = 1.0) -> float:
     """Estimated seconds of `run_path_discovery` (an upper bound on its patched runs, in forward equivalents at
-    `per_forward`, plus PATH_COMPILE_S): every head's direct path starts in the last layer (1/L of a forward);
-    each later stage patches at most every head's group, from the receivers' layers (at most half the model
+    `per_forward`, plus `compile_share` of PATH_COMPILE_S, less with a warm compilation cache): every head's
+    direct path starts in the last layer (1/L of a forward); each later stage patches at most every head's group, from the receivers' layers (at most half the model
     on average), and at most 21 interaction masks per stage."""
     n = n_layers * n_heads
     fe = n_prompts * (n / n_layers + 3 * n / 2 + 4 * 21)
-    return fe * per_forward + PATH_COMPILE_S
+    return fe * per_forward + compile_share * PATH_COMPILE_S
 
 
 def edge_patch_fn(model, prompts, evaluate_masks: Optional[Callable] = None) -> PatchFn:
