@@ -161,9 +161,10 @@ def _theorems(args: argparse.Namespace) -> None:
                           f"give --order {len(components)} or fewer, or more components")
     cut = parse_components(args.cut, model.config)
     fe = theorem_table_fe(len(prompts), len(components), args.order, args.n_check, None, len(cut))
-    estimate = COMPILE_S_PER_STAGE + fe * seconds_per_forward(model, mean_length(prompts.lengths))
+    per_forward = 0.0 if args.quiet else seconds_per_forward(model, mean_length(prompts.lengths))  # for the plan
     stages = Stages(["theorem table"], title=f"intjax theorems ({len(components)} components, order {args.order}, "
-                    f"{len(prompts)} prompts, float64)", estimates=[estimate])
+                    f"{len(prompts)} prompts, float64)", estimates=[COMPILE_S_PER_STAGE + fe * per_forward],
+                    quiet=args.quiet)
     with stages.stage("theorem table"):
         table = run_theorems(model, prompts, components, order=args.order, direction=args.direction,
                              source=args.source, n_check=args.n_check, cut=cut, step=stages.note,
@@ -427,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "semantics when they form a complete cut: heads,mlps is one when clean and corrupted "
                           "share their last token)")
     thm.add_argument("--out", required=True, type=_path, help="output folder for theorems.json")
+    thm.add_argument("--quiet", action="store_true", help="no plan and no stage lines")
     thm.set_defaults(func=cmd_theorems)
 
     ioi = _subcommand(sub, "ioi", "IOI analysis of a GPT-2, Llama, Qwen2, Mistral or GPT-NeoX checkpoint: NIE, "

@@ -40,3 +40,14 @@ def test_help_imports_no_jax_and_names_every_family(command):
 def test_package_description_names_every_family():
     description = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["description"]
     assert all(family in description for family in FAMILIES), description
+
+
+def test_every_long_command_takes_quiet():
+    """patch, theorems, ioi and demo print plans and stage lines; each can be silenced the same way."""
+    from intjax.cli import build_parser
+
+    parser = build_parser()
+    for command in (["patch", "--model", "m", "--data", "d", "--components", "heads", "--out", "o"],
+                    ["theorems", "--model", "m", "--data", "d", "--components", "heads", "--out", "o"],
+                    ["ioi", "--model", "m", "--out", "o"], ["demo"]):
+        assert parser.parse_args([*command, "--quiet"]).quiet, command

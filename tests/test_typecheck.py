@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
                  "L0H1@S2,L1H0PATTERN@END,L1MLP,g=L0H0+L1H2", "--order", "2", "--linear",
                  "--out", out + "/patch"]) == 0
     assert main(["theorems", "--model", model, "--data", data, "--components", "L0H1,L1H0",
-                 "--order", "2", "--n-check", "2", "--out", out + "/theorems"]) == 0
+                 "--order", "2", "--n-check", "2", "--out", out + "/theorems", "--quiet"]) == 0
     gpt2, _ = intjax.load_model(model)
     try:  # the checks are on: a wrongly typed call is refused
         gpt2.unembed(jnp.zeros((3,), jnp.int32))
