@@ -353,3 +353,21 @@ def test_completeness_by_class_at_role_positions_matches_hf(ioi_small, hf_ioi_sm
                 circuit_side[("z", *site, None)] = lambda v, k: v * 0
         assert cs[p] == pytest.approx(_hf_logit_diff(hf_ioi_small, c, t, f, circuit_side), abs=1e-3)
         assert ms[p] == pytest.approx(_hf_logit_diff(hf_ioi_small, c, t, f, model_side), abs=1e-3)
+
+
+def test_an_induction_pattern_in_layer_0_is_not_called_induction(monkeypatch):
+    """Planted roles: L0H0 and L1H1 both attend S2 → the token after S1 (the induction pattern), L0H1 S2 → S1
+    (duplicate token). Only L1H1 can read a previous-token head's output, so only it is induction."""
+    from types import SimpleNamespace
+
+    import intjax.ioi.circuit as circuit_module
+
+    roles = np.zeros((2, 2, len(ROLES)))
+    induction, duplicate = list(ROLES).index("induction"), list(ROLES).index("duplicate_token")
+    roles[0, 0, induction] = roles[1, 1, induction] = 0.6
+    roles[0, 1, duplicate] = 0.6
+    monkeypatch.setattr(circuit_module, "attention_roles", lambda model, data: roles)
+    model = SimpleNamespace(config=SimpleNamespace(n_layers=2, n_heads=2))
+    nie = np.tile([1.0, 1.0, 0.0, 1.0], (8, 1)) + np.random.default_rng(0).normal(0, 0.01, (8, 4))
+    found = discover_circuit(model, None, nie, nie, 2.0)
+    assert found == {"other": ["L0H0"], "duplicate_token": ["L0H1"], "induction": ["L1H1"]}

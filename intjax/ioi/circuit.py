@@ -36,6 +36,9 @@ ROLES = {  # class -> (query position, key position) whose attention marks it
     "duplicate_token": ("S2", "S1"),
     "previous_token": ("S1next", "S1"),
 }
+# classes whose pattern is made by composing with an earlier head: an induction head attends from S2 to the
+# token after S1 by reading a previous-token head's output, so a layer-0 head with that pattern is `other`
+NEEDS_AN_EARLIER_LAYER = ("induction",)
 CIRCUIT_CHOICES = "auto, wang2022, discover, or a JSON file {class: [heads]}"
 # Wang et al.'s stages, earliest first: heads at S2 that find the duplicate, heads at END
 # that move "S is duplicated" there, heads at END that copy the IO name.
@@ -92,7 +95,7 @@ def discover_circuit(
     min_attention: float = 0.2,
 ) -> dict[str, list[str]]:
     """The heads that matter (lower end of the 95% CI of |mean NIE| ≥ min_effect·|TE| in either direction),
-    grouped by attention role.
+    grouped by attention role (a role a layer-0 head cannot have, `NEEDS_AN_EARLIER_LAYER`, is `other`).
 
     `nie_*` are `[P, L·H]` over every head in layer-major order.
     """
@@ -115,6 +118,8 @@ def discover_circuit(
     for i in selected:
         r = int(roles[i].argmax())
         cls = names[r] if roles[i, r] >= min_attention else "other"
+        if cls in NEEDS_AN_EARLIER_LAYER and i // H == 0:
+            cls = "other"
         if cls == "name_mover" and (n_lo[i] > 0 or d_hi[i] < 0):
             cls = "negative_name_mover"
         circuit.setdefault(cls, []).append(f"L{i // H}H{i % H}")
@@ -202,7 +207,8 @@ def resolve_circuit(spec: str, model: HasConfig, data: Optional[IOIPrompts], nie
     if spec == "discover":
         circuit = discover_circuit(model, data, nie_noising, nie_denoising, total_effect)
         return circuit, ("discovered on this model: heads whose 95% CI of |mean NIE| lies above 5% of |TE|, "
-                         "classed by their strongest attention role (intjax.ioi.circuit)")
+                         "classed by their strongest attention role (intjax.ioi.circuit; an induction pattern "
+                         "in layer 0 counts as other)")
     if Path(spec).suffix == ".json" or Path(spec).exists():
         return read_circuit(spec), f"file {spec}"
     raise InputError(f"unknown circuit {spec!r}; choose {CIRCUIT_CHOICES}")
