@@ -142,10 +142,10 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     options, estimates, compiling, notes = plan(model, data.prompts.lengths, len(data), options)
     heads = parse_components("heads", model.config)
     names = [h.name for h in heads]
-    prompt_ids = hash_arrays(list(data.prompts.clean), list(data.prompts.corrupted), data.prompts.target,
-                             data.prompts.foil, data.prompts.positions)
-    marks = StageMarks(sweeps, STAGE_NAMES[:-1], dict(model=model_digest(model), prompts=prompt_ids,  # the report
-                                                      options=repr(options), code=code_digest("intjax")))  # is redone
+    run_prompts = hash_arrays(list(data.prompts.clean), list(data.prompts.corrupted), data.prompts.target,
+                              data.prompts.foil, data.prompts.positions)
+    run_inputs = dict(model=model_digest(model), prompts=run_prompts, options=repr(options), code=code_digest("intjax"))
+    marks = StageMarks(sweeps, STAGE_NAMES[:-1], run_inputs)  # every stage but the report, which is always redone
     stages = Stages(STAGE_NAMES, quiet=sweeps.quiet, title=f"intjax ioi ({len(data)} prompts, {len(heads)} heads)",
                     estimates=estimates, notes=notes, compiling=compiling, saved=marks.finished(STAGE_NAMES),
                     on_done=marks.mark)
