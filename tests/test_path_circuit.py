@@ -111,7 +111,7 @@ class Prompts:
         return Prompts(self.idx[np.asarray(idx)])
 
 
-def choose(options, monkeypatch=None, resolve=None, planted=PLANTED):
+def choose(options, monkeypatch=None, resolve=None, planted=PLANTED, total=TOTAL):
     """choose_circuit on P stand-in prompts of a 4x4 model, path patching planted; the discovery's calls."""
     from types import SimpleNamespace
 
@@ -127,7 +127,7 @@ def choose(options, monkeypatch=None, resolve=None, planted=PLANTED):
 
     model = SimpleNamespace(config=SimpleNamespace(n_layers=4, n_heads=4, d_model=64, vocab_size=300))
     nie = np.arange(P * 16, dtype=float).reshape(P, 16)
-    return chooser.choose_circuit(options, model, Prompts(np.arange(P)), nie, -nie, TOTAL, SELECT, HELD_OUT,
+    return chooser.choose_circuit(options, model, Prompts(np.arange(P)), nie, -nie, total, SELECT, HELD_OUT,
                                   discover_paths), calls
 
 
@@ -180,3 +180,22 @@ def test_choose_circuit_discovers_the_roles_on_the_selection_prompts_and_survive
         choose(IOIStudyOptions(circuit="discover", discover="path"), monkeypatch, fails, planted={})
     with pytest.raises(InputError, match="every one of the 16 heads"):
         choose(IOIStudyOptions(circuit="discover"), monkeypatch, fails)
+
+
+def test_a_discovered_circuit_scales_its_threshold_by_the_selection_prompts_total_effect_only(monkeypatch):
+    """Per-prompt total effects of 1 on the selection prompts and 100 on the held-out ones: the roles' discovery
+    sees 1 (before, the mean over every prompt leaked the held-out half into the threshold); without a split,
+    the mean over all."""
+    from intjax.options import IOIStudyOptions
+
+    seen = []
+
+    def roles(spec, model, data, nie_noising, nie_denoising, te):
+        seen.append(te)
+        return {"name_mover": ["L3H3"]}, "discovered on this model"
+
+    te = np.full(P, 100.0)
+    te[SELECT] = 1.0
+    choose(IOIStudyOptions(circuit="discover"), monkeypatch, roles, total=te)
+    choose(IOIStudyOptions(circuit="discover", heldout=False), monkeypatch, roles, total=te)
+    assert seen == [1.0, pytest.approx(te.mean())]

@@ -220,8 +220,9 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
                                       f"{options.studies.search_pool} heads, completeness and minimality"):
         t0 = time.perf_counter()
-        studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values, te,
-                                  options.studies, seed=options.seed, sweeps=sweeps, prompts=bank,
+        te_per_prompt = (res["metric_corrupted"].values - res["metric_clean"].values)[:, 0]
+        studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values,
+                                  te_per_prompt, options.studies, seed=options.seed, sweeps=sweeps, prompts=bank,
                                   step=stages.note, tick=stages.tick)
         res.update(studies_arrays(studies))
         timings.update(studies.seconds)

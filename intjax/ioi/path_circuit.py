@@ -8,6 +8,7 @@ import dataclasses
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
+from jaxtyping import Float
 
 from intjax.errors import InputError
 from intjax.ioi.circuit import is_gpt2_small, resolve_circuit
@@ -49,18 +50,22 @@ class CircuitChoice:
 
 
 def choose_circuit(options: IOIStudyOptions, model: HasConfig, data: IOIPrompts, nie_noising: np.ndarray,
-                   nie_denoising: np.ndarray, total_effect: float, select: np.ndarray, held_out: np.ndarray,
+                   nie_denoising: np.ndarray, total_effect: float | Float[np.ndarray, " P"], select: np.ndarray,
+                   held_out: np.ndarray,
                    discover_paths: Callable[[np.ndarray, np.ndarray], PathDiscovery]) -> CircuitChoice:
     """The circuit of `options.circuit` (attention roles, chosen on the `select` prompts when discovered), or
     under `--discover path` the classes `discover_paths(select, held_out)` finds, that one then compared.
-    `nie_*` are `[P, L·H]` on `data`; a discovered circuit's studies estimate on the `held_out` prompts."""
+    `nie_*` are `[P, L·H]` and `total_effect` `[P]` (or one number) on `data`; a discovered circuit is chosen
+    with the selection prompts' rows and mean total effect, and its studies estimate on the `held_out` ones."""
     discovered = options.circuit == "discover" or (options.circuit == "auto" and not is_gpt2_small(model))
     by_path = options.discover == "path"  # path patching chooses on the selection half only
     split = (options.heldout and discovered) or by_path
+    te = np.broadcast_to(np.asarray(total_effect, np.float64), (len(data),))
     try:
         circuit, source = resolve_circuit(options.circuit, model, data.subset(select) if split else data,
                                           nie_noising[select] if split else nie_noising,
-                                          nie_denoising[select] if split else nie_denoising, total_effect)
+                                          nie_denoising[select] if split else nie_denoising,
+                                          float(te[select].mean() if split else te.mean()))
         if split and discovered:
             source += (f"; chosen on {len(select)} of the {len(data)} prompts, every study estimate on the other "
                        f"{len(held_out)}")

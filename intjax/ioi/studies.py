@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
+from jaxtyping import Float
 
 from intjax.model.protocol import PatchableModel
 from intjax.patching.components import parse_components
@@ -74,7 +75,7 @@ def run_ioi_studies(
     data: IOIPrompts,
     nie_noising: np.ndarray,
     nie_denoising: np.ndarray,
-    total_effect: float,
+    total_effect: float | Float[np.ndarray, " P"],
     options: IOIStudyOptions = IOIStudyOptions(),
     *,
     n_prompts: Optional[int] = None,
@@ -87,7 +88,8 @@ def run_ioi_studies(
     """Run the four studies on `data` (faithfulness also on `n_resamples` fresh prompt sets).
 
     `nie_*` are `[P, L·H]` head NIEs on `data` (layer-major), reused for the
-    circuit discovery and the search ranking. With checkpoints in `sweeps`, every sweep is
+    circuit discovery and the search ranking; `total_effect` is per prompt `[P]` (a discovered circuit's
+    threshold then uses only the selection prompts') or one number. With checkpoints in `sweeps`, every sweep is
     saved there (remedies/, search/, faithfulness/, completeness/) and a rerun resumes them; its
     vertex cache shares vertex values with the run's other sweeps; `prompts` (the run's prompt sets) lets the
     faithfulness resamples reuse any set the run already made. `step(text)` is
@@ -113,6 +115,7 @@ def run_ioi_studies(
 
     choice = choose_circuit(options, model, data, nie_noising, nie_denoising, total_effect, select_idx, score_idx,
                             discover_paths)
+    total_effect = float(np.mean(total_effect))  # the scale of the remedies and the report: every prompt
     circuit, source, held_out, path = choice.circuit, choice.source, choice.held_out, choice.path
     seconds["circuit_s"] = time.perf_counter() - t0 - seconds.get("path_discovery_s", 0.0)
     if held_out:
