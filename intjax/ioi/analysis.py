@@ -18,7 +18,7 @@ from intjax.ioi.distance import ioi_distance_problems
 from intjax.ioi.pair_screen import pair_screen
 from intjax.ioi.path_discovery import PATH_CLASSES, path_discovery_seconds
 from intjax.options import IOIAnalysisOptions
-from intjax.ioi.plan import WARM_COMPILE_SHARE, Sizes, fit_budget, stage_compile_seconds, stage_seconds
+from intjax.ioi.plan import Sizes, compile_share, fit_budget, stage_compile_seconds, stage_seconds
 from intjax.ioi.saved import IOIAnalysis
 from intjax.ioi.studies import run_ioi_studies, strongest_heads, studies_arrays
 from intjax.ioi.task import GPT2_SMALL_IOI_CIRCUIT, PromptBank
@@ -101,8 +101,7 @@ def plan(model: PatchableModel, data_lengths: np.ndarray, n_prompts: int,
     def estimate(sizes: Sizes) -> list[float]:
         stages = stage_seconds(sizes, L, H, per_forward, n_classes, n_units, compiling)
         if options.studies.discover == "path":  # in the studies' stage
-            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward,
-                                                WARM_COMPILE_SHARE if timing.from_cache else 1.0)
+            stages[5] += path_discovery_seconds(L, H, sizes.n_prompts, per_forward, compile_share(timing.from_cache))
         return stages
 
     sizes = analysis_sizes(options, n_prompts)
@@ -155,7 +154,8 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
         pie, t = run_patch(model, data.prompts, heads, PatchOptions(semantics="frozen"), sweeps.child("heads_frozen"))
         res.update({f"pie_{d}": pie[f"pie_{d}"] for d in ("noising", "denoising")})
         timings.update({f"pie_{k}": v for k, v in t.items()})
-        te = float((res["metric_corrupted"].values - res["metric_clean"].values).mean())
+        te_per_prompt = (res["metric_corrupted"].values - res["metric_clean"].values)[:, 0]
+        te = float(te_per_prompt.mean())
         if options.studies.circuit in ("auto", "discover") and options.studies.discover != "path":  # a model that
             # singles out no heads stops here, not at stage 6 (under --discover path the roles are only compared)
             resolve_circuit(options.studies.circuit, model, data, res["nie_noising"].values,
@@ -220,7 +220,6 @@ def run_ioi_analysis(model: PatchableModel, tokenizer: Any, options: IOIAnalysis
     with stages.stage(STAGE_NAMES[5], f"{options.studies.n_resamples} faithfulness resamples, search over "
                                       f"{options.studies.search_pool} heads, completeness and minimality"):
         t0 = time.perf_counter()
-        te_per_prompt = (res["metric_corrupted"].values - res["metric_clean"].values)[:, 0]
         studies = run_ioi_studies(model, tokenizer, data, res["nie_noising"].values, res["nie_denoising"].values,
                                   te_per_prompt, options.studies, seed=options.seed, sweeps=sweeps, prompts=bank,
                                   step=stages.note, tick=stages.tick)

@@ -116,10 +116,15 @@ STAGE_HOST_S = (0.0, 0.0, 0.0, 5.0, 0.0, 5.0, 0.0)
 RENDER_S = 3.5
 
 
+def compile_share(warm_cache: bool) -> float:
+    """The share of a cold run's compiling a run pays: `WARM_COMPILE_SHARE` when the compilation cache already
+    holds the model's programs (`intjax.progress.timed_forward` says so), else all of it."""
+    return WARM_COMPILE_SHARE if warm_cache else 1.0
+
+
 def stage_compile_seconds(warm_cache: bool) -> tuple[float, ...]:
-    """`STAGE_COMPILE_S`, or `WARM_COMPILE_SHARE` of it when the compilation cache already holds the model's
-    programs (`intjax.progress.timed_forward` says so)."""
-    return tuple(c * (WARM_COMPILE_SHARE if warm_cache else 1.0) for c in STAGE_COMPILE_S)
+    """`STAGE_COMPILE_S` at `compile_share(warm_cache)`."""
+    return tuple(c * compile_share(warm_cache) for c in STAGE_COMPILE_S)
 
 
 def stage_seconds(sizes: Sizes, n_layers: int, n_heads: int, per_forward: float, n_classes: int = 7,

@@ -83,13 +83,19 @@ class SweepContext:
 
     def is_saved(self, name: str, inputs: dict[str, Any]) -> bool:
         """Whether `saved(name, inputs, ...)` would read its value back (a whole save with equal inputs)."""
+        return self._read(name, inputs)[0]
+
+    def _read(self, name: str, inputs: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, the value) of a whole save of `name` with equal inputs, else (False, None): none, other
+        inputs, `restart`, or a file damaged or from another version."""
         path = self.folder(name)
         if path is None or self.restart or not path.with_suffix(".json").is_file():
-            return False
+            return False, None
         try:
-            return codec.load(path)[0] == inputs
-        except Exception:  # damaged or from another version
-            return False
+            saved_inputs, result = codec.load(path)
+        except Exception:
+            return False, None
+        return (True, result) if saved_inputs == inputs else (False, None)
 
     def saved(self, name: str, inputs: dict[str, Any], compute: Callable[[], Result]) -> Result:
         """`compute()`, kept in this context's folder as `name`.json/.npz (`intjax.codec`) beside `inputs`:
@@ -99,11 +105,9 @@ class SweepContext:
         path = self.folder(name)
         if path is None:
             return compute()
-        if self.is_saved(name, inputs):
-            try:
-                return codec.load(path)[1]
-            except Exception:  # damaged since: compute it again
-                pass
+        found, result = self._read(name, inputs)
+        if found:
+            return result
         result = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         codec.save((inputs, result), path)  # its .json, written last, marks a whole save
